@@ -277,7 +277,7 @@ ensure_kernel() {
     rm -rf "$kdir"
     mkdir -p "$kdir/pkg" "$kdir/modroot/lib/modules"
     dpkg-deb -x "$deb" "$kdir/pkg"
-    moddir="$(find "$kdir/pkg/lib/modules" "$kdir/pkg/usr/lib/modules" -mindepth 1 -maxdepth 1 -type d 2>/dev/null | head -n1)"
+    moddir="$(find "$kdir/pkg/lib/modules" "$kdir/pkg/usr/lib/modules" -mindepth 1 -maxdepth 1 -type d 2>/dev/null | head -n1 || true)"
     [[ -n "$moddir" ]] || die "no lib/modules/<version> in $deb"
     ver="${moddir##*/}"
     mv "$moddir" "$kdir/modroot/lib/modules/$ver"
@@ -562,7 +562,7 @@ cmd_ssh() {
 
 cmd_status() {
     local rd pkg pid
-    for rd in "$CACHE_DIR"/run/*/; do
+    for rd in "$CACHE_DIR"/run/*; do
         [[ -f "$rd/package" ]] || continue
         pkg="$(cat "$rd/package")"
         if [[ -n "${1:-}" && "$pkg" != "$(resolve_kernel "$1")" ]]; then
