@@ -1,0 +1,508 @@
+# Copyright (c) 2026, netfilter.conntrack contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""Parse conntrack invalid-packet kernel log lines and summarise them.
+
+Note that this module util is **PRIVATE** to the collection. It can have breaking changes at any time.
+Do not use this from other collections or standalone plugins/modules!
+
+Everything here is pure: the functions take lines (or journal JSON objects) and return plain
+dictionaries, so they run the same on recorded fixtures and on a live host. Nothing raises on
+odd input; a line that looks like conntrack's but cannot be understood is counted as unparsed.
+
+A logged invalid packet is one kernel log message::
+
+    nf_ct_proto_6: invalid tcp flag combination IN=vs OUT= MAC=... SRC=10.99.0.1 DST=10.99.0.2 LEN=40 ...
+    ^ prefix        ^ reason                     ^ nf_log_syslog packet dump
+
+The prefix is ``nf_ct_proto_<IPPROTO>: `` since about 4.14 and ``nf_ct_<name>: `` (``nf_ct_tcp``,
+``nf_ct_udp``, ``nf_ct_icmp``, ``nf_ct_icmpv6``...) before. The message reaches us wrapped by the
+reader: ``[  304.507921] `` (dmesg), ``6,1234,304507921,-;`` (/dev/kmsg),
+``2026-11-27T03:47:58+0000 host kernel: `` (journalctl -k short-iso) or a JSON object
+(journalctl -o json, which carries ``_SOURCE_MONOTONIC_TIMESTAMP``).
+"""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import json
+import re
+import typing as t
+from collections import Counter
+
+from ansible_collections.netfilter.conntrack.plugins.module_utils._names import protocol_name
+
+DEFAULT_MAX_SAMPLES = 10
+DEFAULT_TOP_PEERS = 10
+# Bounds that keep the summary small whatever the input: distinct reasons are a short kernel-defined
+# list once numbers are normalised, but garbage must not be able to grow the payload.
+MAX_REASONS = 50
+MAX_UNPARSED_SAMPLES = 3
+MAX_RAW_CHARS = 300
+OTHER = "(other)"
+
+TCP_FLAGS = ("CWR", "ECE", "URG", "ACK", "PSH", "RST", "SYN", "FIN")
+_TCP_FLAG_SET = frozenset(TCP_FLAGS)
+# Old per-protocol prefixes (nf_ct_tcp: ...) mapped to the protocol they log for.
+_LEGACY_PREFIX_PROTOCOLS = {
+    "tcp": "tcp",
+    "udp": "udp",
+    "udplite": "udplite",
+    "icmp": "icmp",
+    "icmpv6": "icmpv6",
+    "sctp": "sctp",
+    "dccp": "dccp",
+    "gre": "gre",
+}
+
+# --- reader wrappers -----------------------------------------------------------------------------
+# [  304.507921] message
+_DMESG_RE = re.compile(r"^\[\s*(?P<mono>\d+\.\d+)\]\s?(?P<msg>.*)$")
+# 6,1234,304507921,-;message  (optionally ",caller=T12" and further fields before ';')
+_KMSG_RE = re.compile(r"^(?P<prio>\d+),(?P<seq>\d+),(?P<usec>\d+),[^;]*;(?P<msg>.*)$")
+# 2026-11-27T03:47:58+0000 host kernel: message  /  2026-11-27T03:47:58.123456+00:00 host kernel: message
+_ISO_SYSLOG_RE = re.compile(r"^(?P<ts>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:[.,]\d+)?(?:Z|[+-]\d\d:?\d\d)?)\s+\S+\s+kernel:\s?(?P<msg>.*)$")
+# Nov 27 03:47:58 host kernel: message (journalctl -o short, classic syslog files; no year, no zone)
+_SHORT_SYSLOG_RE = re.compile(r"^[A-Z][a-z]{2}\s+\d{1,2}\s+\d\d:\d\d:\d\d\s+\S+\s+kernel:\s?(?P<msg>.*)$")
+# [  304.507921] host kernel: message (journalctl -o short-monotonic)
+_MONO_SYSLOG_RE = re.compile(r"^\[\s*(?P<mono>\d+\.\d+)\]\s+\S+\s+kernel:\s?(?P<msg>.*)$")
+
+# --- the message itself ---------------------------------------------------------------------------
+_PREFIX_RE = re.compile(r"^(?P<prefix>nf_ct_(?:proto_(?P<num>\d+)|(?P<name>[a-z0-9]+))):\s?(?P<rest>.*)$")
+# The packet dump starts with IN= (nf_log_syslog always prints IN= OUT=); trimmed copies start at SRC=.
+_DUMP_START_RE = re.compile(r"(?:^|\s)(?=(?:IN|SRC|MAC|PHYSIN)=)")
+_STATE_RE = re.compile(r"\bstate ([A-Z][A-Z_0-9]+)\b")
+# Numbers that vary per packet: sequence/ack bounds ("upper bound 147360949") and any long number.
+_BOUND_NUMBER_RE = re.compile(r"\b(bound) \d+\b")
+_LONG_NUMBER_RE = re.compile(r"\b\d{5,}\b")
+
+
+class Since(t.NamedTuple):
+    """Where reading starts: records strictly after ``monotonic`` or at/after ``realtime``.
+
+    ``monotonic`` is in seconds on the kernel log clock (the dmesg ``[ ... ]`` value);
+    ``realtime`` is epoch seconds. Either or both may be None; both None means "the whole log".
+    """
+
+    monotonic: float | None = None
+    realtime: float | None = None
+
+
+def normalise_reason(reason: str) -> str:
+    """Replace per-packet numbers so that equal causes count together.
+
+    ``ACK is over upper bound 147360949 (ACKed data not seen yet)`` becomes
+    ``ACK is over upper bound N (ACKed data not seen yet)``. Small enumerations such as
+    ``packet (index 1) in dir 0`` are kept: they name the packet type and direction.
+    """
+    reason = " ".join(reason.split())
+    reason = _BOUND_NUMBER_RE.sub(r"\1 N", reason)
+    return _LONG_NUMBER_RE.sub("N", reason)
+
+
+def _normalise_address(value: str) -> str:
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        return value
+
+
+def _as_int(value: str | None) -> int | None:
+    if value is None:
+        return None
+    try:
+        return int(value, 0) if value.startswith("0x") else int(value)
+    except ValueError:
+        return None
+
+
+def parse_packet_dump(dump: str) -> dict[str, t.Any]:
+    """Parse an nf_log_syslog packet dump (``IN=.. OUT=.. SRC=.. ... PROTO=TCP SPT=.. DPT=.. SYN``).
+
+    Fields before ``PROTO=`` describe the IP header, fields after it the transport header. An ICMP
+    error's quoted inner packet (``[SRC=... ]``) is skipped so that it cannot override the outer
+    addresses. Unknown fields are ignored.
+    """
+    fields: dict[str, t.Any] = {}
+    ip_part = True
+    depth = 0
+    flags: list[str] = []
+    for token in dump.split():
+        if depth or token.startswith("["):
+            depth += token.count("[") - token.count("]")
+            depth = max(depth, 0)
+            continue
+        key, sep, value = token.partition("=")
+        if not sep:
+            if not ip_part and token in _TCP_FLAG_SET and token not in flags:
+                flags.append(token)
+            continue
+        if key == "PROTO" and ip_part:
+            fields["proto"] = value
+            ip_part = False
+            continue
+        if ip_part:
+            if key in ("IN", "OUT", "SRC", "DST", "LEN", "MAC") and key not in fields:
+                fields[key] = value
+        elif key in ("SPT", "DPT", "TYPE", "CODE") and key not in fields:
+            fields[key] = value
+    record: dict[str, t.Any] = {
+        "in": fields.get("IN") or None,
+        "out": fields.get("OUT") or None,
+        "src": _normalise_address(fields["SRC"]) if "SRC" in fields else None,
+        "dst": _normalise_address(fields["DST"]) if "DST" in fields else None,
+        "length": _as_int(fields.get("LEN")),
+    }
+    address = record["src"] or record["dst"]
+    record["family"] = None if address is None else ("ipv6" if ":" in address else "ipv4")
+    proto = fields.get("proto")
+    record["dump_protocol"] = proto.lower() if proto else None
+    record["sport"] = _as_int(fields.get("SPT"))
+    record["dport"] = _as_int(fields.get("DPT"))
+    if "TYPE" in fields:
+        record["icmp_type"] = _as_int(fields["TYPE"])
+        record["icmp_code"] = _as_int(fields.get("CODE"))
+    if flags or (proto or "").upper() == "TCP":
+        record["flags"] = [flag for flag in TCP_FLAGS if flag in flags]
+    return record
+
+
+def parse_message(message: str) -> dict[str, t.Any] | None:
+    """Parse one kernel log message (reader prefixes already removed).
+
+    Returns None when the message is not a conntrack ``nf_ct_*`` message at all, a record with
+    ``ok: False`` when it is one but cannot be understood (for example a dynamic-debug line
+    without a packet dump), and a full record otherwise.
+    """
+    match = _PREFIX_RE.match(message.strip())
+    if not match:
+        return None
+    rest = match.group("rest")
+    split = _DUMP_START_RE.search(rest)
+    if split is None:
+        return {"ok": False, "prefix": match.group("prefix"), "reason_text": rest.strip()}
+    reason_text = rest[: split.start()].strip()
+    dump = parse_packet_dump(rest[split.start() :])
+    if not reason_text or (dump["src"] is None and dump["dump_protocol"] is None):
+        return {"ok": False, "prefix": match.group("prefix"), "reason_text": reason_text}
+
+    if match.group("num") is not None:
+        protocol = protocol_name(int(match.group("num")))
+    else:
+        protocol = _LEGACY_PREFIX_PROTOCOLS.get(match.group("name"), match.group("name"))
+    dump_protocol = dump.pop("dump_protocol")
+    if protocol in ("all", "none") or protocol.isdigit():
+        protocol = dump_protocol or protocol
+    state = _STATE_RE.search(reason_text)
+    record: dict[str, t.Any] = {
+        "ok": True,
+        "prefix": match.group("prefix"),
+        "protocol": protocol,
+        "reason": normalise_reason(reason_text),
+        "reason_text": reason_text,
+        "state": state.group(1) if state else None,
+    }
+    record.update(dump)
+    return record
+
+
+def _parse_iso(value: str) -> float | None:
+    """Epoch seconds from an ISO-8601 timestamp; a missing zone means UTC."""
+    match = re.match(
+        r"^(\d{4})-(\d\d)-(\d\d)[T ](\d\d):(\d\d)(?::(\d\d)(?:[.,](\d+))?)?\s*(Z|UTC|[+-]\d\d:?\d\d)?$", value.strip()
+    )
+    if not match:
+        return None
+    year, month, day, hour, minute = (int(match.group(i)) for i in range(1, 6))
+    second = int(match.group(6) or 0)
+    fraction = float("0." + match.group(7)) if match.group(7) else 0.0
+    zone = match.group(8)
+    offset = 0
+    if zone and zone not in ("Z", "UTC"):
+        digits = zone[1:].replace(":", "")
+        offset = (int(digits[:2]) * 60 + int(digits[2:])) * 60
+        if zone[0] == "-":
+            offset = -offset
+    try:
+        moment = datetime.datetime(year, month, day, hour, minute, second, tzinfo=datetime.timezone.utc)
+    except ValueError:
+        return None
+    return moment.timestamp() + fraction - offset
+
+
+def parse_since(value: t.Any, now: float | None = None) -> float | None:
+    """Epoch seconds for an ISO-8601 timestamp, ``now``, ``@<epoch>`` or a bare epoch number.
+
+    Returns None for ``boot`` (or an empty value) and raises ValueError for anything else.
+    """
+    if value is None:
+        return None
+    text = str(value).strip()
+    if text in ("", "boot"):
+        return None
+    if text == "now":
+        if now is None:
+            raise ValueError("since=now needs the current time")
+        return now
+    number = text[1:] if text.startswith("@") else text
+    try:
+        return float(number)
+    except ValueError:
+        pass
+    parsed = _parse_iso(text)
+    if parsed is None:
+        raise ValueError(
+            f"since={value!r} is not 'boot', 'now', an ISO-8601 timestamp (2026-11-27T03:47:58Z) or epoch seconds"
+        )
+    return parsed
+
+
+def iso_utc(epoch: float | None) -> str | None:
+    if epoch is None:
+        return None
+    moment = datetime.datetime.fromtimestamp(epoch, tz=datetime.timezone.utc)
+    return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def split_line(line: str) -> tuple[str, float | None, float | None]:
+    """Remove the reader's wrapper from a text line: ``(message, monotonic, realtime)``.
+
+    Understands dmesg, /dev/kmsg records, journalctl ``short-iso``/``short-iso-precise``/``short``/
+    ``short-monotonic`` output and rsyslog kernel files; other lines are returned unchanged.
+    """
+    line = line.rstrip("\r\n")
+    match = _DMESG_RE.match(line)
+    if match:
+        mono_match = _MONO_SYSLOG_RE.match(line)
+        if mono_match:
+            return mono_match.group("msg"), float(mono_match.group("mono")), None
+        return match.group("msg"), float(match.group("mono")), None
+    match = _KMSG_RE.match(line)
+    if match:
+        return match.group("msg"), int(match.group("usec")) / 1e6, None
+    match = _ISO_SYSLOG_RE.match(line)
+    if match:
+        realtime = _parse_iso(match.group("ts"))
+        message, monotonic, _ = split_line(match.group("msg"))  # rsyslog keeps the kernel's [ ts ]
+        return message, monotonic, realtime
+    match = _SHORT_SYSLOG_RE.match(line)
+    if match:
+        message, monotonic, _ = split_line(match.group("msg"))
+        return message, monotonic, None
+    return line, None, None
+
+
+def split_journal_entry(entry: t.Any) -> tuple[str, float | None, float | None]:
+    """``(message, monotonic, realtime)`` from one ``journalctl -o json`` object."""
+    if not isinstance(entry, dict):
+        return "", None, None
+    message = entry.get("MESSAGE")
+    if isinstance(message, list):  # journald stores non-UTF-8 messages as a byte array
+        try:
+            message = bytes(b for b in message if isinstance(b, int) and 0 <= b < 256).decode("utf-8", "replace")
+        except (TypeError, ValueError):
+            message = ""
+    if not isinstance(message, str):
+        message = ""
+
+    def usec(key: str) -> float | None:
+        value = entry.get(key)
+        try:
+            return int(value) / 1e6 if value is not None else None
+        except (TypeError, ValueError):
+            return None
+
+    monotonic = usec("_SOURCE_MONOTONIC_TIMESTAMP")
+    if monotonic is None and entry.get("_TRANSPORT") == "kernel":
+        monotonic = usec("__MONOTONIC_TIMESTAMP")
+    return message, monotonic, usec("__REALTIME_TIMESTAMP")
+
+
+def split_any(line: str) -> tuple[str, float | None, float | None]:
+    """Like split_line, but also accepts a line that is a ``journalctl -o json`` object."""
+    stripped = line.strip()
+    if stripped.startswith("{"):
+        try:
+            return split_journal_entry(json.loads(stripped))
+        except ValueError:
+            pass
+    return split_line(line)
+
+
+class Summary:
+    """Accumulates records into the compact facts dictionary; memory grows only with distinct peers."""
+
+    def __init__(
+        self,
+        since: Since | None = None,
+        boot_epoch: float | None = None,
+        max_samples: int = DEFAULT_MAX_SAMPLES,
+        top_peers: int = DEFAULT_TOP_PEERS,
+    ) -> None:
+        self.since = since or Since()
+        self.boot_epoch = boot_epoch
+        self.max_samples = max(0, max_samples)
+        self.top_peers = max(0, top_peers)
+        self.total = 0
+        self.by_reason: Counter[str] = Counter()
+        self.by_protocol: Counter[str] = Counter()
+        self.by_family: Counter[str] = Counter()
+        self.peers: Counter[str] = Counter()
+        self.samples: list[dict[str, t.Any]] = []
+        self.unparsed = 0
+        self.unparsed_samples: list[str] = []
+        self.lines_read = 0
+        self.first_monotonic: float | None = None
+        self.last_monotonic: float | None = None
+        self.watermark: float | None = None
+        self._pending: dict[str, t.Any] | None = None
+
+    def _in_window(self, monotonic: float | None, realtime: float | None) -> bool:
+        since = self.since
+        if since.monotonic is None and since.realtime is None:
+            return True
+        if monotonic is not None:
+            if since.monotonic is not None:
+                return monotonic > since.monotonic
+            if self.boot_epoch is not None:
+                return self.boot_epoch + monotonic >= since.realtime  # type: ignore[operator]
+        if realtime is not None:
+            if since.realtime is not None:
+                return realtime >= since.realtime
+            if self.boot_epoch is not None:
+                return realtime - self.boot_epoch > since.monotonic  # type: ignore[operator]
+        return True  # no usable timestamp: keep rather than silently lose it
+
+    def add(self, message: str, monotonic: float | None = None, realtime: float | None = None, raw: str | None = None) -> None:
+        """Feed one kernel log message with the timestamps its reader gave it."""
+        self.lines_read += 1
+        if monotonic is not None and (self.watermark is None or monotonic > self.watermark):
+            self.watermark = monotonic
+        if not self._in_window(monotonic, realtime):
+            return
+        if self._pending is not None:
+            # An older format printed the reason on one line and the packet dump on the next.
+            pending, self._pending = self._pending, None
+            if _DUMP_START_RE.match(message.strip()) and not _PREFIX_RE.match(message.strip()):
+                self.add(f"{pending['prefix']}: {pending['reason_text']} {message.strip()}", pending["monotonic"], pending["realtime"], pending["raw"])
+                self.lines_read -= 1
+                return
+            self._add_unparsed(pending["raw"])
+        try:
+            record = parse_message(message)
+        except Exception:  # pragma: no cover - defensive: a log line must never fail the module
+            record = {"ok": False, "prefix": "", "reason_text": ""} if "nf_ct_" in message else None
+        if record is None:
+            return
+        if not record.pop("ok"):
+            if record["reason_text"] and not _DUMP_START_RE.search(record["reason_text"]):
+                self._pending = {
+                    "prefix": record["prefix"],
+                    "reason_text": record["reason_text"],
+                    "monotonic": monotonic,
+                    "realtime": realtime,
+                    "raw": raw if raw is not None else message,
+                }
+                return
+            self._add_unparsed(raw if raw is not None else message)
+            return
+        record["monotonic"] = monotonic
+        record["timestamp"] = iso_utc(realtime if realtime is not None else (self.boot_epoch + monotonic if self.boot_epoch is not None and monotonic is not None else None))
+        self._add_record(record)
+
+    def _add_unparsed(self, raw: str) -> None:
+        self.unparsed += 1
+        if len(self.unparsed_samples) < MAX_UNPARSED_SAMPLES:
+            self.unparsed_samples.append(raw.strip()[:MAX_RAW_CHARS])
+
+    def _add_record(self, record: dict[str, t.Any]) -> None:
+        self.total += 1
+        self.by_reason[record["reason"]] += 1
+        self.by_protocol[record["protocol"]] += 1
+        if record.get("family"):
+            self.by_family[record["family"]] += 1
+        if record.get("src"):
+            self.peers[record["src"]] += 1
+        monotonic = record.get("monotonic")
+        if monotonic is not None:
+            if self.first_monotonic is None:
+                self.first_monotonic = monotonic
+            self.last_monotonic = monotonic
+        if len(self.samples) < self.max_samples:
+            sample = {key: value for key, value in record.items() if key != "reason_text" or value != record["reason"]}
+            sample.pop("prefix", None)
+            self.samples.append(sample)
+
+    def feed_lines(self, lines: t.Iterable[str]) -> Summary:
+        """Feed text lines of any supported format (including journal JSON lines)."""
+        for line in lines:
+            if not line.strip() or line.startswith(" "):
+                # Blank, or a /dev/kmsg dictionary continuation (" SUBSYSTEM=net").
+                continue
+            message, monotonic, realtime = split_any(line)
+            self.add(message, monotonic, realtime, raw=line)
+        return self
+
+    def feed_journal_entries(self, entries: t.Iterable[t.Any]) -> Summary:
+        for entry in entries:
+            message, monotonic, realtime = split_journal_entry(entry)
+            self.add(message, monotonic, realtime)
+        return self
+
+    def finish(self) -> dict[str, t.Any]:
+        """The facts dictionary; its size is bounded by max_samples, top_peers and MAX_REASONS."""
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            self._add_unparsed(pending["raw"])
+        reasons = dict(self.by_reason.most_common(MAX_REASONS))
+        folded = sum(self.by_reason.values()) - sum(reasons.values())
+        if folded:
+            reasons[OTHER] = reasons.get(OTHER, 0) + folded
+        return {
+            "total": self.total,
+            "by_reason": reasons,
+            "by_protocol": dict(self.by_protocol.most_common()),
+            "by_family": dict(self.by_family.most_common()),
+            "by_peer": dict(self.peers.most_common(self.top_peers)),
+            "peers_distinct": len(self.peers),
+            "samples": self.samples,
+            "unparsed": {"count": self.unparsed, "samples": self.unparsed_samples},
+            "first_monotonic": self.first_monotonic,
+            "last_monotonic": self.last_monotonic,
+            "watermark_monotonic": self.watermark,
+            "lines_read": self.lines_read,
+        }
+
+
+def summarise_lines(
+    lines: t.Iterable[str],
+    since: Since | None = None,
+    boot_epoch: float | None = None,
+    max_samples: int = DEFAULT_MAX_SAMPLES,
+    top_peers: int = DEFAULT_TOP_PEERS,
+) -> dict[str, t.Any]:
+    """Parse text lines (dmesg, /dev/kmsg, journalctl short-iso or JSON) into the summary."""
+    return Summary(since, boot_epoch, max_samples, top_peers).feed_lines(lines).finish()
+
+
+__all__ = (
+    "DEFAULT_MAX_SAMPLES",
+    "DEFAULT_TOP_PEERS",
+    "MAX_REASONS",
+    "MAX_UNPARSED_SAMPLES",
+    "OTHER",
+    "TCP_FLAGS",
+    "Since",
+    "Summary",
+    "iso_utc",
+    "normalise_reason",
+    "parse_message",
+    "parse_packet_dump",
+    "parse_since",
+    "split_any",
+    "split_journal_entry",
+    "split_line",
+    "summarise_lines",
+)

@@ -1,0 +1,447 @@
+#!/usr/bin/python
+# Copyright (c) 2026, netfilter.conntrack contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: conntrack_invalid_log_facts
+short_description: Summarise the conntrack invalid-packet lines of the kernel log as facts
+version_added: 0.1.0
+description:
+  - Reads the kernel log lines that connection tracking writes for invalid packets (see
+    M(netfilter.conntrack.conntrack_log_invalid)), parses them on the managed host into records (protocol, reason,
+    state, interfaces, addresses, ports, TCP flags, family, time) and returns only a compact summary as
+    RV(ansible_facts.conntrack_invalid), so that a fleet sends back a few kilobytes per host however many lines
+    were logged.
+  - Understands the C(nf_ct_proto_<N>:) prefix of current kernels and the C(nf_ct_tcp:)-style prefix of older ones,
+    IPv4 and IPv6, TCP, UDP, ICMP and ICMPv6 packet dumps. Lines it cannot understand are counted in
+    RV(ansible_facts.conntrack_invalid.unparsed), never an error.
+  - The kernel log is global to the host, not per network namespace, so this module has no C(netns) option.
+    Records carry the C(IN=)/C(OUT=) interfaces, which tell containers apart.
+author:
+  - netfilter.conntrack contributors
+extends_documentation_fragment:
+  - netfilter.conntrack._attributes
+  - netfilter.conntrack._attributes.facts
+options:
+  source:
+    description:
+      - Where to read the kernel log.
+      - V(auto) uses the journal (C(journalctl -k -b -o json)) when journald holds kernel messages of the current boot,
+        else reads C(/dev/kmsg) without blocking, else runs C(dmesg).
+      - V(journal), V(kmsg) and V(dmesg) force one reader and fail when it is not available.
+      - V(file) reads O(log_path), which may hold C(dmesg) output, C(/dev/kmsg) records, C(journalctl -k) output in
+        the C(short), C(short-iso), C(short-iso-precise), C(short-monotonic) or C(json) formats, or an rsyslog kernel
+        log file; formats may be mixed. Kernel timestamps of a file are not converted to wall-clock time (the file
+        may come from another host), so with O(since) only lines that carry a wall-clock time are filtered.
+    type: str
+    choices: [auto, journal, kmsg, dmesg, file]
+    default: auto
+  log_path:
+    description:
+      - The file to read when O(source=file). Required then, ignored otherwise.
+    type: path
+  since:
+    description:
+      - The start of the window, as wall-clock time.
+      - V(boot) (the default, unless O(since_monotonic) is set) reads everything the source holds for the current
+        boot. The kernel ring buffer read by V(kmsg) and V(dmesg) is bounded, so old lines may already be gone.
+      - V(now) selects nothing; use it to obtain RV(ansible_facts.conntrack_invalid.watermark_monotonic) as a
+        starting point for a later run.
+      - An ISO-8601 timestamp (V(2026-11-27T03:47:58Z); no zone means UTC), epoch seconds (V(1764215278) or
+        V(@1764215278)). Records from the journal are compared by their wall-clock time. Records with only a kernel
+        timestamp (V(kmsg), V(dmesg)) are compared after converting the timestamp with the boot time
+        (now minus C(CLOCK_MONOTONIC)), which is off by however much the kernel log clock has drifted from
+        C(CLOCK_MONOTONIC) since boot (usually well under a second; more after a suspend).
+      - Mutually exclusive with O(since_monotonic).
+    type: str
+  since_monotonic:
+    description:
+      - The start of the window on the kernel log clock, in seconds since boot; only records strictly after it are
+        read. This is the recommended way to read "everything since X" because it works with and without journald
+        and needs no clock conversion.
+      - The kernel log clock is the number in C([ 304.507921 ]) of C(dmesg), the third field of a C(/dev/kmsg) record
+        divided by 1,000,000, and the journal's C(_SOURCE_MONOTONIC_TIMESTAMP) divided by 1,000,000.
+      - The exact value to record at the start of a window is RV(ansible_facts.conntrack_invalid.watermark_monotonic)
+        of a run with O(since=now) (the kernel timestamp of the newest kernel log message at that moment). The first
+        field of C(/proc/uptime) is a close approximation on hosts that never suspended (it is C(CLOCK_BOOTTIME)).
+      - The value only has a meaning within one boot: compare RV(ansible_facts.conntrack_invalid.boot_id) with the
+        one recorded together with it.
+    type: float
+  max_samples:
+    description:
+      - How many parsed records to return in RV(ansible_facts.conntrack_invalid.samples) (the first ones in the
+        window).
+    type: int
+    default: 10
+  top_peers:
+    description:
+      - How many source addresses to return in RV(ansible_facts.conntrack_invalid.by_peer) (the most frequent).
+    type: int
+    default: 10
+notes:
+  - Reading C(/dev/kmsg) or the kernel journal needs root (or C(CAP_SYSLOG) / membership of C(adm) or
+    C(systemd-journal)) on hosts with C(kernel.dmesg_restrict=1).
+  - Conntrack only logs invalid packets when C(net.netfilter.nf_conntrack_log_invalid) selects their protocol and a
+    logger is bound for their family (C(net.netfilter.nf_log.2), C(net.netfilter.nf_log.10)); see
+    M(netfilter.conntrack.conntrack_log_invalid) and M(netfilter.conntrack.nf_log_backend).
+  - Lines about packets in a network namespace other than the initial one only reach the kernel log when the host
+    has C(net.netfilter.nf_log_all_netns=1) (set in the initial namespace); otherwise the kernel drops them silently.
+  - The facts are bounded in size by O(max_samples), O(top_peers) and at most 50 distinct reasons, whatever the
+    number of log lines.
+seealso:
+  - module: netfilter.conntrack.conntrack_log_invalid
+  - module: netfilter.conntrack.nf_log_backend
+"""
+
+EXAMPLES = r"""
+- name: Summarise every invalid-packet line of the current boot
+  netfilter.conntrack.conntrack_invalid_log_facts:
+
+- name: Show the most frequent reasons
+  ansible.builtin.debug:
+    var: ansible_facts.conntrack_invalid.by_reason
+
+- name: Record where the kernel log stands before a debugging window
+  netfilter.conntrack.conntrack_invalid_log_facts:
+    since: now
+  register: log_mark
+
+- name: Later, read only the lines written since then
+  netfilter.conntrack.conntrack_invalid_log_facts:
+    since_monotonic: "{{ log_mark.ansible_facts.conntrack_invalid.watermark_monotonic | default(0, true) }}"
+    max_samples: 5
+
+- name: Parse a saved dmesg capture
+  netfilter.conntrack.conntrack_invalid_log_facts:
+    source: file
+    log_path: /tmp/dmesg.txt
+"""
+
+RETURN = r"""
+ansible_facts:
+  description: Facts to add to ansible_facts.
+  returned: always
+  type: complex
+  contains:
+    conntrack_invalid:
+      description: Summary of the conntrack invalid-packet log lines in the window.
+      returned: always
+      type: complex
+      contains:
+        total:
+          description: Number of invalid-packet records parsed in the window.
+          type: int
+          sample: 14
+        by_reason:
+          description:
+            - Count per reason, as the kernel wrote it with per-packet numbers (sequence and acknowledgement bounds,
+              any number of 5 or more digits) replaced by C(N). Small numbers such as C(index 1) and C(dir 0) stay.
+            - At most 50 keys; the rest is counted under C((other)).
+          type: dict
+          sample: {"invalid tcp flag combination": 2, "ACK is over upper bound N (ACKed data not seen yet)": 1}
+        by_protocol:
+          description: Count per protocol name (C(tcp), C(udp), C(icmp), C(icmpv6), ...).
+          type: dict
+          sample: {"tcp": 11, "icmp": 2, "udp": 1}
+        by_family:
+          description: Count per address family (C(ipv4), C(ipv6)).
+          type: dict
+          sample: {"ipv4": 14}
+        by_peer:
+          description: Count per source address, the O(top_peers) most frequent only.
+          type: dict
+          sample: {"10.99.0.1": 14}
+        peers_distinct:
+          description: Number of distinct source addresses in the window.
+          type: int
+          sample: 1
+        samples:
+          description: The first O(max_samples) records of the window.
+          type: list
+          elements: dict
+          contains:
+            protocol:
+              description: Protocol name from the prefix (C(nf_ct_proto_6) is C(tcp)).
+              type: str
+            reason:
+              description: The normalised reason (see RV(ansible_facts.conntrack_invalid.by_reason)).
+              type: str
+            reason_text:
+              description: The reason with its numbers, only when it differs from C(reason).
+              type: str
+              returned: when numbers were normalised
+            state:
+              description: The conntrack state named in the reason (C(ESTABLISHED)), else null.
+              type: str
+            in:
+              description: Input interface, null when empty.
+              type: str
+            out:
+              description: Output interface, null when empty.
+              type: str
+            src:
+              description: Source address (IPv6 in compressed form).
+              type: str
+            dst:
+              description: Destination address.
+              type: str
+            length:
+              description: IP packet length.
+              type: int
+            family:
+              description: V(ipv4) or V(ipv6).
+              type: str
+            sport:
+              description: Source port (TCP, UDP, ...), else null.
+              type: int
+            dport:
+              description: Destination port, else null.
+              type: int
+            flags:
+              description: TCP flags in kernel order (C(CWR ECE URG ACK PSH RST SYN FIN)).
+              type: list
+              elements: str
+              returned: for TCP
+            icmp_type:
+              description: ICMP or ICMPv6 type.
+              type: int
+              returned: for ICMP and ICMPv6
+            icmp_code:
+              description: ICMP or ICMPv6 code.
+              type: int
+              returned: for ICMP and ICMPv6
+            monotonic:
+              description: Kernel log timestamp (seconds since boot), null when the source has none.
+              type: float
+            timestamp:
+              description:
+                - Wall-clock time in ISO-8601 UTC. From the journal as recorded; for V(kmsg)/V(dmesg) converted
+                  from C(monotonic) with the boot time (approximate); null when unknown.
+              type: str
+          sample:
+            - {"protocol": "tcp", "reason": "invalid tcp flag combination", "state": null, "in": "vs", "out": null,
+               "src": "10.99.0.1", "dst": "10.99.0.2", "length": 40, "family": "ipv4", "sport": 40001, "dport": 80,
+               "flags": ["RST", "SYN"], "monotonic": 304.507921, "timestamp": "2026-11-27T03:42:54.507921Z"}
+        unparsed:
+          description: Conntrack (C(nf_ct_*)) lines that could not be parsed, such as dynamic-debug messages.
+          type: dict
+          contains:
+            count:
+              description: How many.
+              type: int
+            samples:
+              description: Up to three of them, raw, cut at 300 characters.
+              type: list
+              elements: str
+          sample: {"count": 0, "samples": []}
+        source:
+          description: The reader used.
+          type: str
+          sample: kmsg
+          choices: [journal, kmsg, dmesg, file]
+        since:
+          description: The wall-clock start of the window in ISO-8601 UTC, or V(boot).
+          type: str
+          sample: boot
+        since_monotonic:
+          description: O(since_monotonic) as given, else null.
+          type: float
+          sample: 302.1
+        first_monotonic:
+          description: Kernel timestamp of the first record in the window, null when none.
+          type: float
+        last_monotonic:
+          description: Kernel timestamp of the last record in the window, null when none.
+          type: float
+        watermark_monotonic:
+          description:
+            - Kernel timestamp of the newest kernel log message read (of any kind, in or before the window).
+            - Pass it as O(since_monotonic) to a later run to read only what was logged after this one.
+            - Null when the source had no message with a kernel timestamp.
+          type: float
+          sample: 314.934047
+        boot_id:
+          description: The kernel's boot ID (C(/proc/sys/kernel/random/boot_id)); a kernel timestamp belongs to one boot.
+          type: str
+          sample: 0d6c9d5e-1f7a-4c09-9b55-7d3e0f1f2a11
+        lines_read:
+          description: Number of log lines or journal entries the reader returned.
+          type: int
+          sample: 1234
+"""
+
+import errno
+import json
+import os
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.netfilter.conntrack.plugins.module_utils._errors import ConntrackModuleError
+from ansible_collections.netfilter.conntrack.plugins.module_utils._invalid_log import (
+    Since,
+    Summary,
+    iso_utc,
+    parse_since,
+)
+
+KMSG = "/dev/kmsg"
+BOOT_ID = "/proc/sys/kernel/random/boot_id"
+JOURNAL_FIELDS = "MESSAGE,_SOURCE_MONOTONIC_TIMESTAMP,__REALTIME_TIMESTAMP,__MONOTONIC_TIMESTAMP,_TRANSPORT"
+
+
+def boot_epoch() -> float:
+    """Wall-clock time of boot on the CLOCK_MONOTONIC scale (which the kernel log clock follows closely)."""
+    return time.time() - time.clock_gettime(time.CLOCK_MONOTONIC)
+
+
+def read_boot_id() -> str | None:
+    try:
+        with open(BOOT_ID, encoding="ascii") as handle:
+            return handle.read().strip()
+    except OSError:
+        return None
+
+
+def journalctl_base(module: AnsibleModule) -> list[str] | None:
+    path = module.get_bin_path("journalctl")
+    return [path, "-k", "-b", "--no-pager", "-q"] if path else None
+
+
+def journal_has_kernel_messages(module: AnsibleModule) -> bool:
+    base = journalctl_base(module)
+    if base is None:
+        return False
+    rc, out, dummy = module.run_command(base + ["-n", "1", "-o", "json"])
+    return rc == 0 and out.strip().startswith("{")
+
+
+def read_journal(module: AnsibleModule, summary: Summary) -> None:
+    base = journalctl_base(module)
+    if base is None:
+        raise ConntrackModuleError("source=journal: journalctl is not installed")
+    cmd = base + ["-o", "json", f"--output-fields={JOURNAL_FIELDS}"]
+    rc, out, err = module.run_command(cmd)
+    if rc != 0 and "output-fields" in err:  # systemd older than 236
+        cmd = base + ["-o", "json"]
+        rc, out, err = module.run_command(cmd)
+    if rc != 0:
+        raise ConntrackModuleError(f"journalctl failed with rc={rc}: {err.strip()}", rc=rc, stdout=out, stderr=err, cmd=cmd)
+    summary.feed_lines(out.splitlines())
+
+
+def read_kmsg(summary: Summary) -> None:
+    """Read every record in the kernel ring buffer, without blocking (O_NONBLOCK until EAGAIN)."""
+    try:
+        fd = os.open(KMSG, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as exc:
+        raise ConntrackModuleError(f"cannot open {KMSG}: {exc.strerror}") from exc
+    try:
+        while True:
+            try:
+                chunk = os.read(fd, 16384)  # one record per read
+            except OSError as exc:
+                if exc.errno == errno.EAGAIN:
+                    break
+                if exc.errno == errno.EPIPE:  # the record was overwritten while we read: skip it
+                    continue
+                raise ConntrackModuleError(f"cannot read {KMSG}: {exc.strerror}") from exc
+            if not chunk:
+                break
+            summary.feed_lines(chunk.decode("utf-8", "replace").splitlines())
+    finally:
+        os.close(fd)
+
+
+def read_dmesg(module: AnsibleModule, summary: Summary) -> None:
+    path = module.get_bin_path("dmesg")
+    if path is None:
+        raise ConntrackModuleError("source=dmesg: dmesg is not installed")
+    cmd = [path]
+    rc, out, err = module.run_command(cmd)
+    if rc != 0:
+        raise ConntrackModuleError(f"dmesg failed with rc={rc}: {err.strip()}", rc=rc, stdout=out, stderr=err, cmd=cmd)
+    summary.feed_lines(out.splitlines())
+
+
+def read_file(path: str, summary: Summary) -> None:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            summary.feed_lines(handle)
+    except OSError as exc:
+        raise ConntrackModuleError(f"cannot read {path}: {exc.strerror}") from exc
+
+
+def run(module: AnsibleModule) -> dict:
+    params = module.params
+    if params["max_samples"] < 0 or params["top_peers"] < 0:
+        raise ConntrackModuleError("max_samples and top_peers must be 0 or more")
+    now = time.time()
+    try:
+        since_realtime = parse_since(params["since"], now=now)
+    except ValueError as exc:
+        raise ConntrackModuleError(str(exc)) from exc
+    since = Since(monotonic=params["since_monotonic"], realtime=since_realtime)
+    source = params["source"]
+    # A file may come from another host: its kernel timestamps cannot be converted with this host's boot time.
+    summary = Summary(since, None if source == "file" else boot_epoch(), params["max_samples"], params["top_peers"])
+
+    if source == "auto":
+        if journal_has_kernel_messages(module):
+            source = "journal"
+        elif os.access(KMSG, os.R_OK):
+            source = "kmsg"
+        elif module.get_bin_path("dmesg"):
+            source = "dmesg"
+        else:
+            raise ConntrackModuleError(
+                f"no kernel log source: journald has no kernel messages of this boot, {KMSG} is not readable"
+                " and dmesg is not installed"
+            )
+    if source == "journal":
+        read_journal(module, summary)
+        if not summary.lines_read:
+            module.warn("the journal holds no kernel messages of the current boot; try source=kmsg")
+    elif source == "kmsg":
+        read_kmsg(summary)
+    elif source == "dmesg":
+        read_dmesg(module, summary)
+    else:
+        if not params["log_path"]:
+            raise ConntrackModuleError("source=file needs log_path")
+        read_file(params["log_path"], summary)
+
+    facts = summary.finish()
+    facts["source"] = source
+    facts["since"] = iso_utc(since_realtime) if since_realtime is not None else "boot"
+    facts["since_monotonic"] = params["since_monotonic"]
+    facts["boot_id"] = read_boot_id()
+    return {"changed": False, "ansible_facts": {"conntrack_invalid": facts}}
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec={
+            "source": {"type": "str", "choices": ["auto", "journal", "kmsg", "dmesg", "file"], "default": "auto"},
+            "log_path": {"type": "path"},
+            "since": {"type": "str"},
+            "since_monotonic": {"type": "float"},
+            "max_samples": {"type": "int", "default": 10},
+            "top_peers": {"type": "int", "default": 10},
+        },
+        mutually_exclusive=[("since", "since_monotonic")],
+        required_if=[("source", "file", ("log_path",))],
+        supports_check_mode=True,
+    )
+    module.run_command_environ_update = {"LANGUAGE": "C", "LC_ALL": "C"}
+    try:
+        module.exit_json(**run(module))
+    except ConntrackModuleError as exc:
+        module.fail_json(msg=exc.msg, **exc.details)
+
+
+if __name__ == "__main__":
+    main()
