@@ -26,6 +26,7 @@ reader: ``[  304.507921] `` (dmesg), ``6,1234,304507921,-;`` (/dev/kmsg),
 from __future__ import annotations
 
 import datetime
+import functools
 import ipaddress
 import json
 import re
@@ -77,6 +78,7 @@ _STATE_RE = re.compile(r"\bstate ([A-Z][A-Z_0-9]+)\b")
 # Numbers that vary per packet: sequence/ack bounds ("upper bound 147360949") and any long number.
 _BOUND_NUMBER_RE = re.compile(r"\b(bound) \d+\b")
 _LONG_NUMBER_RE = re.compile(r"\b\d{5,}\b")
+_DIGIT_RE = re.compile(r"\d")
 
 
 class Since(t.NamedTuple):
@@ -97,12 +99,19 @@ def normalise_reason(reason: str) -> str:
     ``ACK is over upper bound N (ACKed data not seen yet)``. Small enumerations such as
     ``packet (index 1) in dir 0`` are kept: they name the packet type and direction.
     """
-    reason = " ".join(reason.split())
+    if "  " in reason or "\t" in reason:
+        reason = " ".join(reason.split())
+    if not _DIGIT_RE.search(reason):
+        return reason
     reason = _BOUND_NUMBER_RE.sub(r"\1 N", reason)
     return _LONG_NUMBER_RE.sub("N", reason)
 
 
+@functools.lru_cache(maxsize=4096)
 def _normalise_address(value: str) -> str:
+    """IPv6 in compressed form (the kernel prints every group in full); IPv4 is already canonical."""
+    if ":" not in value:
+        return value
     try:
         return str(ipaddress.ip_address(value))
     except ValueError:
@@ -118,55 +127,49 @@ def _as_int(value: str | None) -> int | None:
         return None
 
 
+_FIELDS = frozenset(("IN", "OUT", "SRC", "DST", "LEN", "MAC", "PROTO", "SPT", "DPT", "TYPE", "CODE"))
+
+
 def parse_packet_dump(dump: str) -> dict[str, t.Any]:
     """Parse an nf_log_syslog packet dump (``IN=.. OUT=.. SRC=.. ... PROTO=TCP SPT=.. DPT=.. SYN``).
 
-    Fields before ``PROTO=`` describe the IP header, fields after it the transport header. An ICMP
-    error's quoted inner packet (``[SRC=... ]``) is skipped so that it cannot override the outer
-    addresses. Unknown fields are ignored.
+    The first occurrence of a field wins, so the IP header's ``LEN=`` is kept and UDP's later
+    ``LEN=`` ignored. An ICMP error's quoted inner packet (``[SRC=... ]``) is cut off so that it
+    cannot override the outer addresses. Unknown fields are ignored.
     """
-    fields: dict[str, t.Any] = {}
-    ip_part = True
-    depth = 0
-    flags: list[str] = []
-    for token in dump.split():
-        if depth or token.startswith("["):
-            depth += token.count("[") - token.count("]")
-            depth = max(depth, 0)
-            continue
+    tokens = dump.split("[", 1)[0].split()
+    fields: dict[str, str] = {}
+    words = _TCP_FLAG_SET.intersection(tokens)  # IP-level words (DF, MF, CE) are not in the set
+    for token in tokens:
         key, sep, value = token.partition("=")
-        if not sep:
-            if not ip_part and token in _TCP_FLAG_SET and token not in flags:
-                flags.append(token)
-            continue
-        if key == "PROTO" and ip_part:
-            fields["proto"] = value
-            ip_part = False
-            continue
-        if ip_part:
-            if key in ("IN", "OUT", "SRC", "DST", "LEN", "MAC") and key not in fields:
-                fields[key] = value
-        elif key in ("SPT", "DPT", "TYPE", "CODE") and key not in fields:
+        if sep and key in _FIELDS and key not in fields:
             fields[key] = value
+    src = fields.get("SRC")
+    dst = fields.get("DST")
     record: dict[str, t.Any] = {
         "in": fields.get("IN") or None,
         "out": fields.get("OUT") or None,
-        "src": _normalise_address(fields["SRC"]) if "SRC" in fields else None,
-        "dst": _normalise_address(fields["DST"]) if "DST" in fields else None,
+        "src": _normalise_address(src) if src is not None else None,
+        "dst": _normalise_address(dst) if dst is not None else None,
         "length": _as_int(fields.get("LEN")),
     }
-    address = record["src"] or record["dst"]
+    address = src or dst
     record["family"] = None if address is None else ("ipv6" if ":" in address else "ipv4")
-    proto = fields.get("proto")
+    proto = fields.get("PROTO")
     record["dump_protocol"] = proto.lower() if proto else None
     record["sport"] = _as_int(fields.get("SPT"))
     record["dport"] = _as_int(fields.get("DPT"))
     if "TYPE" in fields:
         record["icmp_type"] = _as_int(fields["TYPE"])
         record["icmp_code"] = _as_int(fields.get("CODE"))
-    if flags or (proto or "").upper() == "TCP":
-        record["flags"] = [flag for flag in TCP_FLAGS if flag in flags]
+    if words or proto == "TCP":  # only TCP dumps carry these words
+        record["flags"] = [flag for flag in TCP_FLAGS if flag in words]
     return record
+
+
+@functools.lru_cache(maxsize=512)
+def _protocol_from_number(number: int) -> str:
+    return protocol_name(number)
 
 
 def parse_message(message: str) -> dict[str, t.Any] | None:
@@ -180,7 +183,8 @@ def parse_message(message: str) -> dict[str, t.Any] | None:
     if not match:
         return None
     rest = match.group("rest")
-    split = _DUMP_START_RE.search(rest)
+    position = rest.find(" IN=")  # fast path: nf_log_syslog always starts the dump with IN=
+    split = _DUMP_START_RE.search(rest, position) if position >= 0 else _DUMP_START_RE.search(rest)
     if split is None:
         return {"ok": False, "prefix": match.group("prefix"), "reason_text": rest.strip()}
     reason_text = rest[: split.start()].strip()
@@ -189,13 +193,13 @@ def parse_message(message: str) -> dict[str, t.Any] | None:
         return {"ok": False, "prefix": match.group("prefix"), "reason_text": reason_text}
 
     if match.group("num") is not None:
-        protocol = protocol_name(int(match.group("num")))
+        protocol = _protocol_from_number(int(match.group("num")))
     else:
         protocol = _LEGACY_PREFIX_PROTOCOLS.get(match.group("name"), match.group("name"))
     dump_protocol = dump.pop("dump_protocol")
     if protocol in ("all", "none") or protocol.isdigit():
         protocol = dump_protocol or protocol
-    state = _STATE_RE.search(reason_text)
+    state = _STATE_RE.search(reason_text) if "state " in reason_text else None
     record: dict[str, t.Any] = {
         "ok": True,
         "prefix": match.group("prefix"),
