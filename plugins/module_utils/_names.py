@@ -89,7 +89,7 @@ def resolve_protocol(value: object, etc_protocols: dict[str, int] | None = None)
     number = _as_int(value)
     if number is not None:
         if not 0 <= number <= 255:
-            raise ConntrackModuleError(f"protocol {value!r} is out of range: use a number from 0 to 255 or a name")
+            raise ConntrackModuleError(f"protocol {number} is out of range: use a number from 0 to 255 or a name")
         return number
     if not isinstance(value, str) or not value.strip():
         raise ConntrackModuleError(f"protocol {value!r} is not a protocol name or number")
@@ -121,7 +121,7 @@ def resolve_family(value: object) -> int:
     if number is not None:
         if not 0 <= number < NFPROTO_NUMPROTO:
             raise ConntrackModuleError(
-                f"family {value!r} is out of range: use 0 to {NFPROTO_NUMPROTO - 1} or one of {', '.join(FAMILIES)}"
+                f"family {number} is out of range: use 0 to {NFPROTO_NUMPROTO - 1} or one of {', '.join(FAMILIES)}"
             )
         return number
     if isinstance(value, str) and value.strip().lower() in FAMILIES:

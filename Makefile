@@ -1,0 +1,63 @@
+# Entry points: `make demo` (set up, then show the modules on a throwaway network namespace)
+# and `make test` (set up, then every check CI runs). Run as root on Debian 12.
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+
+CACHE ?= $(or $(NFCT_CACHE_DIR),$(HOME)/.cache/netfilter-conntrack)
+VENV ?= $(CACHE)/venv-2.19
+VENV_NEW ?= $(CACHE)/venv-2.21
+# ansible-test needs the collection at .../ansible_collections/netfilter/conntrack, outside
+# any git work tree (inside one it lists files with git and finds none).
+TREE := $(CACHE)/tree-$(shell echo $(CURDIR) | md5sum | cut -c1-8)
+COLLECTION := $(TREE)/ansible_collections/netfilter/conntrack
+export PATH := $(CACHE)/pybin:$(VENV)/bin:$(PATH)
+export ANSIBLE_COLLECTIONS_PATH := $(TREE)
+export ANSIBLE_FORCE_COLOR := 0
+PY_NEW := $(notdir $(firstword $(wildcard $(CACHE)/pybin/python3.13 $(CACHE)/pybin/python3.12)))
+
+.PHONY: setup tree demo test units units-new sanity sanity-new lint integration docs-lint changelog-lint build-test molecule vm-test
+
+setup:
+	.ci/setup
+
+tree:
+	mkdir -p $(COLLECTION)
+	rsync -a --delete --exclude .git --exclude /.tmp --exclude /tests/output --exclude __pycache__ ./ $(COLLECTION)/
+
+demo: setup tree
+	ansible-playbook -i localhost, -c local demo/demo.yml
+
+test: setup tree units units-new sanity sanity-new lint docs-lint changelog-lint build-test integration molecule
+
+units: tree
+	cd $(COLLECTION) && ansible-test units --venv --python 3.11 --color no
+
+units-new: tree
+	@if [ -z "$(PY_NEW)" ]; then echo "no Python >= 3.12: skipping ansible-core 2.21 units"; exit 0; fi; \
+	cd $(COLLECTION) && PATH=$(VENV_NEW)/bin:$$PATH ansible-test units --venv --python $(PY_NEW:python%=%) --color no
+
+sanity: tree
+	cd $(COLLECTION) && ansible-test sanity --venv --color no
+
+sanity-new: tree
+	@if [ -z "$(PY_NEW)" ]; then echo "no Python >= 3.12: skipping ansible-core 2.21 sanity"; exit 0; fi; \
+	cd $(COLLECTION) && PATH=$(VENV_NEW)/bin:$$PATH ansible-test sanity --venv --color no --python $(PY_NEW:python%=%)
+
+lint: tree
+	cd $(COLLECTION) && ansible-lint --profile production --offline
+
+docs-lint: tree
+	cd $(COLLECTION) && antsibull-docs lint-collection-docs --plugin-docs .
+
+changelog-lint:
+	antsibull-changelog lint
+
+build-test: tree
+	.ci/build-test $(COLLECTION)
+
+# Integration targets run against this machine's kernel in network namespaces they create.
+integration: tree
+	.ci/integration $(COLLECTION)
+
+molecule: tree
+	@if [ -x extensions/molecule/run-all.sh ]; then extensions/molecule/run-all.sh; else echo "no molecule scenarios yet"; fi
