@@ -252,6 +252,7 @@ class Gatherer:
             return func(self._socket())
         except NetlinkError as exc:
             if exc.errno in _MISSING_SUBSYSTEM and self._try_load():
+                self.close()  # start again on a fresh socket now that the subsystem is registered
                 try:
                     return func(self._socket())
                 except NetlinkError as exc2:
