@@ -533,6 +533,7 @@ class CtnetlinkSocket:
         unpack_head = _NLMSGHDR.unpack_from
         unpack_orig = _ORIG_HEAD.unpack_from
         unpack_proto = _PROTO_HEAD.unpack_from
+        unpack_attr = _NLATTR.unpack_from
         expected_type = msg_type(NFNL_SUBSYS_CTNETLINK, IPCTNL_MSG_CT_NEW)
         listed = 0
         try:
@@ -555,8 +556,24 @@ class CtnetlinkSocket:
                                     p = a + 4 + ((iplen + 3) & ~3)
                                     if p + 9 <= a + alen:
                                         _plen, ptype, nlen, ntype, proto = unpack_proto(buf, p)
-                                        if ptype & NLA_TYPE_MASK == 2 and ntype == 1 and nlen == 5 and proto != 6:
-                                            key = (buf[off + 16] << 24) | (proto << 8) | 0xFF
+                                        if ptype & NLA_TYPE_MASK == 2 and ntype == 1 and nlen == 5:
+                                            if proto != 6:
+                                                key = (buf[off + 16] << 24) | (proto << 8) | 0xFF
+                                            else:
+                                                # TCP: walk the top-level attributes after the tuple to
+                                                # CTA_PROTOINFO { CTA_PROTOINFO_TCP { CTA_PROTOINFO_TCP_STATE } }.
+                                                end = off + msglen
+                                                q = a + ((alen + 3) & ~3)
+                                                while q + 13 <= end:
+                                                    qlen, qtype = unpack_attr(buf, q)
+                                                    if qlen < 4:
+                                                        break
+                                                    if qtype & NLA_TYPE_MASK == 4:
+                                                        _tlen, ttype, slen, stype = unpack_orig(buf, q + 4)
+                                                        if ttype & NLA_TYPE_MASK == 1 and stype == 1 and slen == 5:
+                                                            key = (buf[off + 16] << 24) | 0x600 | buf[q + 12]
+                                                        break
+                                                    q += (qlen + 3) & ~3
                             if key < 0:
                                 fam, proto, state = ct_count_key(buf, off, msglen)
                                 key = pack_count_key(fam, proto, state)
