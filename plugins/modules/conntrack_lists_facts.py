@@ -274,7 +274,7 @@ ansible_facts:
           type: dict
           sample: {"dumpable": false, "listed": null, "reason": "since Linux 5.19 the kernel no longer keeps a list of unconfirmed entries ..."}
         expect:
-          description: The expectation table (C(conntrack -L expect)): C(dumpable), C(listed) and C(by_family).
+          description: The expectation table (C(conntrack -L expect)), with C(dumpable), C(listed) and C(by_family).
           returned: when V(expect) is in O(lists) and not O(summary_only)
           type: dict
           sample: {"dumpable": true, "listed": 0, "by_family": {}}
