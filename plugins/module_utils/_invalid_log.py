@@ -289,11 +289,11 @@ def split_line(line: str) -> tuple[str, float | None, float | None]:
     match = _ISO_SYSLOG_RE.match(line)
     if match:
         realtime = _parse_iso(match.group("ts"))
-        message, monotonic, _ = split_line(match.group("msg"))  # rsyslog keeps the kernel's [ ts ]
+        message, monotonic, dummy = split_line(match.group("msg"))  # rsyslog keeps the kernel's [ ts ]
         return message, monotonic, realtime
     match = _SHORT_SYSLOG_RE.match(line)
     if match:
-        message, monotonic, _ = split_line(match.group("msg"))
+        message, monotonic, dummy = split_line(match.group("msg"))
         return message, monotonic, None
     return line, None, None
 
@@ -413,7 +413,9 @@ class Summary:
             self._add_unparsed(raw if raw is not None else message)
             return
         record["monotonic"] = monotonic
-        record["timestamp"] = iso_utc(realtime if realtime is not None else (self.boot_epoch + monotonic if self.boot_epoch is not None and monotonic is not None else None))
+        if realtime is None and self.boot_epoch is not None and monotonic is not None:
+            realtime = self.boot_epoch + monotonic
+        record["timestamp"] = iso_utc(realtime)
         self._add_record(record)
 
     def _add_unparsed(self, raw: str) -> None:

@@ -67,7 +67,7 @@ options:
       - The exact value to record at the start of a window is RV(ansible_facts.conntrack_invalid.watermark_monotonic)
         of a run with O(since=now) (the kernel timestamp of the newest kernel log message at that moment). The first
         field of C(/proc/uptime) is a close approximation on hosts that never suspended (it is C(CLOCK_BOOTTIME)).
-      - The value only has a meaning within one boot: compare RV(ansible_facts.conntrack_invalid.boot_id) with the
+      - The value only has a meaning within one boot; compare RV(ansible_facts.conntrack_invalid.boot_id) with the
         one recorded together with it.
     type: float
   max_samples:

@@ -264,7 +264,7 @@ def test_reason_and_dump_on_two_lines() -> None:
 def test_garbage_never_raises() -> None:
     rng = random.Random(5)
     alphabet = "nf_ct_proto_6: =[]{}\"IN=SRC=PROTO=TCP 0123456789abcdef.:;,\t\\"
-    lines = ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 120))) for _ in range(3000)]
+    lines = ["".join(rng.choice(alphabet) for dummy in range(rng.randint(0, 120))) for dummy2 in range(3000)]
     lines += ["nf_ct_" + line for line in lines[:1000]]
     summary = summarise_lines(lines)
     json.dumps(summary)

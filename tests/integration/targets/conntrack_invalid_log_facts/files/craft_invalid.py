@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # Copyright (c) 2026, netfilter.conntrack contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
@@ -47,8 +46,12 @@ def tcp(pseudo, sport, dport, flags):
 def main():
     src4, dst4, src6, dst6, dport = sys.argv[1:6]
     dport = int(dport)
-    p4 = lambda proto, length: pseudo4(src4, dst4, proto, length)  # noqa: E731
-    p6 = lambda proto, length: pseudo6(src6, dst6, proto, length)  # noqa: E731
+
+    def p4(proto, length):
+        return pseudo4(src4, dst4, proto, length)
+
+    def p6(proto, length):
+        return pseudo6(src6, dst6, proto, length)
 
     with socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_TCP) as sock:
         sock.bind((src4, 0))
