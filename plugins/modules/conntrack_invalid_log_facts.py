@@ -21,7 +21,7 @@ description:
   - The kernel log is global to the host, not per network namespace, so this module has no C(netns) option.
     Records carry the C(IN=)/C(OUT=) interfaces, which tell containers apart.
 author:
-  - netfilter.conntrack contributors
+  - netfilter.conntrack maintainers (@netfilter-conntrack)
 extends_documentation_fragment:
   - netfilter.conntrack._attributes
   - netfilter.conntrack._attributes.facts

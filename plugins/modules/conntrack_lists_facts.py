@@ -27,7 +27,7 @@ description:
     entry there points at a listener that does not read its socket.
   - The facts land in C(ansible_facts.conntrack).
 author:
-  - netfilter.conntrack contributors
+  - netfilter.conntrack maintainers (@netfilter-conntrack)
 extends_documentation_fragment:
   - netfilter.conntrack._attributes
   - netfilter.conntrack._attributes.facts

@@ -18,7 +18,7 @@ description:
     to bind one.
   - Returns the previous value so that a later task can put it back.
 author:
-  - netfilter.conntrack contributors
+  - netfilter.conntrack maintainers (@netfilter-conntrack)
 extends_documentation_fragment:
   - netfilter.conntrack._attributes
   - netfilter.conntrack._attributes.actionable

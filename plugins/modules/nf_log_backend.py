@@ -21,7 +21,7 @@ description:
     namespaces (containers) reach the kernel log.
   - Several families are set together; if one of them fails, the ones already set in this run are put back.
 author:
-  - netfilter.conntrack contributors
+  - netfilter.conntrack maintainers (@netfilter-conntrack)
 extends_documentation_fragment:
   - netfilter.conntrack._attributes
   - netfilter.conntrack._attributes.actionable
