@@ -1,0 +1,411 @@
+#!/usr/bin/python
+# Copyright (c) 2026, netfilter.conntrack contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: dynamic_debug_site
+short_description: Turn kernel dynamic debug (pr_debug) sites on or off, idempotently
+version_added: 0.1.0
+description:
+  - Changes the flags of the kernel's dynamic debug call sites (C(pr_debug) statements), such as the debug messages
+    of the connection tracker in C(net/netfilter/nf_conntrack_proto_tcp.c), by writing one query to the dynamic debug
+    control file.
+  - Sites are selected with the kernel's own rules (see O(file), O(func), O(module), O(format), O(line), O(class)). Line
+    numbers change with every kernel build, so prefer O(func) and O(format) over O(line).
+  - The module reads the control file first and finds the matching sites itself. It writes only when some matched
+    site's flags differ from the wanted ones, then reads the file back and fails unless every matched site has the
+    wanted flags. Check mode and diff mode use the same prediction.
+  - With O(state=query) nothing is written; the matching sites are returned, so a playbook can discover which sites
+    exist on a given kernel.
+  - Dynamic debug is global to the kernel, not per network namespace.
+  - Returns every matched site's flags before and after, so a later task can put them back (see RV(sites[].restore)).
+author:
+  - netfilter.conntrack contributors
+extends_documentation_fragment:
+  - netfilter.conntrack._attributes
+  - netfilter.conntrack._attributes.actionable
+attributes:
+  check_mode:
+    details:
+      - When debugfs must be mounted first (O(mount_debugfs=true)), check mode does not mount it and cannot list sites;
+        it reports a change.
+options:
+  file:
+    description:
+      - Source file of the sites, as the control file shows it (V(net/netfilter/nf_conntrack_proto_tcp.c)) or its base
+        name (V(nf_conntrack_proto_tcp.c)).
+      - C(*) matches any run of characters and C(?) one character.
+      - White space, quotes, backslashes, C(;), C(#) and C(:) are rejected.
+    type: str
+  func:
+    description:
+      - Function containing the sites, for example V(nf_conntrack_tcp_packet). C(*) and C(?) are wildcards.
+    type: str
+  module:
+    description:
+      - Kernel module of the sites (the name in square brackets in the control file, for example V(nf_conntrack)).
+        Code built into the kernel has the name of its object file, for example V(main) for C(init/main.c).
+      - C(*) and C(?) are wildcards.
+    type: str
+  format:
+    description:
+      - Text that must occur in the site's format string. A leading C(^) anchors it at the start of the format.
+      - Escapes are undone as the kernel does for a query (C(\\n), C(\\t), C(\\012), C(\\"), C(\\\\)), so a
+        format copied from the control file or from RV(sites[].format) matches; write a literal backslash as C(\\\\).
+      - Any other character is allowed, for example V(invalid new deleting) or V(^nf_ct_tcp:); the module escapes it
+        for the kernel, so it can never end the query or start another one.
+    type: str
+  line:
+    description:
+      - Line number V(N), or a range V(N-M), V(-N) (up to N) or V(N-) (from N). Line numbers differ between kernel builds.
+    type: raw
+  class:
+    description:
+      - Class name of the sites (C(class:NAME) in the control file, Linux 6.1 and later).
+      - The kernel never changes a site that has a class unless the query names that class, and this module follows
+        the same rule.
+    type: str
+  flags:
+    description:
+      - Flag characters to set, clear or set exactly. V(p) prints the message; V(m), V(f), V(s), V(l), V(t) add the
+        module name, function name, source file, line number and thread id to it; V(d) (recent kernels) adds a stack
+        dump. V(_) means no flags (useful with O(state=exact)).
+    type: str
+    default: p
+  state:
+    description:
+      - V(enabled) adds O(flags) to the matched sites (C(+flags)), V(disabled) removes them (C(-flags)), V(exact) sets
+        exactly O(flags) (C(=flags)).
+      - V(query) only reads the control file and returns the matching sites.
+    type: str
+    choices: [enabled, disabled, exact, query]
+    default: enabled
+  control_path:
+    description:
+      - Path of the control file. By default C(/proc/dynamic_debug/control) is used when it exists, otherwise
+        C(dynamic_debug/control) below a debugfs mount found in C(/proc/self/mounts).
+    type: path
+  mount_debugfs:
+    description:
+      - Mount debugfs at C(/sys/kernel/debug) when the control file can only be there (older kernels without
+        C(/proc/dynamic_debug/control) and no debugfs mounted). Never done when O(control_path) is set.
+    type: bool
+    default: false
+  require_match:
+    description:
+      - Fail, listing what was searched, when no site matches. With V(false) a query that matches nothing returns
+        RV(sites) empty and C(changed=false).
+    type: bool
+    default: true
+notes:
+  - Needs root. A kernel in lockdown mode, or a read-only C(/proc) in a container, refuses writes.
+  - Sites exist only while their kernel module is loaded; load C(nf_conntrack) first (M(community.general.modprobe)) to
+    reach its sites. Sites that are enabled are forgotten when the module is unloaded.
+  - A kernel built without C(CONFIG_DYNAMIC_DEBUG) has no control file; the module then fails with
+    C(this kernel has no dynamic debug).
+  - The kernel accepts at most four match-specs per query (a O(file) with a O(line) or O(func) may count once).
+  - Format strings containing a literal backslash cannot be told apart from escapes in the control file.
+seealso:
+  - module: netfilter.conntrack.conntrack_log_invalid
+  - name: Dynamic debug
+    description: The kernel's documentation of the control file and its query language.
+    link: https://docs.kernel.org/admin-guide/dynamic-debug-howto.html
+"""
+
+EXAMPLES = r"""
+- name: Print the TCP tracker's debug messages about invalid state changes (any kernel version)
+  netfilter.conntrack.dynamic_debug_site:
+    module: nf_conntrack
+    func: nf_conntrack_tcp_packet
+    format: invalid new deleting
+  register: tcp_debug
+
+- name: List every conntrack debug site of this kernel without changing anything
+  netfilter.conntrack.dynamic_debug_site:
+    file: "net/netfilter/nf_conntrack_*"
+    state: query
+  register: conntrack_sites
+
+- name: Also show function name and line number in the messages
+  netfilter.conntrack.dynamic_debug_site:
+    func: nf_conntrack_tcp_packet
+    flags: pfl
+
+- name: Put each site back exactly as it was
+  netfilter.conntrack.dynamic_debug_site: "{{ item.restore }}"
+  loop: "{{ tcp_debug.sites }}"
+
+- name: Turn the messages off again
+  netfilter.conntrack.dynamic_debug_site:
+    func: nf_conntrack_tcp_packet
+    state: disabled
+"""
+
+RETURN = r"""
+sites:
+  description:
+    - The sites the query matches, in control-file order.
+    - To put one site back, run the module with RV(sites[].restore) as its arguments (O(state=exact) with the site's
+      O(file), O(line), O(func), O(class) and O(flags) set to RV(sites[].flags_before)).
+  returned: success
+  type: list
+  elements: dict
+  contains:
+    filename:
+      description: Source file.
+      type: str
+      sample: net/netfilter/nf_conntrack_proto_tcp.c
+    lineno:
+      description: Line number in this kernel build.
+      type: int
+      sample: 1205
+    module:
+      description: Kernel module (or built-in object) name.
+      type: str
+      sample: nf_conntrack
+    function:
+      description: Function name.
+      type: str
+      sample: nf_conntrack_tcp_packet
+    format:
+      description: The format string, escaped like the control file shows it (C(\\n) for a newline).
+      type: str
+      sample: "syn=%i ack=%i fin=%i rst=%i old=%i new=%i\\n"
+    class:
+      description: Class name, or null when the site has none.
+      type: str
+      sample: null
+    flags_before:
+      description: Flags before the module ran (V(_) means none).
+      type: str
+      sample: _
+    flags_after:
+      description: Flags after the module ran, read back from the kernel (predicted in check mode).
+      type: str
+      sample: p
+    restore:
+      description:
+        - Module arguments that set this site back to RV(sites[].flags_before). If several sites share file, line
+          and function, they are restored together.
+      type: dict
+      sample: {file: net/netfilter/nf_conntrack_proto_tcp.c, line: 1205, func: nf_conntrack_tcp_packet,
+               flags: _, state: exact}
+query:
+  description:
+    - The exact text written to the control file, or that would be written (check mode, or nothing to change).
+    - With O(state=query), the match-specs only.
+  returned: success
+  type: str
+  sample: file net/netfilter/nf_conntrack_proto_tcp.c format "invalid new deleting" +p
+control_path:
+  description: The control file used.
+  returned: success
+  type: str
+  sample: /proc/dynamic_debug/control
+written:
+  description: Whether the query was written (false when nothing had to change, in check mode, and for O(state=query)).
+  returned: success
+  type: bool
+  sample: true
+mounted_debugfs:
+  description: Where debugfs was mounted (or would be, in check mode) because of O(mount_debugfs).
+  returned: when debugfs was mounted
+  type: str
+  sample: /sys/kernel/debug
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.netfilter.conntrack.plugins.module_utils._dynamic_debug import (
+    Query,
+    apply_flags,
+    build_query,
+    escape_control_format,
+    find_control,
+    make_query,
+    match_spec_text,
+    parse_flags,
+    read_control,
+    site_matches,
+    write_control,
+)
+from ansible_collections.netfilter.conntrack.plugins.module_utils._errors import ConntrackModuleError
+
+OPERATIONS = {"enabled": "+", "disabled": "-", "exact": "="}
+NEAR_MISS_LIMIT = 8
+
+
+class _WouldMount(Exception):
+    pass
+
+
+def site_result(site, flags_after: str) -> dict:
+    restore = {"file": site.filename, "line": site.lineno, "func": site.function, "flags": site.flags, "state": "exact"}
+    if site.class_name is not None:
+        restore["class"] = site.class_name
+    return {
+        "filename": site.filename,
+        "lineno": site.lineno,
+        "module": site.module,
+        "function": site.function,
+        "format": escape_control_format(site.format),
+        "class": site.class_name,
+        "flags_before": site.flags,
+        "flags_after": flags_after,
+        "restore": restore,
+    }
+
+
+def no_match_message(query: Query, sites: list, path: str) -> str:
+    modules = sorted({s.module for s in sites})
+    msg = (
+        f"no dynamic debug site matches {query.describe()}: searched {len(sites)} sites of {len(modules)} modules"
+        f" in {path}"
+    )
+    if query.module is not None and not any(site_matches(Query(module=query.module), s._replace(class_name=None, class_id=None)) for s in sites):
+        msg += f"; no site belongs to module {query.module} (is it loaded? try modprobe {query.module})"
+    # Sites that match every criterion but one: usually a renamed function or a moved line.
+    criteria = {
+        "file": {"file": None},
+        "func": {"func": None},
+        "module": {"module": None},
+        "format": {"format": None},
+        "line": {"first_lineno": 0, "last_lineno": 0},
+        "class": {"class_name": None},
+    }
+    for name, cleared in criteria.items():
+        relaxed = query._replace(**cleared)
+        if relaxed == query or relaxed == Query():
+            continue
+        near = [s for s in sites if site_matches(relaxed, s)]
+        if near:
+            shown = "; ".join(s.control_line() for s in near[:NEAR_MISS_LIMIT])
+            more = f" (and {len(near) - NEAR_MISS_LIMIT} more)" if len(near) > NEAR_MISS_LIMIT else ""
+            msg += f". Without the {name} criterion these match: {shown}{more}"
+            break
+    return msg
+
+
+def run(module: AnsibleModule) -> dict:
+    params = module.params
+    state = params["state"]
+    try:
+        flags = parse_flags(params["flags"])
+    except ValueError as exc:
+        raise ConntrackModuleError(str(exc)) from exc
+    line = params["line"]
+    if line is not None and (isinstance(line, bool) or not isinstance(line, (int, str))):
+        raise ConntrackModuleError(f"line must be a number or a range such as 100-200, not {line!r}")
+    query = make_query(
+        file=params["file"],
+        func=params["func"],
+        module=params["module"],
+        format=params["format"],
+        line=None if line is None else str(line),
+        class_name=params["class"],
+    )
+    op = OPERATIONS.get(state)
+    # Validate (and build) the text before touching anything.
+    query_text = match_spec_text(query) if op is None else build_query(query, op, flags)
+    result: dict = {"changed": False, "query": query_text, "written": False, "sites": []}
+
+    path = params["control_path"]
+    if path is None:
+
+        def mounter(point: str) -> None:
+            if module.check_mode:
+                raise _WouldMount(point)
+            binary = module.get_bin_path("mount", opt_dirs=["/usr/bin", "/bin"])
+            if binary is None:
+                raise ConntrackModuleError("debugfs must be mounted but the mount command is not installed")
+            argv = [binary, "-t", "debugfs", "debugfs", point]
+            rc, out, err = module.run_command(argv, environ_update={"LC_ALL": "C", "LANGUAGE": "C"})
+            if rc != 0:
+                raise ConntrackModuleError(
+                    f"cannot mount debugfs at {point}: {err.strip() or out.strip()}", rc=rc, stdout=out, stderr=err, cmd=argv
+                )
+            result["mounted_debugfs"] = point
+
+        try:
+            path, _mounted = find_control(mounter if params["mount_debugfs"] else None)
+        except _WouldMount as would:
+            result.update(changed=True, control_path=None, mounted_debugfs=str(would))
+            module.warn(f"debugfs would be mounted at {would}; the matching sites cannot be listed in check mode")
+            return result
+    result["control_path"] = path
+
+    sites = read_control(path)
+    matched = [s for s in sites if site_matches(query, s)]
+    if not matched:
+        if params["require_match"]:
+            raise ConntrackModuleError(no_match_message(query, sites, path), query=query_text, control_path=path)
+        return result
+
+    wanted = [apply_flags(s.flags, op, flags) if op else s.flags for s in matched]
+    result["changed"] = any(s.flags != w for s, w in zip(matched, wanted))
+
+    if result["changed"] and not module.check_mode:
+        write_control(path, query_text)
+        result["written"] = True
+        after = {s.key: s for s in read_control(path)}
+        wrong = []
+        for site, want in zip(matched, wanted):
+            now = after.get(site.key)
+            if now is None:
+                wrong.append(f"{site.filename}:{site.lineno} [{site.module}]{site.function} disappeared (module unloaded?)")
+            elif now.flags != want:
+                wrong.append(f"{site.filename}:{site.lineno} [{site.module}]{site.function} reads ={now.flags}, wanted ={want}")
+        if wrong:
+            raise ConntrackModuleError(
+                f"wrote {query_text!r} to {path} but the kernel reads back: " + "; ".join(wrong),
+                query=query_text,
+                control_path=path,
+            )
+        matched_keys = {s.key for s in matched}
+        surprises = [
+            s for s in sites if s.key not in matched_keys and s.key in after and after[s.key].flags != s.flags
+        ]
+        if surprises:
+            module.warn(
+                f"the query also changed {len(surprises)} site(s) this module did not predict (or something else changed"
+                f" them meanwhile), e.g. {surprises[0].control_line()}"
+            )
+
+    result["sites"] = [site_result(s, w) for s, w in zip(matched, wanted)]
+    if module._diff:
+        result["diff"] = {
+            "before": "".join(s.control_line() + "\n" for s in matched),
+            "after": "".join(s.control_line(w) + "\n" for s, w in zip(matched, wanted)),
+        }
+    return result
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec={
+            "file": {"type": "str"},
+            "func": {"type": "str"},
+            "module": {"type": "str"},
+            "format": {"type": "str"},
+            "line": {"type": "raw"},
+            "class": {"type": "str"},
+            "flags": {"type": "str", "default": "p"},
+            "state": {"type": "str", "choices": ["enabled", "disabled", "exact", "query"], "default": "enabled"},
+            "control_path": {"type": "path"},
+            "mount_debugfs": {"type": "bool", "default": False},
+            "require_match": {"type": "bool", "default": True},
+        },
+        required_one_of=[["file", "func", "module", "format", "line", "class"]],
+        supports_check_mode=True,
+    )
+    try:
+        module.exit_json(**run(module))
+    except ConntrackModuleError as exc:
+        module.fail_json(msg=exc.msg, **exc.details)
+
+
+if __name__ == "__main__":
+    main()
