@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
 # Copyright (c) 2026, netfilter.conntrack contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
@@ -87,7 +87,7 @@ def run_measured(argv: list[str], env: dict[str, str] | None = None, stdout: int
 
 
 def median_of(repeat: int, func) -> tuple[float, int, list[float]]:
-    samples = [func() for _ in range(repeat)]
+    samples = [func() for dummy in range(repeat)]
     times = [s[0] for s in samples]
     return statistics.median(times), max(s[1] for s in samples), times
 
@@ -100,7 +100,10 @@ def setup_netns(size: int, workdir: str) -> None:
     sh(f"ip netns del {NETNS} 2>/dev/null || true")
     sh(f"ip netns add {NETNS}")
     sh(f"ip -n {NETNS} link set lo up")
-    sh(f"ip netns exec {NETNS} nft 'add table inet bench; add chain inet bench c {{ type filter hook input priority 0; }}; add rule inet bench c ct state new accept'")
+    sh(
+        f"ip netns exec {NETNS} nft 'add table inet bench;"
+        " add chain inet bench c { type filter hook input priority 0; }; add rule inet bench c ct state new accept'"
+    )
     path = os.path.join(workdir, f"load-{size}.txt")
     with open(path, "w", encoding="ascii") as handle:
         for i in range(size):
@@ -113,8 +116,10 @@ def setup_netns(size: int, workdir: str) -> None:
                     f"-I -p tcp -s {src} -d 10.200.0.2 --sport {sport} --dport 443 --state ESTABLISHED -u ASSURED,SEEN_REPLY -t 7200\n"
                 )
     start = time.perf_counter()
-    subprocess.run(["ip", "netns", "exec", NETNS, "conntrack", "-R", path], check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    loaded = int(subprocess.run(["ip", "netns", "exec", NETNS, "cat", "/proc/sys/net/netfilter/nf_conntrack_count"], capture_output=True, text=True, check=True).stdout)
+    nsexec = ["ip", "netns", "exec", NETNS]
+    subprocess.run(nsexec + ["conntrack", "-R", path], check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    count = subprocess.run(nsexec + ["cat", "/proc/sys/net/netfilter/nf_conntrack_count"], capture_output=True, text=True, check=True)
+    loaded = int(count.stdout)
     print(f"  loaded {loaded} entries in {time.perf_counter() - start:.1f} s", file=sys.stderr)
     if loaded != size:
         raise RuntimeError(f"expected {size} entries in {NETNS}, the kernel counts {loaded}")
@@ -173,7 +178,7 @@ def markdown(runs: list[dict[str, object]], repeat: int, python: str) -> str:
             cpu = next((line.split(":", 1)[1].strip() for line in handle if line.startswith("model name")), "")
     except OSError:
         pass
-    conntrack_version = subprocess.run(["conntrack", "--version"], capture_output=True, text=True).stdout.strip()
+    conntrack_version = subprocess.run(["conntrack", "--version"], capture_output=True, text=True, check=False).stdout.strip()
     lines = [
         SECTION,
         "",
@@ -257,7 +262,7 @@ def write_section(path: str, text: str) -> None:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--python", default=sys.executable, help="Python that runs the module (needs ansible-core)")

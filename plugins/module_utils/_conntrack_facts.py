@@ -361,7 +361,9 @@ def gather(
                 facts["unconfirmed"] = {"dumpable": False, "listed": None, "reason": UNCONFIRMED_REASON}
                 sources["unconfirmed"] = "not dumpable on this kernel"
             else:
-                facts["unconfirmed"] = _optional_list(gatherer, "unconfirmed list", IPCTNL_MSG_CT_GET_UNCONFIRMED, nl_family, max_entries, decode, include_entries)
+                facts["unconfirmed"] = _optional_list(
+                    gatherer, "unconfirmed list", IPCTNL_MSG_CT_GET_UNCONFIRMED, nl_family, max_entries, decode, include_entries
+                )
                 sources["unconfirmed"] = SOURCE_UNCONFIRMED
         if "dying" in lists:
             note = DYING_NOTE_NEW if version >= UNCONFIRMED_GONE else DYING_NOTE_OLD

@@ -105,8 +105,16 @@ TEST_DIAGNOSE: list[tuple[str, dict[str, t.Any], dict[str, t.Any], t.Any, t.Any,
         base_facts(count=309, count_after=309, dying={"dumpable": True, "listed": 299, "note": cf.DYING_NOTE_OLD}),
         {}, [], 0, ["dying_entries_pinned"], "pinned by an event listener",
     ),
-    ("dying under threshold", base_facts(count=15, count_after=15, dying={"dumpable": True, "listed": 5, "note": cf.DYING_NOTE_NEW}), {}, [], 0, [], "No problem"),
-    ("table near max", base_facts(count=95, count_after=95, max=100, usage_percent=95.0, table={"listed": 95}), {}, [], 0, ["table_near_max"], "95.0% of nf_conntrack_max"),
+    (
+        "dying under threshold",
+        base_facts(count=15, count_after=15, dying={"dumpable": True, "listed": 5, "note": cf.DYING_NOTE_NEW}),
+        {}, [], 0, [], "No problem",
+    ),
+    (
+        "table near max",
+        base_facts(count=95, count_after=95, max=100, usage_percent=95.0, table={"listed": 95}),
+        {}, [], 0, ["table_near_max"], "95.0% of nf_conntrack_max",
+    ),
     ("family filter: no comparison", base_facts(family="ipv6", table={"listed": 2}), {}, [], None, [], "were not compared"),
     ("table not listed", base_facts(table=None), {}, [], None, [], "were not compared"),
     (

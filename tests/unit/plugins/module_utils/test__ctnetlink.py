@@ -108,7 +108,14 @@ TEST_COUNT_KEY: list[tuple[str, bytes, tuple[int, int, int]]] = [
     ),
     (
         "proto nest without PROTO_NUM first",
-        message(nest(nl.CTA_TUPLE_ORIG, nest(nl.CTA_TUPLE_IP, nla(1, b"\x01\x02\x03\x04")), nest(nl.CTA_TUPLE_PROTO, nla(nl.CTA_PROTO_SRC_PORT, be16(1)), nla(nl.CTA_PROTO_NUM, u8(6)))) + tcp_info(7)),
+        message(
+            nest(
+                nl.CTA_TUPLE_ORIG,
+                nest(nl.CTA_TUPLE_IP, nla(1, b"\x01\x02\x03\x04")),
+                nest(nl.CTA_TUPLE_PROTO, nla(nl.CTA_PROTO_SRC_PORT, be16(1)), nla(nl.CTA_PROTO_NUM, u8(6))),
+            )
+            + tcp_info(7)
+        ),
         (2, 6, 7),
     ),
     ("no tuple at all", message(nla(nl.CTA_MARK, be32(0))), (2, -1, -1)),
@@ -116,7 +123,7 @@ TEST_COUNT_KEY: list[tuple[str, bytes, tuple[int, int, int]]] = [
 ]
 
 
-@pytest.mark.parametrize("raw, expected", [(raw, exp) for _, raw, exp in TEST_COUNT_KEY], ids=[c[0] for c in TEST_COUNT_KEY])
+@pytest.mark.parametrize("raw, expected", [(raw, exp) for _id, raw, exp in TEST_COUNT_KEY], ids=[c[0] for c in TEST_COUNT_KEY])
 def test_ct_count_key(raw: bytes, expected: tuple[int, int, int]) -> None:
     assert nl.ct_count_key(raw, 0, len(raw)) == expected
 
@@ -130,7 +137,7 @@ TEST_ITER_ATTRS = [
 ]
 
 
-@pytest.mark.parametrize("raw, expected", [(r, e) for _, r, e in TEST_ITER_ATTRS], ids=[c[0] for c in TEST_ITER_ATTRS])
+@pytest.mark.parametrize("raw, expected", [(r, e) for _id, r, e in TEST_ITER_ATTRS], ids=[c[0] for c in TEST_ITER_ATTRS])
 def test_iter_attrs(raw: bytes, expected: list[tuple[int, int, int]]) -> None:
     assert list(nl.iter_attrs(raw, 0, len(raw))) == expected
 
@@ -209,7 +216,7 @@ TEST_ITER_MESSAGES = [
 ]
 
 
-@pytest.mark.parametrize("raw, expected", [(r, e) for _, r, e in TEST_ITER_MESSAGES], ids=[c[0] for c in TEST_ITER_MESSAGES])
+@pytest.mark.parametrize("raw, expected", [(r, e) for _id, r, e in TEST_ITER_MESSAGES], ids=[c[0] for c in TEST_ITER_MESSAGES])
 def test_iter_messages(raw: bytes, expected: list[tuple[int, int]]) -> None:
     assert [(mtype, length) for mtype, _flags, _off, length in nl.iter_messages(raw, len(raw), seq=7)] == expected
 
