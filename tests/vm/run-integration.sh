@@ -17,7 +17,6 @@ set -euo pipefail
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO_ROOT="$(cd "$SCRIPT_DIR/../.." && pwd)"
 readonly SCRIPT_DIR REPO_ROOT
-readonly VM="$SCRIPT_DIR/vm.sh"
 readonly PLAYBOOK_CMD="${ANSIBLE_PLAYBOOK:-ansible-playbook}"
 
 log() { printf '[run-integration] %s\n' "$*" >&2; }
@@ -39,6 +38,7 @@ done
 command -v "$PLAYBOOK_CMD" >/dev/null 2>&1 || { log "$PLAYBOOK_CMD not found (set ANSIBLE_PLAYBOOK)"; exit 2; }
 
 work="$(mktemp -d "${TMPDIR:-/tmp}/nfct-vm-it.XXXXXX")"
+VM=""
 vm_started=""
 cleanup() {
     local rc=$?
@@ -56,6 +56,9 @@ trap 'exit 143' TERM
 collection="$work/ansible_collections/netfilter/conntrack"
 mkdir -p "$collection"
 tar -C "$REPO_ROOT" --exclude=./.git --exclude=./tests/output -cf - . | tar -C "$collection" -xf -
+# bash reads a script while running it: use the snapshot's vm.sh too.
+VM="$collection/tests/vm/vm.sh"
+bash -n "$VM" || { log "$VM has a syntax error"; exit 1; }
 
 start=$SECONDS
 vm_started=1
