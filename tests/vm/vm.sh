@@ -419,7 +419,9 @@ cmd_prepare() {
 # start / stop / ssh
 # --------------------------------------------------------------------------
 
-run_dir() { echo "$CACHE_DIR/run/$(short_name "$1")"; }
+# NFCT_VM_INSTANCE lets several VMs of the same kernel share one cache.
+instance_name() { echo "$(short_name "$1")${NFCT_VM_INSTANCE:+-$NFCT_VM_INSTANCE}"; }
+run_dir() { echo "$CACHE_DIR/run/$(instance_name "$1")"; }
 
 vm_pid() {
     # Print the qemu pid if the VM of package $1 is running.
@@ -454,7 +456,7 @@ write_inventory() {
     local pkg="$1" rd port inv host
     rd="$(run_dir "$pkg")"
     port="$(cat "$rd/port")"
-    host="vm-$(short_name "$pkg")"
+    host="vm-$(instance_name "$pkg")"
     inv="$rd/inventory.ini"
     cat >"$inv" <<EOF
 # Written by tests/vm/vm.sh for $pkg (kernel $(cat "$CACHE_DIR/kernels/$pkg/version"))
@@ -475,7 +477,9 @@ cmd_start() {
     fi
     rm -rf "$rd"
     mkdir -p "$rd" "$CACHE_DIR/run"
+    echo "${NFCT_VM_INSTANCE:-}" >"$rd/instance"
     # Serialise port selection + qemu launch between concurrent starts.
+    # (qemu must not inherit the lock fd, or it would hold the lock.)
     exec {lock}>"$CACHE_DIR/run/.start.lock"
     flock "$lock"
     if [[ -z "$port" ]]; then
@@ -498,7 +502,7 @@ cmd_start() {
         -netdev "user,id=n0,hostfwd=tcp:127.0.0.1:$port-:22" \
         -device virtio-net-pci,netdev=n0 \
         -device virtio-rng-pci \
-        -pidfile "$rd/qemu.pid" -daemonize \
+        -pidfile "$rd/qemu.pid" -daemonize {lock}>&- \
         || { rm -rf "$rd"; die "qemu failed to start"; }
     exec {lock}>&-
     deadline=$((SECONDS + BOOT_TIMEOUT))
@@ -561,17 +565,17 @@ cmd_ssh() {
 }
 
 cmd_status() {
-    local rd pkg pid
+    local rd pkg pid want=""
+    [[ -z "${1:-}" ]] || want="$(resolve_kernel "$1")"
     for rd in "$CACHE_DIR"/run/*; do
         [[ -f "$rd/package" ]] || continue
         pkg="$(cat "$rd/package")"
-        if [[ -n "${1:-}" && "$pkg" != "$(resolve_kernel "$1")" ]]; then
-            continue
-        fi
-        if pid="$(vm_pid "$pkg")"; then
-            echo "$pkg running pid=$pid port=$(cat "$rd/port") inventory=$rd/inventory.ini"
+        [[ -z "$want" || "$pkg" == "$want" ]] || continue
+        pid="$(cat "$rd/qemu.pid" 2>/dev/null || true)"
+        if [[ -n "$pid" ]] && grep -qa qemu-system "/proc/$pid/cmdline" 2>/dev/null; then
+            echo "${rd##*/} $pkg running pid=$pid port=$(cat "$rd/port") inventory=$rd/inventory.ini"
         else
-            echo "$pkg stale run dir $rd"
+            echo "${rd##*/} $pkg not running (stale run dir $rd)"
         fi
     done
 }
