@@ -23,7 +23,7 @@ description:
   - Dynamic debug is global to the kernel, not per network namespace.
   - Returns every matched site's flags before and after, so a later task can put them back (see RV(sites[].restore)).
 author:
-  - netfilter.conntrack contributors
+  - netfilter.conntrack maintainers (@netfilter-conntrack)
 extends_documentation_fragment:
   - netfilter.conntrack._attributes
   - netfilter.conntrack._attributes.actionable
