@@ -15,7 +15,7 @@ export ANSIBLE_COLLECTIONS_PATH := $(TREE)
 export ANSIBLE_FORCE_COLOR := 0
 PY_NEW := $(notdir $(firstword $(wildcard $(CACHE)/pybin/python3.13 $(CACHE)/pybin/python3.12)))
 
-.PHONY: setup tree demo test units units-new sanity sanity-new lint integration docs-lint changelog-lint build-test molecule vm-test
+.PHONY: setup tree demo test units units-new sanity sanity-new lint integration docs docs-lint ee-check changelog-lint build-test molecule vm-test
 
 setup:
 	.ci/setup
@@ -25,9 +25,9 @@ tree:
 	rsync -a --delete --exclude .git --exclude /.tmp --exclude /tests/output --exclude __pycache__ ./ $(COLLECTION)/
 
 demo: setup tree
-	ansible-playbook -i localhost, -c local demo/demo.yml
+	ansible-playbook -i localhost, -c local -e ansible_python_interpreter=/usr/bin/python3 demo/demo.yml
 
-test: setup tree units units-new sanity sanity-new lint docs-lint changelog-lint build-test integration molecule
+test: setup tree units units-new sanity sanity-new lint docs-lint ee-check changelog-lint build-test integration molecule
 
 units: tree
 	cd $(COLLECTION) && ansible-test units --venv --python 3.11 --color no
@@ -46,8 +46,19 @@ sanity-new: tree
 lint: tree
 	cd $(COLLECTION) && ansible-lint --profile production --offline
 
+docs: tree
+	docs/build.sh $(COLLECTION)
+
+# The reference in docs/reference is generated from the modules' own documentation and must be current.
 docs-lint: tree
-	cd $(COLLECTION) && antsibull-docs lint-collection-docs --plugin-docs .
+	docs/build.sh --lint $(COLLECTION)
+	docs/build.sh --check $(COLLECTION)
+
+# The execution-environment definition must give ansible-builder a valid build context.
+ee-check:
+	d=$$(mktemp -d) && cp meta/execution-environment.yml bindep.txt $$d/ && \
+	ansible-builder create -f $$d/execution-environment.yml -c $$d/context >/dev/null && \
+	test -f $$d/context/Containerfile && rm -rf $$d && echo "execution environment: build context OK"
 
 changelog-lint:
 	antsibull-changelog lint
