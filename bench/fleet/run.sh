@@ -1,0 +1,234 @@
+#!/usr/bin/env bash
+# Fleet benchmark of the debug role against the plain way (bench/fleet/baseline.yml), in podman containers.
+#   bench/fleet/run.sh [--no-write]
+# Starts NFCT_FLEET_MAX (50) systemd containers of the Molecule image, runs the enable/collect/revert cycle of
+# the role and of the baseline at 10, 25 and 50 hosts (forks 25) and at 50 hosts with forks 5, a second enable
+# (changed=0, no value written), pipelining off/on at 10 hosts, and the collect payload at 0, 1,000 and 100,000
+# logged invalid packets; writes the "## Fleet" section of docs/benchmarks.md (between its markers) unless
+# --no-write. Raises fs.inotify.max_user_instances for the containers and restores it, removes every container
+# it created, on any exit.
+# Environment: NFCT_VENV (controller venv, created with ansible-core 2.19 + ansible when missing),
+# NFCT_FLEET_SIZES ("10 25 50"), NFCT_FLEET_FORKS (25), NFCT_FLEET_LOW_FORKS (5), NFCT_FLEET_KEEP=1 keeps the
+# work directory (logs, per-run JSON).
+# Copyright (c) 2026, netfilter.conntrack contributors
+# SPDX-License-Identifier: GPL-3.0-or-later
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(cd "$HERE/../.." && pwd)"
+WRITE=1
+[[ "${1:-}" == --no-write ]] && WRITE=0
+VENV="${NFCT_VENV:-/root/.cache/netfilter-conntrack/venv-2.19}"
+SIZES=(${NFCT_FLEET_SIZES:-10 25 50})
+FORKS="${NFCT_FLEET_FORKS:-25}"
+LOW_FORKS="${NFCT_FLEET_LOW_FORKS:-5}"
+MAX="${SIZES[-1]}"
+IMAGE="${NFCT_MOLECULE_IMAGE:-localhost/netfilter-conntrack-debian:bookworm}"
+RUN_ID="$$"
+LABEL="nfct-fleet-bench=$RUN_ID"
+export CONTAINERS_CONF="${CONTAINERS_CONF:-$ROOT/extensions/molecule/containers.conf}"
+
+log() { printf '[fleet %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+elapsed() { awk "BEGIN{printf \"%.1f\", $(date +%s.%N) - $1}"; }
+LOAD_START="$(cut -d' ' -f1-3 /proc/loadavg)"
+BENCH_T0=$(date +%s)
+
+# ---------------------------------------------------------------- controller
+if [[ ! -x "$VENV/bin/ansible-playbook" ]]; then
+    log "creating the controller venv $VENV"
+    python3 -m venv "$VENV"
+    "$VENV/bin/pip" install -q 'ansible-core==2.19.*' 'ansible==12.*'
+fi
+export PATH="$VENV/bin:$PATH"
+"$ROOT/extensions/molecule/build-image.sh"
+
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/nfct-fleet.XXXXXX")"
+INOTIFY_ORIG="$(sysctl -n fs.inotify.max_user_instances)"
+cleanup() {
+    local rc=$?
+    set +e
+    log "removing the containers of run $RUN_ID"
+    podman ps -aq --filter "label=$LABEL" | xargs -r podman rm -f -t 0 >/dev/null 2>&1
+    sysctl -q -w fs.inotify.max_user_instances="$INOTIFY_ORIG"
+    log "fs.inotify.max_user_instances restored to $(sysctl -n fs.inotify.max_user_instances)"
+    if [[ "${NFCT_FLEET_KEEP:-0}" == 1 ]]; then log "work directory kept: $WORK"; else rm -rf "$WORK"; fi
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# The collection as netfilter.conntrack, from the files git tracks in this checkout (works in a clean clone).
+COLL="$WORK/collections/ansible_collections/netfilter/conntrack"
+mkdir -p "$COLL" "$WORK/stats" "$WORK/logs" "$WORK/values" "$WORK/reports" "$WORK/baseline-reports"
+git -C "$ROOT" ls-files -z | tar -C "$ROOT" --null --ignore-failed-read -T - -cf - 2>/dev/null | tar -C "$COLL" -xf -
+
+cat >"$WORK/ansible.cfg" <<EOF
+[defaults]
+collections_path = $WORK/collections
+callback_plugins = $HERE/callback_plugins
+callbacks_enabled = fleet_stats
+interpreter_python = /usr/bin/python3
+gathering = explicit
+retry_files_enabled = false
+host_key_checking = false
+nocolor = true
+deprecation_warnings = false
+EOF
+export ANSIBLE_CONFIG="$WORK/ansible.cfg" ANSIBLE_PIPELINING=false FLEET_BASELINE_REPORTS="$WORK/baseline-reports"
+
+# Inventory: groups n<SIZE> hold the first SIZE containers.
+name() { printf 'nfct-bench-%02d' "$1"; }
+{
+    echo "all:"
+    echo "  vars:"
+    echo "    ansible_connection: containers.podman.podman"
+    echo "    ansible_become: false  # root in the container already; the images have no sudo"
+    echo "    conntrack_debug_report_dir: $WORK/reports"
+    echo "    conntrack_debug_duration: 1800"
+    echo "  children:"
+    for size in "${SIZES[@]}"; do
+        echo "    n$size:"
+        echo "      hosts:"
+        for ((i = 1; i <= size; i++)); do echo "        $(name "$i"):"; done
+    done
+} >"$WORK/inventory.yml"
+
+# ---------------------------------------------------------------- containers
+NEED=$((MAX * 8 + 256))
+if ((INOTIFY_ORIG < NEED)); then
+    log "fs.inotify.max_user_instances $INOTIFY_ORIG -> $NEED (restored on exit)"
+    sysctl -q -w fs.inotify.max_user_instances="$NEED"
+fi
+log "starting $MAX containers"
+start_one() {
+    podman run -d --name "$1" --hostname "$1" --label "$LABEL" --privileged --systemd=always \
+        "$IMAGE" /sbin/init >/dev/null
+}
+export -f start_one
+export IMAGE LABEL
+T0=$(date +%s.%N)
+for ((i = 1; i <= MAX; i++)); do name "$i"; echo; done | xargs -P 4 -I{} bash -c 'start_one {}'
+# Boot, and non-default starting values (so that a restore differs from a reset). community.general.modprobe
+# needs a modprobe binary, which the minimal image lacks: a stub (the kernel here has no loadable modules).
+prepare_one() {
+    podman exec "$1" sh -c '
+        systemctl is-system-running --wait >/dev/null 2>&1
+        sysctl -q -w net.netfilter.nf_conntrack_log_invalid=17 net.netfilter.nf_log.2=NONE net.netfilter.nf_log.10=NONE
+        printf "#!/bin/sh\nexit 0\n" >/usr/local/sbin/modprobe; chmod 0755 /usr/local/sbin/modprobe'
+}
+export -f prepare_one
+for ((i = 1; i <= MAX; i++)); do name "$i"; echo; done | xargs -P 4 -I{} bash -c 'prepare_one {}'
+log "$MAX containers up in $(elapsed "$T0") s"
+echo "containers_up_seconds $(elapsed "$T0")" >>"$WORK/meta.txt"
+
+# ---------------------------------------------------------------- helpers
+cd "$WORK"
+# run LABEL FORKS LIMIT ansible-playbook-arguments...: one timed ansible-playbook run, its stats in stats/LABEL.json.
+run() {
+    local label="$1" forks="$2" limit="$3"
+    shift 3
+    local t0 t1
+    t0=$(date +%s.%N)
+    if ! FLEET_STATS_OUT="$WORK/stats/$label.json" ansible-playbook -i inventory.yml -f "$forks" -l "$limit" "$@" \
+        >"$WORK/logs/$label.log" 2>&1; then
+        log "FAILED: $label (tail of its log follows)"
+        tail -n 40 "$WORK/logs/$label.log" >&2
+        return 1
+    fi
+    t1=$(date +%s.%N)
+    printf '%s\t%s\n' "$label" "$(awk "BEGIN{print $t1 - $t0}")" >>"$WORK/times.tsv"
+    log "$label: $(awk "BEGIN{printf \"%.1f\", $t1 - $t0}") s"
+}
+role_cycle() {  # PREFIX FORKS LIMIT
+    run "$1-enable" "$2" "$3" netfilter.conntrack.enable
+    run "$1-collect" "$2" "$3" netfilter.conntrack.collect
+    run "$1-revert" "$2" "$3" netfilter.conntrack.revert
+}
+base_cycle() {  # PREFIX FORKS LIMIT
+    local phase
+    for phase in enable collect revert; do run "$1-$phase" "$2" "$3" "$HERE/baseline.yml" --tags "$phase"; done
+}
+# values TAG SIZE: every net.netfilter value (but the live entry count) of the first SIZE containers.
+values_one() {
+    podman exec "$1" sysctl -a -r '^net\.netfilter\.' 2>/dev/null | grep -v '^net.netfilter.nf_conntrack_count ' | sort
+}
+export -f values_one
+values() {
+    local i
+    mkdir -p "$WORK/values/$1"
+    for ((i = 1; i <= $2; i++)); do name "$i"; echo; done |
+        xargs -P 4 -I{} bash -c "values_one {} >'$WORK/values/$1/{}'"
+}
+snapshots() {  # TAG SIZE: the role's snapshot files
+    local i
+    mkdir -p "$WORK/values/$1"
+    for ((i = 1; i <= $2; i++)); do
+        podman exec "$(name "$i")" cat /run/netfilter-conntrack/init.json >"$WORK/values/$1/$(name "$i")" 2>/dev/null || true
+    done
+}
+
+values initial "$MAX"
+
+# ---------------------------------------------------------------- 1. cost growth and role vs baseline
+# Pairs run back to back, alternating which goes first, so that load from other jobs hits both alike.
+order=0
+for size in "${SIZES[@]}"; do
+    if ((order++ % 2 == 0)); then
+        role_cycle "role-n$size-f$FORKS" "$FORKS" "n$size"; base_cycle "base-n$size-f$FORKS" "$FORKS" "n$size"
+    else
+        base_cycle "base-n$size-f$FORKS" "$FORKS" "n$size"; role_cycle "role-n$size-f$FORKS" "$FORKS" "n$size"
+    fi
+done
+values after-cycles "$MAX"
+LOW_SIZE="${NFCT_FLEET_LOW_FORKS_SIZE:-${SIZES[0]}}"
+role_cycle "role-n$LOW_SIZE-f$LOW_FORKS" "$LOW_FORKS" "n$LOW_SIZE"
+base_cycle "base-n$LOW_SIZE-f$LOW_FORKS" "$LOW_FORKS" "n$LOW_SIZE"
+
+# ---------------------------------------------------------------- 2. idempotent second enable
+values before-enable "$MAX"
+run "idem-n$MAX-enable1" "$FORKS" "n$MAX" netfilter.conntrack.enable
+values after-enable1 "$MAX"
+snapshots snap1 "$MAX"
+sleep 2  # so that a refreshed deadline is visible
+run "idem-n$MAX-enable2" "$FORKS" "n$MAX" netfilter.conntrack.enable
+values after-enable2 "$MAX"
+snapshots snap2 "$MAX"
+run "idem-n$MAX-revert" "$FORKS" "n$MAX" netfilter.conntrack.revert
+values after-revert "$MAX"
+
+# ---------------------------------------------------------------- 3. pipelining off/on (10 hosts)
+PIPE_SIZE="${SIZES[0]}"
+ANSIBLE_PIPELINING=true role_cycle "pipe-on-role-n$PIPE_SIZE-f$FORKS" "$FORKS" "n$PIPE_SIZE"
+ANSIBLE_PIPELINING=true base_cycle "pipe-on-base-n$PIPE_SIZE-f$FORKS" "$FORKS" "n$PIPE_SIZE"
+
+# ---------------------------------------------------------------- 4. collect payload at 0, 1,000, 100,000 lines
+PAY_HOSTS=3
+run "payload-enable" "$FORKS" "n${SIZES[0]}[0:$((PAY_HOSTS - 1))]" netfilter.conntrack.enable
+for lines in 0 1000 100000; do
+    for ((i = 1; i <= PAY_HOSTS; i++)); do
+        podman exec -i "$(name "$i")" python3 - "$lines" /run/fleet-bench-kern.log <"$HERE/make_log.py" \
+            >"$WORK/values/logsize-$lines"
+    done
+    run "payload-role-$lines" "$FORKS" "n${SIZES[0]}[0:$((PAY_HOSTS - 1))]" "$HERE/collect_file.yml"
+    cp "$WORK/reports/$(name 1).json" "$WORK/values/report-$lines.json"
+    run "payload-base-$lines" "$FORKS" "n${SIZES[0]}[0:$((PAY_HOSTS - 1))]" "$HERE/baseline.yml" --tags collect \
+        -e baseline_kernel_log_cmd='cat /run/fleet-bench-kern.log'
+done
+run "payload-revert" "$FORKS" "n${SIZES[0]}[0:$((PAY_HOSTS - 1))]" netfilter.conntrack.revert
+
+# ---------------------------------------------------------------- report
+{
+    echo "machine $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'))," \
+        "$(free -g | awk '/^Mem:/{print $2}') GiB, kernel $(uname -r)"
+    echo "controller $("$VENV/bin/ansible" --version | head -1), $("$VENV/bin/python" --version)," \
+        "ansible $("$VENV/bin/pip" show ansible 2>/dev/null | awk '/^Version/{print $2}')"
+    echo "podman $(podman --version | awk '{print $3}'), runtime runc; image $IMAGE"
+    echo "date $(date -u '+%Y-%m-%d %H:%M UTC')"
+    echo "load_start $LOAD_START"
+    echo "load_end $(cut -d' ' -f1-3 /proc/loadavg)"
+    echo "bench_seconds $(($(date +%s) - BENCH_T0))"
+} >>"$WORK/meta.txt"
+ARGS=("$WORK" --forks "$FORKS" --low-forks "$LOW_FORKS" --low-forks-size "$LOW_SIZE" --sizes "${SIZES[@]}")
+((WRITE)) && ARGS+=(--write "$ROOT/docs/benchmarks.md")
+"$VENV/bin/python" "$HERE/report.py" "${ARGS[@]}"
+log "done in $(($(date +%s) - BENCH_T0)) s"
