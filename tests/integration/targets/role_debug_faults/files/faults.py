@@ -21,6 +21,7 @@ import hashlib
 import json
 import os
 import signal
+import stat
 import subprocess
 import sys
 import threading
@@ -278,7 +279,146 @@ def lock_held(spec: dict) -> dict:
     return {"changed": False, "blocked": blocked, "waited_s": waited, "snapshot_unchanged": before == after}
 
 
-COMMANDS = {"kill-controller": kill_controller, "parallel": parallel, "revert-race": revert_race,
+# ----------------------------------------------------------------------------- inspection
+
+def meta(path: str) -> dict | None:
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return None
+    kind = "link" if stat.S_ISLNK(info.st_mode) else "dir" if stat.S_ISDIR(info.st_mode) else \
+        "file" if stat.S_ISREG(info.st_mode) else "other"
+    return {"type": kind, "uid": info.st_uid, "gid": info.st_gid, "mode": f"{stat.S_IMODE(info.st_mode):04o}"}
+
+
+def inspect(spec: dict) -> dict:
+    """spec: netns, state_dir, program. The namespace's values, the snapshot's text, files' metadata."""
+    values = subprocess.run(["python3", os.path.join(os.path.dirname(os.path.abspath(__file__)), "nfct_values.py"),
+                             spec["netns"]], capture_output=True, text=True, check=True)
+    ident = "netns-" + spec["netns"]
+    snapshot = os.path.join(spec["state_dir"], ident + ".json")
+    try:
+        with open(snapshot, "rb") as handle:
+            text = handle.read().decode("utf-8", errors="replace")
+    except FileNotFoundError:
+        text = None
+    paths = [spec["state_dir"], snapshot, os.path.join(spec["state_dir"], ident + ".pid"),
+             os.path.join(spec["state_dir"], "lock"), spec["program"]]
+    return {"changed": False, "values": json.loads(values.stdout)["values"], "snapshot": text,
+            "files": {path: meta(path) for path in paths}}
+
+
+# ----------------------------------------------------------------------------- planted files
+
+def digest(path: str) -> str:
+    with open(path, "rb") as handle:
+        return hashlib.sha256(handle.read()).hexdigest()
+
+
+def security(spec: dict) -> dict:
+    """spec: program, private (a root-owned 0700 directory), netns, victim (a file to protect).
+
+    Each case prepares a state directory, runs the program against it, and reports its exit status,
+    message, whether the victim changed and what the state directory holds afterwards."""
+    import pwd
+    import shutil
+    nobody = pwd.getpwnam("nobody")
+    victim_digest = digest(spec["victim"])
+    snap_args = ["snapshot", "--netns", spec["netns"], "--duration", "600", "--log-invalid", "tcp", "--no-schedule"]
+    results = {}
+
+    def fresh(name: str, owner: int = 0, mode: int = 0o700) -> str:
+        path = os.path.join(spec["private"], name)
+        shutil.rmtree(path, ignore_errors=True)
+        os.mkdir(path, mode)
+        os.chmod(path, mode)
+        os.chown(path, owner, owner)
+        return path
+
+    def run(name: str, state_dir: str, *args: str) -> None:
+        out = run_program(dict(spec, state_dir=state_dir), *args)
+        listing = sorted(os.listdir(state_dir)) if os.path.isdir(state_dir) else None
+        results[name] = {"rc": out["rc"], "msg": out["out"].get("msg", out["out"]),
+                         "victim_unchanged": digest(spec["victim"]) == victim_digest, "listing": listing,
+                         "state": meta(state_dir)}
+
+    # a state directory owned by another user (who could plant anything in it)
+    foreign = fresh("foreign-owner", owner=nobody.pw_uid)
+    os.symlink(spec["victim"], os.path.join(foreign, f"netns-{spec['netns']}.json"))
+    run("foreign_owner_snapshot", foreign, *snap_args)
+    run("foreign_owner_revert", foreign, "revert", "--netns", spec["netns"])
+    # the state directory itself is a symlink to a directory of another user
+    target = fresh("attacker-dir", owner=nobody.pw_uid)
+    link = os.path.join(spec["private"], "linked-state")
+    if os.path.lexists(link):
+        os.unlink(link)
+    os.symlink(target, link)
+    run("state_dir_symlink", link, *snap_args)
+    results["state_dir_symlink"]["attacker_dir_listing"] = sorted(os.listdir(target))
+    # root's own 0700 directory with the snapshot name planted as a symlink to the victim
+    planted = fresh("planted-snapshot")
+    os.symlink(spec["victim"], os.path.join(planted, f"netns-{spec['netns']}.json"))
+    run("snapshot_symlink_snapshot", planted, *snap_args)
+    run("snapshot_symlink_revert", planted, "revert", "--netns", spec["netns"])
+    results["snapshot_symlink_revert"]["link_kept"] = os.path.islink(os.path.join(planted, f"netns-{spec['netns']}.json"))
+    # the lock file planted as a symlink
+    locked = fresh("planted-lock")
+    os.symlink(spec["victim"], os.path.join(locked, "lock"))
+    run("lock_symlink", locked, *snap_args)
+    # a snapshot that is a regular 0600 file of another user
+    foreign_file = fresh("foreign-snapshot")
+    path = os.path.join(foreign_file, f"netns-{spec['netns']}.json")
+    with open(path, "w", encoding="ascii") as handle:
+        handle.write("{}")
+    os.chmod(path, 0o600)
+    os.chown(path, nobody.pw_uid, nobody.pw_gid)
+    run("snapshot_foreign_owner", foreign_file, "revert", "--netns", spec["netns"])
+    # the detached process's pid file planted as a symlink: replaced by rename, never written through
+    pidlink = fresh("planted-pid")
+    os.symlink(spec["victim"], os.path.join(pidlink, f"netns-{spec['netns']}.pid"))
+    run("pid_symlink_schedule", pidlink, *[a for a in snap_args if a != "--no-schedule"])
+    results["pid_symlink_schedule"]["pid_file"] = meta(os.path.join(pidlink, f"netns-{spec['netns']}.pid"))
+    run("pid_symlink_cleanup", pidlink, "revert", "--netns", spec["netns"])
+    # a root-owned state directory that others may write into is tightened to 0700 before use
+    loose = fresh("loose-mode", mode=0o777)
+    run("loose_mode", loose, *snap_args)
+    run("loose_mode_cleanup", loose, "revert", "--netns", spec["netns"])
+    return {"changed": False, "cases": results}
+
+
+SHELL_PATTERNS = {
+    "shell module": r"^\s*-?\s*(ansible\.builtin\.|ansible\.legacy\.)?(shell|raw)\s*:",
+    "command module with a string": r"^\s*-?\s*(ansible\.builtin\.|ansible\.legacy\.)?command\s*:\s*[^\s#]",
+    "cmd string": r"^\s*cmd\s*:",
+    "use_unsafe_shell": r"use_unsafe_shell",
+    "shell=True": r"shell\s*=\s*True",
+    "run_command with a string": r"run_command\(\s*[fbru]*[\"']",
+    "os.system / os.popen": r"os\.(system|popen)\s*\(",
+    "sh -c": r"[\"']sh[\"']\s*,\s*[\"']-c[\"']|/bin/sh -c",
+}
+
+
+def no_shell(spec: dict) -> dict:
+    """spec: roots: [directories]. Every line of every file that looks like a shell string."""
+    import re
+    patterns = {name: re.compile(text) for name, text in SHELL_PATTERNS.items()}
+    hits, scanned = [], 0
+    for root in spec["roots"]:
+        for directory, _dirs, files in os.walk(root):
+            for name in files:
+                if name.endswith((".pyc", ".md", ".rst")):
+                    continue
+                path = os.path.join(directory, name)
+                scanned += 1
+                with open(path, encoding="utf-8", errors="replace") as handle:
+                    for number, line in enumerate(handle, 1):
+                        for label, pattern in patterns.items():
+                            if pattern.search(line):
+                                hits.append(f"{path}:{number}: {label}: {line.strip()}")
+    return {"changed": False, "scanned": scanned, "hits": hits}
+
+
+COMMANDS = {"inspect": inspect, "security": security, "no-shell": no_shell, "kill-controller": kill_controller, "parallel": parallel, "revert-race": revert_race,
             "rewrite-race": rewrite_race, "lock-held": lock_held}
 
 if __name__ == "__main__":
