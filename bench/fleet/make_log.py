@@ -2,7 +2,8 @@
 # Write N conntrack invalid-packet kernel log lines (dmesg format) to a file, for the collect payload benchmark
 # of bench/fleet/run.sh. The lines are real 6.18 kernel lines (tests/unit/.../fixtures/invalid_log) with the
 # timestamp, source address and ports varied: timestamps start just after the current uptime (so they fall in
-# the debug window opened before), sources spread over 1,000 addresses. Standard library only; runs on the host.
+# the debug window opened before), sources spread over 500 addresses. Standard library only; runs on the target
+# (bench/fleet/run.sh pipes it into python3 inside a container).
 #   make_log.py COUNT DEST
 # Copyright (c) 2026, netfilter.conntrack contributors
 # SPDX-License-Identifier: GPL-3.0-or-later
