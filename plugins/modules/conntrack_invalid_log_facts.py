@@ -274,7 +274,6 @@ ansible_facts:
 """
 
 import errno
-import json
 import os
 import time
 

@@ -1,4 +1,3 @@
-#!/usr/bin/python3
 # Send TCP segments with impossible flag combinations over the loopback interface, so that conntrack
 # counts them as invalid and (with nf_conntrack_log_invalid set) logs "invalid tcp flag combination".
 # Copyright (c) 2026, netfilter.conntrack contributors
