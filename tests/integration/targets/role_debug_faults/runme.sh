@@ -1,9 +1,18 @@
 #!/usr/bin/env bash
 # ansible-playbook is started here (not through tasks/main.yml) because faults 1 and 5 start, and
 # SIGKILL, nested ansible-playbook runs, which need the inventory and the ansible-playbook path.
-# Pipelining stays off: the fault-injecting module interpreters look at the module file's name.
+# ansible-test copies only this target: the collection under test (its roles/, playbooks/, plugins/
+# for the no-shell check, the revert program) is found on ANSIBLE_COLLECTIONS_PATH.
 set -eux
-export ANSIBLE_PIPELINING=False
+root=
+IFS=: read -ra paths <<< "${ANSIBLE_COLLECTIONS_PATH:-}"
+for path in "${paths[@]}" "$(pwd)/../../../../../../.."; do
+  if [[ -f "$path/ansible_collections/netfilter/conntrack/roles/debug/files/conntrack-debug-revert" ]]; then
+    root=$(cd "$path/ansible_collections/netfilter/conntrack" && pwd)
+    break
+  fi
+done
+[[ -n "$root" ]] || { echo "netfilter.conntrack not found on ANSIBLE_COLLECTIONS_PATH" >&2; exit 1; }
 ansible-playbook faults.yml -i "${INVENTORY_PATH}" \
-  -e "output_dir=${OUTPUT_DIR}" -e "faults_inventory=${INVENTORY_PATH}" \
+  -e "output_dir=${OUTPUT_DIR}" -e "faults_inventory=${INVENTORY_PATH}" -e "faults_collection_root=${root}" \
   -e "faults_ansible_playbook=$(command -v ansible-playbook)" "$@"
