@@ -335,9 +335,9 @@ class Kernel:
             return FAIL, note
         kinds = sorted({ns.get("scheduler", {}).get("kind", "?") for ns in ((self.cycle.get("enabled_explicit") or {}).get("namespaces") or {}).values()})
         waited = (self.cycle.get("auto_wait") or "").split("\n")[0]
-        if diffs or waited != "gone":
+        if diffs or not waited.startswith("gone"):
             return FAIL, f"{self.cycle.get('auto_duration')} s window ({', '.join(kinds)}): " + "; ".join(diffs or [waited])
-        return PASS, f"{', '.join(kinds)} reverted after the {self.cycle.get('auto_duration')} s window"
+        return PASS, f"{', '.join(kinds)}: {self.cycle.get('auto_duration')} s window, snapshots {waited} of waiting"
 
     def target(self, name):
         targets = self.meta.get("targets") or {}

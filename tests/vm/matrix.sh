@@ -11,8 +11,8 @@
 # MATRIX_JOBS (default 2) guests run at once; the host column runs alongside them.
 # Exit status: 0 when every cell of the table passed, 1 otherwise, 2 for usage errors.
 #
-# Environment: MATRIX_RESULTS (default tests/output/vm-matrix), MATRIX_JOBS, MATRIX_TARGETS_VM,
-# MATRIX_TARGETS_HOST, MATRIX_DOCS (default docs/compatibility.md; empty: do not write),
+# Environment: MATRIX_RESULTS (default tests/output/vm-matrix), MATRIX_JOBS, MATRIX_TARGETS_VM and
+# MATRIX_TARGETS_HOST (target lists; empty skips the targets there), MATRIX_DOCS (default docs/compatibility.md; empty: do not write),
 # MATRIX_FIXTURES=1 (copy the captured invalid-log lines to the unit-test fixtures, new files only),
 # ANSIBLE_BIN (directory of ansible-playbook; default ~/.cache/netfilter-conntrack/venv-2.19/bin when it exists),
 # plus everything vm.sh and run-integration.sh read.
@@ -26,8 +26,10 @@ ANSIBLE_BIN="${ANSIBLE_BIN:-$CACHE/venv-2.19/bin}"
 [[ -x "$ANSIBLE_BIN/ansible-playbook" ]] && export PATH="$ANSIBLE_BIN:$PATH"
 RESULTS="${MATRIX_RESULTS:-$REPO_ROOT/tests/output/vm-matrix}"
 JOBS="${MATRIX_JOBS:-2}"
-TARGETS_VM="${MATRIX_TARGETS_VM:-conntrack_log_invalid nf_log_backend dynamic_debug_site conntrack_lists_facts conntrack_invalid_log_facts}"
-TARGETS_HOST="${MATRIX_TARGETS_HOST:-$TARGETS_VM role_debug_netns}"
+# An empty MATRIX_TARGETS_VM / MATRIX_TARGETS_HOST skips the integration targets there.
+TARGETS="conntrack_log_invalid nf_log_backend dynamic_debug_site conntrack_lists_facts conntrack_invalid_log_facts"
+TARGETS_VM="${MATRIX_TARGETS_VM-$TARGETS}"
+TARGETS_HOST="${MATRIX_TARGETS_HOST-$TARGETS role_debug_netns}"
 DOCS="${MATRIX_DOCS-$REPO_ROOT/docs/compatibility.md}"
 
 log() { printf '[matrix %s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
@@ -137,7 +139,7 @@ job_host() {
         "$(uname -r | cut -d. -f1,2)" >"$inv"
     t0=$SECONDS
     : >"$dir/targets.err"
-    for target in $TARGETS_HOST; do
+    for target in $TARGETS_HOST; do  # may be empty
         local t1=$SECONDS play="$work/host-$target.yml"
         printf -- '---\n- name: Integration target %s\n  hosts: nfct_vms\n  gather_facts: false\n  tasks:\n    - name: Run %s\n      ansible.builtin.include_role:\n        name: %s\n' \
             "$target" "$target" "$target" >"$play"
@@ -165,10 +167,13 @@ for k in "${kernels[@]}"; do
     ((SECONDS - t0 > 2)) && log "$k: prepared in $((SECONDS - t0)) s"
 done
 
-# The queue: longest jobs first; at most $JOBS guests at a time; the host job does not take a slot.
+# The queue: the probes (the table's core) first, then the targets; at most $JOBS guests at a time;
+# the host job does not take a slot.
 queue=()
-for k in "${kernels[@]}"; do [[ "$k" == host ]] || queue+=("targets:$k"); done
 for k in "${kernels[@]}"; do [[ "$k" == host ]] || queue+=("probes:$k"); done
+if [[ -n "${TARGETS_VM// /}" ]]; then
+    for k in "${kernels[@]}"; do [[ "$k" == host ]] || queue+=("targets:$k"); done
+fi
 host_pid=""
 if [[ " ${kernels[*]} " == *" host "* ]]; then
     set -m; job_host & host_pid=$!; set +m
