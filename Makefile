@@ -70,6 +70,12 @@ build-test: tree
 integration: tree
 	.ci/integration $(COLLECTION)
 
+# Real-kernel tier (qemu, TCG): the targets that need a kernel with dynamic debug and modular
+# netfilter, in a Debian 6.1 guest. Not part of `make test`: see the README for its duration.
+vm-test: setup
+	ANSIBLE_PLAYBOOK=$(VENV)/bin/ansible-playbook tests/vm/run-integration.sh 6.1 \
+	  dynamic_debug_site nf_log_backend conntrack_log_invalid
+
 # The debug role in systemd (and one non-systemd) podman containers from a locally built image.
 molecule:
 	extensions/molecule/run-all.sh
