@@ -128,9 +128,8 @@ class Kernel:
         return None  # built in
 
     def nf_log(self, family, number):
-        results = self.caps.get("nf_log") or {}
-        result = results.get(family)
-        if result is None:
+        result = self.caps.get("nf_log")
+        if not result:
             return self.missing("capabilities.yml")
         if result.get("failed"):
             return FAIL, short(result.get("msg"))
@@ -145,16 +144,14 @@ class Kernel:
             problems.append(f"bound {current!r}, kernel reads {value!r}")
         if provider:
             if provider not in after_modules:
-                problems.append(f"{provider} not loaded afterwards")
-            wrong = [m for m in loaded if m != provider and not (provider == "nf_log_syslog" and m.startswith("nf_log_"))]
-            if wrong:
-                problems.append(f"loaded {wrong}, expected {provider}")
-            source = f"module {provider}" + (f" (loaded {', '.join(loaded)})" if loaded else " (already loaded)")
+                problems.append(f"{provider} not loaded afterwards (loaded: {', '.join(after_modules) or 'none'})")
+            by_call = provider in loaded or (provider == "nf_log_syslog" and any(m.startswith("nf_log_") for m in loaded))
+            source = f"module {provider}, " + ("loaded by the module" if by_call else "already loaded")
         else:
             if loaded:
-                problems.append(f"loaded {loaded} although the logger is built in")
+                problems.append(f"loaded {loaded} although the loggers are built in")
             source = "built in"
-        note = f"{value} from {source}"
+        note = f"{value}: {source}"
         return (FAIL, "; ".join(problems) + f" — {note}") if problems else (PASS, note)
 
     # -- dynamic debug

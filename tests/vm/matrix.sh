@@ -70,6 +70,8 @@ VM="$collection/tests/vm/vm.sh"
 export ANSIBLE_COLLECTIONS_PATH="$work/tree"
 export ANSIBLE_HOST_KEY_CHECKING=False ANSIBLE_RETRY_FILES_ENABLED=False ANSIBLE_NOCOLOR=1
 export ANSIBLE_PIPELINING=True ANSIBLE_DEPRECATION_WARNINGS=False
+# Under TCG on a busy 2-core host a guest can take minutes to answer ssh (vm.sh waits 180 s by default).
+export NFCT_VM_TIMEOUT="${NFCT_VM_TIMEOUT:-420}"
 
 rm -rf "$RESULTS"
 mkdir -p "$RESULTS"
@@ -115,7 +117,14 @@ job_targets_vm() {
 job_probes_vm() {
     local k="$1" dir="$RESULTS/$1" t0=$SECONDS inventory pkg release rc=0
     mkdir -p "$dir"
-    if ! inventory="$(NFCT_VM_INSTANCE=mx "$VM" start "$k" 2>"$dir/probes-vm.err" | tail -n 1)" || [[ ! -f "$inventory" ]]; then
+    # A loaded host can take minutes to answer ssh under TCG: a longer timeout, and one more try.
+    if ! inventory="$(NFCT_VM_TIMEOUT="${NFCT_VM_TIMEOUT:-420}" NFCT_VM_INSTANCE=mx "$VM" start "$k" 2>"$dir/probes-vm.err" | tail -n 1)" \
+        || [[ ! -f "$inventory" ]]; then
+        log "$k: guest did not answer, trying once more"
+        NFCT_VM_INSTANCE=mx "$VM" stop "$k" >/dev/null 2>&1 || true
+        inventory="$(NFCT_VM_TIMEOUT="${NFCT_VM_TIMEOUT:-420}" NFCT_VM_INSTANCE=mx "$VM" start "$k" 2>>"$dir/probes-vm.err" | tail -n 1)" || true
+    fi
+    if [[ ! -f "$inventory" ]]; then
         log "$k: guest did not start (see $dir/probes-vm.err)"
         write_meta "$k" probes "" "" "probes+role" "$((SECONDS - t0))" "{}"
         return 0
