@@ -40,14 +40,15 @@ def per_host(stat, key):
 
 def cycle(times, stats, prefix):
     """Sum of the three phases: wall seconds, tasks, remote tasks, bytes, remote bytes per host (mean)."""
-    out = {"seconds": 0.0, "tasks": 0.0, "remote_tasks": 0.0, "bytes": 0.0, "remote_bytes": 0.0, "phases": {}}
+    out = {"seconds": 0.0, "tasks": 0.0, "remote_tasks": 0.0, "skipped": 0.0, "bytes": 0.0, "remote_bytes": 0.0,
+           "phases": {}}
     for phase in PHASES:
         label = "%s-%s" % (prefix, phase)
         if label not in times:
             return None
         out["seconds"] += times[label]
         out["phases"][phase] = times[label]
-        for key in ("tasks", "remote_tasks", "bytes", "remote_bytes"):
+        for key in ("tasks", "remote_tasks", "skipped", "bytes", "remote_bytes"):
             out[key] += per_host(stats[label], key)
     return out
 
@@ -106,8 +107,9 @@ def section(work, args):
     add("  dynamic debug, so the role would skip them after its snapshot and the baseline's guarded `echo` would not run.")
     add("- Wall time is each `ansible-playbook` run as a user starts it (interpreter start-up included), summed over")
     add("  enable, collect and revert. *Tasks/host* counts task results per host that were not skipped (in brackets: those")
-    add("  that ran on the host; the rest ran on the controller). *Bytes/host* is the JSON size of every result the")
-    add("  controller received for that host (loop items included), plus the fetched file for `fetch`")
+    add("  that ran on the host; the rest ran on the controller; after the plus sign: skipped ones, which also cost a")
+    add("  worker process per host on the controller). *Bytes/host* is the JSON size of every result a host")
+    add("  returned to the controller (tasks that ran on the host, loop items included), plus the fetched file for `fetch`")
     add("  ([`fleet_stats`](../bench/fleet/callback_plugins/fleet_stats.py) callback).")
     add("")
 
@@ -123,9 +125,10 @@ def section(work, args):
         if not role or not base:
             continue
         ratios[(size, fk)] = role["seconds"] / base["seconds"]
-        add("| %d | %d | %.1f s | %.1f s | **%.2f** | %.0f (%.0f) | %.0f (%.0f) | %s | %s |" % (
+        add("| %d | %d | %.1f s | %.1f s | **%.2f** | %.0f (%.0f) +%.0f | %.0f (%.0f) +%.0f | %s | %s |" % (
             size, fk, role["seconds"], base["seconds"], ratios[(size, fk)], role["tasks"], role["remote_tasks"],
-            base["tasks"], base["remote_tasks"], human(role["bytes"]), human(base["bytes"])))
+            role["skipped"], base["tasks"], base["remote_tasks"], base["skipped"], human(role["remote_bytes"]),
+            human(base["remote_bytes"])))
     add("")
     add("Per phase (wall seconds, role / baseline):")
     add("")
@@ -244,8 +247,8 @@ def section(work, args):
                 for entry in role["hosts"].values())
             report = read(os.path.join(work, "values", "report-%d.json" % lines_n)) or ""
             add("| %s | %s | %s | %s | %s | %s |" % (
-                "{:,}".format(lines_n), human(int(logsize)), human(per_host(role, "bytes")), human(module),
-                human(len(report.encode())), human(per_host(base, "bytes")) if base else "?"))
+                "{:,}".format(lines_n), human(int(logsize)), human(per_host(role, "remote_bytes")), human(module),
+                human(len(report.encode())), human(per_host(base, "remote_bytes")) if base else "?"))
         add("")
     lines.append(END)
     return "\n".join(lines) + "\n", ratios
