@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # Fleet benchmark of the debug role against the plain way (bench/fleet/baseline.yml), in podman containers.
 #   bench/fleet/run.sh [--no-write]
-# Starts NFCT_FLEET_MAX (50) systemd containers of the Molecule image, runs the enable/collect/revert cycle of
-# the role and of the baseline at 10, 25 and 50 hosts (forks 25) and at 50 hosts with forks 5, a second enable
-# (changed=0, no value written), pipelining off/on at 10 hosts, and the collect payload at 0, 1,000 and 100,000
-# logged invalid packets; writes the "## Fleet" section of docs/benchmarks.md (between its markers) unless
-# --no-write. Raises fs.inotify.max_user_instances for the containers and restores it, removes every container
-# it created, on any exit.
-# Environment: NFCT_VENV (controller venv, created with ansible-core 2.19 + ansible when missing),
-# NFCT_FLEET_SIZES ("10 25 50"), NFCT_FLEET_FORKS (25), NFCT_FLEET_LOW_FORKS (5), NFCT_FLEET_KEEP=1 keeps the
-# work directory (logs, per-run JSON).
+# Starts as many systemd containers of the Molecule image as the largest size, runs the enable/collect/revert
+# cycle of the role and of the baseline at 10, 25 and 50 hosts (forks 25) and at 10 hosts with forks 5, a second
+# enable on all (changed=0, no value written), pipelining on at 10 hosts (role), and the collect payload at 0,
+# 1,000 and 100,000 logged invalid packets; writes the "## Fleet" section of docs/benchmarks.md (between its
+# markers) unless --no-write. Raises fs.inotify.max_user_instances for the containers and restores it, and
+# removes every container it created, on any exit.
+# Environment: NFCT_FLEET_SIZES ("10 25 50"), NFCT_FLEET_FORKS (25), NFCT_FLEET_LOW_FORKS (5),
+# NFCT_FLEET_LOW_FORKS_SIZE (the first size), NFCT_FLEET_PHASES ("scale idem pipe payload", or a subset),
+# NFCT_VENV (controller venv, created with ansible-core 2.19 + ansible when missing), NFCT_FLEET_KEEP=1 keeps
+# the work directory (ansible logs, per-run JSON, value dumps).
 # Copyright (c) 2026, netfilter.conntrack contributors
 # SPDX-License-Identifier: GPL-3.0-or-later
 set -euo pipefail
@@ -23,6 +24,8 @@ SIZES=(${NFCT_FLEET_SIZES:-10 25 50})
 FORKS="${NFCT_FLEET_FORKS:-25}"
 LOW_FORKS="${NFCT_FLEET_LOW_FORKS:-5}"
 MAX="${SIZES[-1]}"
+PHASES=" ${NFCT_FLEET_PHASES:-scale idem pipe payload} "
+phase() { [[ "$PHASES" == *" $1 "* ]]; }
 IMAGE="${NFCT_MOLECULE_IMAGE:-localhost/netfilter-conntrack-debian:bookworm}"
 RUN_ID="$$"
 LABEL="nfct-fleet-bench=$RUN_ID"
@@ -171,20 +174,23 @@ values initial "$MAX"
 
 # ---------------------------------------------------------------- 1. cost growth and role vs baseline
 # Pairs run back to back, alternating which goes first, so that load from other jobs hits both alike.
+LOW_SIZE="${NFCT_FLEET_LOW_FORKS_SIZE:-${SIZES[0]}}"
 order=0
-for size in "${SIZES[@]}"; do
+phase scale && for size in "${SIZES[@]}"; do
     if ((order++ % 2 == 0)); then
         role_cycle "role-n$size-f$FORKS" "$FORKS" "n$size"; base_cycle "base-n$size-f$FORKS" "$FORKS" "n$size"
     else
         base_cycle "base-n$size-f$FORKS" "$FORKS" "n$size"; role_cycle "role-n$size-f$FORKS" "$FORKS" "n$size"
     fi
 done
-values after-cycles "$MAX"
-LOW_SIZE="${NFCT_FLEET_LOW_FORKS_SIZE:-${SIZES[0]}}"
-role_cycle "role-n$LOW_SIZE-f$LOW_FORKS" "$LOW_FORKS" "n$LOW_SIZE"
-base_cycle "base-n$LOW_SIZE-f$LOW_FORKS" "$LOW_FORKS" "n$LOW_SIZE"
+if phase scale; then
+    values after-cycles "$MAX"
+    role_cycle "role-n$LOW_SIZE-f$LOW_FORKS" "$LOW_FORKS" "n$LOW_SIZE"
+    base_cycle "base-n$LOW_SIZE-f$LOW_FORKS" "$LOW_FORKS" "n$LOW_SIZE"
+fi
 
 # ---------------------------------------------------------------- 2. idempotent second enable
+if phase idem; then
 values before-enable "$MAX"
 run "idem-n$MAX-enable1" "$FORKS" "n$MAX" netfilter.conntrack.enable
 values after-enable1 "$MAX"
@@ -195,15 +201,17 @@ values after-enable2 "$MAX"
 snapshots snap2 "$MAX"
 run "idem-n$MAX-revert" "$FORKS" "n$MAX" netfilter.conntrack.revert
 values after-revert "$MAX"
+fi
 
 # ---------------------------------------------------------------- 3. pipelining off/on (10 hosts)
 PIPE_SIZE="${SIZES[0]}"
 # The role only: containers.podman.podman declares no pipelining support, so the setting cannot change anything
 # for either side; this run shows it (ssh connections are where pipelining counts, see the notes).
-ANSIBLE_PIPELINING=true role_cycle "pipe-on-role-n$PIPE_SIZE-f$FORKS" "$FORKS" "n$PIPE_SIZE"
+phase pipe && ANSIBLE_PIPELINING=true role_cycle "pipe-on-role-n$PIPE_SIZE-f$FORKS" "$FORKS" "n$PIPE_SIZE"
 
 # ---------------------------------------------------------------- 4. collect payload at 0, 1,000, 100,000 lines
 PAY_HOSTS=1  # the payload per host does not depend on the fleet size
+if phase payload; then
 run "payload-enable" "$FORKS" "n${SIZES[0]}[0:$((PAY_HOSTS - 1))]" netfilter.conntrack.enable
 for lines in 0 1000 100000; do
     for ((i = 1; i <= PAY_HOSTS; i++)); do
@@ -213,9 +221,10 @@ for lines in 0 1000 100000; do
     run "payload-role-$lines" "$FORKS" "n${SIZES[0]}[0:$((PAY_HOSTS - 1))]" "$HERE/collect_file.yml"
     cp "$WORK/reports/$(name 1).json" "$WORK/values/report-$lines.json"
     run "payload-base-$lines" "$FORKS" "n${SIZES[0]}[0:$((PAY_HOSTS - 1))]" "$HERE/baseline.yml" --tags collect \
-        -e baseline_kernel_log_cmd='cat /run/fleet-bench-kern.log'
+        -e '{"baseline_kernel_log_cmd": "cat /run/fleet-bench-kern.log"}'
 done
 run "payload-revert" "$FORKS" "n${SIZES[0]}[0:$((PAY_HOSTS - 1))]" netfilter.conntrack.revert
+fi
 
 # ---------------------------------------------------------------- report
 {
