@@ -82,6 +82,7 @@ def short(text, limit=90):
 class Kernel:
     def __init__(self, label, directory):
         self.label = label
+        self.directory = directory
         # meta-targets.json and meta-probes.json (one per job of matrix.sh), merged.
         self.meta = {"phases": {}, "targets": {}}
         for name in sorted(os.listdir(directory)) if os.path.isdir(directory) else []:
@@ -341,7 +342,35 @@ class Kernel:
         result = targets.get(name)
         if result is None:
             return NA, "not run"
-        return (PASS if result.get("status") == "pass" else FAIL), f"{result.get('seconds', '?')} s"
+        if result.get("status") == "pass":
+            return PASS, f"{result.get('seconds', '?')} s"
+        return FAIL, f"{result.get('seconds', '?')} s; {short(self.first_failure(name), 200)}"
+
+    def first_failure(self, name):
+        """The first unignored failure of a target in targets.log (the ansible-playbook output)."""
+        try:
+            with open(os.path.join(self.directory, "targets.log"), encoding="utf-8", errors="replace") as handle:
+                text = handle.read()
+        except OSError:
+            return "see targets.log"
+        start = text.find(f"PLAY [Integration target {name}]")
+        if start < 0:
+            return "see targets.log"
+        end = text.find("PLAY [Integration target", start + 10)
+        block = text[start:end if end > 0 else len(text)]
+        for match in re.finditer(r"^fatal: .*?(?=^\S|\Z)", block, re.M | re.S):
+            after = block[match.end():match.end() + 40]
+            if "...ignoring" in after:
+                continue
+            failure = match.group(0)
+            found = {key: re.search(rf'"{key}": "((?:[^"\\]|\\.)*)"', failure) for key in ("assertion", "msg", "stderr")}
+            if found["msg"] and found["msg"].group(1) == "non-zero return code" and found["stderr"]:
+                return "non-zero return code: " + found["stderr"].group(1)
+            for key in ("assertion", "msg"):
+                if found[key]:
+                    return found[key].group(1)
+            return failure
+        return "see targets.log"
 
 
 ROWS = [
