@@ -184,14 +184,16 @@ class Kernel:
                 if result.get("failed") or len(got) != len(truth):
                     problems.append(f"{text!r}: module {len(got)} site(s), control file {len(truth)}")
                 else:
-                    found.append(f"{text.split(':')[-1].strip()[:18]}@{','.join(str(s.get('lineno')) for s in got)}")
+                    found.append(f"`{text.replace('nf_ct_tcp: ', '')[:16].strip()}…` line {','.join(str(s.get('lineno')) for s in got)}")
             else:
                 msg = result.get("msg") or ""
                 if not result.get("failed"):
                     problems.append(f"{text!r}: absent but the module did not fail")
                 elif text not in msg or "searched" not in msg:
                     problems.append(f"{text!r}: failure does not name what was searched: {short(msg, 60)}")
-        note = f"{len(found)}/{len(formats)} found ({'; '.join(found)}); the others fail naming the format"
+        note = f"{len(found)}/{len(formats)} found ({'; '.join(found)})"
+        if len(found) < len(formats):
+            note += "; the module fails for the others, naming the format and what it searched"
         return (FAIL, "; ".join(problems)) if problems else (PASS, note)
 
     def dd_zero(self):
