@@ -1,4 +1,4 @@
-#!/usr/bin/python3
+#!/usr/bin/env python
 # Write N conntrack invalid-packet kernel log lines (dmesg format) to a file, for the collect payload benchmark
 # of bench/fleet/run.sh. The lines are real 6.18 kernel lines (tests/unit/.../fixtures/invalid_log) with the
 # timestamp, source address and ports varied: timestamps start just after the current uptime (so they fall in

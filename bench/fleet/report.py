@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
 # Turn the work directory of bench/fleet/run.sh into the "## Fleet" section of docs/benchmarks.md.
 #   report.py WORK --forks F --low-forks F --low-forks-size N --sizes N... [--write docs/benchmarks.md]
 # Prints the section; with --write replaces what lies between the fleet markers, which follow the "## Fleet"
@@ -30,7 +30,7 @@ def load(work):
     meta = {}
     with open(os.path.join(work, "meta.txt"), encoding="utf-8") as handle:
         for line in handle:
-            key, _, value = line.rstrip("\n").partition(" ")
+            key, _sep, value = line.rstrip("\n").partition(" ")
             meta[key] = value
     return times, stats, meta
 
@@ -100,7 +100,7 @@ def section(work, args):
         " bench/fleet/run.sh`; the defaults are the issue's 10, 25 and 50 hosts, forks 25 and 5." % (
             " ".join(str(n) for n in sizes), forks, low, low_size))
     add("- Machine: %s." % meta.get("machine", "?"))
-    add("- Controller: %s; %s." % (meta.get("controller", "?"), meta.get("podman", "?")))
+    add("- Controller: %s; podman %s." % (meta.get("controller", "?"), meta.get("podman", "?")))
     add("- Date: %s; the whole benchmark took %s s (containers up in %s s); load average %s at the start, %s at the end."
         % (meta.get("date", "?"), meta.get("bench_seconds", "?"), meta.get("containers_up_seconds", "?"),
            meta.get("load_start", "?"), meta.get("load_end", "?")))
@@ -241,7 +241,8 @@ def section(work, args):
     if pay:
         add("### Collect payload per host at 0, 1,000 and 100,000 logged invalid packets")
         add("")
-        add("| invalid lines | kernel log file | role collect bytes/host | of which `conntrack_invalid_log_facts` | report file | baseline collect bytes/host |")
+        add("| invalid lines | kernel log file | role collect bytes/host | of which `conntrack_invalid_log_facts` | report file"
+            " | baseline collect bytes/host |")
         add("|--:|--:|--:|--:|--:|--:|")
         for lines_n in pay:
             role = stats["payload-role-%d" % lines_n]

@@ -20,7 +20,7 @@ ROOT="$(cd "$HERE/../.." && pwd)"
 WRITE=1
 [[ "${1:-}" == --no-write ]] && WRITE=0
 VENV="${NFCT_VENV:-/root/.cache/netfilter-conntrack/venv-2.19}"
-SIZES=(${NFCT_FLEET_SIZES:-10 25 50})
+read -r -a SIZES <<<"${NFCT_FLEET_SIZES:-10 25 50}"
 FORKS="${NFCT_FLEET_FORKS:-25}"
 LOW_FORKS="${NFCT_FLEET_LOW_FORKS:-5}"
 MAX="${SIZES[-1]}"
