@@ -467,7 +467,7 @@ def render(results_dir):
     out.append("## Invalid-packet log lines per kernel")
     out.append("")
     out.append("Crafted in each kernel (SYN+RST, SYN+FIN, UDP length beyond the packet, ICMP type 200, IPv6 SYN+FIN), "
-               "saved as fixtures in `tests/unit/plugins/module_utils/fixtures/invalid_log/<kernel>.txt` and checked "
+               "saved as fixtures in `tests/unit/plugins/module_utils/fixtures/invalid_log/dmesg-<uname -r>.txt` (`MATRIX_FIXTURES=1`) and checked "
                "against `plugins/module_utils/_invalid_log.py`:")
     out.append("")
     for k in kernels:

@@ -225,7 +225,7 @@ if [[ "${MATRIX_FIXTURES:-0}" == 1 ]]; then
     for k in "${kernels[@]}"; do
         release="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["probe_before"]["release"])' "$RESULTS/$k/capabilities.json" 2>/dev/null || true)"
         [[ -n "$release" && -s "$RESULTS/$k/invalid_log.txt" ]] || continue
-        dest="$fixtures/matrix-$release.txt"
+        dest="$fixtures/dmesg-$release.txt"
         if [[ -e "$dest" ]]; then log "fixture $dest exists: left alone"; else cp "$RESULTS/$k/invalid_log.txt" "$dest"; log "wrote $dest"; fi
     done
 fi
