@@ -24,4 +24,13 @@ class ConntrackModuleError(Exception):
         self.details = details
 
 
-__all__ = ("ConntrackModuleError",)
+def exit_with_result(module, run) -> None:
+    """Exit ``module`` with the result of ``run(module)``, or fail with a ConntrackModuleError's message."""
+    try:
+        result = run(module)
+    except ConntrackModuleError as exc:
+        module.fail_json(msg=exc.msg, **exc.details)
+    module.exit_json(**result)
+
+
+__all__ = ("ConntrackModuleError", "exit_with_result")

@@ -279,7 +279,7 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.netfilter.conntrack.plugins.module_utils._errors import ConntrackModuleError
+from ansible_collections.netfilter.conntrack.plugins.module_utils._errors import ConntrackModuleError, exit_with_result
 from ansible_collections.netfilter.conntrack.plugins.module_utils._invalid_log import (
     Since,
     Summary,
@@ -436,10 +436,7 @@ def main() -> None:
         supports_check_mode=True,
     )
     module.run_command_environ_update = {"LANGUAGE": "C", "LC_ALL": "C"}
-    try:
-        module.exit_json(**run(module))
-    except ConntrackModuleError as exc:
-        module.fail_json(msg=exc.msg, **exc.details)
+    exit_with_result(module, run)
 
 
 if __name__ == "__main__":

@@ -348,7 +348,7 @@ loaded_module:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.netfilter.conntrack.plugins.module_utils._conntrack_facts import DEFAULT_THRESHOLDS, LISTS, gather
-from ansible_collections.netfilter.conntrack.plugins.module_utils._errors import ConntrackModuleError
+from ansible_collections.netfilter.conntrack.plugins.module_utils._errors import ConntrackModuleError, exit_with_result
 from ansible_collections.netfilter.conntrack.plugins.module_utils._kmod import modprobe
 from ansible_collections.netfilter.conntrack.plugins.module_utils._names import FAMILIES
 from ansible_collections.netfilter.conntrack.plugins.module_utils._netns import enter_netns
@@ -413,10 +413,7 @@ def run(module: AnsibleModule) -> dict:
 
 def main() -> None:
     module = build_module()
-    try:
-        module.exit_json(**run(module))
-    except ConntrackModuleError as exc:
-        module.fail_json(msg=exc.msg, **exc.details)
+    exit_with_result(module, run)
 
 
 if __name__ == "__main__":

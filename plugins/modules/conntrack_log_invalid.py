@@ -141,7 +141,7 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.netfilter.conntrack.plugins.module_utils._errors import ConntrackModuleError
+from ansible_collections.netfilter.conntrack.plugins.module_utils._errors import ConntrackModuleError, exit_with_result
 from ansible_collections.netfilter.conntrack.plugins.module_utils._kmod import modprobe
 from ansible_collections.netfilter.conntrack.plugins.module_utils._names import (
     PROTOCOL_NONE,
@@ -279,10 +279,7 @@ def main() -> None:
         },
         supports_check_mode=True,
     )
-    try:
-        module.exit_json(**run(module))
-    except ConntrackModuleError as exc:
-        module.fail_json(msg=exc.msg, **exc.details)
+    exit_with_result(module, run)
 
 
 if __name__ == "__main__":

@@ -232,7 +232,7 @@ from ansible_collections.netfilter.conntrack.plugins.module_utils._dynamic_debug
     site_matches,
     write_control,
 )
-from ansible_collections.netfilter.conntrack.plugins.module_utils._errors import ConntrackModuleError
+from ansible_collections.netfilter.conntrack.plugins.module_utils._errors import ConntrackModuleError, exit_with_result
 
 OPERATIONS = {"enabled": "+", "disabled": "-", "exact": "="}
 NEAR_MISS_LIMIT = 8
@@ -401,10 +401,7 @@ def main() -> None:
         required_one_of=[["file", "func", "module", "format", "line", "class"]],
         supports_check_mode=True,
     )
-    try:
-        module.exit_json(**run(module))
-    except ConntrackModuleError as exc:
-        module.fail_json(msg=exc.msg, **exc.details)
+    exit_with_result(module, run)
 
 
 if __name__ == "__main__":

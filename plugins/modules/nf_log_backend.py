@@ -126,7 +126,7 @@ import re
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.netfilter.conntrack.plugins.module_utils._errors import ConntrackModuleError
+from ansible_collections.netfilter.conntrack.plugins.module_utils._errors import ConntrackModuleError, exit_with_result
 from ansible_collections.netfilter.conntrack.plugins.module_utils._kmod import modprobe
 from ansible_collections.netfilter.conntrack.plugins.module_utils._names import SYSLOG_LOGGERS, family_name, resolve_family
 from ansible_collections.netfilter.conntrack.plugins.module_utils._netns import enter_netns
@@ -281,10 +281,7 @@ def main() -> None:
         required_one_of=[["backend", "all_netns"]],
         supports_check_mode=True,
     )
-    try:
-        module.exit_json(**run(module))
-    except ConntrackModuleError as exc:
-        module.fail_json(msg=exc.msg, **exc.details)
+    exit_with_result(module, run)
 
 
 if __name__ == "__main__":
