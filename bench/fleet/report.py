@@ -233,7 +233,8 @@ def section(work, args):
         add("")
         add("| side | pipelining off | pipelining on | on / off |")
         add("|:--|--:|--:|--:|")
-        add("| role | %.1f s | %.1f s | %.2f |" % (role_off["seconds"], role_on["seconds"], role_on["seconds"] / role_off["seconds"]))
+        add("| role | %.1f s | %.1f s | %.2f |"
+            % (role_off["seconds"], role_on["seconds"], role_on["seconds"] / role_off["seconds"]))
         add("")
 
     # Payload.

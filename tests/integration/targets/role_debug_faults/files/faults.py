@@ -77,7 +77,7 @@ def kill_controller(spec: dict) -> dict:
             os.killpg(proc.pid, signal.SIGKILL)    # ... with every worker and connection it had
         except ProcessLookupError:
             pass
-    output, _ = proc.communicate()
+    output = proc.communicate()[0]
     return {"changed": True, "killed": killed, "applied_after_s": seen, "rc": proc.returncode,
             "killed_at": time.time(), "output": tail(output)}
 
@@ -108,7 +108,7 @@ def parallel(spec: dict) -> dict:
         order.remove(touch["run"])
         order.insert(0, touch["run"])
     for index in order:
-        output, _ = procs[index].communicate(timeout=spec.get("timeout", 240))
+        output = procs[index].communicate(timeout=spec.get("timeout", 240))[0]
         results[index] = {"rc": procs[index].returncode, "output": tail(output, 60),
                           "finished": time.time()}
         if touch and index == touch["run"]:
@@ -135,6 +135,10 @@ def revert_race(spec: dict) -> dict:
             break
         for key, value in spec["keys"].items():
             ns_write(spec["netns"], key, value)
+        confirm = run_program(spec, "confirm", "--netns", spec["netns"])   # enable's last step
+        if confirm["rc"] != 0:
+            problems.append(f"round {number}: confirm failed {confirm}")
+            break
         read_end, write_end = os.pipe()
         env = dict(os.environ, CONNTRACK_DEBUG_STATE_DIR=spec["state_dir"])
         commands = [["revert", "--id", ident, "--scheduled"],     # what the timer / detached process runs
@@ -418,8 +422,8 @@ def no_shell(spec: dict) -> dict:
     return {"changed": False, "scanned": scanned, "hits": hits}
 
 
-COMMANDS = {"inspect": inspect, "security": security, "no-shell": no_shell, "kill-controller": kill_controller, "parallel": parallel, "revert-race": revert_race,
-            "rewrite-race": rewrite_race, "lock-held": lock_held}
+COMMANDS = {"inspect": inspect, "security": security, "no-shell": no_shell, "kill-controller": kill_controller,
+            "parallel": parallel, "revert-race": revert_race, "rewrite-race": rewrite_race, "lock-held": lock_held}
 
 if __name__ == "__main__":
     print(json.dumps(COMMANDS[sys.argv[1]](json.loads(sys.argv[2])), sort_keys=True))
