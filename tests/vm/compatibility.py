@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # Copyright (c) 2026, netfilter.conntrack contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
@@ -15,7 +14,7 @@ usage errors.
 from __future__ import annotations
 
 import argparse
-import datetime
+import functools
 import json
 import os
 import re
@@ -381,7 +380,7 @@ class Kernel:
 
 ROWS = [
     ("`nf_conntrack_log_invalid` by name", Kernel.log_invalid),
-    *[(f"`nf_log.{n}` ({fam}) bound by `auto`, providing module", (lambda fam, n: lambda k: k.nf_log(fam, n))(fam, n))
+    *[(f"`nf_log.{n}` ({fam}) bound by `auto`, providing module", functools.partial(Kernel.nf_log, family=fam, number=n))
       for fam, n in FAMILIES],
     ("dynamic-debug control file", Kernel.dd_control),
     ("the guide's dynamic-debug sites found by format", Kernel.dd_formats),
@@ -394,7 +393,7 @@ ROWS = [
     ("role: explicit dynamic-debug sites / skip with warning", Kernel.explicit_sites),
     ("role: revert restores every value", Kernel.revert),
     ("role: automatic revert at the deadline", Kernel.auto_revert),
-    *[(f"integration target `{name}`", (lambda name: lambda k: k.target(name))(name)) for name in TARGETS],
+    *[(f"integration target `{name}`", functools.partial(Kernel.target, name=name)) for name in TARGETS],
 ]
 
 
@@ -487,7 +486,7 @@ def render(results_dir):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", maxsplit=1)[0])
     parser.add_argument("results_dir")
     parser.add_argument("--output", default=os.path.join(REPO, "docs", "compatibility.md"))
     args = parser.parse_args(argv)

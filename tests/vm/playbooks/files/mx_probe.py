@@ -1,4 +1,3 @@
-#!/usr/bin/python3
 # Copyright (c) 2026, netfilter.conntrack contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
@@ -56,7 +55,7 @@ def sysctls(netns):
     out = run(prefix + ["sh", "-c", script])
     values = {}
     for line in out["stdout"].splitlines():
-        key, _, value = line.partition("=")
+        key, value = line.partition("=")[::2]
         values[key] = value
     return values
 
