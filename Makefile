@@ -15,7 +15,7 @@ export ANSIBLE_COLLECTIONS_PATH := $(TREE)
 export ANSIBLE_FORCE_COLOR := 0
 PY_NEW := $(notdir $(firstword $(wildcard $(CACHE)/pybin/python3.13 $(CACHE)/pybin/python3.12)))
 
-.PHONY: setup tree demo test units units-new sanity sanity-new lint integration docs docs-lint ee-check changelog-lint build-test molecule vm-test
+.PHONY: setup tree demo test units units-new sanity sanity-new lint integration docs docs-lint ee-check changelog-lint build-test molecule vm-test vm-matrix
 
 setup:
 	.ci/setup
@@ -75,6 +75,10 @@ integration: tree
 vm-test: setup
 	ANSIBLE_PLAYBOOK=$(VENV)/bin/ansible-playbook tests/vm/run-integration.sh 6.1 \
 	  dynamic_debug_site nf_log_backend conntrack_log_invalid
+
+# Kernel matrix (5.10, 6.1, 6.12 under qemu, and this machine's kernel): regenerates docs/compatibility.md.
+vm-matrix: setup
+	ANSIBLE_BIN=$(VENV)/bin tests/vm/matrix.sh
 
 # The debug role in systemd (and one non-systemd) podman containers from a locally built image.
 molecule:
