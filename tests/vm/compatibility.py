@@ -363,10 +363,10 @@ class Kernel:
             return "see targets.log"
         end = text.find("PLAY [Integration target", start + 10)
         block = text[start:end if end > 0 else len(text)]
-        for match in re.finditer(r"^fatal: .*?(?=^\S|\Z)", block, re.M | re.S):
-            after = block[match.end():match.end() + 40]
-            if "...ignoring" in after:
-                continue
+        # The last failure that was neither ignored nor rescued is the one that failed the target.
+        failures = [m for m in re.finditer(r"^fatal: .*?(?=^\S|\Z)", block, re.M | re.S)
+                    if "...ignoring" not in block[m.end():m.end() + 40]]
+        for match in reversed(failures):
             failure = match.group(0)
             found = {key: re.search(rf'"{key}": "((?:[^"\\]|\\.)*)"', failure) for key in ("assertion", "msg", "stderr")}
             if found["msg"] and found["msg"].group(1) == "non-zero return code" and found["stderr"]:
