@@ -494,8 +494,9 @@ def main(argv=None):
         print(f"compatibility.py: {args.results_dir} is not a directory", file=sys.stderr)
         return 2
     text, failed = render(args.results_dir)
+    # Guest console output can carry carriage returns; the table is plain text with Unix line endings.
     with open(args.output, "w", encoding="utf-8") as handle:
-        handle.write(text)
+        handle.write(text.replace("\r", ""))
     print(f"compatibility.py: wrote {args.output} ({failed} failing cell(s))", file=sys.stderr)
     return 1 if failed else 0
 
