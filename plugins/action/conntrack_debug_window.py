@@ -1,0 +1,222 @@
+# Copyright (c) 2026, netfilter.conntrack contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Open or close a conntrack debug window on a host in one task (see plugins/modules/conntrack_debug_window.py)."""
+
+from __future__ import annotations
+
+import json
+import typing as t
+
+from ansible.errors import AnsibleActionFail
+from ansible.plugins.action import ActionBase
+
+from ansible_collections.netfilter.conntrack.plugins.plugin_utils._revert_program import (
+    DEFAULT_PROGRAM_DIR,
+    ProgramRunner,
+    window_ids,
+)
+
+COLLECTION = "netfilter.conntrack"
+SITE_KEYS = ("func", "file", "module", "format", "line", "flags", "state", "require_match")
+
+ARGUMENT_SPEC = {
+    "state": {"type": "str", "choices": ["enabled", "reverted"], "default": "enabled"},
+    "duration": {"type": "int"},
+    "protocols": {"type": "list", "elements": "str", "default": ["all"]},
+    "families": {"type": "list", "elements": "str", "default": ["ipv4", "ipv6"]},
+    "backend": {"type": "str", "default": "auto"},
+    "all_netns": {"type": "bool", "default": False},
+    "dynamic_debug_sites": {"type": "list", "elements": "dict", "default": []},
+    "netns": {"type": "list", "elements": "str", "default": []},
+    "revert_scope": {"type": "str", "choices": ["selected", "all"], "default": "selected"},
+    "program_dir": {"type": "path", "default": DEFAULT_PROGRAM_DIR},
+}
+
+
+class EnableFailed(Exception):
+    """A step of enable failed after the snapshot: the caller rolls back."""
+
+    def __init__(self, step: str, result: dict[str, t.Any]) -> None:
+        super().__init__(step)
+        self.step = step
+        self.result = result
+
+
+def step_message(result: dict[str, t.Any]) -> str:
+    for item in result.get("results") or []:
+        if item.get("failed"):
+            return str(item.get("msg"))
+    return str(result.get("msg") or "unknown error")
+
+
+class ActionModule(ActionBase):
+    TRANSFERS_FILES = True
+    _supports_check_mode = True
+
+    def run(self, tmp: t.Any = None, task_vars: dict[str, t.Any] | None = None) -> dict[str, t.Any]:
+        super().run(tmp, task_vars)
+        del tmp
+        task_vars = task_vars or {}
+        _validation, args = self.validate_argument_spec(
+            argument_spec=ARGUMENT_SPEC,
+            required_if=[("state", "enabled", ["duration"])],
+        )
+        self._vars = task_vars
+        self._diffs: list[dict[str, t.Any]] = []
+        try:
+            if args["state"] == "reverted":
+                return self._revert(args)
+            return self._enable(args)
+        finally:
+            self._remove_tmp_path(self._connection._shell.tmpdir)
+
+    # ------------------------------------------------------------------ helpers
+
+    def _module(self, name: str, module_args: dict[str, t.Any]) -> dict[str, t.Any]:
+        result = self._execute_module(module_name=f"{COLLECTION}.{name}", module_args=module_args, task_vars=self._vars)
+        if result.get("diff"):
+            self._diffs.append(result["diff"])
+        return result
+
+    def _sites(self, sites: list[dict[str, t.Any]]) -> list[dict[str, t.Any]]:
+        cleaned = []
+        for site in sites:
+            if not any(site.get(key) not in (None, "") for key in ("func", "file", "module", "format")):
+                raise AnsibleActionFail("every entry of dynamic_debug_sites needs func, file, module or format")
+            unknown = sorted(set(site) - set(SITE_KEYS))
+            if unknown:
+                raise AnsibleActionFail(f"dynamic_debug_sites entry {site!r}: unknown key(s) {', '.join(unknown)}")
+            cleaned.append({key: value for key, value in site.items() if value is not None})
+        return cleaned
+
+    @staticmethod
+    def _protocol(protocols: list[str]) -> str:
+        return protocols[0] if len(protocols) == 1 else "all"
+
+    # ------------------------------------------------------------------ enable
+
+    def _snapshot_argv(self, args: dict[str, t.Any], sites: list[dict[str, t.Any]]) -> list[str]:
+        argv = ["snapshot", f"--duration={args['duration']}", f"--log-invalid={self._protocol(args['protocols'])}",
+                f"--backend={args['backend']}"]
+        argv += [f"--family={family}" for family in args["families"]]
+        argv += [f"--netns={name}" for name in args["netns"]]
+        if args["all_netns"]:
+            argv.append("--all-netns=on")
+        # The program records what a query matches; flags and state tell it what enable will write.
+        argv += ["--dyndbg-site=" + json.dumps({k: v for k, v in site.items() if k != "require_match"}, sort_keys=True)
+                 for site in sites]
+        return argv
+
+    def _apply(self, args: dict[str, t.Any], sites: list[dict[str, t.Any]], dynamic_debug: bool,
+               resnapshot: t.Callable[[], None]) -> list[dict[str, t.Any]]:
+        """Run the collection's modules in order; raises EnableFailed naming the step that failed."""
+        steps: list[dict[str, t.Any]] = []
+
+        def record(step: str, netns: str | None, result: dict[str, t.Any]) -> dict[str, t.Any]:
+            steps.append({"step": step, "netns": netns, "changed": bool(result.get("changed"))})
+            if result.get("failed"):
+                raise EnableFailed(step, result)
+            return result
+
+        namespaces = args["netns"] or [None]
+        loaded = False
+        for name in namespaces:
+            result = record("Log invalid packets", name, self._module("conntrack_log_invalid", {
+                "protocol": self._protocol(args["protocols"]), **({"netns": name} if name else {})}))
+            loaded = loaded or bool(result.get("loaded_module"))
+        for name in namespaces:
+            module_args: dict[str, t.Any] = {"family": args["families"], "backend": args["backend"]}
+            if name:
+                module_args["netns"] = name
+            elif args["all_netns"]:
+                module_args["all_netns"] = True
+            record("Bind the loggers", name, self._module("nf_log_backend", module_args))
+        if args["all_netns"] and args["netns"]:
+            record("Let log lines of other namespaces reach the kernel log", None,
+                   self._module("nf_log_backend", {"all_netns": True}))
+        if sites and dynamic_debug:
+            if loaded and not self._task.check_mode:
+                # nf_conntrack was loaded by this enable, after the snapshot: its sites exist only now.
+                resnapshot()
+            for site in sites:
+                record("Switch the dynamic-debug sites on", None, self._module("dynamic_debug_site", {
+                    "flags": "p", "state": "enabled", **site}))
+        return steps
+
+    def _enable(self, args: dict[str, t.Any]) -> dict[str, t.Any]:
+        if args["duration"] <= 0:
+            raise AnsibleActionFail(f"duration must be > 0 seconds (got {args['duration']})")
+        sites = self._sites(args["dynamic_debug_sites"])
+        if self._task.check_mode:
+            steps = self._check_mode_apply(args, sites)
+            return {"changed": any(step["changed"] for step in steps), "steps": steps, "diff": self._diffs,
+                    "msg": "check mode: no snapshot was taken and no revert scheduled; dynamic-debug sites not predicted"}
+
+        program = ProgramRunner(self, args["program_dir"], install=True)
+        snapshot_argv = self._snapshot_argv(args, sites)
+        rc, snapshot = program.run(snapshot_argv)
+        if rc != 0:
+            raise AnsibleActionFail(f"Refusing to enable: {snapshot.get('msg')}", result={"program": snapshot})
+        # Exactly the snapshots this enable created or extended (the host's one holds nf_log_all_netns and the
+        # dynamic-debug sites).
+        ids = [f"--id={ident}" for ident in snapshot["namespaces"]]
+
+        def resnapshot() -> None:
+            nonlocal snapshot
+            again_rc, again = program.run(snapshot_argv)
+            if again_rc != 0:
+                raise EnableFailed("Record the dynamic-debug sites", again)
+            snapshot = again
+
+        try:
+            steps = self._apply(args, sites, snapshot.get("dynamic_debug", False), resnapshot)
+            # The revert was armed before the settings were applied; a window that ran out meanwhile (a short
+            # duration across a large fleet) is reverted here instead of being left half-done.
+            rc, confirm = program.run(["confirm"] + ids)
+            if rc != 0:
+                raise EnableFailed("Confirm the window is applied", confirm)
+        except EnableFailed as failure:
+            rb_rc, rollback = program.run(["revert"] + ids)
+            outcome = ("Rolled back: the host is as it was before debugging started." if rb_rc == 0
+                       else f"ROLLBACK FAILED, check the host: {json.dumps(rollback, sort_keys=True)}")
+            raise AnsibleActionFail(f"enable failed at '{failure.step}': {step_message(failure.result)}. {outcome}",
+                                    result={"rollback": rollback}) from None
+
+        result = dict(snapshot)
+        result["changed"] = bool(snapshot.get("changed")) or program.installed or any(step["changed"] for step in steps)
+        result["program"] = {"path": program.path, "installed": program.installed}
+        result["steps"] = steps
+        if self._diffs:
+            result["diff"] = self._diffs
+        if sites and not snapshot.get("dynamic_debug"):
+            result.setdefault("warnings", []).append(
+                "this kernel has no dynamic debug: dynamic_debug_sites were skipped")
+        return result
+
+    def _check_mode_apply(self, args: dict[str, t.Any], sites: list[dict[str, t.Any]]) -> list[dict[str, t.Any]]:
+        try:
+            return self._apply(args, [], False, lambda: None)
+        except EnableFailed as failure:
+            raise AnsibleActionFail(f"enable would fail at '{failure.step}': {step_message(failure.result)}") from None
+
+    # ------------------------------------------------------------------ revert
+
+    def _revert(self, args: dict[str, t.Any]) -> dict[str, t.Any]:
+        if args["revert_scope"] == "all":
+            if args["netns"]:
+                raise AnsibleActionFail(
+                    f"revert_scope=all reverts every namespace; it contradicts netns ({args['netns']}): set one or the other")
+            ids = ["--all"]
+        else:
+            ids = window_ids(args["netns"], args["all_netns"]) + (["--host-sites"] if args["dynamic_debug_sites"] else [])
+        program = ProgramRunner(self, args["program_dir"], install=False)
+        if self._task.check_mode:
+            _rc, status = program.run(["status"] + ids)
+            active = [ident for ident, one in status.get("namespaces", {}).items() if one.get("active") or one.get("expired")]
+            return {"changed": bool(active), "namespaces": {ident: {"would_revert": True} for ident in active},
+                    "msg": f"check mode: would revert {', '.join(active) or 'nothing'}"}
+        rc, reverted = program.run(["revert"] + ids)
+        if rc != 0:
+            raise AnsibleActionFail(reverted.get("msg") or "revert failed", result=reverted)
+        return reverted

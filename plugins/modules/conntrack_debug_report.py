@@ -1,0 +1,119 @@
+#!/usr/bin/python
+# Copyright (c) 2026, netfilter.conntrack contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: conntrack_debug_report
+short_description: Gather what a conntrack debug window showed on a host, as one small report
+version_added: 0.2.0
+description:
+  - The host side of the M(netfilter.conntrack.debug) role's C(collect), in one task per host.
+  - Reads the debug window from the host's revert program (enable time, deadline, recorded and current values,
+    the conntrack statistics delta since enable), runs M(netfilter.conntrack.conntrack_lists_facts) in every
+    namespace of O(netns) and M(netfilter.conntrack.conntrack_invalid_log_facts) for the log lines written since
+    the window opened (since boot without a window), and returns the summary as the fact C(conntrack_debug_report).
+  - With O(local_facts), writes the report to O(facts_path) on the host so that later fact gathering shows it as
+    C(ansible_local.netfilter_conntrack); with O(report_dir), writes C(<inventory_hostname>.json) there on the
+    controller.
+  - All steps share one connection and one remote temporary directory.
+author:
+  - netfilter.conntrack maintainers (@netfilter-conntrack)
+extends_documentation_fragment:
+  - netfilter.conntrack._attributes
+attributes:
+  action:
+    support: full
+    details: Runs on the controller and calls the collection's fact modules and the host's revert program.
+  async:
+    support: none
+  check_mode:
+    support: full
+    details: Gathers the report; writes neither the local facts file nor the controller report.
+  diff_mode:
+    support: none
+  facts:
+    support: full
+    description: Action returns an C(ansible_facts) dictionary that will update existing host facts.
+  idempotent:
+    support: full
+    details: The local facts file is only rewritten when the report differs.
+  platform:
+    support: full
+    platforms: posix
+options:
+  netns:
+    description:
+      - Network namespaces to report on, by name under C(/run/netns) or as a path. Empty means the connection's one.
+    type: list
+    elements: str
+    default: []
+  max_samples:
+    description:
+      - How many parsed invalid-packet records are returned as samples (0 or more).
+    type: int
+    default: 10
+  local_facts:
+    description:
+      - Write the report to O(facts_path) on the host.
+    type: bool
+    default: true
+  facts_path:
+    description:
+      - The local facts file on the host.
+    type: path
+    default: /etc/ansible/facts.d/netfilter_conntrack.fact
+  report_dir:
+    description:
+      - Directory on the controller for C(<inventory_hostname>.json) (created with mode 0750). Not written when
+        omitted.
+    type: path
+  program_dir:
+    description:
+      - Directory of the revert program on the host. Without it there (no enable yet), a temporary copy answers.
+    type: path
+    default: /usr/local/libexec/netfilter-conntrack
+notes:
+  - Needs root on the host, like the modules it runs.
+seealso:
+  - module: netfilter.conntrack.conntrack_debug_window
+  - module: netfilter.conntrack.conntrack_lists_facts
+  - module: netfilter.conntrack.conntrack_invalid_log_facts
+"""
+
+EXAMPLES = r"""
+- name: Collect the report of the open window and keep a copy on the controller
+  netfilter.conntrack.conntrack_debug_report:
+    report_dir: "{{ playbook_dir }}/conntrack-reports"
+
+- name: Show the invalid packets by reason
+  ansible.builtin.debug:
+    var: conntrack_debug_report.invalid_log.by_reason
+"""
+
+RETURN = r"""
+ansible_facts:
+  description: Facts to add to ansible_facts.
+  returned: always
+  type: dict
+  contains:
+    conntrack_debug_report:
+      description:
+        - C(host), C(collected_at) (UTC), C(window_active), C(windows) (the revert program's status per snapshot,
+          with C(stats_delta)), C(conntrack) (the M(netfilter.conntrack.conntrack_lists_facts) facts per namespace),
+          C(invalid_log) (the M(netfilter.conntrack.conntrack_invalid_log_facts) summary), C(discrepancy) (finding
+          codes of the count-versus-list check) and C(notes).
+      type: dict
+      returned: always
+facts_file:
+  description: The local facts file and whether this run wrote it.
+  returned: when O(local_facts=true)
+  type: dict
+  sample: {dest: /etc/ansible/facts.d/netfilter_conntrack.fact, written: true}
+report_file:
+  description: The report written on the controller.
+  returned: when O(report_dir) is set, not in check mode
+  type: str
+"""

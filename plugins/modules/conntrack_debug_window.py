@@ -1,0 +1,193 @@
+#!/usr/bin/python
+# Copyright (c) 2026, netfilter.conntrack contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: conntrack_debug_window
+short_description: Switch conntrack debugging on for a bounded time, with an automatic revert on the host
+version_added: 0.2.0
+description:
+  - The host side of the M(netfilter.conntrack.debug) role's C(enable) and C(revert), in one task per host.
+  - With O(state=enabled), installs the standalone program C(conntrack-debug-revert) in O(program_dir) when it is
+    missing or differs from this collection's copy, records the current values in a snapshot per network namespace
+    (C(nf_conntrack_log_invalid), each C(nf_log.<N>) of O(families), C(nf_log_all_netns) with O(all_netns), the
+    flags of every dynamic-debug site that O(dynamic_debug_sites) matches, the conntrack statistics), schedules the
+    automatic revert at the end of O(duration) (a systemd transient timer, or a detached process where systemd is
+    not PID 1), then applies the settings with M(netfilter.conntrack.conntrack_log_invalid),
+    M(netfilter.conntrack.nf_log_backend) and M(netfilter.conntrack.dynamic_debug_site), and confirms the window.
+  - If a step fails, everything this run applied is reverted from the snapshot and the task fails with the name of
+    the step, the reason, and C(Rolled back).
+  - A second O(state=enabled) with the same settings keeps the original snapshot and only extends the deadline;
+    one with other settings is refused while the window is open.
+  - With O(state=reverted), restores the recorded values (compare-and-restore, a value changed by someone else
+    during the window is left alone and reported), cancels the automatic revert and removes the snapshot.
+  - All steps share one connection and one remote temporary directory, which on a fleet is what makes this cheaper
+    than a task per step.
+author:
+  - netfilter.conntrack maintainers (@netfilter-conntrack)
+extends_documentation_fragment:
+  - netfilter.conntrack._attributes
+attributes:
+  action:
+    support: full
+    details: Runs on the controller and calls the collection's modules and the host's revert program.
+  async:
+    support: none
+  check_mode:
+    support: partial
+    details:
+      - With O(state=enabled), check mode runs the modules in check mode and reports what they would change; it
+        takes no snapshot, schedules nothing and does not predict O(dynamic_debug_sites).
+      - With O(state=reverted), reports which snapshots would be reverted.
+  diff_mode:
+    support: partial
+    details: Returns the diffs of the modules that apply the settings (a list); not for O(state=reverted).
+  idempotent:
+    support: full
+  platform:
+    support: full
+    platforms: posix
+    details: Linux with a Python 3 at C(/usr/bin/python3) for the revert program.
+options:
+  state:
+    description:
+      - V(enabled) opens (or extends) the debug window; V(reverted) closes it.
+    type: str
+    choices: [enabled, reverted]
+    default: enabled
+  duration:
+    description:
+      - Seconds until the host reverts by itself. Required with O(state=enabled); must be greater than 0.
+    type: int
+  protocols:
+    description:
+      - Protocols whose invalid packets are logged; one name or number, or several, which means V(all).
+    type: list
+    elements: str
+    default: [all]
+  families:
+    description:
+      - Address families whose logger is bound (V(ipv4), V(ipv6), V(arp), V(netdev), V(bridge)).
+    type: list
+    elements: str
+    default: [ipv4, ipv6]
+  backend:
+    description:
+      - Logger bound to each of O(families); V(auto) is the kernel-log logger of each family.
+    type: str
+    default: auto
+  all_netns:
+    description:
+      - Also set C(net.netfilter.nf_log_all_netns=1) in the initial namespace during the window.
+      - With O(state=reverted), also revert the initial namespace's snapshot that holds that value.
+    type: bool
+    default: false
+  dynamic_debug_sites:
+    description:
+      - Dynamic-debug sites to switch on, as option dicts of M(netfilter.conntrack.dynamic_debug_site) (C(func),
+        C(file), C(module), C(format), C(line), C(flags), C(state), C(require_match)). Each needs C(func), C(file),
+        C(module) or C(format).
+      - Skipped with a warning on kernels without dynamic debug.
+      - When this enable had to load C(nf_conntrack) (a modular kernel where nothing used conntrack yet), the sites
+        are recorded again after the load, before any of them is changed.
+      - With O(state=reverted), a non-empty list also reverts the initial namespace's snapshot when it records
+        dynamic-debug sites (they are host-wide).
+    type: list
+    elements: dict
+    default: []
+  netns:
+    description:
+      - Network namespaces to act in, by name under C(/run/netns) or as a path. Empty means the connection's namespace.
+    type: list
+    elements: str
+    default: []
+  revert_scope:
+    description:
+      - With O(state=reverted), V(selected) reverts the snapshots of O(netns), V(all) every snapshot on the host.
+    type: str
+    choices: [selected, all]
+    default: selected
+  program_dir:
+    description:
+      - Directory of the revert program on the host.
+    type: path
+    default: /usr/local/libexec/netfilter-conntrack
+notes:
+  - Needs root on the host, like the modules it runs.
+  - The snapshots live in C(/run/netfilter-conntrack) (tmpfs), one 0600 JSON file per namespace; the environment
+    variable C(CONNTRACK_DEBUG_STATE_DIR) of the task moves them.
+seealso:
+  - module: netfilter.conntrack.conntrack_debug_report
+  - module: netfilter.conntrack.conntrack_log_invalid
+  - module: netfilter.conntrack.nf_log_backend
+  - module: netfilter.conntrack.dynamic_debug_site
+"""
+
+EXAMPLES = r"""
+- name: Log invalid TCP packets for 15 minutes, then revert by itself
+  netfilter.conntrack.conntrack_debug_window:
+    state: enabled
+    duration: 900
+    protocols: [tcp]
+  register: window
+
+- name: The same inside a container's namespace, with the TCP tracker's debug messages
+  netfilter.conntrack.conntrack_debug_window:
+    duration: 600
+    netns: [/proc/4242/ns/net]
+    all_netns: true
+    dynamic_debug_sites:
+      - file: nf_conntrack_proto_tcp.c
+        require_match: false
+
+- name: Put everything back now
+  netfilter.conntrack.conntrack_debug_window:
+    state: reverted
+"""
+
+RETURN = r"""
+deadline:
+  description: When the host reverts by itself (Unix time).
+  returned: state=enabled, not in check mode
+  type: float
+  sample: 1795340000.5
+dynamic_debug:
+  description: Whether the kernel has dynamic debug (otherwise O(dynamic_debug_sites) were skipped).
+  returned: state=enabled, not in check mode
+  type: bool
+namespaces:
+  description:
+    - One entry per snapshot, keyed by its id (V(init), C(netns-NAME) or C(path-HASH)).
+    - For O(state=enabled), C(created), C(deadline), C(deadline_extended), C(original) (the recorded values),
+      C(recorded) (what this run added to the snapshot) and C(scheduler).
+    - For O(state=reverted), C(restored), C(left) (changed by someone else, left alone) and C(unchanged).
+  returned: always
+  type: dict
+  sample:
+    init:
+      created: true
+      original: {net.netfilter.nf_conntrack_log_invalid: "0", net.netfilter.nf_log.2: NONE}
+      scheduler: {kind: systemd-timer, unit: netfilter-conntrack-revert-init.timer, in_seconds: 900}
+steps:
+  description: The modules run by O(state=enabled), in order, with the namespace and whether each changed something.
+  returned: state=enabled
+  type: list
+  elements: dict
+  sample: [{step: Log invalid packets, netns: null, changed: true}]
+program:
+  description: The path of the revert program and whether this run installed it.
+  returned: state=enabled, not in check mode
+  type: dict
+  sample: {path: /usr/local/libexec/netfilter-conntrack/conntrack-debug-revert, installed: false}
+rollback:
+  description: What the rollback restored after a failed step.
+  returned: when a step of O(state=enabled) failed
+  type: dict
+msg:
+  description: A summary for O(state=reverted) and check mode, such as V(nothing to revert).
+  returned: sometimes
+  type: str
+"""
