@@ -52,3 +52,19 @@ attributes:
     support: full
     description: Action returns an C(ansible_facts) dictionary that will update existing host facts.
 """
+
+    # Action plugins that run several steps on the host over one connection.
+    ACTION_PLUGIN = r"""
+options: {}
+attributes:
+  action:
+    description: Indicates this has a corresponding action plugin so some parts of the options can be executed on the controller.
+    support: full
+  async:
+    description: Supports being used with the C(async) keyword.
+    support: none
+  platform:
+    description: Target OS/families that can be operated against.
+    support: full
+    platforms: posix
+"""

@@ -23,12 +23,10 @@ author:
   - netfilter.conntrack maintainers (@netfilter-conntrack)
 extends_documentation_fragment:
   - netfilter.conntrack._attributes
+  - netfilter.conntrack._attributes.action_plugin
 attributes:
   action:
-    support: full
     details: Runs on the controller and calls the collection's fact modules and the host's revert program.
-  async:
-    support: none
   check_mode:
     support: full
     details: Gathers the report; writes neither the local facts file nor the controller report.
@@ -40,9 +38,6 @@ attributes:
   idempotent:
     support: full
     details: The local facts file is only rewritten when the report differs.
-  platform:
-    support: full
-    platforms: posix
 options:
   netns:
     description:

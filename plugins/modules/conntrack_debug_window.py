@@ -30,12 +30,10 @@ author:
   - netfilter.conntrack maintainers (@netfilter-conntrack)
 extends_documentation_fragment:
   - netfilter.conntrack._attributes
+  - netfilter.conntrack._attributes.action_plugin
 attributes:
   action:
-    support: full
     details: Runs on the controller and calls the collection's modules and the host's revert program.
-  async:
-    support: none
   check_mode:
     support: partial
     details:
@@ -47,10 +45,9 @@ attributes:
     details: Returns the diffs of the modules that apply the settings (a list); not for O(state=reverted).
   idempotent:
     support: full
-  platform:
-    support: full
-    platforms: posix
-    details: Linux with a Python 3 at C(/usr/bin/python3) for the revert program.
+    details: A second enable with the same settings changes no value (it extends the deadline of the open window).
+notes:
+  - The revert program runs with C(/usr/bin/python3) (its shebang) on the host.
 options:
   state:
     description:
@@ -115,7 +112,6 @@ options:
       - Directory of the revert program on the host.
     type: path
     default: /usr/local/libexec/netfilter-conntrack
-notes:
   - Needs root on the host, like the modules it runs.
   - The snapshots live in C(/run/netfilter-conntrack) (tmpfs), one 0600 JSON file per namespace; the environment
     variable C(CONNTRACK_DEBUG_STATE_DIR) of the task moves them.

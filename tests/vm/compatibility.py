@@ -282,11 +282,13 @@ class Kernel:
         if self.cycle.get("cycle_error") and not enabled:
             return FAIL, short(self.cycle["cycle_error"])
         if not self.dyndbg:
-            return PASS, "no dynamic debug; the default selects no sites, so nothing to skip (no warning)"
+            ok = enabled.get("dynamic_debug") is False and "no dynamic debug" in " ".join(enabled.get("warnings") or [])
+            return (PASS if ok else FAIL), ("default selection skipped with a warning, enable went on" if ok
+                                            else "no warning about the skipped default selection")
         count = int(window.get("dd_enabled") or 0)
         if count:
             return PASS, f"{count} nf_conntrack site(s) switched on by default"
-        return FAIL, "default conntrack_debug_dynamic_debug_sites is [] — no site switched on during the window"
+        return FAIL, "the default selection switched no site on during the window"
 
     def explicit_sites(self):
         if not self.cycle:
