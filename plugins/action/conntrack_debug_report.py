@@ -24,6 +24,8 @@ ARGUMENT_SPEC = {
     "local_facts": {"type": "bool", "default": True},
     "facts_path": {"type": "path", "default": DEFAULT_FACTS_PATH},
     "report_dir": {"type": "path"},
+    "log_source": {"type": "str", "choices": ["auto", "journal", "kmsg", "dmesg", "file"], "default": "auto"},
+    "log_path": {"type": "path"},
     "program_dir": {"type": "path", "default": DEFAULT_PROGRAM_DIR},
 }
 
@@ -92,7 +94,8 @@ class ActionModule(ActionBase):
         super().run(tmp, task_vars)
         del tmp
         task_vars = task_vars or {}
-        _validation, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
+        _validation, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC,
+                                                        required_if=[("log_source", "file", ["log_path"])])
         if args["max_samples"] < 0:
             raise AnsibleActionFail(f"max_samples must be 0 or more (got {args['max_samples']})")
         try:
@@ -117,7 +120,9 @@ class ActionModule(ActionBase):
             facts = self._module("conntrack_lists_facts", {"netns": name} if name else {}, task_vars)
             lists.append(facts["ansible_facts"]["conntrack"])
         start = since_monotonic(status)
-        log_args: dict[str, t.Any] = {"max_samples": args["max_samples"]}
+        log_args: dict[str, t.Any] = {"max_samples": args["max_samples"], "source": args["log_source"]}
+        if args["log_path"]:
+            log_args["log_path"] = args["log_path"]
         if start is None:
             log_args["since"] = "boot"
         else:

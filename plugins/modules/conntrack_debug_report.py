@@ -65,6 +65,17 @@ options:
       - Directory on the controller for C(<inventory_hostname>.json) (created with mode 0750). Not written when
         omitted.
     type: path
+  log_source:
+    description:
+      - Where M(netfilter.conntrack.conntrack_invalid_log_facts) reads the kernel log (its O(netfilter.conntrack.conntrack_invalid_log_facts#module:source)).
+      - V(file) reads O(log_path), for example a kernel log file that rsyslog writes.
+    type: str
+    choices: [auto, journal, kmsg, dmesg, file]
+    default: auto
+  log_path:
+    description:
+      - The file read with O(log_source=file).
+    type: path
   program_dir:
     description:
       - Directory of the revert program on the host. Without it there (no enable yet), a temporary copy answers.
@@ -72,6 +83,7 @@ options:
     default: /usr/local/libexec/netfilter-conntrack
 notes:
   - Needs root on the host, like the modules it runs.
+  - The modules run inside this task, so C(module_defaults) set for them do not apply; set this module's options.
 seealso:
   - module: netfilter.conntrack.conntrack_debug_window
   - module: netfilter.conntrack.conntrack_lists_facts
