@@ -46,8 +46,6 @@ attributes:
   idempotent:
     support: full
     details: A second enable with the same settings changes no value (it extends the deadline of the open window).
-notes:
-  - The revert program runs with C(/usr/bin/python3) (its shebang) on the host.
 options:
   state:
     description:
@@ -112,7 +110,9 @@ options:
       - Directory of the revert program on the host.
     type: path
     default: /usr/local/libexec/netfilter-conntrack
+notes:
   - Needs root on the host, like the modules it runs.
+  - The revert program runs with C(/usr/bin/python3) (its shebang) on the host.
   - The snapshots live in C(/run/netfilter-conntrack) (tmpfs), one 0600 JSON file per namespace; the environment
     variable C(CONNTRACK_DEBUG_STATE_DIR) of the task moves them.
 seealso:
