@@ -59,8 +59,9 @@ class ProgramRunner:
         return " ".join(part for part in [env, " ".join(shlex.quote(word) for word in words)] if part)
 
     def _exec(self, program: str, argv: list[str], in_data: str | None) -> dict[str, t.Any]:
-        res = self._action._low_level_execute_command(self._command(program, argv), in_data=in_data)
-        return res
+        # Bytes: some connection plugins (containers.podman.podman) hand stdin to a binary pipe as it is.
+        data = in_data.encode("utf-8") if in_data is not None else None
+        return self._action._low_level_execute_command(self._command(program, argv), in_data=data)
 
     def _transfer(self) -> str:
         """Put the program into the action's remote temporary directory; returns its remote path."""
