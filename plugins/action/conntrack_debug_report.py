@@ -137,8 +137,8 @@ class ActionModule(ActionBase):
             if self._task.check_mode:
                 result["facts_file"] = {"dest": args["facts_path"], "written": False}
             else:
-                rc, written = program.run(["write-fact", f"--dest={args['facts_path']}"],
-                                          in_data=json.dumps(report, sort_keys=True))
+                source = program.put_data("report.json", json.dumps(report, sort_keys=True))
+                rc, written = program.run(["write-fact", f"--dest={args['facts_path']}", f"--src={source}"])
                 if rc != 0:
                     raise AnsibleActionFail(f"writing {args['facts_path']} failed: {written.get('msg')}")
                 result["changed"] = bool(written.get("changed"))

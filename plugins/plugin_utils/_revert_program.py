@@ -58,35 +58,46 @@ class ProgramRunner:
         words = [program, f"--expect-sha256={self._sha256}"] + argv
         return " ".join(part for part in [env, " ".join(shlex.quote(word) for word in words)] if part)
 
-    def _exec(self, program: str, argv: list[str], in_data: str | None) -> dict[str, t.Any]:
-        # Bytes: some connection plugins (containers.podman.podman) hand stdin to a binary pipe as it is.
-        data = in_data.encode("utf-8") if in_data is not None else None
-        return self._action._low_level_execute_command(self._command(program, argv), in_data=data)
+    def _exec(self, program: str, argv: list[str]) -> dict[str, t.Any]:
+        return self._action._low_level_execute_command(self._command(program, argv))
+
+    def _remote_tmp(self, name: str) -> str:
+        shell = self._action._connection._shell
+        if shell.tmpdir is None:
+            self._action._make_tmp_path()
+        return shell.join_path(shell.tmpdir, name)
+
+    def put_data(self, name: str, data: str) -> str:
+        """Put data into a file of the action's remote temporary directory; returns its remote path.
+
+        Not stdin: connection plugins such as containers.podman.podman do not pass stdin to the command.
+        """
+        remote = self._remote_tmp(name)
+        self._action._transfer_data(remote, data)
+        return remote
 
     def _transfer(self) -> str:
         """Put the program into the action's remote temporary directory; returns its remote path."""
         if self._temporary is None:
             shell = self._action._connection._shell
-            if shell.tmpdir is None:
-                self._action._make_tmp_path()
-            remote = shell.join_path(shell.tmpdir, PROGRAM_NAME)
+            remote = self._remote_tmp(PROGRAM_NAME)
             self._action._transfer_file(PROGRAM_SOURCE, remote)
             self._action._fixup_perms2([shell.tmpdir, remote], execute=True)
             self._temporary = remote
         return self._temporary
 
-    def run(self, argv: list[str], in_data: str | None = None, allow_failure: bool = True) -> tuple[int, dict[str, t.Any]]:
+    def run(self, argv: list[str], allow_failure: bool = True) -> tuple[int, dict[str, t.Any]]:
         """Run `program argv`; returns (exit status, parsed JSON). Raises on output that is not the program's."""
-        res = self._exec(self.path, argv, in_data)
+        res = self._exec(self.path, argv)
         if res["rc"] in STALE_STATUSES:
             temporary = self._transfer()
             if self._install:
-                install = self._exec(temporary, ["install", f"--dest={self.path}"], None)
+                install = self._exec(temporary, ["install", f"--dest={self.path}"])
                 self._parse(install, ["install"])
                 self.installed = True
-                res = self._exec(self.path, argv, in_data)
+                res = self._exec(self.path, argv)
             else:
-                res = self._exec(temporary, argv, in_data)
+                res = self._exec(temporary, argv)
         data = self._parse(res, argv)
         if res["rc"] != 0 and not allow_failure:
             raise AnsibleActionFail(data.get("msg") or f"{self.path} {argv[0]} failed", result={"program": data})
