@@ -114,7 +114,11 @@ class ActionModule(ActionBase):
         steps: list[dict[str, t.Any]] = []
 
         def record(step: str, netns: str | None, result: dict[str, t.Any]) -> dict[str, t.Any]:
-            steps.append({"step": step, "netns": netns, "changed": bool(result.get("changed"))})
+            entry = {"step": step, "netns": netns, "changed": bool(result.get("changed"))}
+            loaded = result.get("loaded_module") or result.get("loaded_modules")
+            if loaded:
+                entry["loaded"] = loaded
+            steps.append(entry)
             if result.get("failed"):
                 raise EnableFailed(step, result)
             return result

@@ -168,7 +168,9 @@ namespaces:
       original: {net.netfilter.nf_conntrack_log_invalid: "0", net.netfilter.nf_log.2: NONE}
       scheduler: {kind: systemd-timer, unit: netfilter-conntrack-revert-init.timer, in_seconds: 900}
 steps:
-  description: The modules run by O(state=enabled), in order, with the namespace and whether each changed something.
+  description:
+    - The modules run by O(state=enabled), in order, with the namespace and whether each changed something.
+    - C(loaded) names the kernel modules a step loaded (C(nf_conntrack) on a modular kernel, a logger module).
   returned: state=enabled
   type: list
   elements: dict

@@ -286,8 +286,19 @@ class Kernel:
             return (PASS if ok else FAIL), ("default selection skipped with a warning, enable went on" if ok
                                             else "no warning about the skipped default selection")
         count = int(window.get("dd_enabled") or 0)
+        before = readback((self.cycle.get("readback") or {}).get("before"))
+        loaded = []
+        for step in enabled.get("steps") or []:
+            names = step.get("loaded") or []
+            loaded += [name for name in ([names] if isinstance(names, str) else names) if name not in loaded]
+        if before.get("conntrack_loaded") == "0" and window.get("conntrack_loaded") == "1":
+            recorded = sum(1 for site in (enabled.get("namespaces", {}).get("init", {}).get("recorded") or [])
+                           if site.startswith("dyndbg "))
+            load_note = f"; enable loaded {', '.join(loaded) or 'nf_conntrack'} and recorded {recorded} site(s) after the load"
+        else:
+            load_note = ""
         if count:
-            return PASS, f"{count} nf_conntrack site(s) switched on by default"
+            return PASS, f"{count} nf_conntrack site(s) switched on by default{load_note}"
         return FAIL, "the default selection switched no site on during the window"
 
     def explicit_sites(self):
@@ -313,8 +324,11 @@ class Kernel:
         before, now = readback(rb.get("before")), readback(rb.get(stage))
         if not before or not now:
             return None, "no readback"
+        # A module that enable loaded stays loaded (revert restores values, it does not unload modules): the sites
+        # it brought and the load itself are not differences; a key that did not exist before reads its default.
         diffs = [f"{k} {before.get(k)}→{now.get(k)}" for k in sorted(set(before) | set(now))
-                 if k != "snapshots" and before.get(k) != now.get(k)]
+                 if k not in ("snapshots", "dd_total", "conntrack_loaded") and before.get(k) != now.get(k)
+                 and not (k == "log_invalid" and "No such file" in (before.get(k) or "") and now.get(k) == "0")]
         if now.get("snapshots") not in ("0", None):
             diffs.append(f"{now.get('snapshots')} snapshot(s) left")
         return diffs, ", ".join(f"{k}={before[k]}" for k in ("log_invalid", "all_netns", "dd_enabled") if k in before)

@@ -130,8 +130,9 @@ job_probes_vm() {
         return 0
     fi
     local boot=$((SECONDS - t0))
-    ansible-playbook -i "$inventory" "$collection/tests/vm/playbooks/capabilities.yml" \
-        "$collection/tests/vm/playbooks/role_cycle.yml" -e "mx_results_dir=$RESULTS" -e "mx_label=$k" \
+    # The role first: on a fresh modular kernel its enable is what loads nf_conntrack.
+    ansible-playbook -i "$inventory" "$collection/tests/vm/playbooks/role_cycle.yml" \
+        "$collection/tests/vm/playbooks/capabilities.yml" -e "mx_results_dir=$RESULTS" -e "mx_label=$k" \
         >"$dir/probes.log" 2>&1 || rc=$?
     NFCT_VM_INSTANCE=mx "$VM" stop "$k" >>"$dir/probes-vm.err" 2>&1 || true
     pkg="$(sed -n 's/.*prepared \(\S*\) (kernel \(\S*\)).*/\1/p' "$dir/probes-vm.err" | head -n1)"
