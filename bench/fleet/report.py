@@ -104,9 +104,9 @@ def section(work, args):
     add("- Date: %s; the whole benchmark took %s s (containers up in %s s); load average %s at the start, %s at the end."
         % (meta.get("date", "?"), meta.get("bench_seconds", "?"), meta.get("containers_up_seconds", "?"),
            meta.get("load_start", "?"), meta.get("load_end", "?")))
-    add("- Other jobs (qemu VMs and test runs of other engineers) used the two CPUs at the same time: absolute times")
-    add("  are only indicative, compare the ratios, measured back to back in the same run (each pair alternates which")
-    add("  side runs first).")
+    add("- The benchmark saturates the two CPUs itself (forks, `podman` commands, the containers' Python), and other")
+    add("  jobs may share them: absolute times are only indicative, compare the ratios, measured back to back in the")
+    add("  same run (each pair alternates which side runs first).")
     add("- Connection `containers.podman.podman`, `become` off (root already), role defaults (protocols `all`,")
     add("  families ipv4 and ipv6, backend `auto`, the TCP tracker's dynamic-debug sites) and no dynamic-debug site")
     add("  in the baseline: this kernel has no dynamic debug, so the role skips its sites after the snapshot (with a")
