@@ -10,7 +10,7 @@ module: conntrack_debug_report
 short_description: Gather what a conntrack debug window showed on a host, as one small report
 version_added: 0.2.0
 description:
-  - The host side of the M(netfilter.conntrack.debug) role's C(collect), in one task per host.
+  - The host side of the C(netfilter.conntrack.debug) role's C(collect), in one task per host.
   - Reads the debug window from the host's revert program (enable time, deadline, recorded and current values,
     the conntrack statistics delta since enable), runs M(netfilter.conntrack.conntrack_lists_facts) in every
     namespace of O(netns) and M(netfilter.conntrack.conntrack_invalid_log_facts) for the log lines written since

@@ -10,7 +10,7 @@ module: conntrack_debug_window
 short_description: Switch conntrack debugging on for a bounded time, with an automatic revert on the host
 version_added: 0.2.0
 description:
-  - The host side of the M(netfilter.conntrack.debug) role's C(enable) and C(revert), in one task per host.
+  - The host side of the C(netfilter.conntrack.debug) role's C(enable) and C(revert), in one task per host.
   - With O(state=enabled), installs the standalone program C(conntrack-debug-revert) in O(program_dir) when it is
     missing or differs from this collection's copy, records the current values in a snapshot per network namespace
     (C(nf_conntrack_log_invalid), each C(nf_log.<N>) of O(families), C(nf_log_all_netns) with O(all_netns), the
