@@ -86,22 +86,22 @@ class ProgramRunner:
             self._temporary = remote
         return self._temporary
 
-    def run(self, argv: list[str], allow_failure: bool = True) -> tuple[int, dict[str, t.Any]]:
-        """Run `program argv`; returns (exit status, parsed JSON). Raises on output that is not the program's."""
+    def run(self, argv: list[str]) -> tuple[int, dict[str, t.Any]]:
+        """Run `program argv`; returns (exit status, parsed JSON). Raises on output that is not the program's
+        and when the program cannot be installed."""
         res = self._exec(self.path, argv)
         if res["rc"] in STALE_STATUSES:
             temporary = self._transfer()
             if self._install:
                 install = self._exec(temporary, ["install", f"--dest={self.path}"])
-                self._parse(install, ["install"])
+                answer = self._parse(install, ["install"])
+                if install["rc"] != 0:
+                    raise AnsibleActionFail(f"cannot install {self.path}: {answer['msg']}", result={"program": answer})
                 self.installed = True
                 res = self._exec(self.path, argv)
             else:
                 res = self._exec(temporary, argv)
-        data = self._parse(res, argv)
-        if res["rc"] != 0 and not allow_failure:
-            raise AnsibleActionFail(data.get("msg") or f"{self.path} {argv[0]} failed", result={"program": data})
-        return res["rc"], data
+        return res["rc"], self._parse(res, argv)
 
     def _parse(self, res: dict[str, t.Any], argv: list[str]) -> dict[str, t.Any]:
         try:
