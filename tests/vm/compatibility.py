@@ -331,7 +331,9 @@ class Kernel:
                  and not (k == "log_invalid" and "No such file" in (before.get(k) or "") and now.get(k) == "0")]
         if now.get("snapshots") not in ("0", None):
             diffs.append(f"{now.get('snapshots')} snapshot(s) left")
-        return diffs, ", ".join(f"{k}={before[k]}" for k in ("log_invalid", "all_netns", "dd_enabled") if k in before)
+        shown = {k: ("absent (nf_conntrack not loaded before enable)" if "No such file" in before[k] else before[k])
+                 for k in ("log_invalid", "all_netns", "dd_enabled") if k in before}
+        return diffs, ", ".join(f"{k}={v}" for k, v in shown.items())
 
     def revert(self):
         if not self.cycle:
