@@ -26,6 +26,7 @@ readonly CACHE_DIR="${NFCT_CACHE_DIR:-$HOME/.cache/netfilter-conntrack}/vm"
 readonly BOOT_TIMEOUT="${NFCT_VM_TIMEOUT:-180}"
 readonly VM_MEM="${NFCT_VM_MEM:-1024}"
 readonly VM_SMP="${NFCT_VM_SMP:-1}"
+readonly VM_CPU="${NFCT_VM_CPU:-max}"
 readonly FIRST_PORT="${NFCT_VM_FIRST_PORT:-10022}"
 # Bump when the base root file system recipe changes (forces a rebuild).
 readonly BASE_RECIPE="1"
@@ -35,7 +36,7 @@ readonly BASE_PACKAGES="python3,openssh-server,kmod,conntrack,nftables,iptables,
 # from modules.dep.  Missing ones are ignored (built in or nonexistent).
 readonly INITRD_MODULES="virtio_pci virtio_blk crc32c_generic crc32c_intel ext4"
 # Bump when the initramfs / image recipe changes.
-readonly IMAGE_RECIPE="1"
+readonly IMAGE_RECIPE="2"
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 readonly SCRIPT_DIR
@@ -367,6 +368,19 @@ EOF
     rm -rf "$stage"
 }
 
+install_zipimport_cache() {
+    # Every module task recompiles ansible.module_utils from its zip payload; under TCG that is a third of
+    # the task.  guest/nfct_zipimport_cache.py caches the compiled code (see its docstring).
+    local root="$1" site
+    site="$(find "$root/usr/lib" -maxdepth 1 -name 'python3.*' -type d | sort -V | tail -n 1)"
+    [[ -n "$site" ]] || die "no /usr/lib/python3.* in the base root file system"
+    site="$root/usr/local/lib/${site##*/}/dist-packages"
+    mkdir -p "$site"
+    # The image is a hard-link copy of the base rootfs: write new files, never into linked ones.
+    cp "$SCRIPT_DIR/guest/nfct_zipimport_cache.py" "$site/"
+    echo "import nfct_zipimport_cache" >"$site/nfct-zipimport-cache.pth"
+}
+
 ensure_image() {
     # ext4 image = hard-link copy of the base rootfs + this kernel's modules
     # + the authorized ssh key.  Boots use a throw-away qcow2 overlay on it.
@@ -374,6 +388,7 @@ ensure_image() {
     img="$CACHE_DIR/images/$pkg.ext4"
     stamp="$img.stamp"
     want="recipe=$IMAGE_RECIPE base=$(cat "$CACHE_DIR/base/rootfs.stamp") key=$(cut -d' ' -f2 "$CACHE_DIR/ssh/id_ed25519.pub")"
+    want+=" zipimport-cache=$(sha256sum <"$SCRIPT_DIR/guest/nfct_zipimport_cache.py" | cut -c1-16)"
     if [[ -f "$img" && "$(cat "$stamp" 2>/dev/null)" == "$want" ]]; then
         return
     fi
@@ -388,6 +403,7 @@ ensure_image() {
     chmod 700 "$stage/root/.ssh"
     cp "$CACHE_DIR/ssh/id_ed25519.pub" "$stage/root/.ssh/authorized_keys"
     chmod 600 "$stage/root/.ssh/authorized_keys"
+    install_zipimport_cache "$stage"
     size=$(( $(du -sm "$stage" | cut -f1) * 3 / 2 + 512 ))
     log "building ${size} MiB root image $img"
     # orphan_file is unknown to kernels < 5.15 and would make them mount ro.
@@ -493,7 +509,7 @@ cmd_start() {
     qemu-img create -q -f qcow2 -F raw -b "$CACHE_DIR/images/$pkg.ext4" "$rd/root.qcow2"
     log "booting $pkg (kernel $(cat "$kdir/version")) with ssh on 127.0.0.1:$port; console: $rd/console.log"
     start=$SECONDS
-    qemu-system-x86_64 -accel tcg -cpu max -m "$VM_MEM" -smp "$VM_SMP" \
+    qemu-system-x86_64 -accel tcg -cpu "$VM_CPU" -m "$VM_MEM" -smp "$VM_SMP" \
         -nodefaults -display none -vga none -no-reboot \
         -serial "file:$rd/console.log" -monitor none \
         -kernel "$kdir/vmlinuz" -initrd "$kdir/initrd.img" \
