@@ -26,7 +26,6 @@ readonly CACHE_DIR="${NFCT_CACHE_DIR:-$HOME/.cache/netfilter-conntrack}/vm"
 readonly BOOT_TIMEOUT="${NFCT_VM_TIMEOUT:-180}"
 readonly VM_MEM="${NFCT_VM_MEM:-1024}"
 readonly VM_SMP="${NFCT_VM_SMP:-1}"
-readonly VM_CPU="${NFCT_VM_CPU:-max}"
 readonly FIRST_PORT="${NFCT_VM_FIRST_PORT:-10022}"
 # Bump when the base root file system recipe changes (forces a rebuild).
 readonly BASE_RECIPE="1"
@@ -509,7 +508,7 @@ cmd_start() {
     qemu-img create -q -f qcow2 -F raw -b "$CACHE_DIR/images/$pkg.ext4" "$rd/root.qcow2"
     log "booting $pkg (kernel $(cat "$kdir/version")) with ssh on 127.0.0.1:$port; console: $rd/console.log"
     start=$SECONDS
-    qemu-system-x86_64 -accel tcg -cpu "$VM_CPU" -m "$VM_MEM" -smp "$VM_SMP" \
+    qemu-system-x86_64 -accel tcg -cpu max -m "$VM_MEM" -smp "$VM_SMP" \
         -nodefaults -display none -vga none -no-reboot \
         -serial "file:$rd/console.log" -monitor none \
         -kernel "$kdir/vmlinuz" -initrd "$kdir/initrd.img" \
