@@ -64,6 +64,7 @@ class ActionModule(ActionBase):
         )
         self._vars = task_vars
         self._diffs: list[dict[str, t.Any]] = []
+        self._warnings: list[str] = []
         try:
             if args["state"] == "reverted":
                 return self._revert(args)
@@ -144,8 +145,14 @@ class ActionModule(ActionBase):
                 # nf_conntrack was loaded by this enable, after the snapshot: its sites exist only now.
                 resnapshot()
             for site in sites:
-                record("Switch the dynamic-debug sites on", None, self._module("dynamic_debug_site", {
+                result = record("Switch the dynamic-debug sites on", None, self._module("dynamic_debug_site", {
                     "flags": "p", "state": "enabled", **site}))
+                steps[-1]["matched"] = len(result.get("sites") or [])
+                if not result.get("sites"):
+                    # Only reachable with require_match=false (the role's default): say so rather than report a
+                    # window whose dynamic-debug part does nothing.
+                    self._warnings.append(f"dynamic_debug_sites entry {json.dumps(site, sort_keys=True)} matches no"
+                                          " site on this kernel: nothing was switched on for it")
         return steps
 
     def _enable(self, args: dict[str, t.Any]) -> dict[str, t.Any]:
@@ -194,8 +201,9 @@ class ActionModule(ActionBase):
         if self._diffs:
             result["diff"] = self._diffs
         if sites and not snapshot.get("dynamic_debug"):
-            result.setdefault("warnings", []).append(
-                "this kernel has no dynamic debug: dynamic_debug_sites were skipped")
+            self._warnings.append("this kernel has no dynamic debug: dynamic_debug_sites were skipped")
+        if self._warnings:
+            result["warnings"] = self._warnings
         return result
 
     def _check_mode_apply(self, args: dict[str, t.Any], sites: list[dict[str, t.Any]]) -> list[dict[str, t.Any]]:

@@ -171,6 +171,8 @@ steps:
   description:
     - The modules run by O(state=enabled), in order, with the namespace and whether each changed something.
     - C(loaded) names the kernel modules a step loaded (C(nf_conntrack) on a modular kernel, a logger module).
+    - C(matched) counts the dynamic-debug sites an entry of O(dynamic_debug_sites) selected. An entry with
+      C(require_match=false) that selects none adds a warning.
   returned: state=enabled
   type: list
   elements: dict

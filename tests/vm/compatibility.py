@@ -317,7 +317,11 @@ class Kernel:
                if s["module"] == "nf_conntrack" and s["file"].endswith("nf_conntrack_proto_tcp.c")]
         count = int(window.get("dd_enabled") or 0)
         note = f"{count} site(s) =p for file nf_conntrack_proto_tcp.c ({len(tcp)} exist)"
-        return (PASS if count >= len(tcp) > 0 else FAIL), note
+        matched = [step.get("matched") for step in enabled.get("steps") or [] if "matched" in step]
+        warned = any("matches no site" in warning for warning in enabled.get("warnings") or [])
+        note += f"; sites matched per entry {matched}, " + ("warned about the entry matching nothing" if warned
+                                                             else "NO warning about the entry matching nothing")
+        return (PASS if count >= len(tcp) > 0 and matched == [len(tcp), 0] and warned else FAIL), note
 
     def compare(self, stage):
         rb = self.cycle.get("readback") or {}
