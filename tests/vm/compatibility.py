@@ -458,7 +458,7 @@ def render(results_dir):
                "namespaces, without qemu). Every cell is decided by `tests/vm/compatibility.py` from the evidence "
                "the matrix run gathered (module results and values read back from the kernel), not written by hand.")
     out.append("")
-    out.append("Regenerate (about 15 minutes; root, qemu, a Debian mirror; see `tests/vm/MATRIX.md`):")
+    out.append("Regenerate (about 30 minutes on 2 idle cores; root, qemu, a Debian mirror; see `tests/vm/MATRIX.md`):")
     out.append("")
     out.append("    make vm-matrix                 # = tests/vm/matrix.sh")
     out.append("    tests/vm/matrix.sh 6.1 host    # a subset; the table then has only those columns")
