@@ -319,8 +319,8 @@ class Kernel:
         note = f"{count} site(s) =p for file nf_conntrack_proto_tcp.c ({len(tcp)} exist)"
         matched = [step.get("matched") for step in enabled.get("steps") or [] if "matched" in step]
         warned = any("matches no site" in warning for warning in enabled.get("warnings") or [])
-        note += f"; sites matched per entry {matched}, " + ("warned about the entry matching nothing" if warned
-                                                             else "NO warning about the entry matching nothing")
+        warning_note = "warned about the entry matching nothing" if warned else "NO warning about the entry matching nothing"
+        note += f"; sites matched per entry {matched}, {warning_note}"
         return (PASS if count >= len(tcp) > 0 and matched == [len(tcp), 0] and warned else FAIL), note
 
     def compare(self, stage):
