@@ -17,6 +17,7 @@ import datetime
 import errno
 import os
 import re
+import time
 import typing as t
 
 from ansible_collections.netfilter.conntrack.plugins.module_utils._ctnetlink import (
@@ -46,6 +47,9 @@ SOURCE_UNCONFIRMED = "ctnetlink dump (IPCTNL_MSG_CT_GET_UNCONFIRMED)"
 SOURCE_EXPECT = "ctnetlink dump (IPCTNL_MSG_EXP_GET)"
 SOURCE_STATS = "ctnetlink dump (IPCTNL_MSG_CT_GET_STATS_CPU)"
 
+UNLISTED_CODES = ("unconfirmed_held_by_nfqueue", "unlisted_entries")
+CONFIRM_READS = 5
+CONFIRM_INTERVAL = 0.02
 DEFAULT_THRESHOLDS = {"unlisted": 100, "unlisted_percent": 1.0, "dying": 100, "usage_percent": 90.0}
 
 UNCONFIRMED_GONE = (5, 19)
@@ -119,26 +123,95 @@ def _threshold_for_unlisted(count: int, thresholds: dict[str, t.Any]) -> float:
     return max(float(thresholds["unlisted"]), count * float(thresholds["unlisted_percent"]) / 100.0)
 
 
+def count_samples(facts: dict[str, t.Any]) -> list[int]:
+    """Every reading of nf_conntrack_count of the gather, in order (``count_samples``, else count and count_after)."""
+    samples = [n for n in facts.get("count_samples") or [] if isinstance(n, int)]
+    if samples:
+        return samples
+    return [n for n in (facts.get("count"), facts.get("count_after")) if isinstance(n, int)]
+
+
+_LIST_NAMES = {"table": "table", "unconfirmed": "unconfirmed list", "dying": "dying list"}
+
+
+def table_changing(facts: dict[str, t.Any], thresholds: dict[str, t.Any]) -> dict[str, t.Any]:
+    """Whether the table changed too much while it was read for the count and the lists to be compared.
+
+    Three signs, any of which is enough: the readings of the count spread by at least the unlisted
+    threshold; the dumps listed more entries than any reading counted, by at least that threshold
+    (a flush between the readings and the dump); or the kernel flagged a dump with NLM_F_DUMP_INTR.
+    Returns ``changing``, ``interrupted`` (the names of the interrupted lists), ``low``, ``high`` and a
+    plain-language ``text`` (empty when nothing changed).
+    """
+    samples = count_samples(facts)
+    interrupted = [name for name in ("table", "unconfirmed", "dying") if (facts.get(name) or {}).get("interrupted")]
+    out: dict[str, t.Any] = {"changing": bool(interrupted), "interrupted": interrupted, "low": None, "high": None, "text": ""}
+    if not samples:
+        return out
+    low, high = min(samples), max(samples)
+    out.update(low=low, high=high)
+    limit = _threshold_for_unlisted(high, thresholds)
+    listed = sum((facts.get(name) or {}).get("listed") or 0 for name in ("table", "unconfirmed", "dying"))
+    moved = high - low >= limit and high > low
+    overlisted = listed - high >= limit and listed > high
+    texts = []
+    if moved or overlisted:
+        out["changing"] = True
+        reads = "reading" if len(samples) == 1 else f"{len(samples)} readings"
+        spread = f"was {low}" if low == high else f"moved between {low} and {high}"
+        texts.append(
+            f"The conntrack table was changing while it was read: nf_conntrack_count {spread} over {reads} while the"
+            f" dumps listed {listed} entries, so the count and the lists cannot be compared and the difference says"
+            " nothing about entries held outside the table (NFQUEUE or otherwise). Gather again when the table is"
+            " quieter to compare them."
+        )
+    if interrupted:
+        texts.append(
+            f"The kernel flagged the dump of the {' and '.join(_LIST_NAMES[name] for name in interrupted)} as interrupted (NLM_F_DUMP_INTR): entries"
+            " were added or removed during the dump, so the listing is not a consistent snapshot."
+        )
+        if not (moved or overlisted):
+            texts.append("The count and the lists are therefore not compared.")
+    out["text"] = " ".join(texts)
+    return out
+
+
 def diagnose(facts: dict[str, t.Any], thresholds: dict[str, t.Any], nfqueue: list[dict[str, int]] | None) -> dict[str, t.Any]:
     """Compute ``discrepancy`` (value, findings, plain-language diagnosis) from gathered facts.
 
-    The value is the smaller of the counts read before and after the dumps minus everything the
-    dumps listed, so entries created or freed while dumping do not show up as a discrepancy.
+    The value is the smallest of the counts read before, between and after the dumps minus everything
+    the dumps listed, so entries created or freed while dumping do not show up as a discrepancy. When
+    the count moved by more than the threshold between its readings, or a dump was interrupted, the
+    table was changing too fast for the comparison to mean anything: ``table_changing`` is true, the
+    diagnosis says so, and no unlisted-entries finding is made.
     """
     findings: list[dict[str, str]] = []
-    result: dict[str, t.Any] = {"value": None, "counted": None, "listed": None, "findings": findings}
+    result: dict[str, t.Any] = {
+        "value": None,
+        "counted": None,
+        "listed": None,
+        "table_changing": False,
+        "interrupted": [],
+        "findings": findings,
+    }
     count = facts.get("count")
     table = facts.get("table") or {}
     dying = facts.get("dying") or {}
     unconfirmed = facts.get("unconfirmed") or {}
+    changing: dict[str, t.Any] = {"changing": False, "text": ""}
 
     if count is not None and table.get("listed") is not None and facts.get("family") is None:
-        counted = min(count, facts.get("count_after", count))
+        counted = min(count_samples(facts) or [count])
         listed = table["listed"] + (dying.get("listed") or 0) + (unconfirmed.get("listed") or 0)
         value = counted - listed
         result.update(value=value, counted=counted, listed=listed)
         limit = _threshold_for_unlisted(counted, thresholds)
-        if value >= limit and value > 0:
+        changing = table_changing(facts, thresholds)
+        result["table_changing"] = changing["changing"]
+        result["interrupted"] = changing["interrupted"]
+        if changing["changing"]:
+            pass
+        elif value >= limit and value > 0:
             waiting = [q for q in (nfqueue or []) if q["waiting"] > 0]
             text = f"{value} entries are counted in nf_conntrack_count but not listed in the table"
             text += " or on the dying list." if dying.get("listed") is not None else "."
@@ -191,7 +264,9 @@ def diagnose(facts: dict[str, t.Any], thresholds: dict[str, t.Any], nfqueue: lis
         )
 
     if findings:
-        result["diagnosis"] = " ".join(finding["message"] for finding in findings)
+        result["diagnosis"] = " ".join([finding["message"] for finding in findings] + ([changing["text"]] if changing["text"] else []))
+    elif changing["changing"]:
+        result["diagnosis"] = changing["text"]
     elif result["value"] is None:
         result["diagnosis"] = "No problem found in what was gathered (the table was not listed, so counts were not compared)."
     else:
@@ -298,12 +373,16 @@ def gather(
     load_module: t.Callable[[str], bool] | None = None,
     open_socket: t.Callable[[], t.Any] = CtnetlinkSocket,
     nfqueue_reader: t.Callable[[], list[dict[str, int]] | None] = read_nfqueue,
+    sleep: t.Callable[[float], t.Any] = time.sleep,
 ) -> tuple[dict[str, t.Any], str | None]:
     """Gather the facts; returns ``(facts, loaded kernel module or None)``.
 
     ``summary_only`` reads three sysctls and nothing else. Otherwise the requested ``lists`` are
     streamed over one ctnetlink socket, the per-CPU statistics are read, and the count is read
-    again so that :func:`diagnose` can compare the two with what was listed.
+    again after the table dump and at the end (``count_samples``) so that :func:`diagnose` can tell a
+    stable gap from a table that changed while it was read. When the comparison points at unlisted
+    entries, the count is read :data:`CONFIRM_READS` more times, :data:`CONFIRM_INTERVAL` seconds
+    apart, to confirm that the table stood still.
     """
     limits = dict(DEFAULT_THRESHOLDS)
     limits.update({k: v for k, v in (thresholds or {}).items() if v is not None})
@@ -345,6 +424,8 @@ def gather(
         facts["discrepancy"] = diagnose(facts, limits, None)
         return facts, None
 
+    samples = [count]
+    facts["count_samples"] = samples
     nl_family = family or 0
     decode = (lambda buf, off, length: decode_ct_entry(buf, off, length, protocol_name)) if include_entries else None
     gatherer = Gatherer(load_module, open_socket)
@@ -356,6 +437,9 @@ def gather(
             )
             facts["table"] = _list_facts(result, include_entries)
             sources["table"] = SOURCE_TABLE
+            between = _optional_int_key(COUNT_KEY, read)
+            if between is not None:
+                samples.append(between)
         if "unconfirmed" in lists:
             if version >= UNCONFIRMED_GONE:
                 facts["unconfirmed"] = {"dumpable": False, "listed": None, "reason": UNCONFIRMED_REASON}
@@ -384,12 +468,23 @@ def gather(
         gatherer.close()
 
     after = _optional_int_key(COUNT_KEY, read)
+    if after is not None:
+        samples.append(after)
     facts["count_after"] = after if after is not None else count
     nfqueue = nfqueue_reader()
     if nfqueue is not None:
         facts["nfqueue"] = nfqueue
         sources["nfqueue"] = NFQUEUE_PROC
     facts["discrepancy"] = diagnose(facts, limits, nfqueue)
+    if any(f["code"] in UNLISTED_CODES for f in facts["discrepancy"]["findings"]):
+        # Before blaming a holder of unconfirmed entries, make sure the table stands still: a table that is
+        # flushed and refilled many times a second can read the same count before and after a dump by chance.
+        for dummy in range(CONFIRM_READS):
+            sleep(CONFIRM_INTERVAL)
+            again = _optional_int_key(COUNT_KEY, read)
+            if again is not None:
+                samples.append(again)
+        facts["discrepancy"] = diagnose(facts, limits, nfqueue)
     return facts, gatherer.loaded_module
 
 
@@ -424,8 +519,13 @@ __all__ = (
     "UNCONFIRMED_REASON",
     "DYING_NOTE_NEW",
     "DYING_NOTE_OLD",
+    "UNLISTED_CODES",
+    "CONFIRM_READS",
+    "CONFIRM_INTERVAL",
     "kernel_version",
     "usage_percent",
+    "count_samples",
+    "table_changing",
     "parse_nfqueue_proc",
     "read_nfqueue",
     "diagnose",

@@ -444,7 +444,11 @@ def unpack_count_keys(packed: dict[int, int]) -> dict[CountKey, int]:
 
 
 class DumpResult:
-    """What a streaming dump produced: the count breakdown and, optionally, the first entries."""
+    """What a streaming dump produced: the count breakdown and, optionally, the first entries.
+
+    ``interrupted`` is true when the kernel set NLM_F_DUMP_INTR on any message of the dump (an entry or
+    the final NLMSG_DONE): the table changed under the dump, so the listing is not a consistent snapshot.
+    """
 
     def __init__(self) -> None:
         self.counts: dict[CountKey, int] = {}
@@ -584,6 +588,9 @@ class CtnetlinkSocket:
                             if mflags & NLM_F_DUMP_INTR:
                                 result.interrupted = True
                         elif mtype == NLMSG_DONE:
+                            # netlink_dump() sets the flag on the final message too (nl_dump_check_consistent).
+                            if mflags & NLM_F_DUMP_INTR:
+                                result.interrupted = True
                             return result
                         elif mtype == NLMSG_ERROR:
                             code = error_code(buf, off, msglen)

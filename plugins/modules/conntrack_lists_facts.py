@@ -107,8 +107,15 @@ options:
 notes:
   - Needs C(CAP_NET_ADMIN) for the dumps (the kernel refuses ctnetlink requests without it) and C(CAP_SYS_ADMIN) to
     enter O(netns); run it as root. O(summary_only=true) only reads C(/proc/sys).
-  - The count and the lists are read one after the other, not atomically. The module reads the count before and after
-    the dumps and compares the smaller one with what was listed, and only a gap above O(thresholds) is a finding.
+  - The count and the lists are read one after the other, not atomically. The module reads the count before the dumps,
+    after the table dump and after the other dumps, and compares the smallest reading with what was listed; only a gap
+    above O(thresholds) is a finding.
+  - When the readings of the count spread by at least the O(thresholds.unlisted) threshold, when the dumps list more
+    entries than any reading counted by that much, or when the kernel flags a dump as interrupted (C(NLM_F_DUMP_INTR)),
+    the table was changing too fast for the comparison to mean anything (a table flushed and refilled many times a
+    second, for example). The diagnosis then says so, RV(ansible_facts.conntrack.discrepancy.table_changing) is true
+    and no unlisted-entries finding is made. Before reporting unlisted entries the module reads the count five more
+    times, 20 ms apart, to make sure the table stands still.
   - C(nf_conntrack_max) is global on Linux 6.x; in a network namespace the value shown is the host's limit.
   - The C(N flow entries have been shown.) line of C(conntrack -L) goes to stderr; the module does not run
     C(conntrack) at all.
@@ -197,6 +204,17 @@ ansible_facts:
           returned: unless O(summary_only=true)
           type: int
           sample: 10
+        count_samples:
+          description:
+            - Every reading of the count during the gather, in order. The first is RV(ansible_facts.conntrack.count),
+              then one after the table dump, then RV(ansible_facts.conntrack.count_after), then five more when unlisted
+              entries had to be confirmed.
+            - A wide spread means the table was changing while it was read
+              (RV(ansible_facts.conntrack.discrepancy.table_changing)).
+          returned: unless O(summary_only=true)
+          type: list
+          elements: int
+          sample: [10, 10, 10]
         max:
           description: C(nf_conntrack_max), the limit on the count.
           type: int
@@ -234,7 +252,10 @@ ansible_facts:
               type: dict
               sample: {"CLOSE_WAIT": 1, "ESTABLISHED": 3}
             interrupted:
-              description: Present and true when the kernel flagged the dump as interrupted by concurrent changes.
+              description:
+                - Present and true when the kernel flagged the dump as interrupted (C(NLM_F_DUMP_INTR) on an entry or on
+                  the final message): entries were added or removed during the dump, so the listing is not a
+                  consistent snapshot. The dying and unconfirmed lists carry the same key.
               type: bool
               returned: when the dump was interrupted
             entries:
@@ -310,9 +331,10 @@ ansible_facts:
           type: dict
           contains:
             value:
-              description: The smaller of RV(ansible_facts.conntrack.count) and RV(ansible_facts.conntrack.count_after)
-                minus the entries listed in the table, dying and unconfirmed lists; null when the table was not
-                listed or O(family) filters.
+              description:
+                - The smallest reading of the count (RV(ansible_facts.conntrack.count_samples)) minus the entries listed
+                  in the table, dying and unconfirmed lists; null when the table was not listed or O(family) filters.
+                - Meaningless when RV(ansible_facts.conntrack.discrepancy.table_changing) is true.
               type: int
               sample: 4
             counted:
@@ -323,6 +345,21 @@ ansible_facts:
               description: Entries listed in the table, dying and unconfirmed lists together.
               type: int
               sample: 6
+            table_changing:
+              description:
+                - Whether the table changed too much while it was read for the count and the lists to be compared: the
+                  readings of the count spread by at least the unlisted threshold, the dumps listed more than any
+                  reading counted by at least that much, or a dump was interrupted.
+                - When true, no V(unconfirmed_held_by_nfqueue) or V(unlisted_entries) finding is made and the diagnosis
+                  says that the table was changing.
+              type: bool
+              sample: false
+            interrupted:
+              description: The lists (V(table), V(dying), V(unconfirmed)) whose dump the kernel flagged as interrupted
+                (C(NLM_F_DUMP_INTR)); empty when none was.
+              type: list
+              elements: str
+              sample: []
             findings:
               description: One dict per problem found, with a stable C(code) (V(unconfirmed_held_by_nfqueue),
                 V(unlisted_entries), V(dying_entries_pinned), V(table_near_max)) and its C(message).
@@ -330,7 +367,8 @@ ansible_facts:
               elements: dict
               sample: [{"code": "dying_entries_pinned", "message": "9999 entries are on the dying list. ..."}]
             diagnosis:
-              description: The findings in plain language, or a sentence saying that nothing was found.
+              description: The findings in plain language, then whether the table was changing while it was read, or a
+                sentence saying that nothing was found.
               type: str
               sample: "No problem found: 6 of 6 counted entries are listed (difference 0, within the threshold)."
         sources:

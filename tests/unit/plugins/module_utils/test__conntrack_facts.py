@@ -88,8 +88,40 @@ TEST_DIAGNOSE: list[tuple[str, dict[str, t.Any], dict[str, t.Any], t.Any, t.Any,
     ("gap, nfnetlink_queue not loaded", base_facts(count=160, count_after=160), {}, None, 150, ["unlisted_entries"], "NFQUEUE for a verdict"),
     ("lower threshold", base_facts(count=30, count_after=30), {"unlisted": 10}, QUEUE3, 20, ["unconfirmed_held_by_nfqueue"], "20 entries are counted"),
     ("percent threshold wins on big tables", base_facts(count=1_000_500, count_after=1_000_500, table={"listed": 1_000_000}), {}, [], 500, [], "within"),
-    ("count moved during the dump: smaller count used", base_facts(count=10, count_after=500), {}, [], 0, [], "No problem"),
-    ("more listed than counted (churn)", base_facts(count=10, count_after=10, table={"listed": 40}), {}, [], -30, [], "No problem"),
+    ("count moved a little: smaller count used", base_facts(count=10, count_after=90), {}, [], 0, [], "No problem"),
+    ("more listed than counted, within the threshold", base_facts(count=10, count_after=10, table={"listed": 40}), {}, [], -30, [], "No problem"),
+    # Issue 15: a table flushed and refilled while it is read. Neither NFQUEUE nor "56552 of 0 counted entries".
+    ("count moved a lot during the dump", base_facts(count=10, count_after=500), {}, [], 0, [], "was changing while it was read"),
+    (
+        "flushed between the reads and the dump: more listed than ever counted",
+        base_facts(count=0, count_after=0, table={"listed": 56552}), {}, [], -56552, [], "nf_conntrack_count was 0 over 2 readings",
+    ),
+    (
+        "same count before and after, refilled in between: the middle reading shows it",
+        base_facts(count=60000, count_after=60000, count_samples=[60000, 1200, 60000], table={"listed": 1200}),
+        {}, QUEUE3, 1200 - 1200, [], "moved between 1200 and 60000 over 3 readings",
+    ),
+    (
+        "confirmation readings show the churn, not the queue",
+        base_facts(count=30000, count_after=30000, count_samples=[30000, 30010, 30000, 4000, 52000], table={"listed": 2000}),
+        {}, QUEUE3, 2000, [], "says nothing about entries held outside the table (NFQUEUE",
+    ),
+    (
+        "stable count with readings in between: the queue is still found",
+        base_facts(count=160, count_after=160, count_samples=[160, 160, 161, 160, 160]), {}, QUEUE3, 150,
+        ["unconfirmed_held_by_nfqueue"], "queue 3 (150 packets",
+    ),
+    (
+        "dump interrupted (NLM_F_DUMP_INTR) with a stable count",
+        base_facts(count=160, count_after=160, table={"listed": 10, "interrupted": True}), {}, QUEUE3, 150, [],
+        "flagged the dump of the table as interrupted (NLM_F_DUMP_INTR)",
+    ),
+    (
+        "dying dump interrupted, table full: the other findings stay",
+        base_facts(count=95, count_after=95, max=100, usage_percent=95.0, table={"listed": 95},
+                   dying={"dumpable": True, "listed": 0, "interrupted": True, "note": cf.DYING_NOTE_NEW}),
+        {}, [], 0, ["table_near_max"], "dump of the dying list as interrupted",
+    ),
     (
         "unconfirmed dumpable on an old kernel",
         base_facts(count=300, count_after=300, unconfirmed={"dumpable": True, "listed": 0}),
@@ -137,6 +169,11 @@ def test_diagnose(facts: dict[str, t.Any], thresholds: dict[str, t.Any], nfqueue
     assert result["value"] == value
     assert [finding["code"] for finding in result["findings"]] == codes
     assert text in result["diagnosis"]
+    changing = "changing" in result["diagnosis"] or "interrupted" in result["diagnosis"]
+    assert result["table_changing"] is changing
+    if changing:
+        assert "No problem found" not in result["diagnosis"]
+        assert not [f for f in result["findings"] if f["code"] in cf.UNLISTED_CODES]
 
 
 # --- gather() with a fake sysctl reader and a fake socket ---------------------------------------------------------
@@ -305,3 +342,64 @@ def test_gather_nfqueue_evidence() -> None:
     facts, _loaded = run_gather({IPCTNL_MSG_CT_GET: {}}, thresholds={"unlisted": 5}, nfqueue_reader=lambda: [dict(QUEUE3[0], waiting=12)])
     assert facts["nfqueue"][0]["waiting"] == 12
     assert [f["code"] for f in facts["discrepancy"]["findings"]] == ["unconfirmed_held_by_nfqueue"]
+
+
+class CountSequence:
+    """A sysctl reader whose nf_conntrack_count answers the next number of a list (then repeats the last)."""
+
+    def __init__(self, counts: list[int]) -> None:
+        self.counts = list(counts)
+        self.reads = 0
+
+    def __call__(self, key: str) -> str:
+        if key != cf.COUNT_KEY:
+            return SYSCTLS[key]
+        self.reads += 1
+        return str(self.counts.pop(0) if len(self.counts) > 1 else self.counts[0])
+
+
+# (id, counts read in order, table listed, nfqueue, expected finding codes, table_changing, expected number of readings)
+TEST_GATHER_CHURN = [
+    ("stable gap: confirmed, queue blamed", [160], 10, QUEUE3, ["unconfirmed_held_by_nfqueue"], False, 3 + cf.CONFIRM_READS),
+    ("all listed: no confirmation reads", [10], 10, QUEUE3, [], False, 3),
+    ("same count around a refill: the confirmation reads catch it", [30000, 30000, 30000, 2000, 45000], 10, QUEUE3, [], True,
+     3 + cf.CONFIRM_READS),
+    ("emptied between the readings and the dump: more listed than ever counted", [0, 0, 0], 56552, [], [], True, 3),
+    ("moves during the table dump", [100, 40000, 40100], 20000, QUEUE3, [], True, 3),
+]
+
+
+@pytest.mark.parametrize(
+    "counts, listed, nfqueue, codes, changing, reads",
+    [c[1:] for c in TEST_GATHER_CHURN],
+    ids=[c[0] for c in TEST_GATHER_CHURN],
+)
+def test_gather_under_churn(counts: list[int], listed: int, nfqueue: t.Any, codes: list[str], changing: bool, reads: int) -> None:
+    read = CountSequence(counts)
+    sleeps: list[float] = []
+    facts, _loaded = run_gather(
+        {IPCTNL_MSG_CT_GET: {(2, 17, -1): listed}}, read=read, nfqueue_reader=lambda: nfqueue, sleep=sleeps.append
+    )
+    assert [f["code"] for f in facts["discrepancy"]["findings"]] == codes
+    assert facts["discrepancy"]["table_changing"] is changing
+    assert read.reads == reads == len(facts["count_samples"])
+    assert sleeps == [cf.CONFIRM_INTERVAL] * (reads - 3)
+    assert facts["count"] == facts["count_samples"][0] and facts["count_after"] == facts["count_samples"][2]
+
+
+def test_gather_interrupted_dump_is_reported() -> None:
+    class Interrupting(FakeSocket):
+        def dump_conntrack(self, msg: int, family: int, max_entries: int, decode: t.Any) -> DumpResult:
+            result = super().dump_conntrack(msg, family, max_entries, decode)
+            result.interrupted = msg == IPCTNL_MSG_CT_GET
+            return result
+
+    facts, _loaded = cf.gather(
+        kernel_release="6.18.44", read=reader(SYSCTLS), nfqueue_reader=lambda: None,
+        open_socket=lambda: Interrupting({IPCTNL_MSG_CT_GET: {(2, 17, -1): 1}}),
+    )
+    assert facts["table"]["interrupted"] is True
+    assert facts["discrepancy"]["interrupted"] == ["table"]
+    assert facts["discrepancy"]["table_changing"] is True
+    assert facts["discrepancy"]["findings"] == []
+    assert "NLM_F_DUMP_INTR" in facts["discrepancy"]["diagnosis"]

@@ -65,8 +65,8 @@ def message(attrs: bytes, family: int = 2, mtype: int = CT_NEW, flags: int = nl.
     return struct.pack("=IHHII", 16 + len(body), mtype, flags, seq, 0) + body
 
 
-def done(seq: int = 7) -> bytes:
-    return struct.pack("=IHHII", 20, nl.NLMSG_DONE, nl.NLM_F_MULTI, seq, 0) + struct.pack("=i", 0)
+def done(seq: int = 7, flags: int = nl.NLM_F_MULTI) -> bytes:
+    return struct.pack("=IHHII", 20, nl.NLMSG_DONE, flags, seq, 0) + struct.pack("=i", 0)
 
 
 def nl_error(err: int, seq: int = 7) -> bytes:
@@ -277,10 +277,24 @@ def test_dump_streams_over_chunks() -> None:
     assert client.sock.sent[0][4:6] == struct.pack("=H", 0x0106)  # type: ignore[attr-defined]
 
 
-def test_dump_interrupted_flag() -> None:
-    client = fake_client([ct_message(17, flags=nl.NLM_F_MULTI | nl.NLM_F_DUMP_INTR) + done()])
-    result = client.dump_conntrack()
-    assert result.interrupted and result.listed == 1
+INTR = nl.NLM_F_MULTI | nl.NLM_F_DUMP_INTR
+# NLM_F_DUMP_INTR (0x10) may be set on an entry or only on the final NLMSG_DONE (nl_dump_check_consistent);
+# a message of another request carrying it must not count.
+TEST_DUMP_INTERRUPTED = [
+    ("no flag", [ct_message(17) + done()], False, 1),
+    ("on an entry", [ct_message(17, flags=INTR) + done()], True, 1),
+    ("on a later entry", [ct_message(17), ct_message(6, state=3, flags=INTR) + done()], True, 2),
+    ("only on NLMSG_DONE", [ct_message(17) + ct_message(17) + done(flags=INTR)], True, 2),
+    ("empty dump, flag on NLMSG_DONE", [done(flags=INTR)], True, 0),
+    ("on another request's message", [ct_message(17, seq=3, flags=INTR) + ct_message(17) + done()], False, 1),
+]
+
+
+@pytest.mark.parametrize("chunks, interrupted, listed", [c[1:] for c in TEST_DUMP_INTERRUPTED], ids=[c[0] for c in TEST_DUMP_INTERRUPTED])
+def test_dump_interrupted_flag(chunks: list[bytes], interrupted: bool, listed: int) -> None:
+    result = fake_client(chunks).dump_conntrack()
+    assert result.interrupted is interrupted
+    assert result.listed == listed
 
 
 def test_dump_error_after_entries() -> None:
