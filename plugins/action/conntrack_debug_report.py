@@ -13,21 +13,10 @@ import typing as t
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.netfilter.conntrack.plugins.plugin_utils._revert_program import DEFAULT_PROGRAM_DIR, ProgramRunner
+from ansible_collections.netfilter.conntrack.plugins.plugin_utils._argspecs import REPORT_ARGUMENT_SPEC
+from ansible_collections.netfilter.conntrack.plugins.plugin_utils._window_app import WindowApp
 
 COLLECTION = "netfilter.conntrack"
-DEFAULT_FACTS_PATH = "/etc/ansible/facts.d/netfilter_conntrack.fact"
-
-ARGUMENT_SPEC = {
-    "netns": {"type": "list", "elements": "str", "default": []},
-    "max_samples": {"type": "int", "default": 10},
-    "local_facts": {"type": "bool", "default": True},
-    "facts_path": {"type": "path", "default": DEFAULT_FACTS_PATH},
-    "report_dir": {"type": "path"},
-    "log_source": {"type": "str", "choices": ["auto", "journal", "kmsg", "dmesg", "file"], "default": "auto"},
-    "log_path": {"type": "path"},
-    "program_dir": {"type": "path", "default": DEFAULT_PROGRAM_DIR},
-}
 
 NO_WINDOW_NOTE = "No debug window is active (enable was not run, or it was reverted): the log was read since boot."
 CHILD_NAMESPACE_NOTE = (
@@ -46,6 +35,7 @@ def build_report(host: str, status: dict[str, t.Any], lists: list[dict[str, t.An
     notes = [] if active else [NO_WINDOW_NOTE]
     if in_child and (status.get("nf_log_all_netns") or "0") != "1" and invalid_log.get("total", 0) == 0:
         notes.append(CHILD_NAMESPACE_NOTE)
+    notes += status.get("problems") or []
     codes: list[str] = []
     for facts in lists:
         for finding in (facts.get("discrepancy") or {}).get("findings") or []:
@@ -94,7 +84,7 @@ class ActionModule(ActionBase):
         super().run(tmp, task_vars)
         del tmp
         task_vars = task_vars or {}
-        _validation, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC,
+        _validation, args = self.validate_argument_spec(argument_spec=REPORT_ARGUMENT_SPEC,
                                                         required_if=[("log_source", "file", ["log_path"])])
         if args["max_samples"] < 0:
             raise AnsibleActionFail(f"max_samples must be 0 or more (got {args['max_samples']})")
@@ -110,7 +100,7 @@ class ActionModule(ActionBase):
         return result
 
     def _collect(self, args: dict[str, t.Any], task_vars: dict[str, t.Any]) -> dict[str, t.Any]:
-        program = ProgramRunner(self, args["program_dir"], install=False)
+        program = WindowApp(self, task_vars, args["program_dir"], install=False)
         rc, status = program.run(["status"] + [f"--netns={name}" for name in args["netns"]])
         if rc != 0:
             raise AnsibleActionFail(f"reading the debug window failed: {status.get('msg')}", result={"program": status})
@@ -132,6 +122,9 @@ class ActionModule(ActionBase):
         host = task_vars.get("inventory_hostname", "")
         report = build_report(host, status, lists, invalid_log, acting_in_netns=bool(args["netns"]))
         result: dict[str, t.Any] = {"changed": False, "ansible_facts": {"conntrack_debug_report": report}}
+        if status.get("problems"):
+            # A dead automatic revert, a vanished namespace: said on every collect until someone acts.
+            result["warnings"] = list(status["problems"])
 
         if args["local_facts"]:
             if self._task.check_mode:

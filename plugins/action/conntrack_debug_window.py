@@ -11,27 +11,13 @@ import typing as t
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.netfilter.conntrack.plugins.plugin_utils._revert_program import (
-    DEFAULT_PROGRAM_DIR,
-    ProgramRunner,
-    window_ids,
-)
+from ansible_collections.netfilter.conntrack.plugins.module_utils._errors import ConntrackModuleError
+from ansible_collections.netfilter.conntrack.plugins.module_utils._names import resolve_family
+from ansible_collections.netfilter.conntrack.plugins.module_utils._window_program import check_duration, validate_site
+from ansible_collections.netfilter.conntrack.plugins.plugin_utils._argspecs import WINDOW_ARGUMENT_SPEC
+from ansible_collections.netfilter.conntrack.plugins.plugin_utils._window_app import WindowApp
 
 COLLECTION = "netfilter.conntrack"
-SITE_KEYS = ("func", "file", "module", "format", "line", "flags", "state", "require_match")
-
-ARGUMENT_SPEC = {
-    "state": {"type": "str", "choices": ["enabled", "reverted"], "default": "enabled"},
-    "duration": {"type": "int"},
-    "protocols": {"type": "list", "elements": "str", "default": ["all"]},
-    "families": {"type": "list", "elements": "str", "default": ["ipv4", "ipv6"]},
-    "backend": {"type": "str", "default": "auto"},
-    "all_netns": {"type": "bool", "default": False},
-    "dynamic_debug_sites": {"type": "list", "elements": "dict", "default": []},
-    "netns": {"type": "list", "elements": "str", "default": []},
-    "revert_scope": {"type": "str", "choices": ["selected", "all"], "default": "selected"},
-    "program_dir": {"type": "path", "default": DEFAULT_PROGRAM_DIR},
-}
 
 
 class EnableFailed(Exception):
@@ -50,6 +36,19 @@ def step_message(result: dict[str, t.Any]) -> str:
     return str(result.get("msg") or "unknown error")
 
 
+def rollback_outcome(failure: dict[str, t.Any], rc: int, rollback: dict[str, t.Any]) -> str:
+    """What the rollback achieved, in words that are true: "Rolled back" only when nothing was left changed."""
+    left = {ident: one.get("left") for ident, one in (rollback.get("namespaces") or {}).items() if one.get("left")}
+    if failure.get("window_gone") or any(one.get("window_gone") for one in (failure.get("namespaces") or {}).values()):
+        return ("NOT ROLLED BACK: the window's snapshot was removed while enable ran, so the values this run applied"
+                " stay until someone reverts them by hand (see steps)")
+    if rc != 0:
+        return f"ROLLBACK FAILED, check the host: {rollback.get('msg')}"
+    if left:
+        return f"Rolled back, except values changed by someone else meanwhile: {json.dumps(left, sort_keys=True)}"
+    return "Rolled back: the host is as it was before debugging started."
+
+
 class ActionModule(ActionBase):
     TRANSFERS_FILES = True
     _supports_check_mode = True
@@ -59,7 +58,7 @@ class ActionModule(ActionBase):
         del tmp
         task_vars = task_vars or {}
         _validation, args = self.validate_argument_spec(
-            argument_spec=ARGUMENT_SPEC,
+            argument_spec=WINDOW_ARGUMENT_SPEC,
             required_if=[("state", "enabled", ["duration"])],
         )
         self._vars = task_vars
@@ -80,25 +79,41 @@ class ActionModule(ActionBase):
             self._diffs.append(result["diff"])
         return result
 
-    def _sites(self, sites: list[dict[str, t.Any]]) -> list[dict[str, t.Any]]:
-        cleaned = []
-        for site in sites:
-            if not any(site.get(key) not in (None, "") for key in ("func", "file", "module", "format")):
-                raise AnsibleActionFail("every entry of dynamic_debug_sites needs func, file, module or format")
-            unknown = sorted(set(site) - set(SITE_KEYS))
-            if unknown:
-                raise AnsibleActionFail(f"dynamic_debug_sites entry {site!r}: unknown key(s) {', '.join(unknown)}")
-            cleaned.append({key: value for key, value in site.items() if value is not None})
-        return cleaned
-
     @staticmethod
-    def _protocol(protocols: list[str]) -> str:
-        return protocols[0] if len(protocols) == 1 else "all"
+    def _validate_enable(args: dict[str, t.Any]) -> list[dict[str, t.Any]]:
+        """Refuse bad or contradictory options before anything is touched, with the modules' own rules."""
+        errors = []
+        try:
+            check_duration(args["duration"])
+        except ConntrackModuleError as exc:
+            errors.append(exc.msg)
+        if str(args["protocol"]).strip().lower() in ("none", "0"):
+            errors.append("protocol none switches logging off: use state=reverted instead")
+        if not args["families"]:
+            errors.append("families is empty: nothing would be logged")
+        for family in args["families"]:
+            try:
+                resolve_family(family)
+            except ConntrackModuleError as exc:
+                errors.append(exc.msg)
+        if str(args["backend"]).strip().lower() == "none":
+            errors.append("backend none unbinds the logger while logging is switched on: nothing would be logged")
+        sites = []
+        for site in args["dynamic_debug_sites"]:
+            cleaned = {key: value for key, value in site.items() if value is not None} if isinstance(site, dict) else site
+            try:
+                validate_site(cleaned)
+            except ConntrackModuleError as exc:
+                errors.append(f"dynamic_debug_sites entry {json.dumps(cleaned, sort_keys=True)}: {exc.msg}")
+            sites.append(cleaned)
+        if errors:
+            raise AnsibleActionFail("Refusing to enable: " + "; ".join(errors))
+        return sites
 
     # ------------------------------------------------------------------ enable
 
     def _snapshot_argv(self, args: dict[str, t.Any], sites: list[dict[str, t.Any]]) -> list[str]:
-        argv = ["snapshot", f"--duration={args['duration']}", f"--log-invalid={self._protocol(args['protocols'])}",
+        argv = ["snapshot", f"--duration={check_duration(args['duration']):g}", f"--log-invalid={args['protocol']}",
                 f"--backend={args['backend']}"]
         argv += [f"--family={family}" for family in args["families"]]
         argv += [f"--netns={name}" for name in args["netns"]]
@@ -128,7 +143,7 @@ class ActionModule(ActionBase):
         loaded = False
         for name in namespaces:
             result = record("Log invalid packets", name, self._module("conntrack_log_invalid", {
-                "protocol": self._protocol(args["protocols"]), **({"netns": name} if name else {})}))
+                "protocol": args["protocol"], **({"netns": name} if name else {})}))
             loaded = loaded or bool(result.get("loaded_module"))
         for name in namespaces:
             module_args: dict[str, t.Any] = {"family": args["families"], "backend": args["backend"]}
@@ -156,15 +171,13 @@ class ActionModule(ActionBase):
         return steps
 
     def _enable(self, args: dict[str, t.Any]) -> dict[str, t.Any]:
-        if args["duration"] <= 0:
-            raise AnsibleActionFail(f"duration must be > 0 seconds (got {args['duration']})")
-        sites = self._sites(args["dynamic_debug_sites"])
+        sites = self._validate_enable(args)
         if self._task.check_mode:
             steps = self._check_mode_apply(args, sites)
             return {"changed": any(step["changed"] for step in steps), "steps": steps, "diff": self._diffs,
                     "msg": "check mode: no snapshot was taken and no revert scheduled; dynamic-debug sites not predicted"}
 
-        program = ProgramRunner(self, args["program_dir"], install=True)
+        program = WindowApp(self, self._vars, args["program_dir"], install=True)
         snapshot_argv = self._snapshot_argv(args, sites)
         rc, snapshot = program.run(snapshot_argv)
         if rc != 0:
@@ -172,6 +185,7 @@ class ActionModule(ActionBase):
         # Exactly the snapshots this enable created or extended (the host's one holds nf_log_all_netns and the
         # dynamic-debug sites).
         ids = [f"--id={ident}" for ident in snapshot["namespaces"]]
+        window = f"--window={snapshot['window']}"
 
         def resnapshot() -> None:
             nonlocal snapshot
@@ -184,19 +198,18 @@ class ActionModule(ActionBase):
             steps = self._apply(args, sites, snapshot.get("dynamic_debug", False), resnapshot)
             # The revert was armed before the settings were applied; a window that ran out meanwhile (a short
             # duration across a large fleet) is reverted here instead of being left half-done.
-            rc, confirm = program.run(["confirm"] + ids)
+            rc, confirm = program.run(["confirm", window] + ids)
             if rc != 0:
                 raise EnableFailed("Confirm the window is applied", confirm)
         except EnableFailed as failure:
             rb_rc, rollback = program.run(["revert"] + ids)
-            outcome = ("Rolled back: the host is as it was before debugging started." if rb_rc == 0
-                       else f"ROLLBACK FAILED, check the host: {json.dumps(rollback, sort_keys=True)}")
-            raise AnsibleActionFail(f"enable failed at '{failure.step}': {step_message(failure.result)}. {outcome}",
-                                    result={"rollback": rollback}) from None
+            raise AnsibleActionFail(f"enable failed at '{failure.step}': {step_message(failure.result)}. "
+                                    f"{rollback_outcome(failure.result, rb_rc, rollback)}",
+                                    result={"rollback": rollback, "steps": failure.result.get("steps")}) from None
 
         result = dict(snapshot)
         result["changed"] = bool(snapshot.get("changed")) or program.installed or any(step["changed"] for step in steps)
-        result["program"] = {"path": program.path, "installed": program.installed}
+        result["program"] = {"path": program.path, "installed": program.installed, "interpreter": program.interpreter}
         result["steps"] = steps
         if self._diffs:
             result["diff"] = self._diffs
@@ -221,10 +234,16 @@ class ActionModule(ActionBase):
                     f"revert_scope=all reverts every namespace; it contradicts netns ({args['netns']}): set one or the other")
             ids = ["--all"]
         else:
-            ids = window_ids(args["netns"], args["all_netns"]) + (["--host-sites"] if args["dynamic_debug_sites"] else [])
-        program = ProgramRunner(self, args["program_dir"], install=False)
+            ids = [f"--netns={name}" for name in args["netns"]]
+            if not args["netns"] or args["all_netns"]:
+                ids.append("--id=init")
+            if args["dynamic_debug_sites"]:
+                ids.append("--host-sites")
+        program = WindowApp(self, self._vars, args["program_dir"], install=False)
         if self._task.check_mode:
-            _rc, status = program.run(["status"] + ids)
+            rc, status = program.run(["status"] + ids)
+            if rc != 0:
+                raise AnsibleActionFail(f"reading the debug window failed: {status.get('msg')}", result=status)
             active = [ident for ident, one in status.get("namespaces", {}).items() if one.get("active") or one.get("expired")]
             return {"changed": bool(active), "namespaces": {ident: {"would_revert": True} for ident in active},
                     "msg": f"check mode: would revert {', '.join(active) or 'nothing'}"}

@@ -11,8 +11,9 @@ short_description: Switch conntrack debugging on for a bounded time, with an aut
 version_added: 0.2.0
 description:
   - The host side of the C(netfilter.conntrack.debug) role's C(enable) and C(revert), in one task per host.
-  - With O(state=enabled), installs the standalone program C(conntrack-debug-revert) in O(program_dir) when it is
-    missing or differs from this collection's copy, records the current values in a snapshot per network namespace
+  - With O(state=enabled), installs the host program C(conntrack-debug-window.pyz) in O(program_dir) when it is
+    missing or differs from this collection's copy (it is built from the collection's module_utils, the same code
+    the modules run, and runs with the interpreter Ansible uses for the host), records the current values in a snapshot per network namespace
     (C(nf_conntrack_log_invalid), each C(nf_log.<N>) of O(families), C(nf_log_all_netns) with O(all_netns), the
     flags of every dynamic-debug site that O(dynamic_debug_sites) matches, the conntrack statistics), schedules the
     automatic revert at the end of O(duration) (a systemd transient timer, or a detached process where systemd is
@@ -55,14 +56,17 @@ options:
     default: enabled
   duration:
     description:
-      - Seconds until the host reverts by itself. Required with O(state=enabled); must be greater than 0.
-    type: int
-  protocols:
+      - Seconds until the host reverts by itself, from 1 to 604800 (7 days). Required with O(state=enabled).
+      - A value out of that range, or one that is not a number (V(true) included), is refused before the host is
+        touched.
+    type: raw
+  protocol:
     description:
-      - Protocols whose invalid packets are logged; one name or number, or several, which means V(all).
-    type: list
-    elements: str
-    default: [all]
+      - The protocol whose invalid packets are logged, as M(netfilter.conntrack.conntrack_log_invalid) takes it: a
+        name, a number 1-254, or V(all). The kernel takes one value; to log two protocols, use V(all).
+      - Replaces C(protocols) of 0.2.0 (a list that silently meant V(all) with two entries).
+    type: str
+    default: all
   families:
     description:
       - Address families whose logger is bound (V(ipv4), V(ipv6), V(arp), V(netdev), V(bridge)).
@@ -83,8 +87,11 @@ options:
   dynamic_debug_sites:
     description:
       - Dynamic-debug sites to switch on, as option dicts of M(netfilter.conntrack.dynamic_debug_site) (C(func),
-        C(file), C(module), C(format), C(line), C(flags), C(state), C(require_match)). Each needs C(func), C(file),
-        C(module) or C(format).
+        C(file), C(module), C(format), C(line), C(class), C(flags), C(state), C(require_match)). Each entry is
+        validated with the module's own rules and query builder, so every entry the module accepts is accepted here,
+        escapes included (a C(format) copied from the control file with its C(\\012) matches).
+      - The snapshot records each site the entry selects (the module's matcher), with its flags before and after;
+        revert restores those sites and only those.
       - Skipped with a warning on kernels without dynamic debug.
       - When this enable had to load C(nf_conntrack) (a modular kernel where nothing used conntrack yet), the sites
         are recorded again after the load, before any of them is changed.
@@ -112,7 +119,9 @@ options:
     default: /usr/local/libexec/netfilter-conntrack
 notes:
   - Needs root on the host, like the modules it runs.
-  - The revert program runs with C(/usr/bin/python3) (its shebang) on the host.
+  - The host program runs with the interpreter Ansible uses for modules on that host (C(ansible_python_interpreter)
+    or the discovered one), in this action and in the automatic revert (the systemd unit's command line or the
+    detached process names it).
   - The snapshots live in C(/run/netfilter-conntrack) (tmpfs), one 0600 JSON file per namespace; the environment
     variable C(CONNTRACK_DEBUG_STATE_DIR) of the task moves them.
 seealso:
@@ -127,7 +136,7 @@ EXAMPLES = r"""
   netfilter.conntrack.conntrack_debug_window:
     state: enabled
     duration: 900
-    protocols: [tcp]
+    protocol: tcp
   register: window
 
 - name: The same inside a container's namespace, with the TCP tracker's debug messages

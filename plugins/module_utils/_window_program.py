@@ -1,0 +1,810 @@
+# Copyright (c) 2026, netfilter.conntrack contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""conntrack-debug-window: the host side of a debug window, runnable without the controller.
+
+Note that this module util is **PRIVATE** to the collection. It can have breaking changes at any time.
+Do not use this from other collections or standalone plugins/modules!
+
+The action plugin ``conntrack_debug_window`` ships this module and the module_utils it imports to
+the host as one zip application (see ``plugins/plugin_utils/_window_app.py``) and runs it with the
+host's Ansible interpreter. The same module_utils serve the modules, so the snapshot records,
+and revert restores, exactly what the modules change: the same name tables, sysctl I/O, namespace
+entry, and the same dynamic-debug query builder and matcher.
+
+Commands (each prints one JSON object; exit status 0 on success, 1 on a refused or failed
+operation with ``msg``, 2 on bad usage, 3 for ``--expect-sha256`` of another version)::
+
+  snapshot [--netns NS ...] --duration S [--log-invalid P] [--family F ... --backend B]
+           [--all-netns on|off] [--dyndbg-site JSON ...] [--no-schedule]
+  confirm  --window TOKEN [--id ID ...]       last step of enable
+  revert   [--netns NS ... | --id ID ... | --all] [--host-sites]
+  status   [--netns NS ... | --id ID ... | --all]
+  wait-and-revert --id ID                     the detached fallback
+  discard  --id ID ...                        forget a snapshot without restoring anything
+  write-fact --dest PATH --src FILE           JSON written atomically
+  install --dest PATH                         copy this program to PATH atomically
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import signal
+import stat
+import sys
+import time
+import uuid
+
+from ansible_collections.netfilter.conntrack.plugins.module_utils._dynamic_debug import (
+    Site,
+    apply_flags,
+    build_query,
+    find_control,
+    make_query,
+    parse_flags,
+    read_control,
+    site_matches,
+    write_control,
+)
+from ansible_collections.netfilter.conntrack.plugins.module_utils._errors import ConntrackModuleError
+from ansible_collections.netfilter.conntrack.plugins.module_utils._names import (
+    SYSLOG_LOGGERS,
+    load_etc_protocols,
+    resolve_family,
+    resolve_protocol,
+)
+from ansible_collections.netfilter.conntrack.plugins.module_utils._netns import (
+    InNetns,
+    identity_of_fd,
+    open_netns,
+)
+from ansible_collections.netfilter.conntrack.plugins.module_utils._sysctl import key_exists, read_key, write_key
+from ansible_collections.netfilter.conntrack.plugins.module_utils._window_scheduler import Scheduler
+from ansible_collections.netfilter.conntrack.plugins.module_utils._window_store import (
+    LOCK_TIMEOUT,
+    STATE_DIR,
+    Store,
+    check_id,
+    snapshot_id,
+)
+
+PROGRAM_NAME = "conntrack-debug-window"
+# The longest window enable accepts: a debug window of weeks is already a forgotten one.
+MAX_DURATION = 7 * 24 * 3600
+# A timer that fires before the confirm restores what was applied at once but keeps the snapshot as
+# "expired": if the enable was only slow, its confirm finds the window over and reverts what it applied
+# late; should that controller die too, a last sweep SWEEP_SECONDS later does it.
+SWEEP_SECONDS = 600
+# A window this far past its deadline with no live timer or watcher is reverted by the next command
+# that looks at it (status, snapshot, confirm): the second line of defence when the scheduler died.
+OVERDUE_GRACE_SECONDS = 30
+RETRY_SLEEP_SECONDS = 5.0
+
+KEY_LOG_INVALID = "net.netfilter.nf_conntrack_log_invalid"
+KEY_ALL_NETNS = "net.netfilter.nf_log_all_netns"
+KEY_COUNT = "net.netfilter.nf_conntrack_count"
+STATS_FILE = "/proc/net/stat/nf_conntrack"
+# /proc/net/stat/nf_conntrack column names -> the ctnetlink names conntrack_lists_facts reports.
+STATS_NAMES = {"clashres": "clash_resolve", "icmp_error": "error", "search_restart": "search_restart",
+               "insert_failed": "insert_failed", "drop": "drop", "early_drop": "early_drop",
+               "invalid": "invalid", "ignore": "ignore", "insert": "insert", "found": "found",
+               "chaintoolong": "chaintoolong", "entries": "entries", "searched": "searched", "new": "new",
+               "delete": "delete", "delete_list": "delete_list", "expect_new": "expect_new",
+               "expect_create": "expect_create", "expect_delete": "expect_delete"}
+OPERATIONS = {"enabled": "+", "disabled": "-", "exact": "="}
+SITE_FIELDS = ("file", "func", "module", "format", "line", "class", "flags", "state")
+
+
+class Program:
+    """The commands, bound to one state directory and to the path this program is installed at."""
+
+    def __init__(self, store: Store, program: str, proc_sys: str = "/proc/sys",
+                 control_finder=find_control) -> None:
+        self.store = store
+        self.program = program
+        self.proc_sys = proc_sys
+        self.scheduler = Scheduler(store, program)
+        self._find_control = control_finder
+
+    # ------------------------------------------------------------------ values
+
+    def read(self, key: str) -> str | None:
+        if not key_exists(key, self.proc_sys):
+            return None
+        return read_key(key, self.proc_sys)
+
+    def same_value(self, key: str, left: str | None, right: str | None) -> bool:
+        if left is None or right is None:
+            return left is right
+        if key.startswith("net.netfilter.nf_log."):
+            # The kernel matches logger names case-insensitively and prints its own spelling.
+            return left.lower() == right.lower()
+        return left.strip() == right.strip()
+
+    def read_stats(self) -> dict | None:
+        """/proc/net/stat/nf_conntrack summed over CPUs, in ctnetlink's names; None without conntrack."""
+        try:
+            with open(STATS_FILE, encoding="ascii") as handle:
+                rows = [line.split() for line in handle if line.strip()]
+        except OSError:
+            return None
+        if not rows:
+            return None
+        names, totals = [STATS_NAMES.get(name, name) for name in rows[0]], {}
+        for row in rows[1:]:
+            for name, value in zip(names, row):
+                number = int(value, 16)
+                totals[name] = number if name == "entries" else totals.get(name, 0) + number
+        count = self.read(KEY_COUNT)
+        if count is not None:
+            totals["count"] = int(count)
+        return totals
+
+    def control(self) -> str | None:
+        try:
+            return self._find_control(None)[0]
+        except ConntrackModuleError:
+            return None
+
+    # ------------------------------------------------------------------ namespaces
+
+    def open_namespace(self, spec: str | None) -> tuple[int | None, dict]:
+        """Open a namespace; returns (fd or None for this one, its description with identity)."""
+        if spec in (None, ""):
+            fd = os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                dev, ino = identity_of_fd(fd)
+            finally:
+                os.close(fd)
+            return None, {"spec": None, "path": "/proc/self/ns/net", "dev": dev, "ino": ino}
+        fd, path = open_netns(spec)
+        dev, ino = identity_of_fd(fd)
+        return fd, {"spec": spec, "path": path, "dev": dev, "ino": ino}
+
+    def namespace_of(self, data: dict) -> tuple[int | None, str | None]:
+        """Open the namespace a snapshot belongs to; (fd, None) or (None, why it is not that namespace any more)."""
+        recorded = data["netns"]
+        try:
+            fd, now = self.open_namespace(recorded["spec"])
+        except ConntrackModuleError as exc:
+            if exc.details.get("reason") == "vanished":
+                return None, f"network namespace {recorded['path']} no longer exists"
+            raise
+        if recorded.get("ino") is not None and (now["dev"], now["ino"]) != (recorded["dev"], recorded["ino"]):
+            if fd is not None:
+                os.close(fd)
+            return None, (f"{recorded['path']} is now another network namespace (inode {now['ino']}, the window's was "
+                          f"{recorded['ino']}): the namespace was deleted and re-created, or its process exited and"
+                          " the PID was reused")
+        return fd, None
+
+    # ------------------------------------------------------------------ enable
+
+    def wanted_keys(self, args: argparse.Namespace, spec: str | None) -> dict:
+        """{key: applied value} for what enable sets in namespace spec (same tables as the modules)."""
+        keys = {}
+        if args.log_invalid is not None:
+            keys[KEY_LOG_INVALID] = str(resolve_protocol(args.log_invalid, load_etc_protocols()))
+        if args.backend is not None:
+            for family in args.family or []:
+                number = resolve_family(family)
+                keys[f"net.netfilter.nf_log.{number}"] = backend_name(args.backend, number)
+        if args.all_netns is not None and spec in (None, ""):
+            keys[KEY_ALL_NETNS] = "1" if args.all_netns == "on" else "0"
+        return keys
+
+    def refuse_conflict(self, ident: str, existing: dict | None, wanted: dict, identity: dict) -> None:
+        """A second enable may extend an open window, not change what it set: revert would lose track."""
+        for other in self.store.ids():
+            if other == ident:
+                continue
+            data = self.store.load(other, self.program)
+            recorded = data["netns"] if data else None
+            if recorded and recorded.get("ino") is not None and (recorded["dev"], recorded["ino"]) == (
+                    identity["dev"], identity["ino"]):
+                raise ConntrackModuleError(
+                    f"{identity['path']} is the namespace of the open window {other} ({recorded['path']}): give the"
+                    " namespace the same way as when the window was opened, or revert that window first")
+        if existing is None:
+            return
+        if existing.get("expired"):
+            raise ConntrackModuleError(f"the previous debug window of {ident} ended before its enable finished: "
+                                       f"run revert first ({self.program} revert --id {ident})")
+        conflicts = [f"{key}={existing['keys'][key]['applied']} (now asked: {value})" for key, value in wanted.items()
+                     if key in existing["keys"] and not self.same_value(key, existing["keys"][key]["applied"], value)]
+        if conflicts:
+            raise ConntrackModuleError(f"a debug window with other settings is open in {ident}: {', '.join(conflicts)};"
+                                       " revert it first, or enable with the same settings to extend it")
+
+    def record_sites(self, data: dict, queries: list, control: str) -> list[str]:
+        """Add every site the queries select (the module's matcher) with its flags before and after."""
+        by_key = {site_key(record): record for record in data["dyndbg"]}
+        added = []
+        for site in read_control(control):
+            for query, op, flags in queries:
+                if not site_matches(query, site):
+                    continue
+                record = by_key.get(site_key(site_record(site)))
+                if record is None:
+                    record = site_record(site)
+                    record["original"] = record["applied"] = site.flags
+                    data["dyndbg"].append(record)
+                    by_key[site_key(record)] = record
+                    added.append(f"dyndbg {site.filename}:{site.lineno}")
+                record["applied"] = apply_flags(record["applied"], op, flags)
+        return added
+
+    def cmd_snapshot(self, args: argparse.Namespace) -> dict:
+        duration = check_duration(args.duration)
+        queries = [site_query(text) for text in args.dyndbg_site or []]
+        specs = args.netns or [None]
+        control = self.control() if queries else None
+        if (args.all_netns is not None or control) and None not in specs:
+            # nf_log_all_netns and the dynamic-debug sites are host-wide: they live in the initial namespace's snapshot.
+            specs = [None] + specs
+        now = time.time()
+        deadline = now + duration
+        result = {"changed": False, "deadline": deadline, "namespaces": {}, "dynamic_debug": bool(control),
+                  "state_dir": self.store.directory, "program": self.program}
+        created = []
+        with self.store.lock():
+            result["overdue"] = self.revert_overdue()
+            opened = {}
+            try:
+                # Bad names and missing namespaces are refused here, before anything is written.
+                for spec in specs:
+                    opened[snapshot_id(spec)] = (spec,) + self.open_namespace(spec)
+                plan = {}
+                for ident, (spec, fd, identity) in opened.items():
+                    with InNetns(fd, identity["path"]):
+                        wanted = self.wanted_keys(args, spec)
+                    existing = self.store.load(ident, self.program)
+                    if existing is not None and not self.same_namespace(existing, identity):
+                        result.setdefault("dropped", {})[ident] = (
+                            f"the window recorded for {identity['path']} belonged to a namespace that no longer exists"
+                            " (deleted and re-created): its snapshot was dropped without restoring anything")
+                        self.scheduler.cancel(ident)
+                        self.store.remove(ident)
+                        existing = None
+                    self.refuse_conflict(ident, existing, wanted, identity)
+                    plan[ident] = (spec, fd, identity, wanted, existing)
+                window = next((p[4]["window"] for p in plan.values() if p[4] is not None), uuid.uuid4().hex)
+                links = ["init"] if None in specs and len(specs) > 1 else []
+                for ident, (spec, fd, identity, wanted, existing) in plan.items():
+                    data = existing or {"id": ident, "netns": identity, "created": now,
+                                        "created_monotonic": monotonic_now(), "keys": {}, "dyndbg": [],
+                                        "links": [], "window": window}
+                    new_keys = []
+                    with InNetns(fd, identity["path"]):
+                        if existing is None:
+                            data["stats_baseline"] = self.read_stats()
+                        for key, applied in wanted.items():
+                            entry = data["keys"].get(key)
+                            if entry is None:
+                                data["keys"][key] = {"original": self.read(key), "applied": applied}
+                                new_keys.append(key)
+                            else:
+                                entry["applied"] = applied
+                    if spec is None and control:
+                        new_keys += self.record_sites(data, queries, control)
+                    if ident != "init":
+                        data["links"] = sorted(set(data.get("links") or []) | set(links))
+                    extended = existing is not None and deadline > existing.get("deadline", 0)
+                    data["deadline"] = max(deadline, (existing or {}).get("deadline", 0))
+                    data["window"] = window
+                    data["written_by"] = PROGRAM_NAME
+                    data["confirmed"] = False   # until this enable's confirm
+                    data["scheduler"] = {"kind": "none"}
+                    if existing is None:
+                        created.append(ident)
+                    self.store.save(data)
+                    if not args.no_schedule:
+                        data["scheduler"] = self.scheduler.arm(ident, data["deadline"])
+                        self.store.save(data)
+                    result["changed"] = result["changed"] or existing is None or bool(new_keys)
+                    result["namespaces"][ident] = {
+                        "netns": spec, "identity": {"dev": identity["dev"], "ino": identity["ino"]},
+                        "snapshot": self.store.path(ident), "created": existing is None, "recorded": new_keys,
+                        "deadline": data["deadline"], "deadline_extended": extended, "enabled_at": data["created"],
+                        "enabled_at_monotonic": data["created_monotonic"], "scheduler": data["scheduler"],
+                        "original": {k: v["original"] for k, v in data["keys"].items()},
+                        "dyndbg": data["dyndbg"],
+                    }
+            except BaseException:
+                # A failure half-way (a full state filesystem, a scheduler that cannot start) leaves no new
+                # snapshot and no armed revert behind.
+                for ident in created:
+                    self.scheduler.cancel(ident)
+                    self.store.remove(ident)
+                self.store.remove_if_empty()
+                raise
+            finally:
+                for _spec, fd, _identity in opened.values():
+                    if fd is not None:
+                        os.close(fd)
+        result["window"] = window
+        result["deadline"] = max(ns["deadline"] for ns in result["namespaces"].values())
+        return result
+
+    def same_namespace(self, data: dict, identity: dict) -> bool:
+        recorded = data["netns"]
+        return recorded.get("ino") is None or (recorded["dev"], recorded["ino"]) == (identity["dev"], identity["ino"])
+
+    def cmd_confirm(self, args: argparse.Namespace) -> dict:
+        """The last step of enable. A window taken away meanwhile (reverted, expired) is undone here, and said so."""
+        result = {"changed": False, "namespaces": {}}
+        with self.store.lock():
+            for ident in self.select(args):
+                data = self.store.load(ident, self.program)
+                if data is None or data.get("window") != args.window:
+                    one = {"changed": False, "failed": True, "window_gone": True,
+                           "msg": f"the window of {ident} was reverted or replaced while enable was running"}
+                elif data.get("expired"):
+                    one = self.revert_one(ident)
+                    one.update(failed=True, expired=True,
+                               msg=f"the debug window ended (or was reverted) before enable had finished on this host, so"
+                                   f" everything was reverted ({one['msg']}): use a longer duration, or do not revert"
+                                   " while enable runs")
+                else:
+                    one = {"changed": False, "deadline": data["deadline"]}
+                    if not data.get("confirmed"):
+                        data["confirmed"] = True
+                        self.store.save(data)
+                result["namespaces"][ident] = one
+                result["changed"] = result["changed"] or one["changed"]
+        failures = [f"{ident}: {one['msg']}" for ident, one in result["namespaces"].items() if one.get("failed")]
+        if failures:
+            result.update(failed=True, msg="; ".join(failures))
+        return result
+
+    # ------------------------------------------------------------------ revert
+
+    def restore_sites(self, records: list, report: dict) -> None:
+        control = self.control()
+        if control is None:
+            report["unchanged"] += [f"dyndbg {r['filename']}:{r['lineno']}" for r in records]
+            return
+        current = {}
+        for site in read_control(control):
+            current.setdefault((site.filename, site.lineno), []).append(site)
+        for record in records:
+            name = f"dyndbg {record['filename']}:{record['lineno']}"
+            candidates = [site for site in current.get((record["filename"], record["lineno"]), [])
+                          if record.get("function") in (None, site.function)
+                          and record.get("format") in (None, site.format)]
+            if not candidates:
+                report["unchanged"].append(name)
+                continue
+            flags = candidates[0].flags
+            if flags == record["original"]:
+                report["unchanged"].append(name)
+            elif flags == record["applied"]:
+                query = make_query(file=record["filename"], line=str(record["lineno"]), func=record.get("function"),
+                                   class_name=record.get("class"))
+                try:
+                    write_control(control, build_query(query, "=", parse_flags(record["original"])))
+                    report["restored"][name] = {"from": flags, "to": record["original"]}
+                except ConntrackModuleError as exc:
+                    report["errors"][name] = exc.msg
+            else:
+                report["left"][name] = {"current": flags, "set_by_enable": record["applied"],
+                                        "original": record["original"],
+                                        "reason": "changed by someone else during the debug window: left as it is"}
+
+    def restore_keys(self, data: dict, report: dict) -> None:
+        for key, entry in data["keys"].items():
+            original, applied = entry["original"], entry["applied"]
+            target = original if original is not None else ("0" if key == KEY_LOG_INVALID else None)
+            current = self.read(key)
+            if current is None or target is None or self.same_value(key, current, target):
+                report["unchanged"].append(key)
+            elif self.same_value(key, current, applied):
+                try:
+                    write_key(key, target, self.proc_sys)
+                    back = self.read(key)
+                    if not self.same_value(key, back, target):
+                        raise ConntrackModuleError(f"the kernel reads back {back!r}")
+                    report["restored"][key] = {"from": current, "to": target}
+                except ConntrackModuleError as exc:
+                    report["errors"][key] = f"cannot write {target!r}: {exc.msg}"
+            else:
+                report["left"][key] = {"current": current, "set_by_enable": applied, "original": original,
+                                       "reason": "changed by someone else during the debug window: left as it is"}
+
+    def revert_one(self, ident: str, scheduled: bool = False) -> dict:
+        data = self.store.load(ident, self.program)
+        if data is None:
+            return {"changed": False, "msg": "nothing to revert", "restored": {}, "left": {}}
+        report = {"restored": {}, "left": {}, "unchanged": [], "errors": {}}
+        fd, gone = self.namespace_of(data)
+        if gone is not None:
+            # Its values died with it; writing them anywhere else would change an unrelated namespace.
+            self.scheduler.cancel(ident)
+            self.store.remove(ident)
+            return {"changed": True, "dropped": True, "restored": {}, "left": {}, "netns": data["netns"]["spec"],
+                    "msg": f"{gone}: nothing was restored and the window's snapshot was dropped"}
+        try:
+            with InNetns(fd, data["netns"]["path"]):
+                self.restore_keys(data, report)
+        finally:
+            if fd is not None:
+                os.close(fd)
+        if data.get("dyndbg"):
+            self.restore_sites(data["dyndbg"], report)
+        if report["errors"]:
+            return {"changed": bool(report["restored"]), "failed": True, **report,
+                    "msg": f"could not restore {', '.join(report['errors'])}; the snapshot {self.store.path(ident)} is"
+                           " kept so a later revert can retry"}
+        if not data.get("confirmed") and not data.get("expired"):
+            # The enable that opened this window has not confirmed yet (it is still applying, or its controller
+            # died): keep the snapshot as expired, so that its confirm undoes whatever it applies after this.
+            data["expired"] = True
+            data["deadline"] = time.time() + SWEEP_SECONDS
+            data["scheduler"] = self.scheduler.arm(ident, data["deadline"], retry=scheduled)
+            self.store.save(data)
+            return {"changed": bool(report["restored"]), **report, "netns": data["netns"]["spec"], "expired": True,
+                    "msg": f"reverted {len(report['restored'])} value(s) before enable confirmed; the snapshot stays"
+                           f" until enable's confirm or a last sweep in {SWEEP_SECONDS} s"}
+        cancelled = self.scheduler.cancel(ident)
+        self.store.remove(ident)
+        # Removing the record of a window that already ended at its deadline restores nothing.
+        return {"changed": bool(report["restored"]) or not data.get("expired"), **report, "cancelled": cancelled,
+                "netns": data["netns"]["spec"],
+                "msg": f"reverted {len(report['restored'])} value(s), left {len(report['left'])} changed by others"}
+
+    def select(self, args: argparse.Namespace) -> list[str]:
+        """The snapshots a command acts on: --all, else every --netns and --id, plus the snapshots they link."""
+        if getattr(args, "all", False):
+            return self.store.ids()
+        netns = getattr(args, "netns", None)
+        ids = [check_id(ident) for ident in getattr(args, "id", None) or []]
+        if netns or not ids:
+            ids = [snapshot_id(spec) for spec in (netns or [None])] + ids
+        for ident in list(ids):
+            try:
+                data = self.store.load(ident, self.program)
+            except ConntrackModuleError:
+                continue
+            ids += (data or {}).get("links") or []
+        if getattr(args, "host_sites", False) and "init" not in ids:
+            host = self.store.load("init", self.program)
+            if host is not None and host.get("dyndbg"):
+                ids.append("init")
+        return list(dict.fromkeys(ids))
+
+    def cmd_revert(self, args: argparse.Namespace) -> dict:
+        result = {"changed": False, "namespaces": {}}
+        if not self.store.ensure(create=False):
+            result["namespaces"] = {ident: {"changed": False, "msg": "nothing to revert"} for ident in self.select(args)}
+            result["msg"] = "nothing to revert"
+            return result
+        with self.lock_for(args):
+            for ident in self.select(args):
+                try:
+                    one = self.revert_one(ident, scheduled=args.scheduled)
+                except ConntrackModuleError as exc:
+                    one = {"changed": False, "failed": True, "msg": exc.msg}
+                result["namespaces"][ident] = one
+                result["changed"] = result["changed"] or one["changed"]
+            self.store.remove_if_empty()
+        failures = [f"{i}: {r['msg']}" for i, r in result["namespaces"].items() if r.get("failed")]
+        dropped = [f"{i}: {r['msg']}" for i, r in result["namespaces"].items() if r.get("dropped")]
+        if failures:
+            result.update(failed=True, msg="; ".join(failures))
+        elif dropped:
+            result["msg"] = "; ".join(dropped)
+        elif not result["changed"]:
+            result["msg"] = "nothing to revert"
+        return result
+
+    def lock_for(self, args: argparse.Namespace):
+        """The automatic revert waits for the lock as long as its snapshots exist; anyone else up to LOCK_TIMEOUT."""
+        if not args.scheduled:
+            return self.store.lock()
+        ids = [check_id(ident) for ident in args.id or []]
+        return self.store.lock(LOCK_TIMEOUT, keep_waiting=lambda: any(self.store.exists(ident) for ident in ids))
+
+    def revert_overdue(self) -> dict:
+        """Revert windows past their deadline whose timer or watcher is gone; called with the lock held."""
+        reverted = {}
+        for ident in self.store.ids():
+            try:
+                data = self.store.load(ident, self.program)
+            except ConntrackModuleError:
+                continue
+            if data is None or time.time() < data["deadline"] + OVERDUE_GRACE_SECONDS:
+                continue
+            if self.scheduler.alive(data.get("scheduler"), ident):
+                continue
+            one = self.revert_one(ident, scheduled=True)
+            reverted[ident] = dict(one, msg="the automatic revert did not run (its timer or watcher is gone): reverted"
+                                            f" now, {one['msg']}")
+        return reverted
+
+    # ------------------------------------------------------------------ status and the rest
+
+    def cmd_status(self, args: argparse.Namespace) -> dict:
+        result = {"changed": False, "namespaces": {}, "now": time.time(), "now_monotonic": monotonic_now()}
+        if self.store.ensure(create=False):
+            with self.store.lock():
+                result["overdue"] = self.revert_overdue()
+        result["order"] = self.select(args)
+        problems = [f"{ident}: {one['msg']}" for ident, one in (result.get("overdue") or {}).items()]
+        for ident in result["order"]:
+            try:
+                data = self.store.load(ident, self.program)
+            except ConntrackModuleError as exc:
+                result["namespaces"][ident] = {"active": False, "netns": None, "unreadable": True, "msg": exc.msg}
+                problems.append(f"{ident}: {exc.msg}")
+                continue
+            if data is None:
+                result["namespaces"][ident] = {"active": False, "netns": None}
+                continue
+            result["namespaces"][ident] = self.window_status(ident, data, problems)
+        if problems:
+            result["problems"] = problems
+            result["msg"] = "; ".join(problems)
+        result["nf_log_all_netns"] = self.read(KEY_ALL_NETNS)
+        return result
+
+    def window_status(self, ident: str, data: dict, problems: list) -> dict:
+        scheduler_alive = self.scheduler.alive(data.get("scheduler"), ident)
+        one = {
+            "active": not data.get("expired"), "expired": bool(data.get("expired")),
+            "confirmed": bool(data.get("confirmed")), "netns": data["netns"]["spec"],
+            "identity": {"dev": data["netns"].get("dev"), "ino": data["netns"].get("ino")},
+            "enabled_at": data["created"], "enabled_at_monotonic": data["created_monotonic"],
+            "deadline": data["deadline"], "remaining_seconds": max(0, round(data["deadline"] - time.time())),
+            "scheduler": dict(data.get("scheduler") or {}, alive=scheduler_alive),
+            "dyndbg": data.get("dyndbg", []), "stats_baseline": data.get("stats_baseline") or {},
+            "format_read": data.get("upgraded_from", 2),
+        }
+        if not scheduler_alive:
+            problems.append(f"{ident}: the automatic revert is NOT armed (its timer or watcher is gone): run enable"
+                            " again to re-arm it, or revert now")
+        fd, gone = self.namespace_of(data)
+        if gone is not None:
+            problems.append(f"{ident}: {gone}; revert drops its snapshot ({self.program} discard --id {ident})")
+            one.update(vanished=True, keys={k: dict(v, current=None) for k, v in data["keys"].items()},
+                       stats_now=None, stats_delta={})
+            return one
+        try:
+            with InNetns(fd, data["netns"]["path"]):
+                current = {key: self.read(key) for key in data["keys"]}
+                stats = self.read_stats()
+        finally:
+            if fd is not None:
+                os.close(fd)
+        baseline = one["stats_baseline"]
+        one["keys"] = {k: dict(v, current=current[k]) for k, v in data["keys"].items()}
+        one["stats_now"] = stats
+        one["stats_delta"] = {k: v - baseline.get(k, 0) for k, v in (stats or {}).items() if k not in ("entries", "count")}
+        return one
+
+    def cmd_wait_and_revert(self, args: argparse.Namespace) -> dict:
+        """Sleep until the snapshot's deadline (re-read: a second enable extends it, a revert before confirm sets
+        the last sweep), then revert; retry until the snapshot is gone."""
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        ident = check_id(args.id[0])
+        args.scheduled, args.netns, args.all, args.host_sites = True, None, False, False
+        while True:
+            try:
+                data = self.store.load(ident, self.program)
+            except ConntrackModuleError as exc:
+                return {"changed": False, "failed": True, "msg": f"snapshot unreadable, not reverting: {exc.msg}"}
+            if data is None:
+                return {"changed": False, "msg": "nothing to revert"}
+            remaining = data["deadline"] - time.time()
+            if remaining > 0:
+                time.sleep(min(remaining, RETRY_SLEEP_SECONDS))
+                continue
+            try:
+                result = self.cmd_revert(args)
+            except ConntrackModuleError:
+                result = {"failed": True}
+            if result.get("failed"):
+                time.sleep(RETRY_SLEEP_SECONDS)
+
+    def cmd_discard(self, args: argparse.Namespace) -> dict:
+        with self.store.lock():
+            for ident in args.id:
+                self.store.remove(check_id(ident))
+                self.scheduler.cancel(ident)
+            self.store.remove_if_empty()
+        return {"changed": True, "msg": f"removed snapshot(s) {', '.join(args.id)} without restoring anything"}
+
+    def cmd_write_fact(self, args: argparse.Namespace) -> dict:
+        with open(args.src, encoding="utf-8") as handle:
+            data = json.load(handle)
+        return write_file(args.dest, (json.dumps(data, sort_keys=True, indent=1) + "\n").encode("utf-8"), 0o644)
+
+    def cmd_install(self, args: argparse.Namespace) -> dict:
+        with open(self.program, "rb") as handle:
+            return write_file(os.path.abspath(args.dest), handle.read(), 0o700)
+
+
+def make_dirs(directory: str) -> None:
+    """Create missing parents with the usual 0755 of system directories, whatever the umask."""
+    missing = []
+    while directory and not os.path.isdir(directory):
+        missing.append(directory)
+        directory = os.path.dirname(directory)
+    for path in reversed(missing):
+        os.mkdir(path)
+        os.chmod(path, 0o755)
+
+
+def write_file(dest: str, payload: bytes, mode: int) -> dict:
+    """Write dest atomically (a temporary file in its directory, renamed); unchanged content is not rewritten."""
+    try:
+        with open(dest, "rb") as handle:
+            if handle.read() == payload and stat.S_IMODE(os.fstat(handle.fileno()).st_mode) == mode:
+                return {"changed": False, "dest": dest}
+    except OSError:
+        pass
+    make_dirs(os.path.dirname(dest))
+    tmp = f"{dest}.{os.getpid()}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(payload)
+        os.chmod(tmp, mode)
+        os.rename(tmp, dest)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    return {"changed": True, "dest": dest}
+
+
+def monotonic_now() -> float:
+    return round(time.clock_gettime(time.CLOCK_MONOTONIC), 3)
+
+
+def check_duration(value: object) -> float:
+    """A duration in seconds, 0 < duration <= MAX_DURATION; booleans and non-numbers are refused."""
+    number = value
+    if isinstance(value, str):
+        try:
+            number = float(value.strip())
+        except ValueError:
+            number = None
+    if isinstance(number, bool) or not isinstance(number, (int, float)) or number != number:
+        raise ConntrackModuleError(f"duration {value!r} is not a number of seconds")
+    value = number
+    if value <= 0 or value > MAX_DURATION:
+        raise ConntrackModuleError(
+            f"duration {value!r} is out of range: give 1 to {MAX_DURATION} seconds ({MAX_DURATION // 86400} days)")
+    return float(value)
+
+
+def backend_name(backend: str, family: int) -> str:
+    """The logger enable binds for a family, as nf_log_backend names it (auto: the kernel-log logger)."""
+    text = str(backend).strip()
+    if text.lower() == "auto":
+        if family not in SYSLOG_LOGGERS:
+            raise ConntrackModuleError(f"backend auto: family {family} has no kernel-log logger")
+        return SYSLOG_LOGGERS[family]
+    if text.lower() == "none":
+        return "NONE"
+    return text
+
+
+def site_query(text: str) -> tuple:
+    """A --dyndbg-site JSON entry as (Query, op, flags), validated by the module's own query builder."""
+    try:
+        entry = json.loads(text)
+    except ValueError:
+        raise ConntrackModuleError(f"--dyndbg-site {text!r} is not JSON") from None
+    return validate_site(entry)
+
+
+def validate_site(entry: object) -> tuple:
+    """The rules dynamic_debug_site applies to its options, for one dynamic_debug_sites entry."""
+    if not isinstance(entry, dict):
+        raise ConntrackModuleError(f"dynamic_debug_sites entry {entry!r} is not a dictionary")
+    unknown = sorted(set(entry) - set(SITE_FIELDS) - {"require_match"})
+    if unknown:
+        raise ConntrackModuleError(f"dynamic_debug_sites entry {entry!r}: unknown key(s) {', '.join(unknown)}")
+    state = entry.get("state") or "enabled"
+    if state not in OPERATIONS:
+        raise ConntrackModuleError(f"dynamic_debug_sites entry {entry!r}: state must be one of {', '.join(OPERATIONS)}")
+    line = entry.get("line")
+    if line is not None and (isinstance(line, bool) or not isinstance(line, (int, str))):
+        raise ConntrackModuleError(f"line must be a number or a range such as 100-200, not {line!r}")
+    try:
+        flags = parse_flags(entry.get("flags") or "p")
+    except ValueError as exc:
+        raise ConntrackModuleError(str(exc)) from exc
+    query = make_query(file=entry.get("file"), func=entry.get("func"), module=entry.get("module"),
+                       format=entry.get("format"), line=None if line is None else str(line),
+                       class_name=entry.get("class"))
+    build_query(query, OPERATIONS[state], flags)
+    return query, OPERATIONS[state], flags
+
+
+def site_record(site: Site) -> dict:
+    return {"filename": site.filename, "lineno": site.lineno, "module": site.module, "function": site.function,
+            "format": site.format, "class": site.class_name}
+
+
+def site_key(record: dict) -> tuple:
+    return (record["filename"], record["lineno"], record.get("function"), record.get("format"))
+
+
+def own_sha256(path: str) -> str:
+    with open(path, "rb") as handle:
+        return hashlib.sha256(handle.read()).hexdigest()
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog=PROGRAM_NAME, description="Open, report and revert conntrack debug windows.")
+    top.add_argument("--expect-sha256", metavar="HEX", help="exit with status 3 unless this program has that SHA-256")
+    top.add_argument("--state-dir", default=os.environ.get("CONNTRACK_DEBUG_STATE_DIR", STATE_DIR),
+                     help="where snapshots live (default %(default)s)")
+    sub = top.add_subparsers(dest="command", required=True)
+    snap = sub.add_parser("snapshot", help="record current values (once per window) and schedule the revert")
+    snap.add_argument("--netns", action="append", help="namespace name or path (repeatable); default: this one")
+    snap.add_argument("--duration", type=float, help="seconds until the automatic revert")
+    snap.add_argument("--log-invalid", help="protocol enable will set in nf_conntrack_log_invalid")
+    snap.add_argument("--family", action="append", help="family whose nf_log.N enable will set (repeatable)")
+    snap.add_argument("--backend", help="logger enable will bind (auto, none or a name)")
+    snap.add_argument("--all-netns", choices=["on", "off"], help="value enable will set in nf_log_all_netns")
+    snap.add_argument("--dyndbg-site", action="append", help="JSON dynamic_debug_sites entry (repeatable)")
+    snap.add_argument("--no-schedule", action="store_true", help="do not schedule the automatic revert")
+    for name, helptext in (("revert", "compare-and-restore from the snapshot"), ("status", "show the windows")):
+        cmd = sub.add_parser(name, help=helptext)
+        cmd.add_argument("--netns", action="append")
+        cmd.add_argument("--id", action="append")
+        cmd.add_argument("--all", action="store_true")
+        cmd.add_argument("--scheduled", action="store_true", help=argparse.SUPPRESS)
+        cmd.add_argument("--host-sites", action="store_true",
+                         help="also the initial namespace's snapshot when it records dynamic-debug sites")
+    conf = sub.add_parser("confirm", help="last step of enable: mark the window applied (undoes one taken away)")
+    conf.add_argument("--netns", action="append")
+    conf.add_argument("--id", action="append")
+    conf.add_argument("--window", required=True, help="the token snapshot returned")
+    wait = sub.add_parser("wait-and-revert", help="detached fallback: sleep until the deadline, then revert")
+    wait.add_argument("--id", action="append", required=True)
+    disc = sub.add_parser("discard", help="remove a snapshot without restoring anything (recovery)")
+    disc.add_argument("--id", action="append", required=True)
+    fact = sub.add_parser("write-fact", help="write JSON from a file atomically to a local facts file")
+    fact.add_argument("--dest", required=True)
+    fact.add_argument("--src", required=True)
+    inst = sub.add_parser("install", help="copy this program to --dest atomically, mode 0700")
+    inst.add_argument("--dest", required=True)
+    return top
+
+
+def emit(result: dict, code: int = 0) -> int:
+    result["program_version"] = PROGRAM_NAME
+    sys.stdout.write(json.dumps(result, sort_keys=True) + "\n")
+    sys.stdout.flush()
+    return code
+
+
+def main(argv: list[str] | None = None, program: str | None = None) -> int:
+    program = os.path.abspath(program or sys.argv[0])
+    args = parser().parse_args(argv)
+    if args.expect_sha256 and args.expect_sha256.lower() != own_sha256(program):
+        return emit({"changed": False, "failed": True, "stale_program": True,
+                     "msg": f"{program} is not the expected version (SHA-256 {args.expect_sha256})"}, 3)
+    os.umask(0o077)
+    runner = Program(Store(args.state_dir), program)
+    command = getattr(runner, "cmd_" + args.command.replace("-", "_"))
+    try:
+        result = command(args)
+    except ConntrackModuleError as exc:
+        return emit({"changed": False, "failed": True, "msg": exc.msg}, 1)
+    except OSError as exc:
+        return emit({"changed": False, "failed": True, "msg": f"{exc.filename or ''} {exc.strerror or exc}".strip()}, 1)
+    return emit(result, 1 if result.get("failed") else 0)
+
+
+__all__ = ("MAX_DURATION", "PROGRAM_NAME", "Program", "check_duration", "main", "parser", "validate_site")
