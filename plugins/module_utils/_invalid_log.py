@@ -80,6 +80,11 @@ _BOUND_NUMBER_RE = re.compile(r"\b(bound) \d+\b")
 _LONG_NUMBER_RE = re.compile(r"\b\d{5,}\b")
 _DIGIT_RE = re.compile(r"\d")
 
+# journald logs this (as itself, not as a kernel message) when it finds a gap in the /dev/kmsg sequence
+# numbers: the kernel ring buffer wrapped before journald read the records (SD_MESSAGE_JOURNAL_MISSED).
+JOURNAL_MISSED_MESSAGE_ID = "e9bf28e6e834481bb6f48f548ad13606"
+_MISSED_RE = re.compile(r"\bMissed (\d+) kernel messages?\b")
+
 
 class Since(t.NamedTuple):
     """Where reading starts: records strictly after ``monotonic`` or at/after ``realtime``.
@@ -324,6 +329,36 @@ def split_journal_entry(entry: t.Any) -> tuple[str, float | None, float | None]:
     return message, monotonic, usec("__REALTIME_TIMESTAMP")
 
 
+def kmsg_sequence(line: str) -> int | None:
+    """The sequence number of a ``/dev/kmsg`` record (``6,1234,304507921,-;...`` gives 1234), else None."""
+    if not line[:1].isdigit():
+        return None
+    match = _KMSG_RE.match(line)
+    return int(match.group("seq")) if match else None
+
+
+def journal_missed(entry: t.Any) -> int | None:
+    """The number in journald's "Missed N kernel messages" entry (``journalctl -o json``), else None."""
+    if not isinstance(entry, dict):
+        return None
+    message = entry.get("MESSAGE")
+    if not isinstance(message, str):
+        return None
+    match = _MISSED_RE.search(message)
+    if match is None:
+        return None
+    message_id = entry.get("MESSAGE_ID")
+    if message_id is not None and str(message_id).replace("-", "").lower() != JOURNAL_MISSED_MESSAGE_ID:
+        return None
+    return int(match.group(1))
+
+
+def iter_text_lines(stream: t.Iterable[bytes]) -> t.Iterator[str]:
+    """Decode a binary line stream (a pipe's file object) line by line, as UTF-8 with replacement."""
+    for raw in stream:
+        yield raw.decode("utf-8", "replace")
+
+
 def split_any(line: str) -> tuple[str, float | None, float | None]:
     """Like split_line, but also accepts a line that is a ``journalctl -o json`` object."""
     stripped = line.strip()
@@ -362,6 +397,14 @@ class Summary:
         self.last_monotonic: float | None = None
         self.watermark: float | None = None
         self._pending: dict[str, t.Any] | None = None
+        # Loss detection: None while the reader cannot tell (dmesg, a file without /dev/kmsg records).
+        self.lost_records: int | None = None
+        self.lost_upper_bound = False
+        self.overruns = 0
+        self.missed_reports = 0
+        self.first_sequence: int | None = None
+        self._last_sequence: int | None = None
+        self._last_in_window = False
 
     def _in_window(self, monotonic: float | None, realtime: float | None) -> bool:
         since = self.since
@@ -418,6 +461,93 @@ class Summary:
         record["timestamp"] = iso_utc(realtime)
         self._add_record(record)
 
+    def loss_checked(self) -> None:
+        """Say that the reader can detect lost records, so that none found means none lost (0, not null)."""
+        if self.lost_records is None:
+            self.lost_records = 0
+
+    def _lose(self, count: int, upper_bound: bool) -> None:
+        self.lost_records = (self.lost_records or 0) + count
+        self.lost_upper_bound = self.lost_upper_bound or upper_bound
+
+    def note_sequence(self, sequence: int, monotonic: float | None, realtime: float | None) -> None:
+        """Feed the sequence number of a /dev/kmsg record; gaps are records the ring buffer overwrote.
+
+        The kernel numbers records from 0 at boot, so a first record numbered N means N records were
+        overwritten before the read began. They are all older than that record: they belong to the
+        window when the window is the whole boot, may belong to it (an upper bound) when the oldest
+        record read is already inside a later window, and do not when it is before the window. A gap
+        between two records read counts when the record after it is inside the window.
+        """
+        self.loss_checked()
+        in_window = self._in_window(monotonic, realtime)
+        last = self._last_sequence
+        if last is None or sequence <= last:  # first record, or a new boot in a file
+            if last is None:
+                self.first_sequence = sequence
+            if sequence > 0 and in_window:
+                everything = self.since.monotonic is None and self.since.realtime is None
+                self._lose(sequence, not everything)
+        elif sequence > last + 1 and in_window:
+            self._lose(sequence - last - 1, not self._last_in_window)
+        self._last_sequence = sequence
+        self._last_in_window = in_window
+
+    def note_overrun(self) -> None:
+        """The reader was told (EPIPE from /dev/kmsg) that records were overwritten while it read."""
+        self.loss_checked()
+        self.overruns += 1
+
+    def note_missed(self, count: int, monotonic: float | None = None, realtime: float | None = None) -> None:
+        """journald reported ``count`` kernel records it never saw (ring buffer overwritten before it read)."""
+        self.loss_checked()
+        if count > 0 and self._in_window(monotonic, realtime):
+            self.missed_reports += 1
+            self._lose(count, False)
+
+    def feed_missed_entries(self, entries: t.Iterable[t.Any]) -> Summary:
+        """Feed the ``journalctl -o json`` entries of journald's "Missed N kernel messages" reports."""
+        self.loss_checked()
+        for entry in entries:
+            count = journal_missed(entry)
+            if count:
+                dummy, monotonic, realtime = split_journal_entry(entry)
+                if monotonic is None:
+                    try:
+                        monotonic = int(entry.get("__MONOTONIC_TIMESTAMP")) / 1e6
+                    except (TypeError, ValueError):
+                        monotonic = None
+                self.note_missed(count, monotonic, realtime)
+        return self
+
+    def loss_diagnosis(self) -> str | None:
+        """A plain-language warning when records of the window were lost, else None."""
+        if not self.lost_records and not self.overruns:
+            return None
+        lost = self.lost_records or 0
+        amount = f"up to {lost}" if self.lost_upper_bound else str(lost)
+        if self.missed_reports:
+            text = (
+                f"The kernel ring buffer wrapped: journald reported {lost} kernel log records of this window lost"
+                " (\"Missed N kernel messages\") because the kernel overwrote them before journald read them."
+            )
+        else:
+            text = (
+                f"The kernel ring buffer wrapped: {amount} kernel log records of this window were overwritten before"
+                " they could be read (gaps in the /dev/kmsg sequence numbers"
+            )
+            if self.first_sequence:
+                text += f"; the oldest record still held is number {self.first_sequence}"
+            if self.overruns:
+                text += f"; {self.overruns} overrun(s) while reading"
+            text += ")."
+        text += (
+            f" The {self.total} invalid-packet records counted here are fewer than were logged; compare with the"
+            " kernel's invalid counter (conntrack -S). Read the log more often, enlarge the ring buffer (log_buf_len="
+            " on the kernel command line), or let journald collect it."
+        )
+        return text
+
     def _add_unparsed(self, raw: str) -> None:
         self.unparsed += 1
         if len(self.unparsed_samples) < MAX_UNPARSED_SAMPLES:
@@ -441,13 +571,20 @@ class Summary:
             sample.pop("prefix", None)
             self.samples.append(sample)
 
-    def feed_lines(self, lines: t.Iterable[str]) -> Summary:
-        """Feed text lines of any supported format (including journal JSON lines)."""
+    def feed_lines(self, lines: t.Iterable[str], sequences: bool = False) -> Summary:
+        """Feed text lines of any supported format (including journal JSON lines).
+
+        With ``sequences``, the sequence numbers of /dev/kmsg records are checked for gaps (see
+        :meth:`note_sequence`); only for lines read from /dev/kmsg itself, since a saved file may be an excerpt.
+        """
         for line in lines:
             if not line.strip() or line.startswith(" "):
                 # Blank, or a /dev/kmsg dictionary continuation (" SUBSYSTEM=net").
                 continue
             message, monotonic, realtime = split_any(line)
+            sequence = kmsg_sequence(line) if sequences else None
+            if sequence is not None:
+                self.note_sequence(sequence, monotonic, realtime)
             self.add(message, monotonic, realtime, raw=line)
         return self
 
@@ -479,6 +616,9 @@ class Summary:
             "last_monotonic": self.last_monotonic,
             "watermark_monotonic": self.watermark,
             "lines_read": self.lines_read,
+            "lost_records": self.lost_records,
+            "ring_buffer_wrapped": None if self.lost_records is None else bool(self.lost_records or self.overruns),
+            "diagnosis": self.loss_diagnosis(),
         }
 
 
@@ -494,6 +634,7 @@ def summarise_lines(
 
 
 __all__ = (
+    "JOURNAL_MISSED_MESSAGE_ID",
     "DEFAULT_MAX_SAMPLES",
     "DEFAULT_TOP_PEERS",
     "MAX_REASONS",
@@ -503,6 +644,9 @@ __all__ = (
     "Since",
     "Summary",
     "iso_utc",
+    "iter_text_lines",
+    "journal_missed",
+    "kmsg_sequence",
     "normalise_reason",
     "parse_message",
     "parse_packet_dump",

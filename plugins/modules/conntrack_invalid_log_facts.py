@@ -91,6 +91,13 @@ notes:
     has C(net.netfilter.nf_log_all_netns=1) (set in the initial namespace); otherwise the kernel drops them silently.
   - The facts are bounded in size by O(max_samples), O(top_peers) and at most 50 distinct reasons, whatever the
     number of log lines.
+  - The journal is read from a pipe as C(journalctl) writes it, one entry at a time, so memory use does not grow with
+    the size of the journal and time grows linearly with it.
+  - The kernel ring buffer read by V(kmsg) and V(dmesg) is bounded (often 128 KiB to 1 MiB, a few thousand lines);
+    a burst of invalid packets overwrites older records before they are read. The module detects that from the
+    records' sequence numbers (V(kmsg)) or journald's reports (V(journal)) and reports it in
+    RV(ansible_facts.conntrack_invalid.lost_records), RV(ansible_facts.conntrack_invalid.ring_buffer_wrapped) and
+    RV(ansible_facts.conntrack_invalid.diagnosis).
 seealso:
   - module: netfilter.conntrack.conntrack_log_invalid
   - module: netfilter.conntrack.nf_log_backend
@@ -271,25 +278,61 @@ ansible_facts:
           description: Number of log lines or journal entries the reader returned.
           type: int
           sample: 1234
+        lost_records:
+          description:
+            - Kernel log records of the window that were lost because the kernel ring buffer wrapped before they could
+              be read. Any of them may have been an invalid-packet line, so RV(ansible_facts.conntrack_invalid.total)
+              is then lower than what was logged.
+            - For V(kmsg), the gaps in the records' sequence numbers: the
+              kernel numbers records from 0 at boot, so the oldest record still held tells how many were overwritten.
+              When the window starts after boot and the oldest record held is already inside it, the overwritten
+              records may be older than the window: the number is then an upper bound (the diagnosis says "up to").
+            - For V(journal), the sum of journald's own C(Missed N kernel messages) reports in the window (journald
+              checks the sequence numbers as it reads C(/dev/kmsg)). The journal's C(__SEQNUM) cannot show the loss:
+              it numbers the entries of every source, so gaps between kernel entries are normal.
+            - Null when the source cannot tell (V(dmesg), V(file): a saved file may be an excerpt).
+          type: int
+          sample: 0
+        ring_buffer_wrapped:
+          description: Whether records of the window were lost to the ring buffer wrapping (see
+            RV(ansible_facts.conntrack_invalid.lost_records)), including an overrun while reading C(/dev/kmsg);
+            null when the source cannot tell.
+          type: bool
+          sample: false
+        diagnosis:
+          description:
+            - A warning in plain language when records were lost (how many, how it was detected, what to do), also
+              issued as a task warning; null when nothing was lost or the source cannot tell.
+          type: str
+          sample: "The kernel ring buffer wrapped: up to 19450 kernel log records of this window were overwritten
+            before they could be read (gaps in the /dev/kmsg sequence numbers; the oldest record still held is number
+            19795). The 550 invalid-packet records counted here are fewer than were logged; ..."
 """
 
 import errno
+import json
 import os
+import subprocess
+import tempfile
 import time
+import typing as t
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.netfilter.conntrack.plugins.module_utils._errors import ConntrackModuleError, exit_with_result
 from ansible_collections.netfilter.conntrack.plugins.module_utils._invalid_log import (
+    JOURNAL_MISSED_MESSAGE_ID,
     Since,
     Summary,
     iso_utc,
+    iter_text_lines,
     parse_since,
 )
 
 KMSG = "/dev/kmsg"
 BOOT_ID = "/proc/sys/kernel/random/boot_id"
 JOURNAL_FIELDS = "MESSAGE,_SOURCE_MONOTONIC_TIMESTAMP,__REALTIME_TIMESTAMP,__MONOTONIC_TIMESTAMP,_TRANSPORT"
+MAX_STDERR = 65536
 
 
 def boot_epoch() -> float:
@@ -318,18 +361,69 @@ def journal_has_kernel_messages(module: AnsibleModule) -> bool:
     return rc == 0 and out.strip().startswith("{")
 
 
+def stream_command(module: AnsibleModule, cmd: list[str], consume: t.Callable[[t.Iterator[str]], t.Any]) -> tuple[int, str]:
+    """Run ``cmd`` (an argv list, in the C locale like run_command) and pass its stdout to ``consume`` line by line.
+
+    run_command() collects the whole output in memory (the kernel journal of a busy boot is hundreds of
+    megabytes, and its chunk concatenation is quadratic), so the journal is read from a pipe instead: memory stays
+    constant and time linear. stderr goes to a temporary file so that a chatty stderr cannot block the pipe; its
+    first 64 KiB are returned with the exit status.
+    """
+    env = dict(os.environ)
+    env.update(getattr(module, "run_command_environ_update", None) or {})
+    with tempfile.TemporaryFile() as errors:
+        try:
+            proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=errors, env=env, close_fds=True)
+        except OSError as exc:
+            raise ConntrackModuleError(f"cannot run {cmd[0]}: {exc.strerror}", cmd=cmd) from exc
+        try:
+            consume(iter_text_lines(proc.stdout))  # type: ignore[arg-type]
+        except BaseException:
+            proc.kill()
+            raise
+        finally:
+            proc.stdout.close()  # type: ignore[union-attr]
+            rc = proc.wait()
+        errors.seek(0)
+        err = errors.read(MAX_STDERR).decode("utf-8", "replace")
+    return rc, err
+
+
 def read_journal(module: AnsibleModule, summary: Summary) -> None:
     base = journalctl_base(module)
     if base is None:
         raise ConntrackModuleError("source=journal: journalctl is not installed")
     cmd = base + ["-o", "json", f"--output-fields={JOURNAL_FIELDS}"]
-    rc, out, err = module.run_command(cmd)
-    if rc != 0 and "output-fields" in err:  # systemd older than 236
+    rc, err = stream_command(module, cmd, summary.feed_lines)
+    if rc != 0 and "output-fields" in err and not summary.lines_read:  # systemd older than 236
         cmd = base + ["-o", "json"]
-        rc, out, err = module.run_command(cmd)
+        rc, err = stream_command(module, cmd, summary.feed_lines)
     if rc != 0:
-        raise ConntrackModuleError(f"journalctl failed with rc={rc}: {err.strip()}", rc=rc, stdout=out, stderr=err, cmd=cmd)
-    summary.feed_lines(out.splitlines())
+        raise ConntrackModuleError(f"journalctl failed with rc={rc}: {err.strip()}", rc=rc, stderr=err, cmd=cmd)
+    read_journal_missed(module, summary)
+
+
+def read_journal_missed(module: AnsibleModule, summary: Summary) -> None:
+    """Feed journald's own "Missed N kernel messages" reports of this boot (few, so run_command is fine).
+
+    Journal sequence numbers cannot show lost kernel records: the kernel's are not stored, and the journal's
+    own (__SEQNUM) count every entry of every transport, so gaps between kernel entries are normal. journald
+    itself compares the /dev/kmsg numbers it reads and logs this report when some are missing.
+    """
+    path = module.get_bin_path("journalctl")
+    if path is None:
+        return
+    cmd = [path, "-b", "--no-pager", "-q", "-o", "json", f"MESSAGE_ID={JOURNAL_MISSED_MESSAGE_ID}"]
+    rc, out, dummy = module.run_command(cmd)
+    if rc != 0:
+        return  # lost_records stays null: unknown
+    entries = []
+    for line in out.splitlines():
+        try:
+            entries.append(json.loads(line))
+        except ValueError:
+            continue
+    summary.feed_missed_entries(entries)
 
 
 def read_kmsg(summary: Summary) -> None:
@@ -345,12 +439,15 @@ def read_kmsg(summary: Summary) -> None:
             except OSError as exc:
                 if exc.errno == errno.EAGAIN:
                     break
-                if exc.errno == errno.EPIPE:  # the record was overwritten while we read: skip it
+                if exc.errno == errno.EPIPE:
+                    # Records were overwritten before we read them; the next read returns the oldest one left,
+                    # and its sequence number shows how many were lost.
+                    summary.note_overrun()
                     continue
                 raise ConntrackModuleError(f"cannot read {KMSG}: {exc.strerror}") from exc
             if not chunk:
                 break
-            summary.feed_lines(chunk.decode("utf-8", "replace").splitlines())
+            summary.feed_lines(chunk.decode("utf-8", "replace").splitlines(), sequences=True)
     finally:
         os.close(fd)
 
@@ -406,6 +503,7 @@ def run(module: AnsibleModule) -> dict:
             module.warn("the journal holds no kernel messages of the current boot; try source=kmsg")
     elif source == "kmsg":
         read_kmsg(summary)
+        summary.loss_checked()
     elif source == "dmesg":
         read_dmesg(module, summary)
     else:
@@ -414,6 +512,8 @@ def run(module: AnsibleModule) -> dict:
         read_file(params["log_path"], summary)
 
     facts = summary.finish()
+    if facts["diagnosis"]:
+        module.warn(facts["diagnosis"])
     facts["source"] = source
     facts["since"] = iso_utc(since_realtime) if since_realtime is not None else "boot"
     facts["since_monotonic"] = params["since_monotonic"]

@@ -12,10 +12,14 @@ import typing as t
 import pytest
 
 from ansible_collections.netfilter.conntrack.plugins.module_utils._invalid_log import (
+    JOURNAL_MISSED_MESSAGE_ID,
     MAX_REASONS,
     OTHER,
     Since,
     Summary,
+    iter_text_lines,
+    journal_missed,
+    kmsg_sequence,
     normalise_reason,
     parse_message,
     parse_packet_dump,
@@ -322,3 +326,118 @@ def test_journal_entries_feed() -> None:
     entries = [{"MESSAGE": fixture_line(DMESG, "SPT=40001 ").split("] ", 1)[1], "_SOURCE_MONOTONIC_TIMESTAMP": "304507921"}, "junk", None]
     summary = Summary().feed_journal_entries(entries).finish()
     assert summary["total"] == 1 and summary["samples"][0]["monotonic"] == 304.507921
+
+
+# --- lost records: /dev/kmsg sequence numbers and journald's "Missed N kernel messages" ----------------------------
+
+INVALID = "nf_ct_proto_6: invalid tcp flag combination IN=vs OUT= SRC=10.99.0.1 DST=10.99.0.2 LEN=40 PROTO=TCP SPT=1 DPT=80 SYN RST"
+
+
+def kmsg(seq: int, usec: int, message: str = INVALID) -> str:
+    return f"4,{seq},{usec},-;{message}"
+
+
+# (id, /dev/kmsg records as (seq, usec), window, overruns, lost_records, upper bound ("up to" in the diagnosis))
+TEST_KMSG_LOSS: list[tuple[str, list[tuple[int, int]], Since, int, int, bool]] = [
+    ("nothing lost since boot", [(0, 1000), (1, 2000), (2, 3000)], Since(), 0, 0, False),
+    ("wrapped: the oldest record held is number 5", [(5, 10_000_000), (6, 11_000_000)], Since(), 0, 5, False),
+    ("gap between records read", [(0, 1000), (1, 2000), (7, 9_000_000), (8, 9_500_000)], Since(), 0, 5, False),
+    ("wrapped, window after the oldest record held: nothing of the window lost",
+     [(19795, 5_000_000), (19796, 6_000_000)], Since(monotonic=5.5), 0, 0, False),
+    ("wrapped into a later window: an upper bound", [(19795, 50_000_000), (19796, 51_000_000)], Since(monotonic=40.0), 0, 19795, True),
+    ("gap inside the window, exact", [(10, 50_000_000), (11, 51_000_000), (20, 52_000_000)], Since(monotonic=45.0), 0, 10 + 8, True),
+    ("gap before the window: not counted", [(0, 1_000_000), (4, 2_000_000), (5, 60_000_000)], Since(monotonic=45.0), 0, 0, False),
+    ("gap straddling the window start: an upper bound", [(0, 1_000_000), (9, 60_000_000)], Since(monotonic=45.0), 0, 8, True),
+    ("EPIPE while reading, gap shows the count", [(0, 1000), (1, 2000), (400, 9_000_000)], Since(), 1, 398, False),
+    ("sequence restarts (a second boot in the stream)", [(0, 1000), (1, 2000), (0, 500), (1, 900)], Since(), 0, 0, False),
+]
+
+
+@pytest.mark.parametrize(
+    "records, since, overruns, lost, upper", [c[1:] for c in TEST_KMSG_LOSS], ids=[c[0] for c in TEST_KMSG_LOSS]
+)
+def test_kmsg_loss(records: list[tuple[int, int]], since: Since, overruns: int, lost: int, upper: bool) -> None:
+    summary = Summary(since)
+    for index, (seq, usec) in enumerate(records):
+        if index == len(records) - 1:
+            for dummy in range(overruns):
+                summary.note_overrun()
+        summary.feed_lines([kmsg(seq, usec), " SUBSYSTEM=net"], sequences=True)
+    facts = summary.finish()
+    assert facts["lost_records"] == lost
+    assert facts["ring_buffer_wrapped"] is bool(lost or overruns)
+    if lost or overruns:
+        assert facts["diagnosis"].startswith("The kernel ring buffer wrapped")
+        assert ("up to" in facts["diagnosis"]) is upper
+        assert f"{facts['total']} invalid-packet records counted here are fewer" in facts["diagnosis"]
+    else:
+        assert facts["diagnosis"] is None
+
+
+def test_loss_unknown_without_sequences() -> None:
+    # dmesg output and saved files (maybe excerpts) cannot tell: null, not 0.
+    facts = summarise_lines(fixture_lines(KMSG))
+    assert facts["lost_records"] is None and facts["ring_buffer_wrapped"] is None and facts["diagnosis"] is None
+    assert facts["total"] > 0
+
+
+TEST_KMSG_SEQUENCE = [
+    ("6,1234,304507921,-;message", 1234),
+    ("4,0,0,c,caller=T1;message", 0),
+    ("[  304.507921] message", None),
+    ("", None),
+    (" SUBSYSTEM=net", None),
+    ("12:00 not a record", None),
+]
+
+
+@pytest.mark.parametrize("line, expected", TEST_KMSG_SEQUENCE)
+def test_kmsg_sequence(line: str, expected: int | None) -> None:
+    assert kmsg_sequence(line) == expected
+
+
+MISSED = {"MESSAGE": "Missed 19450 kernel messages", "MESSAGE_ID": JOURNAL_MISSED_MESSAGE_ID,
+          "__MONOTONIC_TIMESTAMP": "50000000", "__REALTIME_TIMESTAMP": "1795757481000000"}
+TEST_JOURNAL_MISSED: list[tuple[t.Any, int | None]] = [
+    (MISSED, 19450),
+    (dict(MISSED, MESSAGE="Missed 1 kernel message"), 1),
+    (dict(MISSED, MESSAGE_ID=None), 19450),  # id not selected in the output: the text decides
+    (dict(MISSED, MESSAGE_ID="a596d6fe7bfa4994828e72309e95d61e"), None),  # another journald message
+    (dict(MISSED, MESSAGE="Suppressed 3 messages from foo.service"), None),
+    ({"MESSAGE": [1, 2]}, None),
+    ("junk", None),
+]
+
+
+@pytest.mark.parametrize("entry, expected", TEST_JOURNAL_MISSED)
+def test_journal_missed(entry: t.Any, expected: int | None) -> None:
+    assert journal_missed({k: v for k, v in entry.items() if v is not None} if isinstance(entry, dict) else entry) == expected
+
+
+TEST_JOURNAL_LOSS: list[tuple[str, list[t.Any], Since, int]] = [
+    ("no report", [], Since(), 0),
+    ("one report since boot", [MISSED], Since(), 19450),
+    ("two reports", [MISSED, dict(MISSED, MESSAGE="Missed 50 kernel messages", __MONOTONIC_TIMESTAMP="60000000")], Since(), 19500),
+    ("report before the window", [MISSED], Since(monotonic=55.0), 0),
+    ("report inside the window", [MISSED], Since(monotonic=45.0), 19450),
+]
+
+
+@pytest.mark.parametrize("entries, since, lost", [c[1:] for c in TEST_JOURNAL_LOSS], ids=[c[0] for c in TEST_JOURNAL_LOSS])
+def test_journal_loss(entries: list[t.Any], since: Since, lost: int) -> None:
+    facts = Summary(since).feed_missed_entries(entries).finish()
+    assert facts["lost_records"] == lost
+    assert facts["ring_buffer_wrapped"] is bool(lost)
+    if lost:
+        assert f"journald reported {lost} kernel log records" in facts["diagnosis"]
+
+
+def test_iter_text_lines_decodes_lazily() -> None:
+    def stream() -> t.Iterator[bytes]:
+        yield b'{"MESSAGE": "a"}\n'
+        yield b"\xff bad utf-8\n"
+        raise AssertionError("read past what was consumed")
+
+    lines = iter_text_lines(stream())
+    assert next(lines) == '{"MESSAGE": "a"}\n'
+    assert next(lines) == "\ufffd bad utf-8\n"
