@@ -103,8 +103,11 @@ class Program:
     """The commands, bound to one state directory and to the path this program is installed at."""
 
     def __init__(self, store: Store, program: str, proc_sys: str = "/proc/sys",
-                 control_finder=find_control) -> None:
+                 control_finder=find_control, lock_timeout: float = LOCK_TIMEOUT,
+                 overdue_grace: float = OVERDUE_GRACE_SECONDS) -> None:
         self.store = store
+        self.lock_timeout = lock_timeout
+        self.overdue_grace = overdue_grace
         self.program = program
         self.proc_sys = proc_sys
         self.scheduler = Scheduler(store, program)
@@ -251,7 +254,7 @@ class Program:
         result = {"changed": False, "deadline": deadline, "namespaces": {}, "dynamic_debug": bool(control),
                   "state_dir": self.store.directory, "program": self.program}
         created = []
-        with self.store.lock():
+        with self.store.lock(self.lock_timeout):
             result["overdue"] = self.revert_overdue()
             opened = {}
             try:
@@ -337,7 +340,7 @@ class Program:
     def cmd_confirm(self, args: argparse.Namespace) -> dict:
         """The last step of enable. A window taken away meanwhile (reverted, expired) is undone here, and said so."""
         result = {"changed": False, "namespaces": {}}
-        with self.store.lock():
+        with self.store.lock(self.lock_timeout):
             for ident in self.select(args):
                 data = self.store.load(ident, self.program)
                 if data is None or data.get("window") != args.window:
@@ -504,9 +507,9 @@ class Program:
     def lock_for(self, args: argparse.Namespace):
         """The automatic revert waits for the lock as long as its snapshots exist; anyone else up to LOCK_TIMEOUT."""
         if not args.scheduled:
-            return self.store.lock()
+            return self.store.lock(self.lock_timeout)
         ids = [check_id(ident) for ident in args.id or []]
-        return self.store.lock(LOCK_TIMEOUT, keep_waiting=lambda: any(self.store.exists(ident) for ident in ids))
+        return self.store.lock(self.lock_timeout, keep_waiting=lambda: any(self.store.exists(ident) for ident in ids))
 
     def revert_overdue(self) -> dict:
         """Revert windows past their deadline whose timer or watcher is gone; called with the lock held."""
@@ -516,7 +519,7 @@ class Program:
                 data = self.store.load(ident, self.program)
             except ConntrackModuleError:
                 continue
-            if data is None or time.time() < data["deadline"] + OVERDUE_GRACE_SECONDS:
+            if data is None or time.time() < data["deadline"] + self.overdue_grace:
                 continue
             if self.scheduler.alive(data.get("scheduler"), ident):
                 continue
@@ -530,7 +533,7 @@ class Program:
     def cmd_status(self, args: argparse.Namespace) -> dict:
         result = {"changed": False, "namespaces": {}, "now": time.time(), "now_monotonic": monotonic_now()}
         if self.store.ensure(create=False):
-            with self.store.lock():
+            with self.store.lock(self.lock_timeout):
                 result["overdue"] = self.revert_overdue()
         result["order"] = self.select(args)
         problems = [f"{ident}: {one['msg']}" for ident, one in (result.get("overdue") or {}).items()]
@@ -610,7 +613,7 @@ class Program:
                 time.sleep(RETRY_SLEEP_SECONDS)
 
     def cmd_discard(self, args: argparse.Namespace) -> dict:
-        with self.store.lock():
+        with self.store.lock(self.lock_timeout):
             for ident in args.id:
                 self.store.remove(check_id(ident))
                 self.scheduler.cancel(ident)
@@ -796,7 +799,10 @@ def main(argv: list[str] | None = None, program: str | None = None) -> int:
         return emit({"changed": False, "failed": True, "stale_program": True,
                      "msg": f"{program} is not the expected version (SHA-256 {args.expect_sha256})"}, 3)
     os.umask(0o077)
-    runner = Program(Store(args.state_dir), program)
+    # The environment (inherited by the detached watcher) shortens the waits for the fault tests.
+    runner = Program(Store(args.state_dir), program,
+                     lock_timeout=float(os.environ.get("CONNTRACK_DEBUG_LOCK_TIMEOUT", LOCK_TIMEOUT)),
+                     overdue_grace=float(os.environ.get("CONNTRACK_DEBUG_OVERDUE_GRACE", OVERDUE_GRACE_SECONDS)))
     command = getattr(runner, "cmd_" + args.command.replace("-", "_"))
     try:
         result = command(args)
