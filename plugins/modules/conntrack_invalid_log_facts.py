@@ -283,14 +283,13 @@ ansible_facts:
             - Kernel log records of the window that were lost because the kernel ring buffer wrapped before they could
               be read. Any of them may have been an invalid-packet line, so RV(ansible_facts.conntrack_invalid.total)
               is then lower than what was logged.
-            - For V(kmsg), the gaps in the records' sequence numbers: the
-              kernel numbers records from 0 at boot, so the oldest record still held tells how many were overwritten.
+            - For V(kmsg), the gaps in the records' sequence numbers. The kernel numbers records from 0 at boot, so the oldest record still held tells how many were overwritten.
               When the window starts after boot and the oldest record held is already inside it, the overwritten
-              records may be older than the window: the number is then an upper bound (the diagnosis says "up to").
+              records may be older than the window, so the number is then an upper bound (the diagnosis says "up to").
             - For V(journal), the sum of journald's own C(Missed N kernel messages) reports in the window (journald
-              checks the sequence numbers as it reads C(/dev/kmsg)). The journal's C(__SEQNUM) cannot show the loss:
+              checks the sequence numbers as it reads C(/dev/kmsg)). The journal's C(__SEQNUM) cannot show the loss, since
               it numbers the entries of every source, so gaps between kernel entries are normal.
-            - Null when the source cannot tell (V(dmesg), V(file): a saved file may be an excerpt).
+            - Null when the source cannot tell (V(dmesg), and V(file) because a saved file may be an excerpt).
           type: int
           sample: 0
         ring_buffer_wrapped:
@@ -304,9 +303,10 @@ ansible_facts:
             - A warning in plain language when records were lost (how many, how it was detected, what to do), also
               issued as a task warning; null when nothing was lost or the source cannot tell.
           type: str
-          sample: "The kernel ring buffer wrapped: up to 19450 kernel log records of this window were overwritten
-            before they could be read (gaps in the /dev/kmsg sequence numbers; the oldest record still held is number
-            19795). The 550 invalid-packet records counted here are fewer than were logged; ..."
+          sample: >-
+            The kernel ring buffer wrapped: up to 19450 kernel log records of this window were overwritten before they
+            could be read (gaps in the /dev/kmsg sequence numbers; the oldest record still held is number 19795). The
+            550 invalid-packet records counted here are fewer than were logged; ...
 """
 
 import errno

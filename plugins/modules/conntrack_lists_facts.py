@@ -254,7 +254,7 @@ ansible_facts:
             interrupted:
               description:
                 - Present and true when the kernel flagged the dump as interrupted (C(NLM_F_DUMP_INTR) on an entry or on
-                  the final message): entries were added or removed during the dump, so the listing is not a
+                  the final message); entries were added or removed during the dump, so the listing is not a
                   consistent snapshot. The dying and unconfirmed lists carry the same key.
               type: bool
               returned: when the dump was interrupted
@@ -347,7 +347,7 @@ ansible_facts:
               sample: 6
             table_changing:
               description:
-                - Whether the table changed too much while it was read for the count and the lists to be compared: the
+                - Whether the table changed too much while it was read for the count and the lists to be compared. The
                   readings of the count spread by at least the unlisted threshold, the dumps listed more than any
                   reading counted by at least that much, or a dump was interrupted.
                 - When true, no V(unconfirmed_held_by_nfqueue) or V(unlisted_entries) finding is made and the diagnosis
