@@ -143,7 +143,8 @@ class Store:
         """The snapshot as format 2; None when there is none. Refuses one that is unsafe, damaged or newer."""
         path = self.path(ident)
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            # O_NONBLOCK: a FIFO planted here is refused below instead of blocking the open (no effect on files).
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
         except FileNotFoundError:
             return None
         except OSError as exc:
@@ -151,11 +152,13 @@ class Store:
                 raise ConntrackModuleError(
                     f"{path} is a symlink: refusing to follow it. {self.recovery_hint(ident, program)}") from exc
             raise
+        # Checked on the descriptor before wrapping it: os.fdopen itself fails on a directory (EISDIR).
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_uid != os.geteuid() or stat.S_IMODE(info.st_mode) & 0o077:
+            os.close(fd)
+            raise ConntrackModuleError(
+                f"{path} is not a 0600 regular file owned by this user. {self.recovery_hint(ident, program)}")
         with os.fdopen(fd, "rb") as handle:
-            info = os.fstat(handle.fileno())
-            if not stat.S_ISREG(info.st_mode) or info.st_uid != os.geteuid() or stat.S_IMODE(info.st_mode) & 0o077:
-                raise ConntrackModuleError(
-                    f"{path} is not a 0600 regular file owned by this user. {self.recovery_hint(ident, program)}")
             raw = handle.read(MAX_SNAPSHOT_BYTES)
         try:
             data = json.loads(raw.decode("utf-8"))
