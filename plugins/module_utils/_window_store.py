@@ -15,8 +15,8 @@ written to a temporary file opened with ``O_EXCL|O_NOFOLLOW``, synced, and renam
 
 Snapshot formats, oldest first:
 
-* 1 (release 0.2.0): ``netns`` is the spec string; dynamic-debug records are ``{file, line,
-  original, applied}``; no namespace identity, no window token.
+* 1 (release 0.2.0): ``netns`` is the spec string; dynamic-debug records are ``{file, line, module,
+  func, original, applied}`` with flags in 0.2.0's order; no namespace identity, no window token.
 * 2: ``netns`` is ``{spec, path, dev, ino}``; dynamic-debug records name the whole site; a
   ``window`` token ties a snapshot to the enable that opened it; ``links`` names the host snapshot
   an enable with ``all_netns`` extended on the way.
@@ -37,6 +37,7 @@ import stat
 import time
 import typing as t
 
+from ansible_collections.netfilter.conntrack.plugins.module_utils._dynamic_debug import canonical_flags
 from ansible_collections.netfilter.conntrack.plugins.module_utils._errors import ConntrackModuleError
 from ansible_collections.netfilter.conntrack.plugins.module_utils._netns import netns_path
 
@@ -90,8 +91,11 @@ def upgrade(data: dict) -> dict:
     upgraded["format"] = FORMAT
     upgraded["netns"] = {"spec": spec, "path": netns_path(spec) if spec else None, "dev": None, "ino": None}
     upgraded["dyndbg"] = [
-        {"filename": record["file"], "lineno": int(record["line"]), "module": None, "function": None, "format": None,
-         "class": None, "original": record["original"], "applied": record["applied"]}
+        # 0.2.0 recorded module and func too, and printed flags in the order pmfltsd where the kernel's control
+        # file (which revert compares them with) says pmfsltd.
+        {"filename": record["file"], "lineno": int(record["line"]), "module": record.get("module"),
+         "function": record.get("func"), "format": None, "class": None,
+         "original": canonical_flags(record["original"]), "applied": canonical_flags(record["applied"])}
         for record in data.get("dyndbg") or []
     ]
     upgraded["window"] = "format1-" + str(data.get("created"))
