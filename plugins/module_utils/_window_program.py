@@ -214,9 +214,6 @@ class Program:
                     " namespace the same way as when the window was opened, or revert that window first")
         if existing is None:
             return
-        if existing.get("expired"):
-            raise ConntrackModuleError(f"the previous debug window of {ident} ended before its enable finished: "
-                                       f"run revert first ({self.program} revert --id {ident})")
         conflicts = [f"{key}={existing['keys'][key]['applied']} (now asked: {value})" for key, value in wanted.items()
                      if key in existing["keys"] and not self.same_value(key, existing["keys"][key]["applied"], value)]
         if conflicts:
@@ -272,6 +269,11 @@ class Program:
                             " (deleted and re-created): its snapshot was dropped without restoring anything")
                         self.scheduler.cancel(ident)
                         self.store.remove(ident)
+                        existing = None
+                    if existing is not None and existing.get("expired"):
+                        # A window reverted (or run out) before its enable confirmed: finish that revert, then
+                        # open this one from the values as they are now.
+                        result.setdefault("finished", {})[ident] = self.revert_one(ident)
                         existing = None
                     self.refuse_conflict(ident, existing, wanted, identity)
                     plan[ident] = (spec, fd, identity, wanted, existing)
