@@ -323,6 +323,49 @@ def case_install_creates_system_directories_0755(state):
     assert oct(os.stat(dest).st_mode & 0o777) == "0o700"
 
 
+def action(state, module_args, interpreter="/usr/bin/python3"):
+    """Run the conntrack_debug_window action against this machine, as the role does; returns its result."""
+    env = dict(os.environ, CONNTRACK_DEBUG_STATE_DIR=state, ANSIBLE_LOAD_CALLBACK_PLUGINS="1",
+               ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json")
+    proc = run(["ansible", "localhost", "-c", "local", "-i", "localhost,", "-e", f"ansible_python_interpreter={interpreter}",
+                "-m", "netfilter.conntrack.conntrack_debug_window", "-a", json.dumps(module_args)], env=env, check=False)
+    try:
+        return json.loads(proc.stdout)["plays"][0]["tasks"][0]["hosts"]["localhost"]
+    except (ValueError, KeyError, IndexError):
+        raise AssertionError(f"no result from ansible (exit {proc.returncode}): {proc.stdout}{proc.stderr}") from None
+
+
+def case_action_refuses_bad_durations_before_touching_anything(state):
+    ns = ns_add("action-bounds")
+    try:
+        for duration in (True, 2 ** 63, 1e17, 0, "soon"):
+            result = action(state, {"duration": duration, "netns": [ns], "dynamic_debug_sites": [],
+                                    "program_dir": os.path.join(WORK, "bounds-bin")})
+            assert result.get("failed") and "duration" in result["msg"], (duration, result)
+        assert ns_get(ns) == "0" and not os.path.exists(state) and not os.path.exists(os.path.join(WORK, "bounds-bin"))
+    finally:
+        ns_del(ns)
+
+
+def case_installed_copy_that_answers_nothing_is_replaced(state):
+    """A program replaced by a symlink to /bin/true (exits 0, prints nothing) is reinstalled by enable."""
+    ns = ns_add("stale")
+    program_dir = os.path.join(WORK, "stale-bin")
+    os.makedirs(program_dir)
+    installed = os.path.join(program_dir, "conntrack-debug-window.pyz")
+    os.symlink("/bin/true", installed)
+    try:
+        result = action(state, {"duration": 300, "netns": [ns], "dynamic_debug_sites": [], "protocol": "tcp",
+                                "program_dir": program_dir})
+        assert not result.get("failed") and result["program"]["installed"], result
+        assert result["program"]["interpreter"] == "/usr/bin/python3", result["program"]
+        assert not os.path.islink(installed) and ns_get(ns) == "6"
+        result = action(state, {"state": "reverted", "netns": [ns], "program_dir": program_dir})
+        assert not result.get("failed") and ns_get(ns) == "0", result
+    finally:
+        ns_del(ns)
+
+
 CASES = {name[5:]: function for name, function in sorted(globals().items()) if name.startswith("case_")}
 
 
