@@ -88,13 +88,9 @@ KEY_LOG_INVALID = "net.netfilter.nf_conntrack_log_invalid"
 KEY_ALL_NETNS = "net.netfilter.nf_log_all_netns"
 KEY_COUNT = "net.netfilter.nf_conntrack_count"
 STATS_FILE = "/proc/net/stat/nf_conntrack"
-# /proc/net/stat/nf_conntrack column names -> the ctnetlink names conntrack_lists_facts reports.
-STATS_NAMES = {"clashres": "clash_resolve", "icmp_error": "error", "search_restart": "search_restart",
-               "insert_failed": "insert_failed", "drop": "drop", "early_drop": "early_drop",
-               "invalid": "invalid", "ignore": "ignore", "insert": "insert", "found": "found",
-               "chaintoolong": "chaintoolong", "entries": "entries", "searched": "searched", "new": "new",
-               "delete": "delete", "delete_list": "delete_list", "expect_new": "expect_new",
-               "expect_create": "expect_create", "expect_delete": "expect_delete"}
+# /proc/net/stat/nf_conntrack columns whose ctnetlink name (the one conntrack_lists_facts and `conntrack -S`
+# use) differs: one vocabulary for the same counters in every report.
+PROC_STAT_NAMES = {"clashres": "clash_resolve", "icmp_error": "error", "chainlength": "chaintoolong"}
 OPERATIONS = {"enabled": "+", "disabled": "-", "exact": "="}
 SITE_FIELDS = ("file", "func", "module", "format", "line", "class", "flags", "state")
 
@@ -137,7 +133,7 @@ class Program:
             return None
         if not rows:
             return None
-        names, totals = [STATS_NAMES.get(name, name) for name in rows[0]], {}
+        names, totals = [PROC_STAT_NAMES.get(name, name) for name in rows[0]], {}
         for row in rows[1:]:
             for name, value in zip(names, row):
                 number = int(value, 16)
