@@ -62,7 +62,7 @@ options:
     type: raw
   protocol:
     description:
-      - The protocol whose invalid packets are logged, as M(netfilter.conntrack.conntrack_log_invalid) takes it: a
+      - The protocol whose invalid packets are logged, as M(netfilter.conntrack.conntrack_log_invalid) takes it, a
         name, a number 1-254, or V(all). The kernel takes one value; to log two protocols, use V(all).
       - Replaces C(protocols) of 0.2.0 (a list that silently meant V(all) with two entries).
     type: str
