@@ -108,10 +108,12 @@ ansible_facts:
   contains:
     conntrack_debug_report:
       description:
-        - C(host), C(collected_at) (UTC), C(window_active), C(windows) (the revert program's status per snapshot,
-          with C(stats_delta)), C(conntrack) (the M(netfilter.conntrack.conntrack_lists_facts) facts per namespace),
+        - C(host), C(collected_at) (UTC), C(window_active), C(windows) (the host program's status per snapshot,
+          with C(stats_delta) in the counter names of M(netfilter.conntrack.conntrack_lists_facts), and
+          C(scheduler.alive), false when the automatic revert is no longer armed), C(conntrack) (the M(netfilter.conntrack.conntrack_lists_facts) facts per namespace),
           C(invalid_log) (the M(netfilter.conntrack.conntrack_invalid_log_facts) summary), C(discrepancy) (finding
-          codes of the count-versus-list check) and C(notes).
+          codes of the count-versus-list check) and C(notes) (which also name a window whose automatic revert died or
+          whose namespace vanished; those are task warnings too).
       type: dict
       returned: always
 facts_file:

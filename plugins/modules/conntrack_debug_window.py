@@ -167,8 +167,12 @@ namespaces:
   description:
     - One entry per snapshot, keyed by its id (V(init), C(netns-NAME) or C(path-HASH)).
     - For O(state=enabled), C(created), C(deadline), C(deadline_extended), C(original) (the recorded values),
-      C(recorded) (what this run added to the snapshot) and C(scheduler).
-    - For O(state=reverted), C(restored), C(left) (changed by someone else, left alone) and C(unchanged).
+      C(recorded) (what this run added to the snapshot), C(identity) (device and inode of the namespace the
+      snapshot belongs to), C(dyndbg) (each recorded dynamic-debug site with its flags before and after) and
+      C(scheduler) (its kind, and the interpreter the automatic revert runs with).
+    - For O(state=reverted), C(restored), C(left) (changed by someone else, left alone) and C(unchanged);
+      C(dropped) with C(msg) when the window's namespace no longer exists or its path now names another namespace
+      (nothing is written then).
   returned: always
   type: dict
   sample:
@@ -187,10 +191,23 @@ steps:
   elements: dict
   sample: [{step: Log invalid packets, netns: null, changed: true}]
 program:
-  description: The path of the revert program and whether this run installed it.
+  description: The path of the host program, whether this run installed it, and the interpreter it ran with.
   returned: state=enabled, not in check mode
   type: dict
-  sample: {path: /usr/local/libexec/netfilter-conntrack/conntrack-debug-revert, installed: false}
+  sample: {path: /usr/local/libexec/netfilter-conntrack/conntrack-debug-window.pyz, installed: false,
+           interpreter: /usr/bin/python3}
+window:
+  description: The token of the window this enable opened or extended; its confirm checks it.
+  returned: state=enabled, not in check mode
+  type: str
+dropped:
+  description: Snapshots of namespaces that were deleted and re-created, dropped before this enable recorded anew.
+  returned: state=enabled, when it happened
+  type: dict
+overdue:
+  description: Windows past their deadline whose automatic revert had died, reverted by this run.
+  returned: state=enabled, not in check mode
+  type: dict
 rollback:
   description: What the rollback restored after a failed step.
   returned: when a step of O(state=enabled) failed
