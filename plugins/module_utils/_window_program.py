@@ -384,9 +384,13 @@ class Program:
             if flags == record["original"]:
                 report["unchanged"].append(name)
             elif flags == record["applied"]:
-                query = make_query(file=record["filename"], line=str(record["lineno"]), func=record.get("function"),
-                                   class_name=record.get("class"))
+                # Two pr_debug calls on one source line share file, line and function: the whole format (anchored,
+                # backslashes kept literal) keeps the write from resetting a site this window did not record.
+                text = record.get("format")
+                exact = "^" + text.replace("\\", "\\\\") if text and text.isascii() and "\0" not in text else None
                 try:
+                    query = make_query(file=record["filename"], line=str(record["lineno"]),
+                                       func=record.get("function"), format=exact, class_name=record.get("class"))
                     write_control(control, build_query(query, "=", parse_flags(record["original"])))
                     report["restored"][name] = {"from": flags, "to": record["original"]}
                 except ConntrackModuleError as exc:
