@@ -717,14 +717,15 @@ def validate_site(entry: object) -> tuple:
     unknown = sorted(set(entry) - set(SITE_FIELDS) - {"require_match"})
     if unknown:
         raise ConntrackModuleError(f"dynamic_debug_sites entry {entry!r}: unknown key(s) {', '.join(unknown)}")
-    state = entry.get("state") or "enabled"
+    # Only a missing (or null) option takes the module's default: the module refuses an empty flags or state.
+    state = "enabled" if entry.get("state") is None else entry["state"]
     if state not in OPERATIONS:
         raise ConntrackModuleError(f"dynamic_debug_sites entry {entry!r}: state must be one of {', '.join(OPERATIONS)}")
     line = entry.get("line")
     if line is not None and (isinstance(line, bool) or not isinstance(line, (int, str))):
         raise ConntrackModuleError(f"line must be a number or a range such as 100-200, not {line!r}")
     try:
-        flags = parse_flags(entry.get("flags") or "p")
+        flags = parse_flags("p" if entry.get("flags") is None else entry["flags"])
     except ValueError as exc:
         raise ConntrackModuleError(str(exc)) from exc
     query = make_query(file=entry.get("file"), func=entry.get("func"), module=entry.get("module"),
