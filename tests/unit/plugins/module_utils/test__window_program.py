@@ -1,0 +1,647 @@
+# Copyright (c) 2026, netfilter.conntrack contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""The host program's snapshot, confirm and compare-and-restore, against a temporary /proc/sys tree and a fake
+dynamic-debug control file.
+
+The control file is a real capture (tests/vm/samples, Debian 5.10: formats escaped as ``\\012``, and the site the
+troubleshooting article enables) plus a few synthetic sites. Writing a query to a plain file does not apply it, so
+the fake below does what the kernel does: parse the query with kernel_parse_queries, match with site_matches, apply
+the flags, rewrite the file. The "enable" between snapshot and revert is the dynamic_debug_site module itself,
+against the same fake. Snapshots use --no-schedule and a fake scheduler, and only the initial network namespace.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import types
+
+import pytest
+
+from ansible_collections.netfilter.conntrack.plugins.module_utils import _dynamic_debug as dd
+from ansible_collections.netfilter.conntrack.plugins.module_utils import _window_program as wp
+from ansible_collections.netfilter.conntrack.plugins.module_utils._errors import ConntrackModuleError
+from ansible_collections.netfilter.conntrack.plugins.module_utils._sysctl import key_path
+from ansible_collections.netfilter.conntrack.plugins.module_utils._window_store import Store, checksum
+from ansible_collections.netfilter.conntrack.plugins.modules import dynamic_debug_site
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..", ".."))
+SAMPLE_5_10 = os.path.join(REPO, "tests", "vm", "samples", "dynamic-debug-control-5.10.0-46-amd64.txt")
+SAMPLE_6_1 = os.path.join(REPO, "tests", "vm", "samples", "dynamic-debug-control-6.1.0-56-amd64.txt")
+TCP = "net/netfilter/nf_conntrack_proto_tcp.c"
+# Sites no capture has: a classed one, and two pr_debug calls on one source line (one if/else line).
+SYNTHETIC = "\n".join([
+    r'drivers/gpu/drm/drm_vblank.c:1234 [drm]drm_update_vblank_count =_ "updating vblank count\n" class:DRM_UT_VBL',
+    r'drivers/x/twice.c:7 [twice]both =_ "first\n"',
+    r'drivers/x/twice.c:7 [twice]both =_ "second\n"',
+    r'drivers/x/twice.c:9 [twice]slash =_ "path C:\data\x %s\n"',
+]) + "\n"
+PROGRAM_PATH = "/usr/local/libexec/netfilter-conntrack/conntrack-debug-window.pyz"
+LOG_INVALID = "net.netfilter.nf_conntrack_log_invalid"
+NF_LOG_4 = "net.netfilter.nf_log.2"
+NF_LOG_6 = "net.netfilter.nf_log.10"
+
+
+class FakeKernel:
+    """A dynamic-debug control file that applies what is written to it, as lib/dynamic_debug.c does."""
+
+    def __init__(self, path, text):
+        self.path = path
+        self.writes = []
+        with open(path, "w", encoding="utf-8") as handle:
+            handle.write(text)
+
+    def write(self, path, text):
+        assert path == self.path
+        self.writes.append(text)
+        sites = dd.read_control(path)
+        for query, op, flags in dd.kernel_parse_queries(text):
+            if query is None:
+                raise ConntrackModuleError(f"the kernel rejected the query {text!r} (EINVAL)")
+            sites = [s._replace(flags=dd.apply_flags(s.flags, op, flags)) if dd.site_matches(query, s) else s
+                     for s in sites]
+        self.save(sites)
+
+    def save(self, sites):
+        with open(self.path, "w", encoding="utf-8") as handle:
+            handle.write(dd.CONTROL_HEADER + "\n" + "".join(s.control_line() + "\n" for s in sites))
+
+    def flags(self):
+        return {(s.filename, s.lineno, s.format): s.flags for s in dd.read_control(self.path)}
+
+    def set_flags(self, filename, lineno, flags, fmt=None):
+        """Someone else changes a site by hand."""
+        self.save([s._replace(flags=flags) if (s.filename, s.lineno) == (filename, lineno) and fmt in (None, s.format)
+                   else s for s in dd.read_control(self.path)])
+
+
+class FakeScheduler:
+    """Records what would be armed and cancelled; nothing is started."""
+
+    def __init__(self):
+        self.armed = []
+        self.cancelled = []
+
+    def arm(self, ident, deadline, retry=False):
+        self.armed.append((ident, retry))
+        return {"kind": "fake", "in_seconds": 1}
+
+    def alive(self, scheduler, ident):
+        return bool(scheduler) and scheduler.get("kind") == "fake"
+
+    def cancel(self, ident):
+        self.cancelled.append(ident)
+        return []
+
+
+def read_sample(path):
+    with open(path, encoding="utf-8") as handle:
+        return handle.read()
+
+
+@pytest.fixture
+def proc_sys(tmp_path):
+    root = tmp_path / "proc_sys"
+    (root / "net" / "netfilter" / "nf_log").mkdir(parents=True)
+    values = {LOG_INVALID: "0", NF_LOG_4: "NONE", NF_LOG_6: "nf_log_ipv6", "net.netfilter.nf_log_all_netns": "0",
+              "net.netfilter.nf_conntrack_count": "3"}
+    for key, value in values.items():
+        (root.joinpath(*key.split("."))).write_text(value + "\n")
+    return root
+
+
+def sysctl(root, key, value=None):
+    path = root.joinpath(*key.split("."))
+    if value is not None:
+        path.write_text(value + "\n")
+    return path.read_text().strip()
+
+
+@pytest.fixture(autouse=True)
+def proc_sys_writes_replace(monkeypatch):
+    """A write to a /proc/sys file replaces its value; to a plain file it overwrites only its first bytes."""
+    real = wp.write_key
+
+    def write_key(key, value, root):
+        with open(key_path(key, root), "w", encoding="ascii"):
+            pass
+        real(key, value, root)
+
+    monkeypatch.setattr(wp, "write_key", write_key)
+
+
+@pytest.fixture
+def kernel(tmp_path, monkeypatch):
+    fake = FakeKernel(str(tmp_path / "control"), read_sample(SAMPLE_5_10) + SYNTHETIC)
+    monkeypatch.setattr(wp, "write_control", fake.write)
+    monkeypatch.setattr(dynamic_debug_site, "write_control", fake.write)
+    return fake
+
+
+@pytest.fixture
+def program(tmp_path, proc_sys, kernel, monkeypatch):
+    monkeypatch.setattr(wp, "STATS_FILE", str(tmp_path / "no-stats"))
+    runner = wp.Program(Store(str(tmp_path / "state")), PROGRAM_PATH, proc_sys=str(proc_sys),
+                        control_finder=lambda _mount: (kernel.path, None))
+    runner.scheduler = FakeScheduler()
+    return runner
+
+
+def snapshot_args(*sites, duration="900", extra=()):
+    argv = ["snapshot", f"--duration={duration}", "--log-invalid=tcp", "--backend=auto", "--family=ipv4",
+            "--family=ipv6", "--no-schedule"]
+    argv += ["--dyndbg-site=" + json.dumps(site) for site in sites] + list(extra)
+    return wp.parser().parse_args(argv)
+
+
+def args(*argv):
+    return wp.parser().parse_args(list(argv))
+
+
+def module_run(kernel, check_mode=False, **site):
+    """dynamic_debug_site, as enable runs it for one dynamic_debug_sites entry."""
+    params = {k: None for k in ("file", "func", "module", "format", "line", "class")}
+    params.update(flags="p", state="enabled", control_path=kernel.path, mount_debugfs=False, require_match=False)
+    params.update(site)
+    module = types.SimpleNamespace(params=params, check_mode=check_mode, _diff=False, warn=lambda _msg: None)
+    return dynamic_debug_site.run(module)
+
+
+def enable(program, proc_sys, kernel, *sites):
+    """snapshot, apply the settings (the modules' writes), confirm: what the action does on success."""
+    snap = program.cmd_snapshot(snapshot_args(*sites))
+    sysctl(proc_sys, LOG_INVALID, "6")
+    sysctl(proc_sys, NF_LOG_4, "nf_log_ipv4")
+    sysctl(proc_sys, NF_LOG_6, "nf_log_ipv6")
+    for site in sites:
+        module_run(kernel, **site)
+    confirm = program.cmd_confirm(args("confirm", f"--window={snap['window']}", *[f"--id={i}" for i in snap["namespaces"]]))
+    assert not confirm.get("failed"), confirm
+    return snap
+
+
+# --- which sites an entry records: the module's selection -----------------------------------------------------
+
+ARTICLE = {"file": "nf_conntrack_proto_tcp.c", "format": r"Invalid dir=%i index=%u ostate=%u\012"}
+
+SELECTIONS = [
+    ("the article's entry (octal escape, as the control file shows it)", ARTICLE, [(TCP, 1020)]),
+    ("the same with a C-style \\n", dict(ARTICLE, format=r"Invalid dir=%i index=%u ostate=%u\n"), [(TCP, 1020)]),
+    ("a format anchored at the start", {"format": "^tcp_in_window: "},
+     [(TCP, line) for line in (698, 612, 601, 597, 501, 497, 496)]),
+    ("func", {"func": "tcp_new"}, [(TCP, 827), (TCP, 780)]),
+    ("func with a wildcard", {"func": "nf_conntrack_tcp_*"}, [(TCP, 1120), (TCP, 1118), (TCP, 1020), (TCP, 1014)]),
+    ("a line range", {"file": "nf_conntrack_proto_tcp.c", "line": "496-501"}, [(TCP, 501), (TCP, 499), (TCP, 497), (TCP, 496)]),
+    ("a single line as a number", {"file": "nf_conntrack_proto_tcp.c", "line": 1014}, [(TCP, 1014)]),
+    ("class alone selects only its class", {"class": "DRM_UT_VBL"}, [("drivers/gpu/drm/drm_vblank.c", 1234)]),
+    ("module does not reach classed sites", {"module": "drm"}, []),
+    ("nothing on this kernel", {"func": "no_such_function"}, []),
+]
+
+
+@pytest.mark.parametrize("site, expected", [c[1:] for c in SELECTIONS], ids=[c[0] for c in SELECTIONS])
+def test_snapshot_records_what_the_module_selects(program, kernel, site, expected):
+    result = program.cmd_snapshot(snapshot_args(site))
+    recorded = [(r["filename"], r["lineno"]) for r in result["namespaces"]["init"]["dyndbg"]]
+    module = [(s["filename"], s["lineno"]) for s in module_run(kernel, check_mode=True, **site)["sites"]]
+    assert recorded == module == expected
+    assert kernel.writes == [], "snapshot only reads the control file"
+    for record in result["namespaces"]["init"]["dyndbg"]:
+        assert (record["original"], record["applied"]) == ("_", "p")
+
+
+def test_article_formats_are_one_query():
+    """Both spellings of the article's format make the same query, with the module's builder."""
+    octal = wp.validate_site(ARTICLE)
+    c_style = wp.validate_site(dict(ARTICLE, format=r"Invalid dir=%i index=%u ostate=%u\n"))
+    assert octal == c_style
+    assert octal[0].format == "Invalid dir=%i index=%u ostate=%u\n"
+
+
+def test_snapshot_records_flags_and_state(program, kernel):
+    kernel.set_flags(TCP, 827, "pf")
+    result = program.cmd_snapshot(snapshot_args({"func": "tcp_new", "flags": "lt", "state": "enabled"},
+                                                {"file": "nf_conntrack_proto_tcp.c", "line": 827, "flags": "p",
+                                                 "state": "disabled"}))
+    records = {r["lineno"]: (r["original"], r["applied"]) for r in result["namespaces"]["init"]["dyndbg"]}
+    assert records == {827: ("pf", "flt"), 780: ("_", "lt")}
+
+
+# --- snapshot -------------------------------------------------------------------------------------------------
+
+
+def test_snapshot_records_the_keys_and_identity(program, proc_sys):
+    result = program.cmd_snapshot(snapshot_args())
+    init = result["namespaces"]["init"]
+    assert result["changed"] is True and init["created"] is True
+    assert init["original"] == {LOG_INVALID: "0", NF_LOG_4: "NONE", NF_LOG_6: "nf_log_ipv6"}
+    own = os.stat("/proc/self/ns/net")
+    assert init["identity"] == {"dev": own.st_dev, "ino": own.st_ino}
+    data = program.store.load("init")
+    assert data["keys"][LOG_INVALID] == {"original": "0", "applied": "6"}
+    assert data["keys"][NF_LOG_4] == {"original": "NONE", "applied": "nf_log_ipv4"}
+    assert data["confirmed"] is False and data["window"] == result["window"]
+    assert data["scheduler"] == {"kind": "none"} and program.scheduler.armed == []
+    assert result["dynamic_debug"] is False, "no site asked: the control file is not even looked up"
+    assert sysctl(proc_sys, LOG_INVALID) == "0", "snapshot changes nothing"
+
+
+def test_second_snapshot_keeps_the_originals_and_extends(program, proc_sys, kernel):
+    first = enable(program, proc_sys, kernel, {"func": "tcp_new"})
+    again = program.cmd_snapshot(snapshot_args({"func": "tcp_new"}, duration="1800"))
+    init = again["namespaces"]["init"]
+    assert init["created"] is False and init["recorded"] == [] and init["deadline_extended"] is True
+    assert init["original"][LOG_INVALID] == "0", "not the value the first enable applied"
+    assert [(r["lineno"], r["original"]) for r in init["dyndbg"]] == [(827, "_"), (780, "_")]
+    assert again["window"] == first["window"]
+    assert again["changed"] is False
+
+
+def test_second_snapshot_with_other_settings_is_refused(program, proc_sys, kernel):
+    enable(program, proc_sys, kernel)
+    other = wp.parser().parse_args(["snapshot", "--duration=900", "--log-invalid=udp", "--no-schedule"])
+    with pytest.raises(ConntrackModuleError, match="a debug window with other settings is open in init"):
+        program.cmd_snapshot(other)
+
+
+def test_snapshot_that_cannot_be_saved_leaves_nothing(program, monkeypatch):
+    def full(_data):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(program.store, "save", full)
+    with pytest.raises(OSError):
+        program.cmd_snapshot(snapshot_args({"func": "tcp_new"}))
+    assert program.store.ids() == []
+    assert not os.path.exists(program.store.directory), "the state directory is removed again"
+
+
+def test_snapshot_refuses_a_bad_site_before_anything(program):
+    with pytest.raises(ConntrackModuleError, match="would end the value"):
+        program.cmd_snapshot(snapshot_args({"func": "tcp_new +p; file * "}))
+    assert program.store.ids() == []
+
+
+# --- confirm --------------------------------------------------------------------------------------------------
+
+
+def test_confirm_marks_the_window(program):
+    snap = program.cmd_snapshot(snapshot_args())
+    result = program.cmd_confirm(args("confirm", f"--window={snap['window']}", "--id=init"))
+    assert not result.get("failed") and result["namespaces"]["init"]["deadline"] == snap["deadline"]
+    assert program.store.load("init")["confirmed"] is True
+
+
+def test_confirm_with_another_window_token_reports_window_gone(program):
+    program.cmd_snapshot(snapshot_args())
+    result = program.cmd_confirm(args("confirm", "--window=not-this-one", "--id=init"))
+    assert result["failed"] is True
+    assert result["namespaces"]["init"]["window_gone"] is True
+    assert "was reverted or replaced while enable was running" in result["msg"]
+    assert program.store.load("init")["confirmed"] is False
+
+
+def test_confirm_after_the_snapshot_was_removed_reports_window_gone(program):
+    snap = program.cmd_snapshot(snapshot_args())
+    program.store.remove("init")
+    result = program.cmd_confirm(args("confirm", f"--window={snap['window']}", "--id=init"))
+    assert result["failed"] is True and result["namespaces"]["init"]["window_gone"] is True
+
+
+# --- revert: compare and restore ------------------------------------------------------------------------------
+
+
+def test_revert_restores_keys_and_sites(program, proc_sys, kernel):
+    before = kernel.flags()
+    enable(program, proc_sys, kernel, ARTICLE, {"func": "tcp_new"})
+    assert kernel.flags()[(TCP, 1020, "nf_ct_tcp: Invalid dir=%i index=%u ostate=%u\n")] == "p"
+    result = program.cmd_revert(args("revert", "--id=init"))
+    init = result["namespaces"]["init"]
+    assert result["changed"] is True and not result.get("failed")
+    assert init["restored"] == {
+        LOG_INVALID: {"from": "6", "to": "0"}, NF_LOG_4: {"from": "nf_log_ipv4", "to": "NONE"},
+        f"dyndbg {TCP}:1020": {"from": "p", "to": "_"}, f"dyndbg {TCP}:827": {"from": "p", "to": "_"},
+        f"dyndbg {TCP}:780": {"from": "p", "to": "_"},
+    }
+    assert init["unchanged"] == [NF_LOG_6] and init["left"] == {}
+    assert kernel.flags() == before
+    assert (sysctl(proc_sys, LOG_INVALID), sysctl(proc_sys, NF_LOG_4)) == ("0", "NONE")
+    assert program.store.ids() == [] and not os.path.exists(program.store.directory)
+    assert program.scheduler.cancelled == ["init"]
+    assert program.cmd_revert(args("revert", "--id=init"))["msg"] == "nothing to revert"
+
+
+def test_revert_touches_only_the_recorded_sites(program, proc_sys, kernel):
+    enable(program, proc_sys, kernel, {"func": "tcp_new"})
+    # Meanwhile someone else switches on sites the window never recorded, in the same file and elsewhere.
+    kernel.set_flags(TCP, 1014, "pf")
+    kernel.set_flags("net/netfilter/nf_conntrack_core.c", 1907, "p")
+    after_enable = kernel.flags()
+    program.cmd_revert(args("revert", "--id=init"))
+    changed = {key: (after_enable[key], flags) for key, flags in kernel.flags().items() if after_enable[key] != flags}
+    assert sorted(key[1] for key in changed) == [780, 827]
+    assert all(change == ("p", "_") for change in changed.values())
+
+
+def test_revert_restores_one_of_two_sites_on_one_line(program, proc_sys, kernel):
+    """Two pr_debug calls on one source line: the window recorded one, someone else switched the other on."""
+    first, second = ("drivers/x/twice.c", 7, "first\n"), ("drivers/x/twice.c", 7, "second\n")
+    enable(program, proc_sys, kernel, {"module": "twice", "format": "first"})
+    kernel.set_flags("drivers/x/twice.c", 7, "pf", fmt="second\n")
+    program.cmd_revert(args("revert", "--id=init"))
+    assert kernel.flags()[first] == "_"
+    assert kernel.flags()[second] == "pf", "the site the window did not record is left as someone else set it"
+
+
+def test_revert_of_a_site_whose_format_has_a_backslash(program, proc_sys, kernel):
+    """The control file prints a backslash as it is; the restore query still selects exactly that site."""
+    before = kernel.flags()
+    enable(program, proc_sys, kernel, {"func": "slash"})
+    assert kernel.flags()[("drivers/x/twice.c", 9, "path C:\\data\\x %s\n")] == "p"
+    result = program.cmd_revert(args("revert", "--id=init"))
+    assert result["namespaces"]["init"]["restored"]["dyndbg drivers/x/twice.c:9"] == {"from": "p", "to": "_"}
+    assert kernel.flags() == before
+
+
+def test_revert_leaves_and_reports_values_changed_by_someone_else(program, proc_sys, kernel):
+    enable(program, proc_sys, kernel, {"func": "tcp_new"})
+    sysctl(proc_sys, LOG_INVALID, "17")
+    kernel.set_flags(TCP, 780, "pmf")
+    result = program.cmd_revert(args("revert", "--id=init"))
+    init = result["namespaces"]["init"]
+    assert init["left"] == {
+        LOG_INVALID: {"current": "17", "set_by_enable": "6", "original": "0",
+                      "reason": "changed by someone else during the debug window: left as it is"},
+        f"dyndbg {TCP}:780": {"current": "pmf", "set_by_enable": "p", "original": "_",
+                              "reason": "changed by someone else during the debug window: left as it is"},
+    }
+    assert sorted(init["restored"]) == sorted([NF_LOG_4, f"dyndbg {TCP}:827"])
+    assert sysctl(proc_sys, LOG_INVALID) == "17"
+    assert kernel.flags()[(TCP, 780, "nf_ct_tcp: invalid new deleting.\n")] == "pmf"
+    assert "left 2 changed by others" in init["msg"]
+    assert program.store.ids() == [], "what is left is reported, and the window is closed"
+
+
+def test_revert_compares_logger_names_case_insensitively(program, proc_sys, kernel):
+    enable(program, proc_sys, kernel)
+    sysctl(proc_sys, NF_LOG_4, "NF_LOG_IPV4")   # the kernel's own spelling
+    result = program.cmd_revert(args("revert", "--id=init"))
+    assert result["namespaces"]["init"]["restored"][NF_LOG_4] == {"from": "NF_LOG_IPV4", "to": "NONE"}
+
+
+def test_revert_of_an_unconfirmed_window_expires_it_then_removes_it(program, proc_sys):
+    program.cmd_snapshot(snapshot_args())
+    sysctl(proc_sys, LOG_INVALID, "6")
+    first = program.cmd_revert(args("revert", "--id=init"))["namespaces"]["init"]
+    assert first["expired"] is True and first["changed"] is True
+    assert first["restored"] == {LOG_INVALID: {"from": "6", "to": "0"}}
+    assert "the snapshot stays until enable's confirm" in first["msg"]
+    kept = program.store.load("init")
+    assert kept["expired"] is True and program.scheduler.armed == [("init", False)], "the last sweep is armed"
+    second = program.cmd_revert(args("revert", "--id=init"))["namespaces"]["init"]
+    assert second["changed"] is False and not second.get("expired")
+    assert program.store.ids() == []
+
+
+def test_confirm_after_an_early_revert_undoes_the_late_writes(program, proc_sys):
+    snap = program.cmd_snapshot(snapshot_args())
+    program.cmd_revert(args("revert", "--id=init"))       # the timer fired before enable got to confirm
+    sysctl(proc_sys, LOG_INVALID, "6")                     # enable goes on applying
+    result = program.cmd_confirm(args("confirm", f"--window={snap['window']}", "--id=init"))
+    assert result["failed"] is True and result["namespaces"]["init"]["expired"] is True
+    assert "use a longer duration" in result["msg"]
+    assert sysctl(proc_sys, LOG_INVALID) == "0"
+    assert program.store.ids() == []
+
+
+def test_revert_of_another_namespace_with_the_same_name_drops_the_snapshot(program, proc_sys, kernel):
+    """The recorded identity is not the namespace's now (deleted and re-created): nothing is written."""
+    enable(program, proc_sys, kernel)
+    data = program.store.load("init")
+    data["netns"]["ino"] += 1
+    program.store.save(data)
+    result = program.cmd_revert(args("revert", "--id=init"))
+    init = result["namespaces"]["init"]
+    assert init["dropped"] is True and init["restored"] == {}
+    assert "is now another network namespace" in result["msg"]
+    assert sysctl(proc_sys, LOG_INVALID) == "6"
+    assert program.store.ids() == []
+
+
+def test_revert_of_a_format1_snapshot(program, proc_sys, kernel):
+    """A window opened by release 0.2.0 (flags printed in its own order) is reverted by this program."""
+    kernel.set_flags(TCP, 1020, "pfslt")
+    sysctl(proc_sys, LOG_INVALID, "255")
+    old = {"format": 1, "id": "init", "netns": None, "created": 1.0, "created_monotonic": 1.0, "updated": 1.0,
+           "deadline": 9e9, "confirmed": True, "scheduler": {"kind": "none"}, "stats_baseline": {},
+           "keys": {LOG_INVALID: {"original": "0", "applied": "255"}},
+           "dyndbg": [{"file": TCP, "line": 1020, "module": "nf_conntrack", "func": "nf_conntrack_tcp_packet",
+                       "original": "_", "applied": "pflts"}]}
+    old["checksum"] = checksum(old)
+    program.store.ensure()
+    path = program.store.path("init")
+    with open(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600), "w", encoding="utf-8") as handle:
+        json.dump(old, handle)
+    status = program.cmd_status(args("status"))
+    assert status["namespaces"]["init"]["format_read"] == 1
+    result = program.cmd_revert(args("revert", "--id=init"))["namespaces"]["init"]
+    assert result["restored"] == {LOG_INVALID: {"from": "255", "to": "0"}, f"dyndbg {TCP}:1020": {"from": "pfslt", "to": "_"}}
+
+
+# --- status ---------------------------------------------------------------------------------------------------
+
+
+def test_status_reports_values_and_a_dead_scheduler(program, proc_sys, kernel):
+    enable(program, proc_sys, kernel)
+    status = program.cmd_status(args("status"))
+    init = status["namespaces"]["init"]
+    assert init["active"] is True and init["confirmed"] is True
+    assert init["keys"][LOG_INVALID] == {"original": "0", "applied": "6", "current": "6"}
+    assert init["scheduler"] == {"kind": "none", "alive": False}
+    assert "the automatic revert is NOT armed" in status["msg"]
+    assert status["nf_log_all_netns"] == "0"
+
+
+def test_status_reverts_an_overdue_window_whose_scheduler_is_gone(program, proc_sys, kernel):
+    enable(program, proc_sys, kernel)
+    data = program.store.load("init")
+    data["deadline"] = 1.0
+    program.store.save(data)
+    status = program.cmd_status(args("status"))
+    assert "the automatic revert did not run" in status["overdue"]["init"]["msg"]
+    assert sysctl(proc_sys, LOG_INVALID) == "0"
+    assert status["namespaces"]["init"] == {"active": False, "netns": None}
+
+
+def test_status_of_an_unreadable_snapshot(program):
+    program.store.ensure()
+    with open(os.open(program.store.path("init"), os.O_WRONLY | os.O_CREAT, 0o600), "w") as handle:
+        handle.write("{")
+    status = program.cmd_status(args("status"))
+    assert status["namespaces"]["init"]["unreadable"] is True
+    assert "corrupted or truncated" in status["msg"]
+
+
+# --- check_duration -------------------------------------------------------------------------------------------
+
+DURATIONS = [
+    ("one second", 1, 1.0),
+    ("the article's 15 minutes", 900, 900.0),
+    ("seven days", 604800, 604800.0),
+    ("a float", 900.5, 900.5),
+    ("a numeric string", "900", 900.0),
+    ("a numeric string with spaces", " 900 ", 900.0),
+    ("exponent notation", "1e3", 1000.0),
+]
+BAD_DURATIONS = [
+    ("zero", 0, "out of range"),
+    ("negative", -1, "out of range"),
+    ("seven days and a second", 604801, "out of range"),
+    ("2**63", 2**63, "out of range"),
+    ("1e17", 1e17, "out of range"),
+    ("infinity", float("inf"), "out of range"),
+    ("infinity as text", "inf", "out of range"),
+    ("NaN", float("nan"), "is not a number of seconds"),
+    ("NaN as text", "nan", "is not a number of seconds"),
+    ("true", True, "is not a number of seconds"),
+    ("false", False, "is not a number of seconds"),
+    ("not a number", "abc", "is not a number of seconds"),
+    ("empty", "", "is not a number of seconds"),
+    ("none", None, "is not a number of seconds"),
+    ("a list", [900], "is not a number of seconds"),
+]
+
+
+@pytest.mark.parametrize("value, expected", [c[1:] for c in DURATIONS], ids=[c[0] for c in DURATIONS])
+def test_check_duration(value, expected):
+    assert wp.check_duration(value) == expected
+
+
+@pytest.mark.parametrize("value, message", [c[1:] for c in BAD_DURATIONS], ids=[c[0] for c in BAD_DURATIONS])
+def test_check_duration_refuses(value, message):
+    with pytest.raises(ConntrackModuleError, match=message):
+        wp.check_duration(value)
+
+
+# --- validate_site mirrors dynamic_debug_site -----------------------------------------------------------------
+
+# (id, entry, accepted by both, or the message both refuse it with)
+SITES = [
+    ("file", {"file": "nf_conntrack_proto_tcp.c"}, None),
+    ("func", {"func": "tcp_new"}, None),
+    ("module", {"module": "nf_conntrack"}, None),
+    ("format", {"format": "Invalid dir"}, None),
+    ("line alone", {"line": 1020}, None),
+    ("line range as text", {"line": "100-200"}, None),
+    ("open line range", {"line": "-200"}, None),
+    ("class alone", {"class": "DRM_UT_VBL"}, None),
+    ("flags and state", {"func": "tcp_new", "flags": "pmflt", "state": "exact"}, None),
+    ("no flags (_) with state exact", {"func": "tcp_new", "flags": "_", "state": "exact"}, None),
+    ("state disabled", {"func": "tcp_new", "state": "disabled"}, None),
+    ("four match-specs", {"file": "a.c", "func": "f", "module": "m", "format": "x"}, None),
+    ("five folded into file:line", {"file": "a.c", "func": "f", "module": "m", "format": "x", "line": 3}, None),
+    ("nothing to select", {"flags": "p"}, "give at least one of file, func, module, format, line or class"),
+    ("bad flag", {"func": "tcp_new", "flags": "px"}, "unknown dynamic debug flag"),
+    ("flag-op in flags", {"func": "tcp_new", "flags": "+p"}, "unknown dynamic debug flag"),
+    ("empty flags", {"func": "tcp_new", "flags": ""}, "flags must be one or more"),
+    ("line zero", {"line": 0}, "selects no line"),
+    ("line not a number", {"line": "ten"}, "is not a line number or range"),
+    ("line reversed", {"line": "200-100"}, "is not a line number or range"),
+    ("line true", {"line": True}, "line must be a number or a range"),
+    ("line float", {"line": 1.5}, "line must be a number or a range"),
+    ("query injection in func", {"func": "tcp_new +p; file *"}, "would end the value"),
+    ("file with a colon", {"file": "a.c:10"}, "contains ':'"),
+    ("double star", {"func": "tcp_**"}, "contains '\\*\\*'"),
+    ("empty format", {"format": ""}, "format must be a non-empty search text"),
+    ("non-ASCII format", {"format": "caf\u00e9"}, "non-ASCII"),
+    ("six match-specs", {"file": "a.c", "func": "f", "module": "m", "format": "x", "line": 3, "class": "C"},
+     "at most 4 match-specs"),
+]
+# Refused by the window only: not an option of the module, or a state that changes nothing.
+WINDOW_ONLY = [
+    ("unknown key", {"func": "tcp_new", "lines": 3}, "unknown key\\(s\\) lines"),
+    ("state query", {"func": "tcp_new", "state": "query"}, "state must be one of enabled, disabled, exact"),
+    ("empty state (the module's choices refuse it)", {"func": "tcp_new", "state": ""}, "state must be one of"),
+    ("not a dictionary", "func=tcp_new", "is not a dictionary"),
+]
+
+
+@pytest.mark.parametrize("entry, refused", [c[1:] for c in SITES], ids=[c[0] for c in SITES])
+def test_validate_site_agrees_with_the_module(kernel, entry, refused):
+    if refused is None:
+        _query, op, flags = wp.validate_site(entry)
+        assert op == wp.OPERATIONS[entry.get("state", "enabled")]
+        assert flags == dd.parse_flags(entry.get("flags", "p"))
+        module_run(kernel, check_mode=True, **entry)
+    else:
+        with pytest.raises(ConntrackModuleError, match=refused):
+            wp.validate_site(entry)
+        with pytest.raises(ConntrackModuleError, match=refused):
+            module_run(kernel, check_mode=True, **entry)
+    assert kernel.writes == []
+
+
+@pytest.mark.parametrize("entry, refused", [c[1:] for c in WINDOW_ONLY], ids=[c[0] for c in WINDOW_ONLY])
+def test_validate_site_window_only_refusals(entry, refused):
+    with pytest.raises(ConntrackModuleError, match=refused):
+        wp.validate_site(entry)
+
+
+def test_validate_site_takes_require_match():
+    assert wp.validate_site({"func": "tcp_new", "require_match": False})[1] == "+"
+
+
+def test_site_query_refuses_bad_json():
+    with pytest.raises(ConntrackModuleError, match="is not JSON"):
+        wp.site_query("{func: tcp_new}")
+
+
+# --- files on the host ----------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def umask_077():
+    old = os.umask(0o077)
+    yield
+    os.umask(old)
+
+
+def test_make_dirs_0755_under_umask_077(tmp_path, umask_077):
+    target = tmp_path / "etc" / "ansible" / "facts.d"
+    wp.make_dirs(str(target))
+    for path in (tmp_path / "etc", tmp_path / "etc" / "ansible", target):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o755, path
+    wp.make_dirs(str(target))   # existing: nothing to do
+
+
+def test_write_file_creates_parents_and_is_idempotent(tmp_path, umask_077):
+    dest = tmp_path / "etc" / "ansible" / "facts.d" / "netfilter_conntrack.fact"
+    assert wp.write_file(str(dest), b"{}\n", 0o644) == {"changed": True, "dest": str(dest)}
+    assert stat.S_IMODE(dest.stat().st_mode) == 0o644
+    assert stat.S_IMODE(dest.parent.stat().st_mode) == 0o755
+    assert stat.S_IMODE((tmp_path / "etc").stat().st_mode) == 0o755
+    assert wp.write_file(str(dest), b"{}\n", 0o644)["changed"] is False
+    os.chmod(dest, 0o600)
+    assert wp.write_file(str(dest), b"{}\n", 0o644)["changed"] is True, "a wrong mode is rewritten"
+    assert wp.write_file(str(dest), b'{"a": 1}\n', 0o644)["changed"] is True
+    assert dest.read_bytes() == b'{"a": 1}\n'
+    assert os.listdir(dest.parent) == [dest.name]
+
+
+def test_write_fact_and_install_commands(tmp_path, umask_077):
+    source = tmp_path / "report.json"
+    source.write_text('{"b": 1, "a": [1]}')
+    app = tmp_path / "build" / "conntrack-debug-window.pyz"
+    app.parent.mkdir()
+    app.write_bytes(b"PK fake archive")
+    runner = wp.Program(Store(str(tmp_path / "state")), str(app))
+    fact = tmp_path / "facts.d" / "netfilter_conntrack.fact"
+    assert runner.cmd_write_fact(args("write-fact", f"--dest={fact}", f"--src={source}"))["changed"] is True
+    assert json.loads(fact.read_text()) == {"a": [1], "b": 1}
+    dest = tmp_path / "libexec" / "netfilter-conntrack" / "conntrack-debug-window.pyz"
+    assert runner.cmd_install(args("install", f"--dest={dest}"))["changed"] is True
+    assert runner.cmd_install(args("install", f"--dest={dest}"))["changed"] is False
+    assert dest.read_bytes() == b"PK fake archive" and stat.S_IMODE(dest.stat().st_mode) == 0o700
+    assert stat.S_IMODE(dest.parent.stat().st_mode) == 0o755
