@@ -45,7 +45,8 @@ def rollback_outcome(failure: dict[str, t.Any], rc: int, rollback: dict[str, t.A
     if rc != 0:
         return f"ROLLBACK FAILED, check the host: {rollback.get('msg')}"
     if left:
-        return f"Rolled back, except values changed by someone else meanwhile: {json.dumps(left, sort_keys=True)}"
+        return ("PARTLY ROLLED BACK: values someone else changed meanwhile were left as they are:"
+                f" {json.dumps(left, sort_keys=True)}")
     return "Rolled back: the host is as it was before debugging started."
 
 
