@@ -283,8 +283,9 @@ ansible_facts:
             - Kernel log records of the window that were lost because the kernel ring buffer wrapped before they could
               be read. Any of them may have been an invalid-packet line, so RV(ansible_facts.conntrack_invalid.total)
               is then lower than what was logged.
-            - For V(kmsg), the gaps in the records' sequence numbers. The kernel numbers records from 0 at boot, so the oldest record still held tells how many were overwritten.
-              When the window starts after boot and the oldest record held is already inside it, the overwritten
+            - For V(kmsg), the gaps in the records' sequence numbers. The kernel numbers records from 0 at boot, so
+              the oldest record still held tells how many were overwritten. When the window starts after boot and the
+              oldest record held is already inside it, the overwritten
               records may be older than the window, so the number is then an upper bound (the diagnosis says "up to").
             - For V(journal), the sum of journald's own C(Missed N kernel messages) reports in the window (journald
               checks the sequence numbers as it reads C(/dev/kmsg)). The journal's C(__SEQNUM) cannot show the loss, since
@@ -312,8 +313,6 @@ ansible_facts:
 import errno
 import json
 import os
-import subprocess
-import tempfile
 import time
 import typing as t
 
@@ -325,14 +324,13 @@ from ansible_collections.netfilter.conntrack.plugins.module_utils._invalid_log i
     Since,
     Summary,
     iso_utc,
-    iter_text_lines,
     parse_since,
+    stream_lines,
 )
 
 KMSG = "/dev/kmsg"
 BOOT_ID = "/proc/sys/kernel/random/boot_id"
 JOURNAL_FIELDS = "MESSAGE,_SOURCE_MONOTONIC_TIMESTAMP,__REALTIME_TIMESTAMP,__MONOTONIC_TIMESTAMP,_TRANSPORT"
-MAX_STDERR = 65536
 
 
 def boot_epoch() -> float:
@@ -362,31 +360,17 @@ def journal_has_kernel_messages(module: AnsibleModule) -> bool:
 
 
 def stream_command(module: AnsibleModule, cmd: list[str], consume: t.Callable[[t.Iterator[str]], t.Any]) -> tuple[int, str]:
-    """Run ``cmd`` (an argv list, in the C locale like run_command) and pass its stdout to ``consume`` line by line.
+    """Run ``cmd`` (an argv list) in the C locale, like run_command, passing its stdout to ``consume`` line by line.
 
-    run_command() collects the whole output in memory (the kernel journal of a busy boot is hundreds of
-    megabytes, and its chunk concatenation is quadratic), so the journal is read from a pipe instead: memory stays
-    constant and time linear. stderr goes to a temporary file so that a chatty stderr cannot block the pipe; its
-    first 64 KiB are returned with the exit status.
+    run_command() collects the whole output in memory (the kernel journal of a busy boot is hundreds of megabytes,
+    and collecting it took quadratic time), so the journal is read from a pipe instead; see stream_lines().
     """
     env = dict(os.environ)
     env.update(getattr(module, "run_command_environ_update", None) or {})
-    with tempfile.TemporaryFile() as errors:
-        try:
-            proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=errors, env=env, close_fds=True)
-        except OSError as exc:
-            raise ConntrackModuleError(f"cannot run {cmd[0]}: {exc.strerror}", cmd=cmd) from exc
-        try:
-            consume(iter_text_lines(proc.stdout))  # type: ignore[arg-type]
-        except BaseException:
-            proc.kill()
-            raise
-        finally:
-            proc.stdout.close()  # type: ignore[union-attr]
-            rc = proc.wait()
-        errors.seek(0)
-        err = errors.read(MAX_STDERR).decode("utf-8", "replace")
-    return rc, err
+    try:
+        return stream_lines(cmd, env, consume)
+    except OSError as exc:
+        raise ConntrackModuleError(f"cannot run {cmd[0]}: {exc.strerror}", cmd=cmd) from exc
 
 
 def read_journal(module: AnsibleModule, summary: Summary) -> None:
