@@ -1,0 +1,264 @@
+# Copyright (c) 2026, netfilter.conntrack contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""The host program as a zip application: reproducible build, what it contains, how it runs, and the controller's
+runner that installs it when the host's copy does not answer as this version."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import types
+import zipfile
+from unittest.mock import MagicMock
+
+import pytest
+
+from ansible.errors import AnsibleActionFail
+
+from ansible_collections.netfilter.conntrack.plugins.plugin_utils import _window_app as wa
+
+EXPECTED_CLOSURE = ["_dynamic_debug", "_errors", "_names", "_netns", "_sysctl", "_window_program", "_window_scheduler",
+                    "_window_store"]
+
+
+@pytest.fixture
+def fresh_build():
+    wa.build_app.cache_clear()
+    yield
+    wa.build_app.cache_clear()
+
+
+def test_module_closure():
+    assert wa.module_closure() == EXPECTED_CLOSURE
+
+
+def test_build_is_reproducible(fresh_build, tmp_path, monkeypatch):
+    first = wa.build_app()
+    wa.build_app.cache_clear()
+    assert wa.build_app() == first, "two builds"
+    # Another checkout: other modification times and modes do not leak into the archive.
+    copy = tmp_path / "module_utils"
+    copy.mkdir()
+    for name in EXPECTED_CLOSURE:
+        shutil.copy(os.path.join(wa.MODULE_UTILS_DIR, name + ".py"), str(copy / (name + ".py")))
+        os.utime(str(copy / (name + ".py")), (1e9, 1e9))
+        os.chmod(str(copy / (name + ".py")), 0o600)
+    monkeypatch.setattr(wa, "MODULE_UTILS_DIR", str(copy))
+    wa.build_app.cache_clear()
+    assert wa.build_app() == first, "another checkout"
+    assert wa.app_sha256() == hashlib.sha256(first).hexdigest()
+
+
+def test_build_contains_exactly_the_closure(fresh_build, tmp_path):
+    path = tmp_path / "app.pyz"
+    path.write_bytes(wa.build_app())
+    with zipfile.ZipFile(str(path)) as archive:
+        names = archive.namelist()
+        members = {name: archive.read(name) for name in names}
+    packages = ["ansible_collections", "ansible_collections/netfilter", "ansible_collections/netfilter/conntrack",
+                "ansible_collections/netfilter/conntrack/plugins", wa.PACKAGE_PATH]
+    assert sorted(names) == names
+    assert set(names) == ({"__main__.py"} | {p + "/__init__.py" for p in packages}
+                          | {f"{wa.PACKAGE_PATH}/{name}.py" for name in wa.module_closure()})
+    for name in wa.module_closure():
+        with open(os.path.join(wa.MODULE_UTILS_DIR, name + ".py"), "rb") as handle:
+            assert members[f"{wa.PACKAGE_PATH}/{name}.py"] == handle.read()
+    for name, data in members.items():
+        # The program runs on hosts without ansible-core: nothing in it may import ansible itself.
+        assert not re.search(rb"^\s*(from|import) ansible(\.| |$)", data, re.M), name
+    assert wa.build_app().startswith(b"#!/usr/bin/env python3\n")
+
+
+def run_app(app, *argv, isolated=False):
+    command = [sys.executable] + (["-I", "-S"] if isolated else []) + [str(app)] + list(argv)
+    proc = subprocess.run(command, capture_output=True, text=True, check=False, env=dict(os.environ, LC_ALL="C"))
+    return proc.returncode, json.loads(proc.stdout) if proc.stdout.strip() else None, proc.stderr
+
+
+@pytest.fixture
+def app(fresh_build, tmp_path):
+    path = tmp_path / "conntrack-debug-window.pyz"
+    path.write_bytes(wa.build_app())
+    return path
+
+
+@pytest.mark.parametrize("isolated", [False, True], ids=["interpreter", "without site-packages"])
+def test_the_built_app_answers_status(app, tmp_path, isolated):
+    rc, answer, stderr = run_app(app, f"--state-dir={tmp_path / 'state'}", "status", isolated=isolated)
+    assert rc == 0, stderr
+    assert answer["program_version"] == wa.PROGRAM_NAME
+    assert answer["order"] == ["init"] and answer["namespaces"] == {"init": {"active": False, "netns": None}}
+    assert not (tmp_path / "state").exists(), "status creates no state directory"
+
+
+def test_expect_sha256(app, tmp_path):
+    state = f"--state-dir={tmp_path / 'state'}"
+    rc, answer, _stderr = run_app(app, "--expect-sha256=" + "0" * 64, state, "status")
+    assert rc == 3
+    assert answer["stale_program"] is True and answer["failed"] is True
+    rc, answer, _stderr = run_app(app, f"--expect-sha256={wa.app_sha256().upper()}", state, "status")
+    assert rc == 0 and answer["program_version"] == wa.PROGRAM_NAME
+
+
+def test_the_app_installs_itself(app, tmp_path):
+    dest = tmp_path / "libexec" / "netfilter-conntrack" / wa.PROGRAM_FILE
+    rc, answer, _stderr = run_app(app, f"--state-dir={tmp_path / 'state'}", "install", f"--dest={dest}")
+    assert rc == 0 and answer["changed"] is True
+    assert hashlib.sha256(dest.read_bytes()).hexdigest() == wa.app_sha256()
+    assert oct(dest.stat().st_mode & 0o777) == "0o700"
+    assert run_app(app, f"--state-dir={tmp_path / 'state'}", "install", f"--dest={dest}")[1]["changed"] is False
+
+
+def test_bad_usage_exits_2(app):
+    proc = subprocess.run([sys.executable, str(app), "frobnicate"], capture_output=True, text=True, check=False)
+    assert proc.returncode == 2 and "invalid choice" in proc.stderr
+
+
+# --- host_interpreter -----------------------------------------------------------------------------------------
+
+SHEBANGS = [
+    ("ansible-core 2.19+: (module bits, path)", lambda s: (types.SimpleNamespace(shebang=s), "/m.py")),
+    ("ansible-core 2.16-2.18: (style, shebang, data, path)", lambda s: ("new", s, b"data", "/m.py")),
+]
+INTERPRETERS = [
+    ("#!/usr/bin/python3", ["/usr/bin/python3"]),
+    ("#!/opt/py/bin/python3.12", ["/opt/py/bin/python3.12"]),
+    ("#!/usr/bin/env python3", ["/usr/bin/env", "python3"]),
+]
+
+
+@pytest.mark.parametrize("shape", [s[1] for s in SHEBANGS], ids=[s[0] for s in SHEBANGS])
+@pytest.mark.parametrize("shebang, expected", INTERPRETERS, ids=[i[0] for i in INTERPRETERS])
+def test_host_interpreter(shape, shebang, expected):
+    action = MagicMock()
+    action._configure_module.return_value = shape(shebang)
+    assert wa.host_interpreter(action, {"ansible_python_interpreter": "x"}) == expected
+    kwargs = action._configure_module.call_args.kwargs
+    assert kwargs["module_name"] == "netfilter.conntrack.conntrack_debug_window"
+    assert kwargs["task_vars"] == {"ansible_python_interpreter": "x"}
+
+
+@pytest.mark.parametrize("shape", [s[1] for s in SHEBANGS], ids=[s[0] for s in SHEBANGS])
+@pytest.mark.parametrize("shebang", [None, "", "#!"])
+def test_host_interpreter_unknown(shape, shebang):
+    action = MagicMock()
+    action._configure_module.return_value = shape(shebang)
+    with pytest.raises(AnsibleActionFail, match="cannot tell which Python interpreter"):
+        wa.host_interpreter(action, {})
+
+
+# --- WindowApp.run --------------------------------------------------------------------------------------------
+
+ANSWER = {"changed": False, "program_version": wa.PROGRAM_NAME, "order": ["init"]}
+
+
+def result(rc=0, stdout="", stderr=""):
+    return {"rc": rc, "stdout": stdout if isinstance(stdout, str) else json.dumps(stdout), "stderr": stderr}
+
+
+class Host:
+    """The action's connection: answers each command from a list, records them."""
+
+    def __init__(self, *answers):
+        self.answers = list(answers)
+        self.commands = []
+        self.transferred = {}
+        self.action = MagicMock()
+        self.action._configure_module.return_value = (types.SimpleNamespace(shebang="#!/usr/bin/python3.11"), "/m")
+        self.action._compute_environment_string.return_value = ""
+        self.action._connection._shell.tmpdir = "/tmp/ansible-tmp-1"
+        self.action._connection._shell.join_path = lambda *parts: "/".join(parts)
+        self.action._low_level_execute_command.side_effect = self.execute
+        self.action._transfer_data.side_effect = lambda remote, data: self.transferred.__setitem__(remote, data)
+
+    def execute(self, command):
+        words = shlex.split(command)
+        self.commands.append(words)
+        return self.answers.pop(0)
+
+    def programs(self):
+        return [(words[1], words[3:]) for words in self.commands]
+
+
+INSTALLED = "/usr/local/libexec/netfilter-conntrack/" + wa.PROGRAM_FILE
+TEMPORARY = "/tmp/ansible-tmp-1/" + wa.PROGRAM_FILE
+INSTALL = (TEMPORARY, ["install", f"--dest={INSTALLED}"])
+
+STALE = [
+    ("missing (the interpreter cannot open it)", result(2, "", "python3: can't open file")),
+    ("answers nothing, like /bin/true", result(0, "")),
+    ("another version", result(3, {"stale_program": True, "failed": True, "program_version": wa.PROGRAM_NAME})),
+    ("release 0.2.0's program (another name)", result(0, {"changed": False})),
+    ("not JSON", result(0, "hello")),
+]
+
+
+@pytest.mark.parametrize("first", [s[1] for s in STALE], ids=[s[0] for s in STALE])
+def test_a_stale_copy_is_reinstalled(fresh_build, first):
+    host = Host(first, result(0, {"changed": True, "program_version": wa.PROGRAM_NAME}), result(0, ANSWER))
+    app = wa.WindowApp(host.action, {}, "/usr/local/libexec/netfilter-conntrack", install=True)
+    assert app.run(["status"]) == (0, ANSWER)
+    assert host.programs() == [(INSTALLED, ["status"]), INSTALL, (INSTALLED, ["status"])]
+    assert app.installed is True
+    assert host.transferred == {TEMPORARY: wa.build_app()}
+    for words in host.commands:
+        assert words[0] == "/usr/bin/python3.11", "run with the host's interpreter, never through the shebang"
+        assert words[2] == f"--expect-sha256={wa.app_sha256()}"
+
+
+def test_a_current_copy_is_run_as_it_is(fresh_build):
+    host = Host(result(0, ANSWER))
+    app = wa.WindowApp(host.action, {}, "/usr/local/libexec/netfilter-conntrack", install=True)
+    assert app.run(["status"]) == (0, ANSWER)
+    assert host.programs() == [(INSTALLED, ["status"])]
+    assert app.installed is False and host.transferred == {}
+
+
+def test_without_install_a_temporary_copy_runs(fresh_build):
+    host = Host(result(0, ""), result(0, ANSWER), result(0, ""), result(0, ANSWER))
+    app = wa.WindowApp(host.action, {}, "/usr/local/libexec/netfilter-conntrack", install=False)
+    assert app.run(["status"]) == (0, ANSWER)
+    assert app.run(["write-fact"]) == (0, ANSWER)
+    assert host.programs() == [(INSTALLED, ["status"]), (TEMPORARY, ["status"]),
+                               (INSTALLED, ["write-fact"]), (TEMPORARY, ["write-fact"])]
+    assert app.installed is False
+    assert list(host.transferred) == [TEMPORARY], "transferred once per action"
+
+
+def test_a_failed_install_fails_the_action(fresh_build):
+    host = Host(result(0, ""), result(1, {"failed": True, "msg": "Read-only file system",
+                                          "program_version": wa.PROGRAM_NAME}))
+    app = wa.WindowApp(host.action, {}, "/usr/local/libexec/netfilter-conntrack", install=True)
+    with pytest.raises(AnsibleActionFail, match=f"cannot install {INSTALLED} with /usr/bin/python3.11: Read-only"):
+        app.run(["status"])
+
+
+def test_a_program_that_never_answers_fails_the_action(fresh_build):
+    host = Host(result(0, ""), result(0, {"changed": True, "program_version": wa.PROGRAM_NAME}),
+                result(1, "", "Traceback: SyntaxError"))
+    app = wa.WindowApp(host.action, {}, "/usr/local/libexec/netfilter-conntrack", install=True)
+    with pytest.raises(AnsibleActionFail, match="status did not answer when run by /usr/bin/python3.11 .exit status 1.:"
+                                                " Traceback: SyntaxError"):
+        app.run(["status"])
+
+
+def test_a_failing_command_keeps_its_exit_status_and_gets_a_message(fresh_build):
+    host = Host(result(1, {"failed": True, "program_version": wa.PROGRAM_NAME}, "details on stderr"))
+    app = wa.WindowApp(host.action, {}, "/usr/local/libexec/netfilter-conntrack", install=True)
+    rc, answer = app.run(["revert"])
+    assert rc == 1 and answer["msg"] == "details on stderr"
+
+
+def test_put_data_uses_the_remote_temporary_directory(fresh_build):
+    host = Host()
+    app = wa.WindowApp(host.action, {}, "/x", install=False)
+    assert app.put_data("report.json", "{}") == "/tmp/ansible-tmp-1/report.json"
+    assert host.transferred == {"/tmp/ansible-tmp-1/report.json": "{}"}
