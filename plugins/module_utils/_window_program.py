@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import math
 import os
 import signal
 import stat
@@ -680,7 +681,7 @@ def check_duration(value: object) -> float:
             number = float(value.strip())
         except ValueError:
             number = None
-    if isinstance(number, bool) or not isinstance(number, (int, float)) or number != number:
+    if isinstance(number, bool) or not isinstance(number, (int, float)) or math.isnan(number):
         raise ConntrackModuleError(f"duration {value!r} is not a number of seconds")
     value = number
     if value <= 0 or value > MAX_DURATION:

@@ -157,8 +157,8 @@ def case_same_namespace_two_spellings(state):
                               "--no-schedule")
         assert rc == 1 and "same way" in refused["msg"], refused
         assert ns_get(ns) == "6"
-        rc, _ = program(state, "revert", "--all")
-        assert rc == 0 and ns_get(ns) == "0"
+        rc, reverted = program(state, "revert", "--all")
+        assert rc == 0 and ns_get(ns) == "0", reverted
     finally:
         ns_del(ns)
 
