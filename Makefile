@@ -15,7 +15,7 @@ export ANSIBLE_COLLECTIONS_PATH := $(TREE)
 export ANSIBLE_FORCE_COLOR := 0
 PY_NEW := $(notdir $(firstword $(wildcard $(CACHE)/pybin/python3.13 $(CACHE)/pybin/python3.12)))
 
-.PHONY: setup tree demo test units units-new sanity sanity-new lint integration docs docs-lint ee-check changelog-lint build-test molecule vm-test vm-matrix
+.PHONY: setup tree demo test units units-new sanity sanity-new lint integration docs docs-lint ee-check changelog-lint build-test molecule vm-test vm-matrix vm-sites
 
 setup:
 	.ci/setup
@@ -79,6 +79,11 @@ vm-test: setup
 # Kernel matrix (5.10, 6.1, 6.12 under qemu, and this machine's kernel): regenerates docs/compatibility.md.
 vm-matrix: setup
 	ANSIBLE_BIN=$(VENV)/bin tests/vm/matrix.sh
+
+# Real-kernel proof that revert, by hand and at the deadline, restores every dynamic-debug site the role
+# switched on (entries by file + format with \012, C-style escape, func, line range), in a 5.10 guest.
+vm-sites: setup
+	ANSIBLE_PLAYBOOK=$(VENV)/bin/ansible-playbook tests/vm/window-sites.sh 5.10
 
 # The debug role in systemd (and one non-systemd) podman containers from a locally built image.
 molecule:
