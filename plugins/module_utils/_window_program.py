@@ -71,6 +71,7 @@ from ansible_collections.netfilter.conntrack.plugins.module_utils._window_store 
     Store,
     check_id,
     snapshot_id,
+    write_atomically,
 )
 
 PROGRAM_NAME = "conntrack-debug-window"
@@ -653,19 +654,7 @@ def write_file(dest: str, payload: bytes, mode: int) -> dict:
     except OSError:
         pass
     make_dirs(os.path.dirname(dest))
-    tmp = f"{dest}.{os.getpid()}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(payload)
-        os.chmod(tmp, mode)
-        os.rename(tmp, dest)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    write_atomically(dest, payload, mode)
     return {"changed": True, "dest": dest}
 
 

@@ -104,6 +104,28 @@ def upgrade(data: dict) -> dict:
     return upgraded
 
 
+def write_atomically(path: str, payload: bytes, mode: int) -> None:
+    """Write path through a synced temporary file in its directory, renamed into place.
+
+    On any failure (a full filesystem) neither a partial file nor the temporary one stays.
+    """
+    tmp = f"{path}.{os.getpid()}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(payload)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, mode)
+        os.rename(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
 class Store:
     """The state directory: snapshots by id, pid files of watchers, and the lock."""
 
@@ -192,20 +214,7 @@ class Store:
         self._write_atomically(path, (json.dumps(data, sort_keys=True, indent=1) + "\n").encode("utf-8"))
 
     def _write_atomically(self, path: str, payload: bytes) -> None:
-        tmp = f"{path}.{os.getpid()}.tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(payload)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.rename(tmp, path)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
+        write_atomically(path, payload, 0o600)
 
     def remove(self, ident: str) -> None:
         try:
@@ -303,4 +312,4 @@ class Lock:
 
 
 __all__ = ("FORMAT", "LOCK_TIMEOUT", "READABLE_FORMATS", "STATE_DIR", "Busy", "Lock", "Store", "check_id", "checksum",
-           "snapshot_id", "upgrade")
+           "snapshot_id", "upgrade", "write_atomically")
