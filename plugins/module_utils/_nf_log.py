@@ -14,9 +14,12 @@ import re
 import typing as t
 
 from ansible_collections.netfilter.conntrack.plugins.module_utils._errors import ConntrackModuleError
+from ansible_collections.netfilter.conntrack.plugins.module_utils._names import SYSLOG_LOGGERS
 
 NF_LOG_PROC = "/proc/net/netfilter/nf_log"
 NONE = "NONE"
+
+_LOGGER_NAME_RE = re.compile(r"^[A-Za-z0-9_]{1,63}$")
 
 # " 2 nf_log_ipv4 (nf_log_ipv4,nfnetlink_log)" -- family, bound logger, registered loggers.
 _LINE_RE = re.compile(r"^\s*(?P<family>\d+)\s+(?P<bound>\S+)\s+\((?P<registered>[^)]*)\)\s*$")
@@ -63,4 +66,19 @@ def find_registered(name: str, registered: t.Iterable[str]) -> str | None:
     return None
 
 
-__all__ = ("NF_LOG_PROC", "NONE", "FamilyLoggers", "parse_nf_log", "read_nf_log", "find_registered")
+def wanted_logger(backend: str, family: int) -> str:
+    """The logger name to bind for ``family`` (auto: its kernel-log logger), before checking that it is registered."""
+    if backend.lower() == "none":
+        return NONE
+    if backend.lower() == "auto":
+        if family not in SYSLOG_LOGGERS:
+            raise ConntrackModuleError(f"backend=auto: family {family} has no kernel-log logger; name a backend instead")
+        return SYSLOG_LOGGERS[family]
+    if not _LOGGER_NAME_RE.match(backend):
+        raise ConntrackModuleError(
+            f"backend {backend!r} is not a logger name: use auto, none, or a name such as nf_log_ipv4 or nfnetlink_log"
+        )
+    return backend
+
+
+__all__ = ("NF_LOG_PROC", "NONE", "FamilyLoggers", "parse_nf_log", "read_nf_log", "find_registered", "wanted_logger")

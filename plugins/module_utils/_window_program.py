@@ -53,7 +53,6 @@ from ansible_collections.netfilter.conntrack.plugins.module_utils._dynamic_debug
 )
 from ansible_collections.netfilter.conntrack.plugins.module_utils._errors import ConntrackModuleError
 from ansible_collections.netfilter.conntrack.plugins.module_utils._names import (
-    SYSLOG_LOGGERS,
     load_etc_protocols,
     resolve_family,
     resolve_protocol,
@@ -63,6 +62,7 @@ from ansible_collections.netfilter.conntrack.plugins.module_utils._netns import 
     identity_of_fd,
     open_netns,
 )
+from ansible_collections.netfilter.conntrack.plugins.module_utils._nf_log import wanted_logger
 from ansible_collections.netfilter.conntrack.plugins.module_utils._sysctl import key_exists, read_key, write_key
 from ansible_collections.netfilter.conntrack.plugins.module_utils._window_scheduler import Scheduler
 from ansible_collections.netfilter.conntrack.plugins.module_utils._window_store import (
@@ -193,7 +193,7 @@ class Program:
         if args.backend is not None:
             for family in args.family or []:
                 number = resolve_family(family)
-                keys[f"net.netfilter.nf_log.{number}"] = backend_name(args.backend, number)
+                keys[f"net.netfilter.nf_log.{number}"] = wanted_logger(str(args.backend).strip(), number)
         if args.all_netns is not None and spec in (None, ""):
             keys[KEY_ALL_NETNS] = "1" if args.all_netns == "on" else "0"
         return keys
@@ -677,18 +677,6 @@ def check_duration(value: object) -> float:
         raise ConntrackModuleError(
             f"duration {value!r} is out of range: give 1 to {MAX_DURATION} seconds ({MAX_DURATION // 86400} days)")
     return float(value)
-
-
-def backend_name(backend: str, family: int) -> str:
-    """The logger enable binds for a family, as nf_log_backend names it (auto: the kernel-log logger)."""
-    text = str(backend).strip()
-    if text.lower() == "auto":
-        if family not in SYSLOG_LOGGERS:
-            raise ConntrackModuleError(f"backend auto: family {family} has no kernel-log logger")
-        return SYSLOG_LOGGERS[family]
-    if text.lower() == "none":
-        return "NONE"
-    return text
 
 
 def site_query(text: str) -> tuple:

@@ -122,38 +122,20 @@ netns:
   sample: /run/netns/blue
 """
 
-import re
-
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.netfilter.conntrack.plugins.module_utils._errors import ConntrackModuleError, exit_with_result
 from ansible_collections.netfilter.conntrack.plugins.module_utils._kmod import modprobe
-from ansible_collections.netfilter.conntrack.plugins.module_utils._names import SYSLOG_LOGGERS, family_name, resolve_family
+from ansible_collections.netfilter.conntrack.plugins.module_utils._names import family_name, resolve_family
 from ansible_collections.netfilter.conntrack.plugins.module_utils._netns import enter_netns
-from ansible_collections.netfilter.conntrack.plugins.module_utils._nf_log import NONE, find_registered, read_nf_log
+from ansible_collections.netfilter.conntrack.plugins.module_utils._nf_log import NONE, find_registered, read_nf_log, wanted_logger
 from ansible_collections.netfilter.conntrack.plugins.module_utils._sysctl import key_exists, read_key, write_key
 
 ALL_NETNS_KEY = "net.netfilter.nf_log_all_netns"
-_LOGGER_NAME_RE = re.compile(r"^[A-Za-z0-9_]{1,63}$")
 
 
 def family_key(number: int) -> str:
     return f"net.netfilter.nf_log.{number}"
-
-
-def wanted_logger(backend: str, family: int) -> str:
-    """The logger name to bind for ``family``, before checking that it is registered."""
-    if backend.lower() == "none":
-        return NONE
-    if backend.lower() == "auto":
-        if family not in SYSLOG_LOGGERS:
-            raise ConntrackModuleError(f"backend=auto: family {family} has no kernel-log logger; name a backend instead")
-        return SYSLOG_LOGGERS[family]
-    if not _LOGGER_NAME_RE.match(backend):
-        raise ConntrackModuleError(
-            f"backend {backend!r} is not a logger name: use auto, none, or a name such as nf_log_ipv4 or nfnetlink_log"
-        )
-    return backend
 
 
 def resolve_registered(module: AnsibleModule, family: int, wanted: str, loaded: list[str]) -> str:
