@@ -2,12 +2,13 @@
 # ansible-playbook is started here (not through tasks/main.yml) because faults 1 and 5 start, and
 # SIGKILL, nested ansible-playbook runs, which need the inventory and the ansible-playbook path.
 # ansible-test copies only this target: the collection under test (its roles/, playbooks/, plugins/
-# for the no-shell check, the revert program) is found on ANSIBLE_COLLECTIONS_PATH.
+# for the no-shell check, the module_utils the host program conntrack-debug-window.pyz is built from)
+# is found on ANSIBLE_COLLECTIONS_PATH.
 set -eux
 root=
 IFS=: read -ra paths <<< "${ANSIBLE_COLLECTIONS_PATH:-}"
 for path in "${paths[@]}" "$(pwd)/../../../../../../.."; do
-  if [[ -f "$path/ansible_collections/netfilter/conntrack/roles/debug/files/conntrack-debug-revert" ]]; then
+  if [[ -f "$path/ansible_collections/netfilter/conntrack/plugins/module_utils/_window_program.py" ]]; then
     root=$(cd "$path/ansible_collections/netfilter/conntrack" && pwd)
     break
   fi

@@ -135,7 +135,8 @@ def revert_race(spec: dict) -> dict:
             break
         for key, value in spec["keys"].items():
             ns_write(spec["netns"], key, value)
-        confirm = run_program(spec, "confirm", "--netns", spec["netns"])   # enable's last step
+        confirm = run_program(spec, "confirm", "--netns", spec["netns"],   # enable's last step
+                              "--window", snap["out"].get("window", ""))
         if confirm["rc"] != 0:
             problems.append(f"round {number}: confirm failed {confirm}")
             break
