@@ -79,6 +79,11 @@ class Scheduler:
             return {"kind": "systemd-timer", "unit": unit + ".timer", "in_seconds": delay,
                     "interpreter": self._interpreter}
         pid = self.watcher_pid(ident)
+        if pid is not None and pid != os.getpid():
+            # Replace it, as systemd-run replaces the timer above: it may run another program (release 0.2.0's
+            # conntrack-debug-revert), which cannot read the snapshot just saved and would exit at its next look.
+            _kill(pid)
+            pid = None
         if pid is None:
             pid = self._spawn_watcher(ident)
         return {"kind": "detached-process", "pid": pid, "in_seconds": delay, "interpreter": self._interpreter}
