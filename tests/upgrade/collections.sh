@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# The two collections an upgrade test needs, each installed into its own collections path.
+#   collections.sh previous               print the previous release's tag
+#   collections.sh old DEST               install the previous release (built from `git archive TAG`) under DEST
+#   collections.sh current DEST           install this working tree's collection under DEST
+# DEST then holds ansible_collections/netfilter/conntrack: point ANSIBLE_COLLECTIONS_PATH at DEST.
+#
+# The previous release is the highest release tag (X.Y.Z) that is an ancestor of HEAD and is not this
+# code itself: its galaxy.yml version differs from HEAD's, or, when galaxy.yml has not been bumped yet
+# after a release, its tree differs from HEAD's (HEAD is that release plus unreleased commits). On the
+# release commit itself (tag at HEAD) that tag is skipped and the one before it is taken.
+# NFCT_UPGRADE_FROM=TAG overrides the choice.
+# Copyright (c) 2026, netfilter.conntrack contributors
+# SPDX-License-Identifier: GPL-3.0-or-later
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+GALAXY="${ANSIBLE_GALAXY:-ansible-galaxy}"
+
+version_at() { git -C "$ROOT" show "$1:galaxy.yml" | sed -n 's/^version:[[:space:]]*//p' | tr -d "\"'" | head -n 1; }
+
+previous_release() {
+    if [[ -n "${NFCT_UPGRADE_FROM:-}" ]]; then
+        git -C "$ROOT" rev-parse --verify --quiet "refs/tags/$NFCT_UPGRADE_FROM" >/dev/null ||
+            { echo "NFCT_UPGRADE_FROM=$NFCT_UPGRADE_FROM is not a tag" >&2; return 1; }
+        echo "$NFCT_UPGRADE_FROM"
+        return
+    fi
+    local head_version tag
+    head_version="$(version_at HEAD)"
+    while read -r tag; do
+        git -C "$ROOT" merge-base --is-ancestor "$tag" HEAD || continue
+        if [[ "$(version_at "$tag")" != "$head_version" ]] ||
+            ! git -C "$ROOT" diff --quiet "$tag" HEAD --; then
+            echo "$tag"
+            return
+        fi
+    done < <(git -C "$ROOT" tag --list | grep -E '^v?[0-9]+\.[0-9]+\.[0-9]+$' | sort -rV)
+    echo "no release tag before HEAD (version $head_version): nothing to upgrade from" >&2
+    return 1
+}
+
+# build DIR DEST: build the collection whose galaxy.yml is in DIR and install it under DEST.
+build_and_install() {
+    local src=$1 dest=$2 out
+    out="$(mktemp -d "${TMPDIR:-/tmp}/nfct-upgrade-build.XXXXXX")"
+    "$GALAXY" collection build "$src" --output-path "$out" --force >/dev/null
+    mkdir -p "$dest"
+    # Only DEST may count, or galaxy finds the collection elsewhere on the path and installs nothing.
+    ANSIBLE_COLLECTIONS_PATH="$dest" "$GALAXY" collection install --offline --no-deps --force \
+        -p "$dest" "$out"/netfilter-conntrack-*.tar.gz >/dev/null
+    rm -rf "$out"
+    test -f "$dest/ansible_collections/netfilter/conntrack/MANIFEST.json"
+}
+
+case "${1:-}" in
+previous)
+    previous_release
+    ;;
+old)
+    [[ -n "${2:-}" ]] || { echo "usage: $0 old DEST" >&2; exit 2; }
+    tag="$(previous_release)"
+    src="$(mktemp -d "${TMPDIR:-/tmp}/nfct-upgrade-src.XXXXXX")"
+    trap 'rm -rf "$src"' EXIT
+    git -C "$ROOT" archive "$tag" | tar -x -C "$src"
+    build_and_install "$src" "$2"
+    echo "$tag"
+    ;;
+current)
+    [[ -n "${2:-}" ]] || { echo "usage: $0 current DEST" >&2; exit 2; }
+    build_and_install "$ROOT" "$2"
+    echo "$(version_at HEAD)+$(git -C "$ROOT" rev-parse --short HEAD)"
+    ;;
+*)
+    echo "usage: $0 previous | old DEST | current DEST" >&2
+    exit 2
+    ;;
+esac
