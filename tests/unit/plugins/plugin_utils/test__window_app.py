@@ -177,7 +177,7 @@ class Host:
         self.action._connection._shell.tmpdir = "/tmp/ansible-tmp-1"
         self.action._connection._shell.join_path = lambda *parts: "/".join(parts)
         self.action._low_level_execute_command.side_effect = self.execute
-        self.action._transfer_data.side_effect = lambda remote, data: self.transferred.__setitem__(remote, data)
+        self.action._transfer_data.side_effect = self.transferred.__setitem__
 
     def execute(self, command):
         words = shlex.split(command)
