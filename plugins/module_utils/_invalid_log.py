@@ -83,6 +83,116 @@ _BOUND_NUMBER_RE = re.compile(r"\b(bound) \d+\b")
 _LONG_NUMBER_RE = re.compile(r"\b\d{5,}\b")
 _DIGIT_RE = re.compile(r"\d")
 
+# --- table-full and related messages (printed even with nf_conntrack_log_invalid=0) ----------------
+# net/netfilter/nf_conntrack_core.c, __nf_conntrack_alloc(), all through net_warn_ratelimited(), so at most
+# net.core.message_burst lines per net.core.message_cost seconds reach the log, and the kernel prints
+# "net_ratelimit: N callbacks suppressed" for the rest (shared with every other net_ratelimit() user):
+#   up to 6.16:  "nf_conntrack: table full, dropping packet"
+#   6.17 and later: the same in the initial namespace, and
+#                "nf_conntrack: table full in netns %u, dropping packet" (net->ns.inum) in any other one.
+# net/netfilter/nf_conntrack_expect.c, __nf_ct_expect_check(): "nf_conntrack: expectation table full".
+# Distribution kernels that define pr_fmt in these files print the prefix twice ("nf_conntrack: nf_conntrack:
+# table full, dropping packet"); 2.6 kernels printed "ip_conntrack: table full, dropping packet." with a period.
+_TABLE_FULL_RE = re.compile(
+    r"^(?:nf_conntrack: )?(?:nf|ip)_conntrack: table full(?: in netns (?P<inum>\d+))?, dropping packet\.?\s*$")
+_EXPECT_FULL_RE = re.compile(r"^(?:nf_conntrack: )?nf_conntrack: expectation table full\s*$")
+_RATELIMIT_RE = re.compile(r"^net_ratelimit: (?P<count>\d+) callbacks suppressed\s*$")
+MAX_INTERFACES = 20
+
+
+def parse_kernel_event(message: str) -> dict[str, t.Any] | None:
+    """Classify a table-full, expectation-table-full or net_ratelimit message; None for anything else.
+
+    Returns ``{"kind": "table_full", "netns_inum": 4026532290 or None}``, ``{"kind": "expect_full"}`` or
+    ``{"kind": "ratelimit", "suppressed": N}``.
+    """
+    text = message.strip()
+    if text.startswith(("nf_conntrack: ", "ip_conntrack: ")):
+        match = _TABLE_FULL_RE.match(text)
+        if match:
+            inum = match.group("inum")
+            return {"kind": "table_full", "netns_inum": int(inum) if inum else None}
+        if _EXPECT_FULL_RE.match(text):
+            return {"kind": "expect_full"}
+        return None
+    if text.startswith("net_ratelimit: "):
+        match = _RATELIMIT_RE.match(text)
+        if match:
+            return {"kind": "ratelimit", "suppressed": int(match.group("count"))}
+    return None
+
+
+def _mac_octets(mac: str | None) -> tuple[str, str]:
+    """(destination, source) MAC of nf_log_syslog's ``MAC=`` field (dst:src:ethertype), lower case; '' when absent."""
+    if not mac:
+        return "", ""
+    octets = mac.lower().split(":")
+    if len(octets) < 12:
+        return "", ""
+    return ":".join(octets[:6]), ":".join(octets[6:12])
+
+
+class Attribution:
+    """Map a record's IN=/OUT= interface to the selected namespace that owns it, by name, then MAC and ifindex.
+
+    ``owners`` is ``{namespace label: [{"name": "veth0", "ifindex": 5, "mac": "aa:..."}...]}``. The kernel log is
+    global and says nothing about the namespace of an invalid-packet line, so the interface is the only clue: a
+    name owned by one selected namespace decides; a name several own (eth0 in every container) is decided by the
+    MAC address of the dump (the destination MAC is the receiving interface's on IN=, the source MAC the sending
+    one's); otherwise the line is reported as ambiguous.
+    """
+
+    def __init__(self, owners: dict[str, list[dict[str, t.Any]]] | None) -> None:
+        self.by_name: dict[str, list[tuple[str, dict[str, t.Any]]]] = {}
+        for label, interfaces in (owners or {}).items():
+            for interface in interfaces or []:
+                if isinstance(interface, dict) and interface.get("name"):
+                    self.by_name.setdefault(str(interface["name"]), []).append((label, interface))
+        self.labels = list((owners or {}).keys())
+        self.counts: dict[str, Counter[str]] = {label: Counter() for label in self.labels}
+        self.unattributed: Counter[str] = Counter()
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.labels)
+
+    def attribute(self, record: dict[str, t.Any], mac: str | None) -> str | None:
+        """The namespace label of a record, or None (counted under a reason in unattributed)."""
+        name = record.get("in") or record.get("out")
+        if not name:
+            self.unattributed["line has empty IN= and OUT= (the kernel did not pass the interface, as on 5.10)"] += 1
+            return None
+        candidates = self.by_name.get(name) or []
+        if len(candidates) > 1:
+            dst, src = _mac_octets(mac)
+            wanted = dst if record.get("in") else src
+            narrowed = [pair for pair in candidates if wanted and str(pair[1].get("mac") or "").lower() == wanted]
+            if len(narrowed) == 1:
+                candidates = narrowed
+            else:
+                self.unattributed[f"interface {name} is owned by several selected namespaces"
+                                  f" ({', '.join(sorted(label for label, dummy in candidates))}) and the MAC does not decide"] += 1
+                return None
+        if not candidates:
+            key = f"interface {name} is owned by no selected namespace"
+            if key in self.unattributed or len(self.unattributed) < MAX_INTERFACES:
+                self.unattributed[key] += 1
+            else:
+                self.unattributed["other interfaces owned by no selected namespace"] += 1
+            return None
+        label, interface = candidates[0]
+        key = f"{interface['name']} (ifindex {interface.get('ifindex')})"
+        self.counts[label][key] += 1
+        return label
+
+    def finish(self) -> dict[str, t.Any]:
+        return {
+            "by_namespace": {label: {"count": sum(counter.values()), "by_interface": dict(counter.most_common(MAX_INTERFACES))}
+                             for label, counter in self.counts.items()},
+            "unattributed": {"count": sum(self.unattributed.values()), "reasons": dict(self.unattributed.most_common())},
+        }
+
+
 # journald logs this (as itself, not as a kernel message) when it finds a gap in the /dev/kmsg sequence
 # numbers: the kernel ring buffer wrapped before journald read the records (SD_MESSAGE_JOURNAL_MISSED).
 JOURNAL_MISSED_MESSAGE_ID = "e9bf28e6e834481bb6f48f548ad13606"
@@ -178,6 +288,14 @@ def parse_packet_dump(dump: str) -> dict[str, t.Any]:
 @functools.lru_cache(maxsize=512)
 def _protocol_from_number(number: int) -> str:
     return protocol_name(number)
+
+
+_MAC_RE = re.compile(r"\bMAC=([0-9a-fA-F:]*)")
+
+
+def _mac_field(message: str) -> str | None:
+    match = _MAC_RE.search(message)
+    return match.group(1) if match else None
 
 
 def parse_message(message: str) -> dict[str, t.Any] | None:
@@ -405,8 +523,13 @@ class Summary:
         boot_epoch: float | None = None,
         max_samples: int = DEFAULT_MAX_SAMPLES,
         top_peers: int = DEFAULT_TOP_PEERS,
+        interfaces: dict[str, list[dict[str, t.Any]]] | None = None,
     ) -> None:
         self.since = since or Since()
+        self.attribution = Attribution(interfaces)
+        self.events: dict[str, dict[str, t.Any]] = {
+            "table_full": self._new_event(), "expect_full": self._new_event(), "ratelimit": self._new_event()}
+        self.table_full_netns: Counter[str] = Counter()
         self.boot_epoch = boot_epoch
         self.max_samples = max(0, max_samples)
         self.top_peers = max(0, top_peers)
@@ -468,6 +591,9 @@ class Summary:
         except Exception:  # pragma: no cover - defensive: a log line must never fail the module
             record = {"ok": False, "prefix": "", "reason_text": ""} if "nf_ct_" in message else None
         if record is None:
+            event = parse_kernel_event(message)
+            if event is not None:
+                self._add_event(event, monotonic, realtime)
             return
         if not record.pop("ok"):
             if record["reason_text"] and not _DUMP_START_RE.search(record["reason_text"]):
@@ -485,7 +611,36 @@ class Summary:
         if realtime is None and self.boot_epoch is not None and monotonic is not None:
             realtime = self.boot_epoch + monotonic
         record["timestamp"] = iso_utc(realtime)
+        if self.attribution.enabled:
+            label = self.attribution.attribute(record, _mac_field(message))
+            record["netns"] = label
         self._add_record(record)
+
+    @staticmethod
+    def _new_event() -> dict[str, t.Any]:
+        return {"count": 0, "first_monotonic": None, "last_monotonic": None, "first": None, "last": None}
+
+    def _add_event(self, event: dict[str, t.Any], monotonic: float | None, realtime: float | None) -> None:
+        entry = self.events[event["kind"]]
+        entry["count"] += event.get("suppressed", 1) if event["kind"] == "ratelimit" else 1
+        if realtime is None and self.boot_epoch is not None and monotonic is not None:
+            realtime = self.boot_epoch + monotonic
+        if entry["first_monotonic"] is None and entry["first"] is None:
+            entry["first_monotonic"], entry["first"] = monotonic, iso_utc(realtime)
+        entry["last_monotonic"], entry["last"] = monotonic, iso_utc(realtime)
+        if event["kind"] == "table_full":
+            inum = event.get("netns_inum")
+            self.table_full_netns["initial (or a kernel before 6.17)" if inum is None else str(inum)] += 1
+
+    def kernel_events(self) -> dict[str, t.Any]:
+        """Table-full, expectation-table-full and net_ratelimit events of the window."""
+        table_full = dict(self.events["table_full"], by_netns=dict(self.table_full_netns.most_common(MAX_INTERFACES)))
+        suppressed = dict(self.events["ratelimit"])
+        suppressed["note"] = (
+            "net_ratelimit() messages the kernel suppressed (table full, expectation table full and every other"
+            " net_ratelimit user share the budget of net.core.message_burst lines per net.core.message_cost seconds):"
+            " the table-full line count is a lower bound when this is non-zero; the drop counter is exact")
+        return {"table_full": table_full, "expect_full": self.events["expect_full"], "ratelimit_suppressed": suppressed}
 
     def loss_checked(self) -> None:
         """Say that the reader can detect lost records, so that none found means none lost (0, not null)."""
@@ -645,6 +800,8 @@ class Summary:
             "lost_records": self.lost_records,
             "ring_buffer_wrapped": None if self.lost_records is None else bool(self.lost_records or self.overruns),
             "diagnosis": self.loss_diagnosis(),
+            "kernel_events": self.kernel_events(),
+            "attribution": self.attribution.finish() if self.attribution.enabled else None,
         }
 
 
@@ -654,9 +811,10 @@ def summarise_lines(
     boot_epoch: float | None = None,
     max_samples: int = DEFAULT_MAX_SAMPLES,
     top_peers: int = DEFAULT_TOP_PEERS,
+    interfaces: dict[str, list[dict[str, t.Any]]] | None = None,
 ) -> dict[str, t.Any]:
     """Parse text lines (dmesg, /dev/kmsg, journalctl short-iso or JSON) into the summary."""
-    return Summary(since, boot_epoch, max_samples, top_peers).feed_lines(lines).finish()
+    return Summary(since, boot_epoch, max_samples, top_peers, interfaces).feed_lines(lines).finish()
 
 
 __all__ = (
@@ -667,6 +825,7 @@ __all__ = (
     "MAX_UNPARSED_SAMPLES",
     "OTHER",
     "TCP_FLAGS",
+    "Attribution",
     "Since",
     "Summary",
     "iso_utc",
@@ -674,6 +833,7 @@ __all__ = (
     "journal_missed",
     "kmsg_sequence",
     "normalise_reason",
+    "parse_kernel_event",
     "parse_message",
     "parse_packet_dump",
     "parse_since",

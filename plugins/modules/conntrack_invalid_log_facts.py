@@ -81,6 +81,18 @@ options:
       - How many source addresses to return in RV(ansible_facts.conntrack_invalid.by_peer) (the most frequent).
     type: int
     default: 10
+  interfaces:
+    description:
+      - Attribute each line to the network namespace that owns its C(IN=) (else C(OUT=)) interface. Keys are
+        namespace labels of your choice, values the namespace's interfaces as
+        M(netfilter.conntrack.conntrack_plan_facts) returns them (RV(ansible_facts.conntrack_plan.interfaces):
+        C(name), C(ifindex), C(mac)).
+      - The kernel log does not say which namespace a line comes from. A name owned by one namespace decides; a
+        name several own (C(eth0) in every container) is decided by the MAC address in the line's C(MAC=) field
+        (destination for C(IN=), source for C(OUT=)); otherwise, and for lines with empty C(IN=) and C(OUT=) (as
+        on Linux 5.10, which does not pass the interfaces), the line is counted as unattributed with the reason.
+      - The result is in RV(ansible_facts.conntrack_invalid.attribution).
+    type: dict
 notes:
   - Reading C(/dev/kmsg) or the kernel journal needs root (or C(CAP_SYSLOG) / membership of C(adm) or
     C(systemd-journal)) on hosts with C(kernel.dmesg_restrict=1).
@@ -308,6 +320,28 @@ ansible_facts:
             The kernel ring buffer wrapped: up to 19450 kernel log records of this window were overwritten before they
             could be read (gaps in the /dev/kmsg sequence numbers; the oldest record still held is number 19795). The
             550 invalid-packet records counted here are fewer than were logged; ...
+        kernel_events:
+          description:
+            - Kernel messages about a full table in the window, which the kernel prints even with
+              C(nf_conntrack_log_invalid=0). C(table_full) counts C(nf_conntrack: table full, dropping packet) and,
+              from Linux 6.17, C(nf_conntrack: table full in netns N, dropping packet) (C(by_netns) keys are the inode
+              numbers N); C(expect_full) counts C(nf_conntrack: expectation table full); C(ratelimit_suppressed) sums
+              C(net_ratelimit: N callbacks suppressed), the messages the kernel rate limit dropped (table-full lines
+              are rate-limited, the C(drop) counter is not).
+            - Each has C(count), C(first), C(last) (wall-clock, ISO 8601) and C(first_monotonic), C(last_monotonic).
+          type: dict
+          sample: {"table_full": {"count": 10, "by_netns": {"4026532290": 10}, "first": "2026-12-02T05:40:01.123456Z",
+                   "last": "2026-12-02T05:40:01.180001Z", "first_monotonic": 304.1, "last_monotonic": 304.2},
+                   "expect_full": {"count": 0}, "ratelimit_suppressed": {"count": 52}}
+        attribution:
+          description:
+            - With O(interfaces), the lines per namespace label (C(by_namespace.<label>.count) and C(by_interface),
+              keyed C(name (ifindex N))) and the lines no selected namespace owns (C(unattributed.count),
+              C(unattributed.reasons)); null without O(interfaces).
+            - Samples then carry the label in C(netns).
+          type: dict
+          sample: {"by_namespace": {"netns-pod-a": {"count": 3, "by_interface": {"veth-a (ifindex 2)": 3}}},
+                   "unattributed": {"count": 1, "reasons": {"interface docker0 is owned by no selected namespace": 1}}}
 """
 
 import errno
@@ -455,6 +489,18 @@ def read_file(path: str, summary: Summary) -> None:
         raise ConntrackModuleError(f"cannot read {path}: {exc.strerror}") from exc
 
 
+def check_interfaces(value: t.Any) -> dict[str, list[dict[str, t.Any]]] | None:
+    """The interfaces option as Summary wants it; refuses a shape it cannot use rather than ignoring it."""
+    if not value:
+        return None
+    owners = {}
+    for label, interfaces in value.items():
+        if not isinstance(interfaces, list) or not all(isinstance(one, dict) and one.get("name") for one in interfaces):
+            raise ConntrackModuleError(f"interfaces[{label!r}] must be a list of dictionaries with a name (and ifindex, mac)")
+        owners[str(label)] = interfaces
+    return owners
+
+
 def run(module: AnsibleModule) -> dict:
     params = module.params
     if params["max_samples"] < 0 or params["top_peers"] < 0:
@@ -467,7 +513,8 @@ def run(module: AnsibleModule) -> dict:
     since = Since(monotonic=params["since_monotonic"], realtime=since_realtime)
     source = params["source"]
     # A file may come from another host: its kernel timestamps cannot be converted with this host's boot time.
-    summary = Summary(since, None if source == "file" else boot_epoch(), params["max_samples"], params["top_peers"])
+    summary = Summary(since, None if source == "file" else boot_epoch(), params["max_samples"], params["top_peers"],
+                      check_interfaces(params["interfaces"]))
 
     if source == "auto":
         if journal_has_kernel_messages(module):
@@ -514,6 +561,7 @@ def main() -> None:
             "since_monotonic": {"type": "float"},
             "max_samples": {"type": "int", "default": 10},
             "top_peers": {"type": "int", "default": 10},
+            "interfaces": {"type": "dict"},
         },
         mutually_exclusive=[("since", "since_monotonic")],
         required_if=[("source", "file", ("log_path",))],
