@@ -13,6 +13,8 @@ import typing as t
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
+from ansible_collections.netfilter.conntrack.plugins.module_utils._plan import diagnose
+from ansible_collections.netfilter.conntrack.plugins.module_utils._window_store import snapshot_id
 from ansible_collections.netfilter.conntrack.plugins.plugin_utils._argspecs import REPORT_ARGUMENT_SPEC
 from ansible_collections.netfilter.conntrack.plugins.plugin_utils._window_app import WindowApp
 
@@ -25,9 +27,10 @@ CHILD_NAMESPACE_NOTE = (
 
 
 def build_report(host: str, status: dict[str, t.Any], lists: list[dict[str, t.Any]], invalid_log: dict[str, t.Any],
-                 acting_in_netns: bool) -> dict[str, t.Any]:
+                 acting_in_netns: bool, plans: dict[str, dict[str, t.Any]] | None = None) -> dict[str, t.Any]:
     """The per-host report from the program's status, one conntrack_lists_facts result per namespace of
-    status["order"] and the conntrack_invalid_log_facts summary."""
+    status["order"], the conntrack_invalid_log_facts summary and, with ``plans`` (conntrack_plan_facts per
+    namespace id), the plan and the diagnosis (plan problems, counters reconciled with the log, table-full)."""
     windows = status.get("namespaces") or {}
     active = [window for window in windows.values() if window.get("active")]
     # nf_log_all_netns exists only in the initial namespace: None means the connection is in a child one.
@@ -41,7 +44,7 @@ def build_report(host: str, status: dict[str, t.Any], lists: list[dict[str, t.An
         for finding in (facts.get("discrepancy") or {}).get("findings") or []:
             if finding.get("code") not in codes:
                 codes.append(finding.get("code"))
-    return {
+    report = {
         "host": host,
         "collected_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(status.get("now") or 0))),
         "window_active": bool(active),
@@ -51,6 +54,10 @@ def build_report(host: str, status: dict[str, t.Any], lists: list[dict[str, t.An
         "discrepancy": codes,
         "notes": notes,
     }
+    if plans is not None:
+        report["plan"] = {label: {k: v for k, v in plan.items() if k != "probe"} for label, plan in plans.items()}
+        report["diagnosis"] = diagnose(plans, windows, invalid_log, dict(zip(plans, lists)))
+    return report
 
 
 def since_monotonic(status: dict[str, t.Any]) -> float | None:
@@ -106,11 +113,15 @@ class ActionModule(ActionBase):
             raise AnsibleActionFail(f"reading the debug window failed: {status.get('msg')}", result={"program": status})
 
         lists = []
+        plans = {}
         for name in args["netns"] or [None]:
             facts = self._module("conntrack_lists_facts", {"netns": name} if name else {}, task_vars)
             lists.append(facts["ansible_facts"]["conntrack"])
+            plan = self._module("conntrack_plan_facts", {"netns": name} if name else {}, task_vars)
+            plans[snapshot_id(name)] = plan["ansible_facts"]["conntrack_plan"]
         start = since_monotonic(status)
-        log_args: dict[str, t.Any] = {"max_samples": args["max_samples"], "source": args["log_source"]}
+        log_args: dict[str, t.Any] = {"max_samples": args["max_samples"], "source": args["log_source"],
+                                      "interfaces": {label: plan["interfaces"] for label, plan in plans.items()}}
         if args["log_path"]:
             log_args["log_path"] = args["log_path"]
         if start is None:
@@ -120,7 +131,7 @@ class ActionModule(ActionBase):
         invalid_log = self._module("conntrack_invalid_log_facts", log_args, task_vars)["ansible_facts"]["conntrack_invalid"]
 
         host = task_vars.get("inventory_hostname", "")
-        report = build_report(host, status, lists, invalid_log, acting_in_netns=bool(args["netns"]))
+        report = build_report(host, status, lists, invalid_log, acting_in_netns=bool(args["netns"]), plans=plans)
         result: dict[str, t.Any] = {"changed": False, "ansible_facts": {"conntrack_debug_report": report}}
         if status.get("problems"):
             # A dead automatic revert, a vanished namespace: said on every collect until someone acts.

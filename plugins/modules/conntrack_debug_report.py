@@ -114,6 +114,14 @@ ansible_facts:
           C(invalid_log) (the M(netfilter.conntrack.conntrack_invalid_log_facts) summary), C(discrepancy) (finding
           codes of the count-versus-list check) and C(notes) (which also name a window whose automatic revert died or
           whose namespace vanished; those are task warnings too).
+        - C(plan) is the M(netfilter.conntrack.conntrack_plan_facts) plan per namespace id (without its raw probe).
+        - "C(diagnosis) (from 0.4.0): C(plan_problems) (each plan problem with its namespace), C(reconciliation) per
+          namespace (C(counters), each non-zero statistics delta explained in plain language, and C(findings), for
+          example C(invalid_not_logged) with its C(causes) when the invalid counter rose more than lines were
+          attributed to the namespace), C(findings) (all of them with their namespace), C(table_full) (count, first
+          and last time, C(by_netns), C(expect_full), C(ratelimit_suppressed) and C(usage_percent) per namespace at
+          collect) and C(attribution) (log lines per namespace, by the C(IN=)/C(OUT=) interface's name and ifindex,
+          and the lines no selected namespace owns, with the reason)."
       type: dict
       returned: always
 facts_file:
