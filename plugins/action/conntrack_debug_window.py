@@ -12,8 +12,9 @@ from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.netfilter.conntrack.plugins.module_utils._errors import ConntrackModuleError
-from ansible_collections.netfilter.conntrack.plugins.module_utils._names import resolve_family
+from ansible_collections.netfilter.conntrack.plugins.module_utils._names import resolve_family, resolve_protocol
 from ansible_collections.netfilter.conntrack.plugins.module_utils._window_program import check_duration, validate_site
+from ansible_collections.netfilter.conntrack.plugins.module_utils._window_store import snapshot_id
 from ansible_collections.netfilter.conntrack.plugins.plugin_utils._argspecs import WINDOW_ARGUMENT_SPEC
 from ansible_collections.netfilter.conntrack.plugins.plugin_utils._window_app import WindowApp
 
@@ -111,6 +112,30 @@ class ActionModule(ActionBase):
             raise AnsibleActionFail("Refusing to enable: " + "; ".join(errors))
         return sites
 
+    def _plans(self, args: dict[str, t.Any], predict: bool) -> dict[str, t.Any]:
+        """conntrack_plan_facts per namespace, keyed by window id; ``predict`` plans with what enable would set.
+
+        The plan only informs: a namespace whose plan cannot be read gets a warning, not a failed enable.
+        """
+        plans: dict[str, t.Any] = {}
+        for name in args["netns"] or [None]:
+            module_args: dict[str, t.Any] = {"netns": name} if name else {}
+            if predict:
+                try:
+                    module_args["log_invalid"] = str(resolve_protocol(args["protocol"]))
+                except ConntrackModuleError:
+                    pass
+                module_args["bind"] = str(args["backend"]).strip().lower() == "auto"
+                module_args["all_netns"] = bool(args["all_netns"])
+            result = self._execute_module(module_name=f"{COLLECTION}.conntrack_plan_facts", module_args=module_args,
+                                          task_vars=self._vars)
+            plan = (result.get("ansible_facts") or {}).get("conntrack_plan")
+            if result.get("failed") or plan is None:
+                self._warnings.append(f"no plan for {name or 'this namespace'}: {result.get('msg')}")
+                continue
+            plans[snapshot_id(name)] = plan
+        return plans
+
     # ------------------------------------------------------------------ enable
 
     def _snapshot_argv(self, args: dict[str, t.Any], sites: list[dict[str, t.Any]]) -> list[str]:
@@ -175,8 +200,12 @@ class ActionModule(ActionBase):
         sites = self._validate_enable(args)
         if self._task.check_mode:
             steps = self._check_mode_apply(args, sites)
-            return {"changed": any(step["changed"] for step in steps), "steps": steps, "diff": self._diffs,
-                    "msg": "check mode: no snapshot was taken and no revert scheduled; dynamic-debug sites not predicted"}
+            predicted = {"changed": any(step["changed"] for step in steps), "steps": steps, "diff": self._diffs,
+                         "msg": "check mode: no snapshot was taken and no revert scheduled; dynamic-debug sites not predicted",
+                         "plan": self._plans(args, predict=True)}
+            if self._warnings:
+                predicted["warnings"] = self._warnings
+            return predicted
 
         program = WindowApp(self, self._vars, args["program_dir"], install=True)
         snapshot_argv = self._snapshot_argv(args, sites)
@@ -212,6 +241,7 @@ class ActionModule(ActionBase):
         result["changed"] = bool(snapshot.get("changed")) or program.installed or any(step["changed"] for step in steps)
         result["program"] = {"path": program.path, "installed": program.installed, "interpreter": program.interpreter}
         result["steps"] = steps
+        result["plan"] = self._plans(args, predict=False)
         if self._diffs:
             result["diff"] = self._diffs
         if sites and not snapshot.get("dynamic_debug"):

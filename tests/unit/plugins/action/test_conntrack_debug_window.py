@@ -35,6 +35,10 @@ def reverted(*idents, left=None):
                            for ident in idents}}
 
 
+# What a module answers unless a test says otherwise (conntrack_plan_facts, run after every enable, changes nothing).
+DEFAULT_ANSWERS = {"conntrack_plan_facts": {"changed": False, "ansible_facts": {"conntrack_plan": {"problems": []}}}}
+
+
 class Host:
     """The modules and the program of one host, answering from tables and recording every call in order."""
 
@@ -47,7 +51,7 @@ class Host:
     def execute_module(self, module_name, module_args, task_vars):
         name = module_name.rsplit(".", 1)[-1]
         self.calls.append(("module", name, dict(module_args)))
-        answer = self.modules.get(name, {"changed": True})
+        answer = self.modules.get(name, DEFAULT_ANSWERS.get(name, {"changed": True}))
         return dict(answer(module_args) if callable(answer) else answer)
 
     def window_app(self, action, task_vars, program_dir, install):
@@ -119,6 +123,7 @@ def test_enable_runs_snapshot_modules_confirm_in_order(host):
         ("module", "conntrack_log_invalid", {"protocol": "tcp"}),
         ("module", "nf_log_backend", {"family": ["ipv4", "ipv6"], "backend": "auto"}),
         ("program", ["confirm", "--window=w-1", "--id=init"]),
+        ("module", "conntrack_plan_facts", {}),
     ]
     assert result["changed"] is True and not result.get("failed")
     assert [step["step"] for step in result["steps"]] == ["Log invalid packets", "Bind the loggers"]
@@ -136,6 +141,8 @@ def test_enable_in_namespaces_with_all_netns(host):
         ("nf_log_backend", {"family": ["ipv4", "ipv6"], "backend": "auto", "netns": "a"}),
         ("nf_log_backend", {"family": ["ipv4", "ipv6"], "backend": "auto", "netns": "/proc/1/ns/net"}),
         ("nf_log_backend", {"all_netns": True}),
+        ("conntrack_plan_facts", {"netns": "a"}),
+        ("conntrack_plan_facts", {"netns": "/proc/1/ns/net"}),
     ]
     assert host.program_calls("confirm") == [["confirm", "--window=w-1"] + [f"--id={i}" for i in idents]]
 
@@ -148,7 +155,7 @@ def test_dynamic_debug_sites_are_passed_to_the_program_and_the_module(host):
     result = run_action(host, duration=900, dynamic_debug_sites=[site])
     assert host.program_calls("snapshot")[0][-1] == (
         '--dyndbg-site={"file": "nf_conntrack_proto_tcp.c", "format": "Invalid dir=%i index=%u ostate=%u\\\\012"}')
-    assert host.module_calls()[-1] == ("dynamic_debug_site", {
+    assert [call for call in host.module_calls() if call[0] == "dynamic_debug_site"][-1] == ("dynamic_debug_site", {
         "flags": "p", "state": "enabled", "file": "nf_conntrack_proto_tcp.c",
         "format": "Invalid dir=%i index=%u ostate=%u\\012", "require_match": False})
     assert result["steps"][-1]["matched"] == 1
@@ -162,7 +169,8 @@ def test_resnapshot_after_a_module_load_comes_before_the_sites(host):
                     "dynamic_debug_site": {"changed": True, "sites": [{"lineno": 1}]}}
     result = run_action(host, duration=900, dynamic_debug_sites=[{"func": "tcp_new"}])
     order = [call[1] if call[0] == "module" else call[1][0] for call in host.calls]
-    assert order == ["snapshot", "conntrack_log_invalid", "nf_log_backend", "snapshot", "dynamic_debug_site", "confirm"]
+    assert order == ["snapshot", "conntrack_log_invalid", "nf_log_backend", "snapshot", "dynamic_debug_site", "confirm",
+                     "conntrack_plan_facts"]
     first, second = host.program_calls("snapshot")
     assert first == second
     assert result["steps"][0]["loaded"] == "nf_conntrack"
@@ -284,9 +292,21 @@ def test_check_mode_enable_runs_the_modules_only(host):
     result = run_action(host, check_mode=True, duration=900, dynamic_debug_sites=[{"func": "tcp_new"}])
     assert host.app_args == [] and host.program_calls() == []
     assert host.module_calls() == [("conntrack_log_invalid", {"protocol": "all"}),
-                                   ("nf_log_backend", {"family": ["ipv4", "ipv6"], "backend": "auto"})]
+                                   ("nf_log_backend", {"family": ["ipv4", "ipv6"], "backend": "auto"}),
+                                   ("conntrack_plan_facts", {"log_invalid": "255", "bind": True, "all_netns": False})]
     assert result["changed"] is True
     assert result["msg"].startswith("check mode: no snapshot was taken")
+
+
+def test_enable_returns_the_plan_keyed_by_window_id_and_warns_when_one_is_missing(host):
+    host.program = {"snapshot": (0, snapshot_answer("netns-a", "netns-b")),
+                    "confirm": (0, {"changed": False, "namespaces": {}})}
+    host.modules = {"conntrack_plan_facts": lambda args: (
+        {"ansible_facts": {"conntrack_plan": {"netns": args["netns"], "problems": []}}} if args["netns"] == "a"
+        else {"failed": True, "msg": "network namespace /run/netns/b does not exist"})}
+    result = run_action(host, duration=900, netns=["a", "b"])
+    assert result["plan"] == {"netns-a": {"netns": "a", "problems": []}}
+    assert result["warnings"] == ["no plan for b: network namespace /run/netns/b does not exist"]
 
 
 def test_check_mode_enable_reports_a_step_that_would_fail(host):
