@@ -277,7 +277,7 @@ def build_plan(probe: dict[str, t.Any], intended: dict[str, t.Any] | None = None
                          "why": "settings that make packets invisible to the invalid log" if blinders else "none set"}
     for one in blinders:
         code = one["setting"].rsplit(".", 1)[-1].replace("nf_conntrack_tcp_", "") if "." in one["setting"] else "notrack"
-        if code != "loose" or protocol is not None:  # loose=1 is the kernel default: a problem only when logging
+        if code != "loose":  # loose=1 is the kernel default: listed as a blinder, not raised as a problem
             problem(code, f"{one['setting']}={one['value']}: {one['hides']}")
 
     return {
@@ -369,6 +369,8 @@ def reconcile(delta: dict[str, int] | None, logged: int | None, plan: dict[str, 
                          "causes": [r["code"] for r in reasons],
                          "rate_limit": "does not apply: nf_log_syslog prints every invalid-packet line (no net_ratelimit)"})
     for one in (plan or {}).get("blinders") or []:
+        if one["setting"].endswith("_loose"):
+            continue  # the kernel default: listed in the plan, not repeated for every namespace
         findings.append({"code": "blinded", "setting": one["setting"],
                          "text": f"{one['setting']}={one['value']}: {one['hides']}. They cannot show up in this comparison."})
     if delta.get("drop") and table_full == 0 and (delta.get("early_drop") or 0) == 0:
