@@ -232,7 +232,10 @@ class ActionModule(ActionBase):
             if rc != 0:
                 raise EnableFailed("Confirm the window is applied", confirm)
         except EnableFailed as failure:
-            rb_rc, rollback = program.run(["revert"] + ids)
+            try:
+                rb_rc, rollback = program.run(["revert"] + ids)
+            except AnsibleActionFail as exc:
+                rb_rc, rollback = 1, {"msg": f"the program did not answer the rollback: {exc.message}"}
             raise AnsibleActionFail(f"enable failed at '{failure.step}': {step_message(failure.result)}. "
                                     f"{rollback_outcome(failure.result, rb_rc, rollback)}",
                                     result={"rollback": rollback, "steps": failure.result.get("steps")}) from None

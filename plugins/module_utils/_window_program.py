@@ -673,7 +673,7 @@ def check_duration(value: object) -> float:
     if isinstance(number, bool) or not isinstance(number, (int, float)) or math.isnan(number):
         raise ConntrackModuleError(f"duration {value!r} is not a number of seconds")
     value = number
-    if value <= 0 or value > MAX_DURATION:
+    if value < 1 or value > MAX_DURATION:
         raise ConntrackModuleError(
             f"duration {value!r} is out of range: give 1 to {MAX_DURATION} seconds ({MAX_DURATION // 86400} days)")
     return float(value)

@@ -149,7 +149,11 @@ class WindowApp:
         Whatever does not answer as this version of the program (missing, another version, a file replaced by
         something else) is replaced by the controller's copy, or bypassed with a temporary one.
         """
-        res = self._exec(self.path, argv)
+        if self._temporary is not None and not self._install:
+            # The installed copy already failed to answer in this task: do not ask it again.
+            res = self._exec(self._temporary, argv)
+        else:
+            res = self._exec(self.path, argv)
         answer = self._answer(res)
         if answer is None:
             temporary = self._transfer()
