@@ -249,12 +249,14 @@ def build_plan(probe: dict[str, t.Any], intended: dict[str, t.Any] | None = None
         steps["unconfirmed_list"] = {"dumpable": probed, "decided_by": "probe",
                                      "why": "the dump answered" if probed else "the dump always answers empty"}
     else:
+        if gone:
+            meaning = "the kernel no longer keeps the list (dump answers empty); entries are still counted; "
+        elif gone is False:
+            meaning = "dumpable: entries not yet confirmed (held by NFQUEUE or in flight); "
+        else:
+            meaning = ""
         steps["unconfirmed_list"] = {"dumpable": None if gone is None else not gone, "decided_by": gone_by,
-                                     "why": ("the kernel no longer keeps the list (dump answers empty); entries are still"
-                                             " counted" if gone else "dumpable: entries not yet confirmed (held by NFQUEUE"
-                                             " or in flight)" if gone is False else "")
-                                     + ("; " if gone is not None else "") + _version_note(kernel, UNCONFIRMED_GONE,
-                                                                                       "the unconfirmed list is gone")}
+                                     "why": meaning + _version_note(kernel, UNCONFIRMED_GONE, "the unconfirmed list is gone")}
     steps["dying_list"] = {"decided_by": gone_by, "meaning": (
         "entries whose destroy event waits for redelivery to a ctnetlink listener: any entry points at an event"
         " listener that does not read its socket" if gone else

@@ -85,8 +85,8 @@ options:
     description:
       - Attribute each line to the network namespace that owns its C(IN=) (else C(OUT=)) interface. Keys are
         namespace labels of your choice, values the namespace's interfaces as
-        M(netfilter.conntrack.conntrack_plan_facts) returns them (RV(ansible_facts.conntrack_plan.interfaces):
-        C(name), C(ifindex), C(mac)).
+        M(netfilter.conntrack.conntrack_plan_facts) returns them in C(ansible_facts.conntrack_plan.interfaces), each
+        with C(name), C(ifindex) and C(mac).
       - The kernel log does not say which namespace a line comes from. A name owned by one namespace decides; a
         name several own (C(eth0) in every container) is decided by the MAC address in the line's C(MAC=) field
         (destination for C(IN=), source for C(OUT=)); otherwise, and for lines with empty C(IN=) and C(OUT=) (as
@@ -322,12 +322,12 @@ ansible_facts:
             550 invalid-packet records counted here are fewer than were logged; ...
         kernel_events:
           description:
-            - Kernel messages about a full table in the window, which the kernel prints even with
+            - "Kernel messages about a full table in the window, which the kernel prints even with
               C(nf_conntrack_log_invalid=0). C(table_full) counts C(nf_conntrack: table full, dropping packet) and,
               from Linux 6.17, C(nf_conntrack: table full in netns N, dropping packet) (C(by_netns) keys are the inode
               numbers N); C(expect_full) counts C(nf_conntrack: expectation table full); C(ratelimit_suppressed) sums
               C(net_ratelimit: N callbacks suppressed), the messages the kernel rate limit dropped (table-full lines
-              are rate-limited, the C(drop) counter is not).
+              are rate-limited, the C(drop) counter is not)."
             - Each has C(count), C(first), C(last) (wall-clock, ISO 8601) and C(first_monotonic), C(last_monotonic).
           type: dict
           sample: {"table_full": {"count": 10, "by_netns": {"4026532290": 10}, "first": "2026-12-02T05:40:01.123456Z",

@@ -8,7 +8,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: conntrack_plan_facts
 short_description: Say which conntrack troubleshooting steps are effective on a host and namespace, and why
-version_added: 0.4.0
+version_added: 0.3.0
 description:
   - Probes one network namespace and returns, for each step of the conntrack troubleshooting article, whether it
     does anything here and why, as RV(ansible_facts.conntrack_plan). It reads only (C(/proc/sys), C(/proc/net),

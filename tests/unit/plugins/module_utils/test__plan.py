@@ -141,8 +141,8 @@ def test_autoload(release, registered, applies, decided_by):
 
 
 def test_intended_values_preview_what_enable_sets():
-    probed = probe(log_invalid="0", all_netns="0", nf_log={2: {"bound": "NONE", "registered": ["nf_log_ipv4"]},
-                                                          10: {"bound": "NONE", "registered": ["nf_log_ipv6"]}})
+    unbound = {2: {"bound": "NONE", "registered": ["nf_log_ipv4"]}, 10: {"bound": "NONE", "registered": ["nf_log_ipv6"]}}
+    probed = probe(log_invalid="0", all_netns="0", nf_log=unbound)
     assert codes(build_plan(probed)) == ["log_invalid_off"]
     plan = build_plan(probed, {"log_invalid": "6", "bind": True, "all_netns": True})
     assert plan["problems"] == []

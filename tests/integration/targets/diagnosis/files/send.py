@@ -76,7 +76,7 @@ def out_of_window(src, dst, dport, count, peer):
     sport = client.getsockname()[1]
     time.sleep(0.2)
     # Far outside any window: the receiver's window is at most a few MiB of the 4 GiB sequence space.
-    packets = [tcp(src, dst, sport, dport, ACK, random.getrandbits(32), random.getrandbits(32)) for _ in range(count)]
+    packets = [tcp(src, dst, sport, dport, ACK, random.getrandbits(32), random.getrandbits(32)) for dummy in range(count)]
     send_raw(src, dst, packets)
     time.sleep(0.2)
     client.close()
@@ -121,7 +121,7 @@ def fill(port, connections):
     server.bind(("127.0.0.1", port))
     server.listen(connections + 16)
     opened, refused = [], 0
-    for _ in range(connections):
+    for dummy in range(connections):
         client = socket.socket()
         client.settimeout(0.3)
         try:
