@@ -110,12 +110,14 @@ ansible_facts:
       description:
         - C(host), C(collected_at) (UTC), C(window_active), C(windows) (the host program's status per snapshot,
           with C(stats_delta) in the counter names of M(netfilter.conntrack.conntrack_lists_facts), and
-          C(scheduler.alive), false when the automatic revert is no longer armed), C(conntrack) (the M(netfilter.conntrack.conntrack_lists_facts) facts per namespace),
+          C(scheduler.alive), false when the automatic revert is no longer armed), C(conntrack) (the
+          M(netfilter.conntrack.conntrack_lists_facts) facts per namespace),
           C(invalid_log) (the M(netfilter.conntrack.conntrack_invalid_log_facts) summary), C(discrepancy) (finding
           codes of the count-versus-list check) and C(notes) (which also name a window whose automatic revert died or
           whose namespace vanished; those are task warnings too).
-        - C(plan) is the M(netfilter.conntrack.conntrack_plan_facts) plan per namespace id (without its raw probe).
-        - "C(diagnosis) (from 0.4.0): C(plan_problems) (each plan problem with its namespace), C(reconciliation) per
+        - C(plan) is the M(netfilter.conntrack.conntrack_plan_facts) plan per namespace id (without its raw
+          probe).
+        - "C(diagnosis) (from 0.3.0): C(plan_problems) (each plan problem with its namespace), C(reconciliation) per
           namespace (C(counters), each non-zero statistics delta explained in plain language, and C(findings), for
           example C(invalid_not_logged) with its C(causes) when the invalid counter rose more than lines were
           attributed to the namespace), C(findings) (all of them with their namespace), C(table_full) (count, first

@@ -193,13 +193,13 @@ steps:
 plan:
   description:
     - Which of the troubleshooting steps are effective in each namespace, and why, keyed by window id
-      (RV(ansible_facts.conntrack_plan) of M(netfilter.conntrack.conntrack_plan_facts) per namespace).
+      (the C(ansible_facts.conntrack_plan) fact of M(netfilter.conntrack.conntrack_plan_facts) per namespace).
     - After enable it reads the values enable applied; in check mode it plans with the values enable would set
       (protocol, loggers bound with O(backend=auto), O(all_netns)), so C(--check) previews it.
     - A namespace whose plan cannot be read is left out with a warning; the plan never fails enable.
   returned: state=enabled
   type: dict
-  version_added: 0.4.0
+  version_added: 0.3.0
   sample:
     netns-pod-a:
       problems: [{code: child_without_all_netns, text: "log_invalid on in a child namespace but net.netfilter.nf_log_all_netns=0 on the host"}]
