@@ -124,7 +124,7 @@ def namespace_summary(
         if isinstance(facts.get(name), dict):
             lists[name] = facts[name].get("listed")
     level = _int_or_none(log_invalid)
-    bound = {family: name for family, name in loggers.items()}
+    bound = dict(loggers)
     unbound = sorted(family for family, name in bound.items() if not name)
     summary: dict[str, t.Any] = {
         "netns": netns,

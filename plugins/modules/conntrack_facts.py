@@ -32,7 +32,7 @@ attributes:
     details: The action plugin runs M(netfilter.conntrack.conntrack_invalid_log_facts), then this module with its summary.
   check_mode:
     support: full
-    details: Gathers everything; does not write the textfile (RV(textfile.written) is false).
+    details: Gathers everything; does not write the textfile (C(written) is false in RV(textfile)).
   diff_mode:
     support: none
   facts:
