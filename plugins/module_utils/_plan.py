@@ -94,6 +94,13 @@ def parse_release(release: str) -> dict[str, t.Any]:
     }
 
 
+def _version_tuple(kernel: dict[str, t.Any]) -> list[int] | None:
+    if kernel.get("version_tuple"):
+        return kernel["version_tuple"]
+    parsed = parse_release(kernel.get("release") or "")
+    return parsed["version_tuple"]
+
+
 def version_decides(kernel: dict[str, t.Any], since: tuple[int, int]) -> tuple[bool | None, str]:
     """Whether a change of ``since`` is in this kernel by its version: ``(answer, decided_by)``.
 
@@ -161,12 +168,14 @@ def build_plan(probe: dict[str, t.Any], intended: dict[str, t.Any] | None = None
 
     # 2. The logger: bound, registered, loaded by log_invalid itself.
     nf_log = probe.get("nf_log")
+    if nf_log is not None:  # keys are numbers, or strings once the probe went through JSON
+        nf_log = {int(family): entry for family, entry in nf_log.items()}
     bound: dict[str, str | None] = {}
     registered: dict[str, list[str]] = {}
     unbound = []
     for family in families:
         name = FAMILY_NAMES.get(family, str(family))
-        entry = (nf_log or {}).get(family) or (nf_log or {}).get(str(family))
+        entry = (nf_log or {}).get(family)
         now_bound = entry["bound"] if entry else None
         if intended.get("bind") and entry and SYSLOG_LOGGERS.get(family) in entry["registered"]:
             now_bound = SYSLOG_LOGGERS[family]
@@ -235,6 +244,11 @@ def build_plan(probe: dict[str, t.Any], intended: dict[str, t.Any] | None = None
                                   "why": (dyndbg.get("reason") or "the control file could not be read") + "; "
                                   + ("from 5.19 the TCP tracker has next to no pr_debug sites" if tcp_gone else
                                      _version_note(kernel, TCP_DEBUG_GONE, "the TCP tracker kept its pr_debug sites"))}
+    elif not dyndbg["conntrack_sites"] and log_invalid is None:
+        # A modular kernel lists a module's sites only once it is loaded (enable loads nf_conntrack).
+        steps["dynamic_debug"] = {"effective": None, "decided_by": "probe", "conntrack_sites": 0, "tcp_sites": 0,
+                                  "why": "dynamic debug is present but nf_conntrack is not loaded: its pr_debug sites appear"
+                                         " once it is"}
     else:
         sites, tcp_sites = dyndbg["conntrack_sites"], dyndbg.get("tcp_sites") or 0
         steps["dynamic_debug"] = {"effective": tcp_sites > 0, "decided_by": "probe", "conntrack_sites": sites,
@@ -412,7 +426,12 @@ def diagnose(plans: dict[str, dict[str, t.Any]], windows: dict[str, dict[str, t.
         if key in inums:
             label = inums[key]
         elif key.startswith("initial"):
-            label = initial[0] if initial else "initial namespace (or a kernel before 6.17, which does not name it)"
+            kernel = next(iter(plans.values()), {}).get("kernel") or {}
+            names_netns, dummy = version_decides(dict(kernel, version_tuple=_version_tuple(kernel)), TABLE_FULL_NETNS_SINCE)
+            if not names_netns:
+                label = "a namespace the kernel does not name (it names them from 6.17)"
+            else:
+                label = initial[0] if initial else "initial namespace"
         else:
             label = f"netns inode {key} (not selected)"
         full_by_label[label] = full_by_label.get(label, 0) + count

@@ -6,6 +6,8 @@
 from __future__ import annotations
 
 import copy
+import json
+import os
 
 import pytest
 
@@ -243,3 +245,48 @@ def test_notrack_rules():
     assert found == ["udp dport 53 notrack", "ct state untracked accept", "-A PREROUTING -p udp --dport 53 -j CT --notrack",
                      "-A OUTPUT -j NOTRACK"]
     assert notrack_rules(lambda argv: (0, ""), lambda name: None) is None
+
+
+# --- real probes from the kernel matrix's guests -------------------------------------------------------------
+
+def guest_probes(release):
+    path = os.path.join(os.path.dirname(__file__), "fixtures", "plan", f"probes-{release}.json")
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def test_5_10_guest_before_and_after_nf_conntrack_is_loaded():
+    probes = guest_probes("5.10.0-46-amd64")
+    cold = build_plan(probes["cold"])
+    assert codes(cold) == ["conntrack_not_loaded"]
+    assert cold["steps"]["dynamic_debug"]["effective"] is None  # sites appear once nf_conntrack is loaded
+    on = build_plan(probes["on"])
+    # 5.10: writing log_invalid loads no logger (version), nothing is registered (probe): nothing can be logged.
+    assert codes(on) == ["no_logger_bound", "child_without_all_netns"]
+    autoload = on["steps"]["logger"]["autoload"]
+    assert (autoload["applies"], autoload["decided_by"]) == (False, "version")
+    assert on["steps"]["dynamic_debug"] == {
+        "effective": True, "decided_by": "probe", "conntrack_sites": 90, "tcp_sites": 15,
+        "why": "90 conntrack pr_debug site(s), 15 in nf_conntrack_proto_tcp.c"}
+    assert on["steps"]["unconfirmed_list"]["dumpable"] is True
+    # What enable would change: bind (the per-family nf_log_ipv4/ipv6 modules must be loaded first, which
+    # nf_log_backend does; the probe shows none registered yet) and all_netns.
+    assert codes(build_plan(probes["on"], {"all_netns": True})) == ["no_logger_bound"]
+
+
+def test_probe_keys_as_strings_after_json():
+    probed = json.loads(json.dumps(PROBE))
+    assert build_plan(probed)["steps"]["logger"]["autoload"]["decided_by"] == "probe"
+    assert build_plan(probed)["problems"] == []
+
+
+@pytest.mark.parametrize("release, initial, label", [
+    ("6.18.44-fc-v1098", True, "init"),
+    ("6.18.44-fc-v1098", False, "initial namespace"),
+    ("5.10.0-46-amd64", True, "a namespace the kernel does not name (it names them from 6.17)"),
+    ("5.14.0-427.el9.x86_64", True, "a namespace the kernel does not name (it names them from 6.17)"),
+])
+def test_table_full_lines_without_a_netns(release, initial, label):
+    plans = {"init" if initial else "netns-x": build_plan(probe(release=release, initial=initial))}
+    invalid_log = {"kernel_events": {"table_full": {"count": 2, "by_netns": {"initial (or a kernel before 6.17)": 2}}}}
+    assert diagnose(plans, {}, invalid_log)["table_full"]["by_netns"] == {label: 2}
