@@ -5,7 +5,10 @@ SHELL := /bin/bash
 
 CACHE ?= $(or $(NFCT_CACHE_DIR),$(HOME)/.cache/netfilter-conntrack)
 VENV ?= $(CACHE)/venv-2.19
-VENV_NEW ?= $(CACHE)/venv-2.21
+# Controller matrix (issue 18): one line per ansible-core series in requirements/matrix.txt, with the
+# Python that runs its unit and sanity tests; .ci/setup makes $(CACHE)/venv-<series> for each.
+MATRIX := $(shell sed -n 's/^\(2\.[0-9]*\) .*/\1/p' requirements/matrix.txt)
+matrix_python = $(shell sed -n 's/^$(1) //p' requirements/matrix.txt)
 # ansible-test needs the collection at .../ansible_collections/netfilter/conntrack, outside
 # any git work tree (inside one it lists files with git and finds none).
 TREE := $(CACHE)/tree-$(shell echo $(CURDIR) | md5sum | cut -c1-8)
@@ -13,9 +16,8 @@ COLLECTION := $(TREE)/ansible_collections/netfilter/conntrack
 export PATH := $(CACHE)/pybin:$(VENV)/bin:$(PATH)
 export ANSIBLE_COLLECTIONS_PATH := $(TREE)
 export ANSIBLE_FORCE_COLOR := 0
-PY_NEW := $(notdir $(firstword $(wildcard $(CACHE)/pybin/python3.13 $(CACHE)/pybin/python3.12)))
 
-.PHONY: setup tree demo test units units-new sanity sanity-new lint integration docs docs-lint ee-check changelog-lint build-test molecule vm-test vm-matrix vm-sites
+.PHONY: setup tree demo test units units-new sanity sanity-new lint integration integration-ends ee-test docs docs-lint ee-check changelog-lint build-test molecule vm-test vm-matrix vm-sites
 
 setup:
 	.ci/setup
@@ -27,21 +29,22 @@ tree:
 demo: setup tree
 	ansible-playbook -i localhost, -c local -e ansible_python_interpreter=/usr/bin/python3 demo/demo.yml
 
-test: setup tree units units-new sanity sanity-new lint docs-lint ee-check changelog-lint build-test integration molecule
+test: setup tree units sanity lint docs-lint ee-check changelog-lint build-test integration integration-ends molecule
 
-units: tree
-	cd $(COLLECTION) && ansible-test units --venv --python 3.11 --color no
-
-units-new: tree
-	@if [ -z "$(PY_NEW)" ]; then echo "no Python >= 3.12: skipping ansible-core 2.21 units"; exit 0; fi; \
-	cd $(COLLECTION) && PATH=$(VENV_NEW)/bin:$$PATH ansible-test units --venv --python $(PY_NEW:python%=%) --color no
-
-sanity: tree
-	cd $(COLLECTION) && ansible-test sanity --venv --color no
-
-sanity-new: tree
-	@if [ -z "$(PY_NEW)" ]; then echo "no Python >= 3.12: skipping ansible-core 2.21 sanity"; exit 0; fi; \
-	cd $(COLLECTION) && PATH=$(VENV_NEW)/bin:$$PATH ansible-test sanity --venv --color no --python $(PY_NEW:python%=%)
+# units-<series> and sanity-<series> for every series of the matrix; units-new and sanity-new are the newest.
+units: $(addprefix units-,$(MATRIX))
+sanity: $(addprefix sanity-,$(MATRIX))
+units-new: units-$(lastword $(MATRIX))
+sanity-new: sanity-$(lastword $(MATRIX))
+# A series whose Python is missing is skipped with a message (.ci/setup said so too).
+matrix_env = py=$(call matrix_python,$(1)); \
+	if [ ! -x $(CACHE)/pybin/python$$py ] || [ ! -x $(CACHE)/venv-$(1)/bin/ansible-test ]; then \
+	  echo "no Python $$py or venv-$(1): skipping ansible-core $(1)"; exit 0; fi; \
+	cd $(COLLECTION) && export PATH=$(CACHE)/venv-$(1)/bin:$$PATH
+units-2.%: tree
+	$(call matrix_env,2.$*) && ansible-test units --venv --python $$py --color no
+sanity-2.%: tree
+	$(call matrix_env,2.$*) && ansible-test sanity --venv --color no $(SANITY_ARGS_2.$*)
 
 lint: tree
 	cd $(COLLECTION) && ansible-lint --profile production --offline
@@ -69,6 +72,19 @@ build-test: tree
 # Integration targets run against this machine's kernel in network namespaces they create.
 integration: tree
 	.ci/integration $(COLLECTION)
+
+# The role's namespace target on the oldest and the newest ansible-core of the matrix.
+integration-ends: tree
+	for series in $(firstword $(MATRIX)) $(lastword $(MATRIX)); do \
+	  PATH=$(CACHE)/venv-$$series/bin:$$PATH .ci/integration $(COLLECTION) role_debug_netns; done
+
+# The execution environment built by ansible-builder from the collection's tarball (tests/ee/build.sh), and the
+# enable/collect/revert workflow run in it through ansible-runner as AWX runs sliced jobs, against containers
+# reached over ssh, ending with the fleet summary from the fact cache (tests/ee/run.sh). Not part of `make test`:
+# see the README for its duration.
+ee-test: setup
+	tests/ee/build.sh
+	tests/ee/run.sh
 
 # Real-kernel tier (qemu, TCG): the targets that need a kernel with dynamic debug and modular
 # netfilter, in a Debian 6.1 guest. Not part of `make test`: see the README for its duration.
