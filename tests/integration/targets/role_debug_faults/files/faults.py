@@ -197,7 +197,7 @@ def naive_rewrites(path: str, stop: threading.Event, counter: list) -> None:
 
 
 def rewrite_race(spec: dict) -> dict:
-    """spec: program, state_dir, netns, seconds, mode (atomic|naive)."""
+    """spec: program, state_dir, netns, seconds, mode (atomic|naive), min_rewrites (atomic)."""
     ident = "netns-" + spec["netns"]
     path = os.path.join(spec["state_dir"], ident + ".json")
     base = ["snapshot", "--netns", spec["netns"], "--no-schedule", "--log-invalid", "tcp"]
@@ -244,9 +244,13 @@ def rewrite_race(spec: dict) -> dict:
         threads.append(threading.Thread(target=status_reader))
     for thread in threads:
         thread.start()
-    deadline = time.monotonic() + spec.get("seconds", 4)
+    started = time.monotonic()
+    deadline = started + spec.get("seconds", 4)
     failures = []
-    while time.monotonic() < deadline:
+    # At least min_rewrites atomic rewrites, however slow each run of the program is on a loaded host
+    # (up to 60 s): fewer would prove little.
+    while time.monotonic() < deadline or (spec.get("mode") != "naive" and rewrites[0] < spec.get("min_rewrites", 0)
+                                          and time.monotonic() < started + 60):
         if spec.get("mode") == "naive":
             time.sleep(0.1)
             continue
