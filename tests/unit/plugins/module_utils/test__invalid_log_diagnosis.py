@@ -30,9 +30,9 @@ EVENTS = [
     # 6.18.44 (real, diagnosis target): pr_fmt doubles the prefix, and 6.17+ names a child namespace's inode.
     ("nf_conntrack: nf_conntrack: table full in netns 4026532800, dropping packet",
      {"kind": "table_full", "netns_inum": 4026532800}),
-    # 5.10.0-46 (real, qemu guest, child namespace) and 6.17+ in the initial namespace (source text).
+    # 5.10.0-46, 6.1.0-57, 6.12.118 (real, qemu guests, child namespace) and 6.17+ in the initial namespace.
     ("nf_conntrack: nf_conntrack: table full, dropping packet", {"kind": "table_full", "netns_inum": None}),
-    # 5.10, 6.1, 6.12: one text for every namespace (source text, without pr_fmt).
+    # Without pr_fmt (kernels that do not define it in nf_conntrack_core.c; source text).
     ("nf_conntrack: table full, dropping packet", {"kind": "table_full", "netns_inum": None}),
     ("nf_conntrack: table full in netns 4026531840, dropping packet", {"kind": "table_full", "netns_inum": 4026531840}),
     # 2.6 (ip_conntrack, trailing period).
@@ -67,8 +67,9 @@ def test_events_are_counted_with_times_and_netns_even_without_invalid_lines():
     assert facts["attribution"] is None
 
 
-def test_real_5_10_lines_name_no_namespace():
-    facts = summarise_lines(fixture_lines("table-full-5.10.0-46-amd64.txt"))
+@pytest.mark.parametrize("release", ["5.10.0-46-amd64", "6.1.0-57-amd64", "6.12.118+deb13-amd64"])
+def test_real_lines_before_6_17_name_no_namespace(release):
+    facts = summarise_lines(fixture_lines(f"table-full-{release}.txt"))
     assert facts["kernel_events"]["table_full"]["count"] == 5
     assert facts["kernel_events"]["table_full"]["by_netns"] == {"initial (or a kernel before 6.17)": 5}
 

@@ -290,3 +290,23 @@ def test_table_full_lines_without_a_netns(release, initial, label):
     plans = {"init" if initial else "netns-x": build_plan(probe(release=release, initial=initial))}
     invalid_log = {"kernel_events": {"table_full": {"count": 2, "by_netns": {"initial (or a kernel before 6.17)": 2}}}}
     assert diagnose(plans, {}, invalid_log)["table_full"]["by_netns"] == {label: 2}
+
+
+# Sites counted in the guests after nf_conntrack was loaded: 5.10 still has the TCP tracker's pr_debug sites, from
+# 5.19 next to none are left (6.1: 4, 6.12: 1). Writing log_invalid loads no logger before 6.17, and nothing was
+# registered in these guests, so the plan must say that nothing can be logged.
+@pytest.mark.parametrize("release, sites, tcp_sites, dumpable", [
+    ("5.10.0-46-amd64", 90, 15, True),
+    ("6.1.0-57-amd64", 60, 4, False),
+    ("6.12.118+deb13-amd64", 39, 1, False),
+])
+def test_guest_probes_of_every_matrix_kernel(release, sites, tcp_sites, dumpable):
+    probes = guest_probes(release)
+    assert codes(build_plan(probes["cold"])) == ["conntrack_not_loaded"]
+    on = build_plan(probes["on"])
+    assert codes(on) == ["no_logger_bound", "child_without_all_netns"]
+    assert (on["steps"]["logger"]["autoload"]["applies"], on["steps"]["logger"]["autoload"]["decided_by"]) == (False, "version")
+    step = on["steps"]["dynamic_debug"]
+    assert (step["conntrack_sites"], step["tcp_sites"], step["effective"]) == (sites, tcp_sites, True)
+    assert on["steps"]["unconfirmed_list"]["dumpable"] is dumpable
+    assert on["steps"]["unconfirmed_list"]["decided_by"] == "version"
