@@ -8,7 +8,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: conntrack_facts
 short_description: Gather a bounded conntrack summary per host for fact caches, inventories and monitoring
-version_added: 0.4.0
+version_added: 0.3.0
 description:
   - The fleet-wide, read-only gather of the collection, in one task per host, for nightly runs whose facts land in
     a fact cache and feed C(ansible.builtin.constructed) groups (see the collection's C(docs/inventories.md)).
