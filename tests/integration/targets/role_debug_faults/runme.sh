@@ -14,6 +14,10 @@ for path in "${paths[@]}" "$(pwd)/../../../../../../.."; do
   fi
 done
 [[ -n "$root" ]] || { echo "netfilter.conntrack not found on ANSIBLE_COLLECTIONS_PATH" >&2; exit 1; }
+# Two runs of this target on one host (two checkouts, two users) would share its namespaces, program
+# directory and snapshots, and fail each other: the second waits for the first.
+exec 9>/run/lock/nfct-role-debug-faults.lock
+flock -w 1200 9 || { echo "another run of role_debug_faults holds /run/lock/nfct-role-debug-faults.lock" >&2; exit 1; }
 ansible-playbook faults.yml -i "${INVENTORY_PATH}" \
   -e "output_dir=${OUTPUT_DIR}" -e "faults_inventory=${INVENTORY_PATH}" -e "faults_collection_root=${root}" \
   -e "faults_ansible_playbook=$(command -v ansible-playbook)" "$@"
