@@ -1,0 +1,860 @@
+# Copyright (c) 2026, netfilter.conntrack contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The collect results for people: a terminal table, Markdown, one HTML page and the AWX summary.
+
+Note that this plugin util is **PRIVATE** to the collection. It can have breaking changes at any time.
+Do not use this from other collections or standalone plugins!
+
+Pure functions of the per-host reports (the ``conntrack_debug_report`` fact of each host, as the action
+plugin ``conntrack_debug_report`` builds it) and of the hosts whose collect failed. ``build_model`` reads the
+reports once; ``render_table``, ``render_markdown``, ``render_html`` and ``render_stats`` only lay the model
+out. Nothing here reads a clock, a file or the network, so the same reports always give the same text.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import html
+import ipaddress
+import re
+import time
+import typing as t
+
+__all__ = ["COUNTERS", "TABLE_WIDTH", "build_model", "redact_text", "render_html", "render_markdown",
+           "render_stats", "render_table", "window_line"]
+
+# The ctnetlink counters (stats_delta keys) the tables show; the HTML page shows every counter.
+COUNTERS = ("invalid", "drop", "insert_failed", "early_drop")
+# The default callback prints a list of lines as `        "LINE",`: 11 more columns, 119 in all.
+TABLE_WIDTH = 108
+MAX_HOSTS = 50
+MAX_REASONS = 10
+MAX_PEERS = 5
+MAX_ATTENTION = 10
+SAMPLES_PER_REASON = 5
+FAILED = "collect failed"
+
+_ADDRESS_CANDIDATE_RE = re.compile(r"[0-9A-Fa-f:.]*[:.][0-9A-Fa-f:.]*")
+_MAC_RE = re.compile(r"\bMAC=[0-9A-Fa-f:]*")
+
+
+# ------------------------------------------------------------------------------------------------- the model
+
+class Redactor:
+    """Replaces addresses by stable pseudonyms (addr-1, addr-2, ...) in order of appearance, when enabled."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.names: dict[str, str] = {}
+
+    def address(self, value: t.Any) -> t.Any:
+        if not self.enabled or value in (None, ""):
+            return value
+        key = str(value)
+        if key not in self.names:
+            self.names[key] = f"addr-{len(self.names) + 1}"
+        return self.names[key]
+
+    def text(self, value: t.Any) -> str:
+        text = "" if value is None else str(value)
+        return redact_text(text, self.address) if self.enabled else text
+
+
+def redact_text(text: str, replace: t.Callable[[str], str]) -> str:
+    """Every IPv4 or IPv6 address in ``text`` replaced by ``replace(address)``, and MAC= values dropped."""
+    def one(match: re.Match) -> str:
+        token = match.group(0)
+        core = token.strip(".:")
+        try:
+            ipaddress.ip_address(core)
+        except ValueError:
+            return token
+        start = token.index(core)
+        return token[:start] + replace(core) + token[start + len(core):]
+    return _ADDRESS_CANDIDATE_RE.sub(one, _MAC_RE.sub("MAC=(left out)", text))
+
+
+def _int(value: t.Any) -> int | None:
+    try:
+        return None if value is None or isinstance(value, bool) else int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _dict(value: t.Any) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
+def _list(value: t.Any) -> list:
+    return value if isinstance(value, list) else []
+
+
+def _utc(epoch: t.Any) -> str | None:
+    if epoch is None:
+        return None
+    try:
+        return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(float(epoch)))
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
+def _label_order(labels: t.Iterable[str]) -> list[str]:
+    unique = list(dict.fromkeys(str(label) for label in labels))
+    return sorted(unique, key=lambda label: (label != "init", unique.index(label)))
+
+
+def _host_port(address: t.Any, port: t.Any) -> str:
+    if address in (None, ""):
+        return "?"
+    text = str(address)
+    if port is None:
+        return text
+    return f"[{text}]:{port}" if ":" in text else f"{text}:{port}"
+
+
+def sample_line(sample: dict, redactor: Redactor) -> str:
+    """One parsed log record as a short line: time, protocol, source > destination, flags, interfaces."""
+    parts = [str(sample.get("timestamp") or sample.get("monotonic") or "?")]
+    protocol = sample.get("protocol")
+    if protocol:
+        parts.append(str(protocol))
+    parts.append(f"{_host_port(redactor.address(sample.get('src')), sample.get('sport'))} >"
+                 f" {_host_port(redactor.address(sample.get('dst')), sample.get('dport'))}")
+    if sample.get("flags"):
+        parts.append(",".join(str(flag) for flag in _list(sample.get("flags"))))
+    if sample.get("icmp_type") is not None:
+        parts.append(f"type={sample.get('icmp_type')} code={sample.get('icmp_code')}")
+    for key in ("in", "out"):
+        if sample.get(key):
+            parts.append(f"{key.upper()}={sample[key]}")
+    if sample.get("length") is not None:
+        parts.append(f"LEN={sample['length']}")
+    if sample.get("state"):
+        parts.append(f"state={sample['state']}")
+    if sample.get("reason_text"):
+        parts.append(f"({redactor.text(sample['reason_text'])})")
+    return " ".join(str(part) for part in parts)
+
+
+def _host_rows(report: dict) -> list[dict]:
+    """One row per namespace of the host: window ids, conntrack facts and plans together, init first."""
+    windows = _dict(report.get("windows"))
+    conntrack = _dict(report.get("conntrack"))
+    plans = _dict(report.get("plan"))
+    diagnosis = _dict(report.get("diagnosis"))
+    invalid_log = _dict(report.get("invalid_log"))
+    by_namespace = _dict(_dict(invalid_log.get("attribution")).get("by_namespace"))
+    full_by_label = _dict(_dict(diagnosis.get("table_full")).get("by_netns"))
+    labels = _label_order(list(windows) + list(conntrack) + list(plans)) or ["-"]
+    rows = []
+    for label in labels:
+        window = _dict(windows.get(label))
+        delta = window.get("stats_delta")
+        facts = _dict(conntrack.get(label))
+        if by_namespace or invalid_log.get("attribution"):
+            lines = _int(_dict(by_namespace.get(label)).get("count")) or 0
+        else:  # not attributed: every line belongs to the host's only (or first) row
+            lines = (_int(invalid_log.get("total")) or 0) if label == labels[0] else None
+        codes = [finding.get("code") for finding in _list(_dict(facts.get("discrepancy")).get("findings"))
+                 if isinstance(finding, dict)]
+        rows.append({
+            "netns": label,
+            "lines": lines,
+            "deltas": {name: (_int(delta.get(name)) if isinstance(delta, dict) else None) for name in COUNTERS},
+            "all_deltas": {str(k): _int(v) for k, v in delta.items()} if isinstance(delta, dict) else {},
+            "usage": facts.get("usage_percent") if isinstance(facts.get("usage_percent"), (int, float)) else None,
+            "count": _int(facts.get("count")),
+            "max": _int(facts.get("max")),
+            "full": _int(full_by_label.get(label)) or 0,
+            "discrepancy": [str(code) for code in dict.fromkeys(codes) if code],
+            "plan": [str(p.get("code")) for p in _list(diagnosis.get("plan_problems"))
+                     if isinstance(p, dict) and str(p.get("netns")) == label],
+            "window_active": window.get("active"),
+        })
+    return rows
+
+
+def _attention(host: dict) -> tuple[tuple, list[str]]:
+    """A sort key (larger first) and the reasons a host needs attention; no reasons for a quiet host."""
+    if host["failed"]:
+        return (1, 0, 0, 0, 0, 0, 0), [FAILED]
+    why = []
+    full = host["table_full"]["count"]
+    if full:
+        why.append(f"table full {full}x")
+    drops = 0
+    for name in ("drop", "insert_failed", "early_drop"):
+        total = sum(row["deltas"][name] or 0 for row in host["rows"])
+        drops += total
+        if total:
+            why.append(f"{name} +{total}")
+    if host["plan_problems"]:
+        why.append("plan: " + ", ".join(dict.fromkeys(p["code"] for p in host["plan_problems"])))
+    discrepancy = sorted({code for row in host["rows"] for code in row["discrepancy"]} | set(host["discrepancy"]))
+    if discrepancy:
+        why.append("discrepancy: " + ", ".join(discrepancy))
+    if host["findings"]:
+        why.append(f"{len(host['findings'])} finding(s)")
+    if host["total"]:
+        why.append(f"{host['total']} invalid line(s)")
+    key = (0, full, drops, len(host["plan_problems"]), len(discrepancy), len(host["findings"]), host["total"])
+    return key, why
+
+
+def build_model(reports: t.Iterable[t.Any], failed: t.Iterable[t.Any] = (), redact_addresses: bool = False,
+                version: str | None = None) -> dict:
+    """Everything the renderers show, from the per-host reports and the names of hosts whose collect failed."""
+    redactor = Redactor(redact_addresses)
+    hosts: list[dict] = []
+    seen: set[str] = set()
+    reasons: dict[str, dict] = {}
+    peers: dict[str, dict] = {}
+    problems: dict[str, dict] = {}
+    enabled, deadlines, collected = [], [], []
+    for report in reports:
+        if not isinstance(report, dict):
+            continue
+        name = str(report.get("host") or "?")
+        seen.add(name)
+        invalid_log = _dict(report.get("invalid_log"))
+        diagnosis = _dict(report.get("diagnosis"))
+        by_reason = {str(k): _int(v) or 0 for k, v in _dict(invalid_log.get("by_reason")).items()}
+        host_peers = {}
+        for address, count in _dict(invalid_log.get("by_peer")).items():
+            shown = str(redactor.address(address))
+            host_peers[shown] = host_peers.get(shown, 0) + (_int(count) or 0)
+        table_full = _dict(diagnosis.get("table_full"))
+        for window in _dict(report.get("windows")).values():
+            if isinstance(window, dict) and window.get("active"):
+                if window.get("enabled_at") is not None:
+                    enabled.append(window["enabled_at"])
+                if window.get("deadline") is not None:
+                    deadlines.append(window["deadline"])
+        if report.get("collected_at"):
+            collected.append(str(report["collected_at"]))
+        samples = []
+        for sample in _list(invalid_log.get("samples")):
+            if isinstance(sample, dict):
+                samples.append({"reason": str(sample.get("reason") or "?"), "netns": sample.get("netns"),
+                                "line": sample_line(sample, redactor)})
+        unparsed = _dict(invalid_log.get("unparsed"))
+        host = {
+            "host": name,
+            "failed": False,
+            "collected_at": report.get("collected_at"),
+            "window_active": bool(report.get("window_active")),
+            "total": _int(invalid_log.get("total")) or 0,
+            "by_reason": by_reason,
+            "peers": host_peers,
+            "peers_distinct": _int(invalid_log.get("peers_distinct")) or len(host_peers),
+            "rows": _host_rows(report),
+            "discrepancy": [str(code) for code in _list(report.get("discrepancy"))],
+            "plan_problems": [{"netns": str(p.get("netns")), "code": str(p.get("code")), "text": str(p.get("text"))}
+                              for p in _list(diagnosis.get("plan_problems")) if isinstance(p, dict)],
+            "findings": [{"netns": str(f.get("netns")), "code": str(f.get("code")), "text": str(f.get("text"))}
+                         for f in _list(diagnosis.get("findings")) if isinstance(f, dict)],
+            "table_full": {
+                "count": _int(table_full.get("count")) or 0,
+                "first": table_full.get("first"),
+                "last": table_full.get("last"),
+                "by_netns": {str(k): _int(v) or 0 for k, v in _dict(table_full.get("by_netns")).items()},
+                "expect_full": _int(table_full.get("expect_full")) or 0,
+                "ratelimit_suppressed": _int(table_full.get("ratelimit_suppressed")) or 0,
+            },
+            "notes": [str(note) for note in _list(report.get("notes"))],
+            "samples": samples,
+            "unparsed": {"count": _int(unparsed.get("count")) or 0,
+                         "samples": [redactor.text(line) for line in _list(unparsed.get("samples"))]},
+        }
+        hosts.append(host)
+        for reason, count in by_reason.items():
+            entry = reasons.setdefault(reason, {"lines": 0, "hosts": []})
+            entry["lines"] += count
+            entry["hosts"].append(name)
+        for address, count in host_peers.items():
+            entry = peers.setdefault(address, {"lines": 0, "hosts": []})
+            entry["lines"] += count
+            entry["hosts"].append(name)
+        for problem in host["plan_problems"]:
+            key = f"{problem['code']}: {problem['text'].split(' (')[0]}"
+            where = name if problem["netns"] == "init" else f"{name} {problem['netns']}"
+            problems.setdefault(key, {"code": problem["code"], "where": []})["where"].append(where)
+    for name in failed or ():
+        name = str(name)
+        if name in seen:
+            continue
+        seen.add(name)
+        hosts.append({"host": name, "failed": True, "total": 0, "by_reason": {}, "peers": {}, "rows": [],
+                      "discrepancy": [], "plan_problems": [], "findings": [], "notes": [], "samples": [],
+                      "table_full": {"count": 0, "by_netns": {}}, "unparsed": {"count": 0, "samples": []}})
+    for host in hosts:
+        host["attention_key"], host["attention"] = _attention(host)
+    ranked = sorted((h for h in hosts if h["attention"]), key=lambda h: h["attention_key"], reverse=True)
+    return {
+        "version": version,
+        "redacted": bool(redact_addresses),
+        "hosts": hosts,
+        "failed": [h["host"] for h in hosts if h["failed"]],
+        "total": sum(h["total"] for h in hosts),
+        "reasons": dict(sorted(reasons.items(), key=lambda item: (-len(item[1]["hosts"]), -item[1]["lines"], item[0]))),
+        "peers": dict(sorted(peers.items(), key=lambda item: (-item[1]["lines"], -len(item[1]["hosts"]), item[0]))),
+        "plan_problems": dict(sorted(problems.items(), key=lambda item: (-len(item[1]["where"]), item[0]))),
+        "attention": ranked,
+        "window": {
+            "enabled": _utc(min(enabled)) if enabled else None,
+            "deadline": _utc(max(deadlines)) if deadlines else None,
+            "collected_first": min(collected) if collected else None,
+            "collected_last": max(collected) if collected else None,
+        },
+    }
+
+
+def window_text(model: dict) -> str:
+    window = model["window"]
+    parts = []
+    if window["enabled"]:
+        parts.append(f"enabled {window['enabled']}")
+    if window["deadline"]:
+        parts.append(f"deadline {window['deadline']}")
+    if window["collected_last"]:
+        first, last = window["collected_first"], window["collected_last"]
+        parts.append(f"collected {last}" if first == last else f"collected {first} .. {last}")
+    return ", ".join(parts) or "no active window"
+
+
+def _number(value: t.Any) -> str:
+    return "-" if value is None else str(value)
+
+
+def _usage(value: t.Any) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.0f}" if value >= 10 else f"{value:.1f}".rstrip("0").rstrip(".")
+
+
+def _top_reason(host: dict) -> str:
+    if not host["by_reason"]:
+        return ""
+    ordered = sorted(host["by_reason"].items(), key=lambda item: (-item[1], item[0]))
+    reason, count = ordered[0]
+    more = f" +{len(ordered) - 1}" if len(ordered) > 1 else ""
+    return f"{count} {reason}{more}"
+
+
+def _table_rows(model: dict) -> list[dict]:
+    """The per-host rows as the tables show them: reasons and failure on the host's first row."""
+    rows = []
+    for host in model["hosts"]:
+        if host["failed"]:
+            rows.append({"host": host["host"], "netns": "-", "failed": True, "attention": host["attention_key"]})
+            continue
+        # The reasons are the host's (the log does not attribute them): shown on its row with the most lines.
+        main = max(range(len(host["rows"])), key=lambda i: (host["rows"][i]["lines"] or 0, -i)) if host["rows"] else 0
+        for index, row in enumerate(host["rows"]):
+            rows.append(dict(row, host=host["host"], failed=False, attention=host["attention_key"],
+                             reasons=_top_reason(host) if index == main else "",
+                             by_reason=host["by_reason"] if index == main else {}))
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------- terminal
+
+def _cell(value: t.Any) -> str:
+    """Printable ASCII for the terminal; quotes and backslashes changed so the callback's JSON adds nothing."""
+    text = "".join(ch if " " <= ch <= "~" else "?" for ch in str(value))
+    return text.replace('"', "'").replace("\\", "/")
+
+
+def _fit(text: str, width: int) -> str:
+    return text if len(text) <= width else text[:max(width - 2, 0)] + ".."
+
+
+def render_table(model: dict, max_hosts: int = MAX_HOSTS, width: int = TABLE_WIDTH) -> list[str]:
+    """The per-host table and the fleet roll-up as lines of at most ``width`` printable ASCII characters.
+
+    Up to ``max_hosts`` hosts, in the order of the reports; beyond, the ``max_hosts`` hosts that need attention
+    most, in that order, and a line counting the others."""
+    rows = _table_rows(model)
+    hidden = 0
+    if len(model["hosts"]) > max_hosts:
+        ranked = sorted(model["hosts"], key=lambda host: host["attention_key"], reverse=True)
+        order = {host["host"]: index for index, host in enumerate(ranked[:max_hosts])}
+        hidden = len(model["hosts"]) - len(order)
+        rows = sorted((row for row in rows if row["host"] in order), key=lambda row: order[row["host"]])
+    headers = ["HOST", "NETNS", "LINES", "TOP REASON", "INVAL", "DROP", "INS_F", "E_DROP", "USE%", "FULL",
+               "DISCREP", "PLAN"]
+    cells = []
+    for row in rows:
+        if row["failed"]:
+            cells.append([row["host"], "-", FAILED, "", "", "", "", "", "", "", "", ""])
+            continue
+        deltas = row["deltas"]
+        cells.append([row["host"], row["netns"], _number(row["lines"]), row["reasons"],
+                      *(_number(deltas[name]) for name in COUNTERS), _usage(row["usage"]),
+                      str(row["full"]), ",".join(row["discrepancy"]), ",".join(row["plan"])])
+    cells = [[_cell(value) for value in line] for line in cells]
+    widths = [max([len(headers[i])] + [len(line[i]) for line in cells if not (line[2] == FAILED and i == 2)])
+              for i in range(len(headers))]
+    widths[0] = min(widths[0], 20)
+    widths[1] = min(widths[1], 14)
+    widths[10] = min(widths[10], 14)
+    fixed = sum(widths) - widths[3] - widths[11] + len(headers) - 1
+    room = max(width - fixed, 20)
+    widths[11] = min(widths[11], max(room // 3, 4))
+    widths[3] = min(widths[3], room - widths[11])
+    if widths[3] + widths[11] < room:
+        widths[11] = room - widths[3]
+    numeric = {2, 4, 5, 6, 7, 8, 9}
+
+    def line(values: list[str]) -> str:
+        if values[2] == FAILED:
+            return f"{_fit(values[0], widths[0]).ljust(widths[0])} {values[1].ljust(widths[1])} {FAILED}".rstrip()
+        out = []
+        for i, value in enumerate(values):
+            value = _fit(value, widths[i])
+            out.append(value.rjust(widths[i]) if i in numeric else value.ljust(widths[i]))
+        return " ".join(out).rstrip()
+
+    lines = [line(headers)] + [line(values) for values in cells]
+    if hidden:
+        lines.append(f"... {hidden} more host(s) with less to report (above: most attention first; all hosts:"
+                     " fleet-summary.md)")
+    lines.append("")
+    lines += _rollup(model)
+    return [_fit(text, width) for text in lines]
+
+
+def _rollup(model: dict) -> list[str]:
+    hosts = model["hosts"]
+    failed = len(model["failed"])
+    head = f"Fleet: {len(hosts)} host(s)"
+    if failed:
+        head += f" ({failed} collect failed)"
+    head += f", {model['total']} invalid line(s)"
+    lines = [_cell(head), _cell("Window: " + window_text(model))]
+    if model["reasons"]:
+        reasons = list(model["reasons"].items())
+        width = min(max(len(reason) for reason, _ in reasons[:MAX_REASONS]), 60)
+        lines.append(f"{'REASON'.ljust(width)} HOSTS  LINES")
+        for reason, entry in reasons[:MAX_REASONS]:
+            lines.append(f"{_fit(_cell(reason), width).ljust(width)} {len(entry['hosts']):5d} {entry['lines']:6d}")
+        if len(reasons) > MAX_REASONS:
+            lines.append(f"... {len(reasons) - MAX_REASONS} more reason(s)")
+    if model["peers"]:
+        shown = [f"{_cell(address)} ({entry['lines']} lines, {len(entry['hosts'])} host(s))"
+                 for address, entry in list(model["peers"].items())[:MAX_PEERS]]
+        lines += _wrapped("Top peers: ", shown)
+    if model["plan_problems"]:
+        shown = [f"{entry['code']} on {len(entry['where'])} host(s)" for entry in model["plan_problems"].values()]
+        lines += _wrapped("Plan problems: ", shown)
+    if model["attention"]:
+        lines.append("Attention first:")
+        width = min(max(len(h["host"]) for h in model["attention"][:MAX_ATTENTION]), 24)
+        for host in model["attention"][:MAX_ATTENTION]:
+            lines.append(f"  {_fit(_cell(host['host']), width).ljust(width)}  {_cell('; '.join(host['attention']))}")
+        if len(model["attention"]) > MAX_ATTENTION:
+            lines.append(f"  ... {len(model['attention']) - MAX_ATTENTION} more host(s)")
+    else:
+        lines.append("Attention first: nothing to report on any host")
+    return lines
+
+
+def _wrapped(prefix: str, items: list[str], width: int = TABLE_WIDTH) -> list[str]:
+    lines, current = [], prefix
+    for index, item in enumerate(items):
+        piece = item + (", " if index < len(items) - 1 else "")
+        if len(current) + len(piece.rstrip()) > width and current.strip() != prefix.strip():
+            lines.append(current.rstrip())
+            current = " " * len(prefix)
+        current += piece
+    lines.append(current.rstrip())
+    return lines
+
+
+# ---------------------------------------------------------------------------------------------- Markdown
+
+_MD_SPECIAL_RE = re.compile(r"([\\`*_{}\[\]<>|~&])")
+
+
+def md(value: t.Any) -> str:
+    """Text for a Markdown table cell: one line, every character Markdown or HTML would act on escaped."""
+    text = " ".join(str(value if value is not None else "").split())
+    return _MD_SPECIAL_RE.sub(r"\\\1", text)
+
+
+def _md_table(headers: list[str], rows: list[list[t.Any]]) -> list[str]:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    lines += ["| " + " | ".join(md(cell) for cell in row) + " |" for row in rows]
+    return lines + [""]
+
+
+def _reasons_text(by_reason: dict) -> str:
+    return "; ".join(f"{count} {reason}" for reason, count in sorted(by_reason.items(), key=lambda i: (-i[1], i[0])))
+
+
+def render_markdown(model: dict) -> str:
+    """fleet-summary.md: tables that paste into a ticket."""
+    out = ["# conntrack debug report", ""]
+    out.append(md(f"{len(model['hosts'])} host(s), {model['total']} invalid line(s); {window_text(model)}."
+                  f" Collection netfilter.conntrack {model['version'] or '(version unknown)'}.") + "")
+    if model["redacted"]:
+        out.append("Addresses are left out of samples and peers (addr-N stands for one address throughout).")
+    out.append("")
+    out += ["## Attention first", ""]
+    if model["attention"]:
+        out += _md_table(["Host", "Why"], [[h["host"], "; ".join(h["attention"])] for h in model["attention"]])
+    else:
+        out += ["Nothing to report on any host.", ""]
+    out += ["## Hosts", ""]
+    rows = []
+    for row in _table_rows(model):
+        if row["failed"]:
+            rows.append([row["host"], "-", FAILED] + [""] * 10)
+            continue
+        rows.append([row["host"], row["netns"], _number(row["lines"]), _reasons_text(row["by_reason"]),
+                     *(_number(row["deltas"][name]) for name in COUNTERS), _usage(row["usage"]), row["full"],
+                     ", ".join(row["discrepancy"]), ", ".join(row["plan"])])
+    out += _md_table(["Host", "Netns", "Lines", "Reasons", *COUNTERS, "Usage %", "Table full", "Discrepancy",
+                      "Plan problems"], rows)
+    if model["reasons"]:
+        out += ["## Invalid reasons", ""]
+        out += _md_table(["Reason", "Hosts", "Lines", "Where"],
+                         [[reason, len(e["hosts"]), e["lines"], ", ".join(e["hosts"])] for reason, e in model["reasons"].items()])
+    if model["peers"]:
+        out += ["## Top peers", ""]
+        out += _md_table(["Peer", "Lines", "Hosts"],
+                         [[peer, e["lines"], ", ".join(e["hosts"])] for peer, e in list(model["peers"].items())[:20]])
+    if model["plan_problems"]:
+        out += ["## Plan problems", ""]
+        out += _md_table(["Problem", "Where"], [[key, ", ".join(e["where"])] for key, e in model["plan_problems"].items()])
+    findings = [[h["host"], f["netns"], f["code"], f["text"]] for h in model["hosts"] for f in h["findings"]]
+    if findings:
+        out += ["## Reconciliation findings", ""]
+        out += _md_table(["Host", "Netns", "Code", "Finding"], findings)
+    full = [h for h in model["hosts"] if h["table_full"]["count"] or h["table_full"].get("expect_full")]
+    if full:
+        out += ["## Table full", ""]
+        out += _md_table(["Host", "Events", "First", "Last", "Where", "Expectation table full"],
+                         [[h["host"], h["table_full"]["count"], h["table_full"].get("first") or "",
+                           h["table_full"].get("last") or "",
+                           ", ".join(f"{k}: {v}" for k, v in h["table_full"]["by_netns"].items()),
+                           h["table_full"].get("expect_full", 0)] for h in full])
+    samples = _samples_by_reason(model)
+    if samples:
+        out += ["## Sample lines", ""]
+        out += _md_table(["Reason", "Host", "Netns", "Line"],
+                         [[reason, s["host"], s["netns"] or "", s["line"]] for reason, items in samples.items()
+                          for s in items])
+    notes = [[h["host"], note] for h in model["hosts"] for note in h["notes"]]
+    if notes:
+        out += ["## Notes", ""]
+        out += _md_table(["Host", "Note"], notes)
+    return "\n".join(out).rstrip() + "\n"
+
+
+def _samples_by_reason(model: dict, per_reason: int = SAMPLES_PER_REASON) -> dict[str, list[dict]]:
+    found: dict[str, list[dict]] = {}
+    for host in model["hosts"]:
+        for sample in host["samples"]:
+            items = found.setdefault(sample["reason"], [])
+            if len(items) < per_reason:
+                items.append(dict(sample, host=host["host"]))
+    order = list(model["reasons"])
+    return dict(sorted(found.items(), key=lambda item: (order.index(item[0]) if item[0] in order else len(order),
+                                                         item[0])))
+
+
+# -------------------------------------------------------------------------------------------------- HTML
+
+def h(value: t.Any) -> str:
+    return html.escape("" if value is None else str(value), quote=True)
+
+
+_STYLE = """
+body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#1b1b1b;background:#fff}
+h1{font-size:1.5em;margin:0 0 .2em}h2{font-size:1.15em;margin:1.6em 0 .4em;border-bottom:1px solid #ccc}
+table{border-collapse:collapse;margin:.3em 0}th,td{border:1px solid #ccc;padding:2px 6px;text-align:left;vertical-align:top}
+th{background:#eef1f5}td.n{text-align:right;font-variant-numeric:tabular-nums}
+tr.bad td{background:#fdecea}tr.warn td{background:#fff6e0}code,.line{font-family:ui-monospace,monospace;font-size:12px}
+th button{font:inherit;font-weight:bold;border:0;background:none;cursor:pointer;padding:0}
+th[aria-sort=ascending] button::after{content:" \\25b2"}th[aria-sort=descending] button::after{content:" \\25bc"}
+.meta{color:#555}.nz{font-weight:bold;color:#a40000}
+"""
+
+_SCRIPT = """
+(function(){
+  var table=document.getElementById('hosts');
+  if(!table){return;}
+  var heads=table.querySelectorAll('thead th');
+  heads.forEach(function(th,col){
+    var b=document.createElement('button');b.type='button';b.textContent=th.textContent;
+    th.textContent='';th.appendChild(b);
+    b.addEventListener('click',function(){
+      var dir=th.getAttribute('aria-sort')==='ascending'?-1:1;
+      heads.forEach(function(o){o.removeAttribute('aria-sort');});
+      th.setAttribute('aria-sort',dir>0?'ascending':'descending');
+      var body=table.tBodies[0];var rows=Array.prototype.slice.call(body.rows);
+      rows.sort(function(x,y){
+        var a=x.cells[col],c=y.cells[col];
+        var p=a?a.getAttribute('data-v'):null,q=c?c.getAttribute('data-v'):null;
+        if(p!==null&&q!==null&&p!==''&&q!==''){return (parseFloat(p)-parseFloat(q))*dir;}
+        var s=a?a.textContent:'',u=c?c.textContent:'';
+        return s.localeCompare(u)*dir;
+      });
+      rows.forEach(function(r){body.appendChild(r);});
+    });
+  });
+  table.setAttribute('data-sortable','ready');
+})();
+"""
+
+
+def _csp_hash(text: str) -> str:
+    return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode("utf-8")).digest()).decode("ascii") + "'"
+
+
+def _td(value: t.Any, number: t.Any = None, cls: str = "") -> str:
+    attrs = ""
+    if number is not None:
+        attrs += f' data-v="{h(number)}"'
+        cls = (cls + " n").strip()
+    if cls:
+        attrs += f' class="{cls}"'
+    return f"<td{attrs}>{h(value)}</td>"
+
+
+def reason_chart(model: dict, width: int = 760) -> str:
+    """An inline SVG bar chart of the invalid reasons across the fleet (lines; hosts in the label)."""
+    reasons = list(model["reasons"].items())[:20]
+    if not reasons:
+        return '<p class="meta">No invalid lines on any host.</p>'
+    label_w, row_h, right = 300, 24, 150
+    bar_w = width - label_w - right
+    top = max(entry["lines"] for _, entry in reasons) or 1
+    height = row_h * len(reasons) + 10
+    parts = [f'<svg id="reason-chart" xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}"'
+             f' viewBox="0 0 {width} {height}" role="img" aria-label="Invalid lines by reason across the fleet">']
+    for index, (reason, entry) in enumerate(reasons):
+        y = 5 + index * row_h
+        length = max(1, round(bar_w * entry["lines"] / top)) if entry["lines"] else 0
+        shown = reason if len(reason) <= 44 else reason[:42] + ".."
+        parts.append(f'<g class="bar"><title>{h(reason)}: {entry["lines"]} line(s) on {len(entry["hosts"])}'
+                     f' host(s)</title>'
+                     f'<text x="{label_w - 6}" y="{y + 16}" text-anchor="end" font-size="12">{h(shown)}</text>'
+                     f'<rect x="{label_w}" y="{y + 3}" width="{length}" height="{row_h - 8}" fill="#c0392b"></rect>'
+                     f'<text x="{label_w + length + 6}" y="{y + 16}" font-size="12">{entry["lines"]} lines,'
+                     f' {len(entry["hosts"])} host(s)</text></g>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def render_html(model: dict) -> str:
+    """fleet-report.html: one self-contained page (inline style, script and SVG; a CSP that forbids fetching)."""
+    style, script = _STYLE.strip(), _SCRIPT.strip()
+    csp = (f"default-src 'none'; style-src {_csp_hash(style)}; script-src {_csp_hash(script)}; img-src 'none';"
+           " connect-src 'none'; form-action 'none'; base-uri 'none'")
+    title = f"conntrack debug report: {len(model['hosts'])} host(s), {model['total']} invalid line(s)"
+    out = ["<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8">',
+           f'<meta http-equiv="Content-Security-Policy" content="{h(csp)}">',
+           '<meta name="viewport" content="width=device-width, initial-scale=1">',
+           f"<title>{h(title)}</title>", f"<style>{style}</style>", "</head>", "<body>",
+           f"<h1>{h(title)}</h1>",
+           f'<p class="meta">Window: {h(window_text(model))}. Collection netfilter.conntrack'
+           f' <span id="version">{h(model["version"] or "(version unknown)")}</span>.'
+           + (" Addresses are left out of samples and peers (addr-N stands for one address throughout)."
+              if model["redacted"] else "") + "</p>"]
+    out.append("<h2>Attention first</h2>")
+    if model["attention"]:
+        out.append("<ol id=\"attention\">" + "".join(f"<li><strong>{h(x['host'])}</strong>: {h('; '.join(x['attention']))}</li>"
+                                                     for x in model["attention"]) + "</ol>")
+    else:
+        out.append('<p class="meta">Nothing to report on any host.</p>')
+
+    out.append("<h2>Hosts</h2>")
+    out.append('<p class="meta">Click a column heading to sort. Counter deltas are the ctnetlink statistics since'
+               " enable.</p>")
+    heads = ["Host", "Netns", "Lines", "Reasons", *COUNTERS, "Usage %", "Table full", "Discrepancy", "Plan problems"]
+    out.append('<table id="hosts"><thead><tr>' + "".join(f'<th scope="col">{h(x)}</th>' for x in heads)
+               + "</tr></thead><tbody>")
+    for row in _table_rows(model):
+        if row["failed"]:
+            out.append(f'<tr class="bad">{_td(row["host"])}{_td("-")}{_td(FAILED, -1)}'
+                       + "".join(_td("") for _ in heads[3:]) + "</tr>")
+            continue
+        cls = ' class="bad"' if row["full"] or any(row["deltas"][n] for n in COUNTERS[1:]) else (
+            ' class="warn"' if row["plan"] or row["discrepancy"] else "")
+        out.append(f"<tr{cls}>{_td(row['host'])}{_td(row['netns'])}"
+                   f"{_td(_number(row['lines']), row['lines'] if row['lines'] is not None else -1)}"
+                   f"{_td(_reasons_text(row['by_reason']))}"
+                   + "".join(_td(_number(row["deltas"][n]), row["deltas"][n] if row["deltas"][n] is not None else -1)
+                             for n in COUNTERS)
+                   + f"{_td(_usage(row['usage']), row['usage'] if row['usage'] is not None else -1)}"
+                   f"{_td(row['full'], row['full'])}{_td(', '.join(row['discrepancy']))}{_td(', '.join(row['plan']))}</tr>")
+    out.append("</tbody></table>")
+
+    out.append("<h2>Invalid reasons across the fleet</h2>")
+    out.append(reason_chart(model))
+    if model["reasons"]:
+        out.append("<table id=\"reasons\"><thead><tr><th>Reason</th><th>Hosts</th><th>Lines</th><th>Where</th></tr></thead><tbody>"
+                   + "".join(f"<tr>{_td(r)}{_td(len(e['hosts']), len(e['hosts']))}{_td(e['lines'], e['lines'])}"
+                             f"{_td(', '.join(e['hosts']))}</tr>" for r, e in model["reasons"].items())
+                   + "</tbody></table>")
+    if model["peers"]:
+        out.append("<h2>Top peers</h2><table id=\"peers\"><thead><tr><th>Peer</th><th>Lines</th><th>Hosts</th></tr>"
+                   "</thead><tbody>"
+                   + "".join(f"<tr>{_td(p)}{_td(e['lines'], e['lines'])}{_td(', '.join(e['hosts']))}</tr>"
+                             for p, e in list(model["peers"].items())[:20])
+                   + "</tbody></table>")
+
+    out.append("<h2>Counter deltas per host</h2>")
+    counters = sorted({name for host in model["hosts"] for row in host["rows"] for name in row["all_deltas"]},
+                      key=lambda name: (name not in COUNTERS, COUNTERS.index(name) if name in COUNTERS else 0, name))
+    if counters:
+        out.append('<table id="deltas"><thead><tr><th>Host</th><th>Netns</th>'
+                   + "".join(f"<th>{h(c)}</th>" for c in counters) + "</tr></thead><tbody>")
+        for host in model["hosts"]:
+            for row in host["rows"]:
+                if not row["all_deltas"]:
+                    continue
+                out.append(f"<tr>{_td(host['host'])}{_td(row['netns'])}"
+                           + "".join(_td(_number(row["all_deltas"].get(c)), row["all_deltas"].get(c),
+                                         "nz" if row["all_deltas"].get(c) else "") for c in counters) + "</tr>")
+        out.append("</tbody></table>")
+    else:
+        out.append('<p class="meta">No active window on any host: no counter deltas.</p>')
+
+    samples = _samples_by_reason(model)
+    out.append("<h2>Sample lines per reason</h2>")
+    if samples:
+        for reason, items in samples.items():
+            out.append(f"<details open><summary>{h(reason)} ({len(items)} sample(s))</summary><table class=\"samples\">"
+                       "<thead><tr><th>Host</th><th>Netns</th><th>Line</th></tr></thead><tbody>"
+                       + "".join(f"<tr>{_td(s['host'])}{_td(s['netns'] or '')}{_td(s['line'], cls='line')}</tr>"
+                                 for s in items) + "</tbody></table></details>")
+    else:
+        out.append('<p class="meta">No sample lines.</p>')
+    unparsed = [(x["host"], line) for x in model["hosts"] for line in x["unparsed"]["samples"]]
+    if unparsed:
+        out.append("<h3>Lines that did not parse</h3><table><tbody>"
+                   + "".join(f"<tr>{_td(host)}{_td(line, cls='line')}</tr>" for host, line in unparsed)
+                   + "</tbody></table>")
+
+    out.append("<h2>Plan problems</h2>")
+    if model["plan_problems"]:
+        out.append('<table id="plan"><thead><tr><th>Problem</th><th>Hosts</th><th>Where</th></tr></thead><tbody>'
+                   + "".join(f"<tr>{_td(k)}{_td(len(e['where']), len(e['where']))}{_td(', '.join(e['where']))}</tr>"
+                             for k, e in model["plan_problems"].items()) + "</tbody></table>")
+    else:
+        out.append('<p class="meta">The plan found no problem on any host.</p>')
+    findings = [(x["host"], f) for x in model["hosts"] for f in x["findings"]]
+    if findings:
+        out.append("<h2>Reconciliation findings</h2><table><thead><tr><th>Host</th><th>Netns</th><th>Code</th>"
+                   "<th>Finding</th></tr></thead><tbody>"
+                   + "".join(f"<tr>{_td(host)}{_td(f['netns'])}{_td(f['code'])}{_td(f['text'])}</tr>" for host, f in findings)
+                   + "</tbody></table>")
+    full = [x for x in model["hosts"] if x["table_full"]["count"] or x["table_full"].get("expect_full")]
+    if full:
+        out.append("<h2>Table full</h2><table><thead><tr><th>Host</th><th>Events</th><th>First</th><th>Last</th>"
+                   "<th>Where</th><th>Expectation table full</th></tr></thead><tbody>"
+                   + "".join(f"<tr>{_td(x['host'])}{_td(x['table_full']['count'], x['table_full']['count'])}"
+                             f"{_td(x['table_full'].get('first') or '')}{_td(x['table_full'].get('last') or '')}"
+                             f"{_td(', '.join(f'{k}: {v}' for k, v in x['table_full']['by_netns'].items()))}"
+                             f"{_td(x['table_full'].get('expect_full', 0))}</tr>" for x in full)
+                   + "</tbody></table>")
+    if model["failed"]:
+        out.append(f"<h2>Collect failed</h2><p>{h(', '.join(model['failed']))}: no report (see the play output).</p>")
+    notes = [(x["host"], note) for x in model["hosts"] for note in x["notes"]]
+    if notes:
+        out.append("<h2>Notes</h2><ul>" + "".join(f"<li><strong>{h(host)}</strong>: {h(note)}</li>" for host, note in notes)
+                   + "</ul>")
+    out.append(f'<p class="meta">netfilter.conntrack {h(model["version"] or "(version unknown)")}; nothing on this'
+               " page is loaded from elsewhere.</p>")
+    out += [f"<script>{script}</script>", "</body>", "</html>"]
+    return "\n".join(out) + "\n"
+
+
+# --------------------------------------------------------------------------------------------- AWX stats
+
+def render_stats(model: dict, max_hosts: int = 100) -> dict:
+    """The fleet summary for set_stats (job and workflow artifacts): small, JSON-only, addresses as rendered."""
+    return {
+        "version": model["version"],
+        "window": model["window"],
+        "hosts": len(model["hosts"]),
+        "collect_failed": model["failed"],
+        "invalid_lines": model["total"],
+        "addresses_left_out": model["redacted"],
+        "reasons": {reason: {"lines": e["lines"], "hosts": len(e["hosts"])} for reason, e in model["reasons"].items()},
+        "top_peers": {peer: {"lines": e["lines"], "hosts": len(e["hosts"])}
+                      for peer, e in list(model["peers"].items())[:MAX_PEERS]},
+        "plan_problems": {key: e["where"] for key, e in model["plan_problems"].items()},
+        "hosts_with_table_full": {x["host"]: x["table_full"]["count"] for x in model["hosts"] if x["table_full"]["count"]},
+        "attention": [{"host": x["host"], "why": x["attention"]} for x in model["attention"][:max_hosts]],
+    }
+
+
+# -------------------------------------------------------------------------------------- enable and revert
+
+def _short(key: str) -> str:
+    return str(key).replace("net.netfilter.", "")
+
+
+def window_line(result: t.Any, host: str = "") -> str:
+    """One readable line of what enable or revert did on a host, from conntrack_debug_window's result."""
+    result = _dict(result)
+    prefix = f"{host}: " if host else ""
+    namespaces = _dict(result.get("namespaces"))
+    if result.get("failed"):
+        return f"{prefix}FAILED: {result.get('msg')}"
+    if "deadline" in result or result.get("steps") is not None:
+        return prefix + _enable_line(result, namespaces)
+    return prefix + _revert_line(result, namespaces)
+
+
+def _enable_line(result: dict, namespaces: dict) -> str:
+    parts = []
+    if result.get("deadline") is not None:
+        schedulers = sorted({str(_dict(one.get("scheduler")).get("kind")) for one in namespaces.values()
+                             if isinstance(one, dict) and _dict(one.get("scheduler")).get("kind")})
+        extended = any(_dict(one).get("deadline_extended") for one in namespaces.values())
+        parts.append(f"on until {_utc(result['deadline'])}" + (" (extended)" if extended else "")
+                     + (f" by {', '.join(schedulers)}" if schedulers else ""))
+    else:
+        parts.append("check mode: nothing recorded, nothing scheduled")
+    steps = [step for step in _list(result.get("steps")) if isinstance(step, dict)]
+
+    def named(step: dict) -> str:
+        return str(step.get("step")) + (f" [{step['netns']}]" if step.get("netns") else "")
+    changed = [named(step) for step in steps if step.get("changed")]
+    kept = [named(step) for step in steps if not step.get("changed")]
+    parts.append("changed: " + (", ".join(changed) if changed else "nothing"))
+    if kept:
+        parts.append("already as wanted, left alone: " + ", ".join(kept))
+    recorded = sum(len(_list(_dict(one).get("recorded"))) for one in namespaces.values())
+    if namespaces:
+        parts.append(f"{recorded} original value(s) recorded in {len(namespaces)} snapshot(s)")
+    return "; ".join(parts)
+
+
+def _revert_line(result: dict, namespaces: dict) -> str:
+    restored, left, dropped = [], [], []
+    for ident, one in namespaces.items():
+        one = _dict(one)
+        where = "" if ident == "init" else f" [{ident}]"
+        for key, change in _dict(one.get("restored")).items():
+            change = _dict(change)
+            restored.append(f"{_short(key)} {change.get('from')}->{change.get('to')}{where}")
+        for key, kept in _dict(one.get("left")).items():
+            left.append(f"{_short(key)}={_dict(kept).get('current')}{where}")
+        if one.get("dropped"):
+            dropped.append(str(ident))
+    if not restored and not left and not dropped:
+        return str(result.get("msg") or "nothing to revert")
+    parts = ["restored: " + (", ".join(restored) if restored else "nothing")]
+    if left:
+        parts.append("left alone (changed by someone else): " + ", ".join(left))
+    if dropped:
+        parts.append("namespace gone, snapshot dropped: " + ", ".join(dropped))
+    return "; ".join(parts)
