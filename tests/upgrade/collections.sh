@@ -41,17 +41,17 @@ previous_release() {
 }
 
 # build DIR DEST: build the collection whose galaxy.yml is in DIR and install it under DEST.
-build_and_install() {
-    local src=$1 dest=$2 out
+build_and_install() (
+    src=$1 dest=$2
     out="$(mktemp -d "${TMPDIR:-/tmp}/nfct-upgrade-build.XXXXXX")"
+    trap 'rm -rf "$out"' EXIT
     "$GALAXY" collection build "$src" --output-path "$out" --force >/dev/null
     mkdir -p "$dest"
     # Only DEST may count, or galaxy finds the collection elsewhere on the path and installs nothing.
     ANSIBLE_COLLECTIONS_PATH="$dest" "$GALAXY" collection install --offline --no-deps --force \
         -p "$dest" "$out"/netfilter-conntrack-*.tar.gz >/dev/null
-    rm -rf "$out"
     test -f "$dest/ansible_collections/netfilter/conntrack/MANIFEST.json"
-}
+)
 
 case "${1:-}" in
 previous)

@@ -21,8 +21,14 @@
 #                 extended deadline restores the originals
 # The namespace starts from non-default values (log_invalid 17, nf_log.2 and .10 NONE) so that a revert
 # that restores differs from one that resets. The initial namespace's nf_conntrack_log_invalid and
-# nf_log.2/.10 must never change; its nf_log_all_netns must come back.
-# Environment: NFCT_UPGRADE_DURATION (seconds, default 20), NFCT_UPGRADE_FROM (a tag, default: found),
+# nf_log.2/.10 must never change; its nf_log_all_netns must come back to its value when the case started.
+# That value is host-wide: another process changing it during a case makes the case fail (with a note).
+# NFCT_UPGRADE_ALL_NETNS=0 leaves the initial namespace alone (no nf_log_all_netns, no host snapshot), for a
+# machine where other tests change nf_log_all_netns at the same time.
+# Durations: the cases that this tree reverts use a 600 s window. The two that wait for the automatic revert
+# use a short one that must outlast the old enable and this tree's step: 20 s, or four times the longest
+# step seen so far in the run when that is more (a loaded machine). NFCT_UPGRADE_DURATION fixes it.
+# Environment: NFCT_UPGRADE_DURATION (seconds), NFCT_UPGRADE_FROM (a tag, default: found),
 # NFCT_UPGRADE_KEEP=1 keeps the work directory (logs, results).
 # Copyright (c) 2026, netfilter.conntrack contributors
 # SPDX-License-Identifier: GPL-3.0-or-later
@@ -30,7 +36,10 @@ set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 PLAYBOOK="${ANSIBLE_PLAYBOOK:-ansible-playbook}"
-DURATION="${NFCT_UPGRADE_DURATION:-20}"
+LONG=600
+# The longest ansible-playbook run so far (s); the short windows are four times that, at least 20 s.
+STEP_MAX=5
+ALL_NETNS="${NFCT_UPGRADE_ALL_NETNS:-1}"
 MODES=(kept removed)
 ALL_CASES=(revert collect-auto extend-revert extend-auto)
 NS_KEYS=(net.netfilter.nf_conntrack_log_invalid net.netfilter.nf_log.2 net.netfilter.nf_log.10)
@@ -55,8 +64,10 @@ done
 
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/nfct-upgrade.XXXXXX")"
 init_values() { sysctl -n "${INIT_KEYS[@]}" | paste -sd' '; }
-INIT_BEFORE="$(init_values)"
-INIT_ALL_NETNS_BEFORE="${INIT_BEFORE%% *}"
+# What the cases must leave as they found it: without NFCT_UPGRADE_ALL_NETNS, not nf_log_all_netns (others' business).
+init_checked() { if [[ "$ALL_NETNS" == 1 ]]; then echo "$1"; else echo "${1#* }"; fi; }
+# nf_log_all_netns is host-wide: the expectations use its value when each case starts, as read then.
+INIT_AT_START="$(init_values)"
 C_NS=""
 SUMMARY=()
 FAILED=()
@@ -84,13 +95,6 @@ kill_watchers() {
     for pid in $(case_processes); do kill "$pid" 2>/dev/null || true; done
 }
 
-restore_init() {
-    # Only nf_log_all_netns is ever set by the cases; put it back if a failed case left it changed.
-    if [[ "$(sysctl -n net.netfilter.nf_log_all_netns)" != "$INIT_ALL_NETNS_BEFORE" ]]; then
-        sysctl -q -w "net.netfilter.nf_log_all_netns=$INIT_ALL_NETNS_BEFORE"
-    fi
-}
-
 teardown_case() {
     [[ -n "$C_NS" ]] || return 0
     if compgen -G "$C_STATE/*.json" >/dev/null; then
@@ -99,13 +103,16 @@ teardown_case() {
     fi
     kill_watchers
     ip netns del "$C_NS" 2>/dev/null || true
-    restore_init
     C_NS=""
 }
 
 cleanup() {
     teardown_case
-    restore_init
+    # The teardown's revert compares and restores; a host-wide value that still differs was changed by
+    # someone else (or a revert failed): say so rather than overwrite it.
+    if [[ "$(init_values)" != "$INIT_AT_START" ]]; then
+        log "note: the initial namespace's values are now $(init_values), they were $INIT_AT_START when this run started"
+    fi
     if [[ "${NFCT_UPGRADE_KEEP:-0}" == 1 ]]; then log "work directory kept: $WORK"; else rm -rf "$WORK"; fi
 }
 trap cleanup EXIT
@@ -114,6 +121,11 @@ trap cleanup EXIT
 
 ns_values() { ip netns exec "$C_NS" sysctl -n "${NS_KEYS[@]}" | paste -sd' '; }
 all_netns() { sysctl -n net.netfilter.nf_log_all_netns; }
+# The snapshot ids of a case, and their files or watchers: per_id 'ID.json'.
+ids() { if [[ "$ALL_NETNS" == 1 ]]; then echo "init netns-$C_NS"; else echo "netns-$C_NS"; fi; }
+formats() { local id; for id in $(ids); do jq -r .format "$C_STATE/$id.json" 2>/dev/null || echo none; done | paste -sd' '; }
+per_id() { local id; for id in $(ids); do printf '%s\n' "${1//ID/$id}"; done | paste -sd' '; }
+
 snapshots() { (cd "$C_STATE" 2>/dev/null && ls -- *.json 2>/dev/null) | paste -sd' '; }
 
 # role RELEASE ACTION STEP [ansible-playbook args...]: run an entry point with the old or the new collection.
@@ -125,7 +137,8 @@ role() {
     ANSIBLE_COLLECTIONS_PATH="$WORK/$release" "$PLAYBOOK" -i localhost, -c local "$HERE/role.yml" \
         -e ansible_python_interpreter=/usr/bin/python3 -e "conntrack_debug_action=$action" \
         -e "upgrade_netns=$C_NS" -e "upgrade_state_dir=$C_STATE" -e "upgrade_program_dir=$C_PROG" \
-        -e "upgrade_result=$C_DIR/$step.json" -e "$protocol" "$@" >"$C_DIR/$step.log" 2>&1
+        -e "upgrade_result=$C_DIR/$step.json" -e "upgrade_all_netns=$([[ $ALL_NETNS == 1 ]] && echo true || echo false)" \
+        -e "$protocol" "$@" >"$C_DIR/$step.log" 2>&1
 }
 
 # result STEP JQ: a value from the role's registered result of a step.
@@ -144,6 +157,7 @@ run_step() { # run_step RELEASE ACTION STEP [args]: the role must succeed
     local started=$SECONDS
     if role "$@"; then
         log "  $1 release: $2 ($3) passed in $((SECONDS - started)) s"
+        if ((SECONDS - started > STEP_MAX)); then STEP_MAX=$((SECONDS - started)); fi
     else
         fail "$1 release: $2 ($3) failed, see below"
         tail -n 25 "$C_DIR/$3.log" | sed 's/^/    | /'
@@ -174,7 +188,10 @@ alive() { # alive PID...: the given pids that still run wait-and-revert
     done | paste -sd' '
 }
 
-restored() { [[ "$(ns_values)" == "$NS_ORIGINAL" && "$(all_netns)" == "$INIT_ALL_NETNS_BEFORE" && -z "$(snapshots)" ]]; }
+restored() {
+    [[ "$(ns_values)" == "$NS_ORIGINAL" && -z "$(snapshots)" ]] &&
+        [[ "$ALL_NETNS" != 1 || "$(all_netns)" == "$C_ALL_NETNS_BEFORE" ]]
+}
 
 # wait_restored UNTIL_EPOCH: poll until everything is back or the time is up; prints the epoch it saw it.
 wait_restored() {
@@ -187,28 +204,44 @@ wait_restored() {
 
 expect_restored() { # after a revert: values, nf_log_all_netns, snapshots, the initial namespace untouched
     expect "namespace values restored" "$(ns_values)" "$NS_ORIGINAL"
-    expect "nf_log_all_netns restored" "$(all_netns)" "$INIT_ALL_NETNS_BEFORE"
-    expect "initial namespace as before" "$(init_values)" "$INIT_BEFORE"
+    if [[ "$ALL_NETNS" == 1 ]]; then expect "nf_log_all_netns restored" "$(all_netns)" "$C_ALL_NETNS_BEFORE"; fi
+    expect "initial namespace as before" "$(init_checked "$(init_values)")" "$(init_checked "$C_INIT_BEFORE")"
     expect "no snapshot left" "$(snapshots)" ""
 }
 
 expect_debug() {
     expect "namespace values are the debug values" "$(ns_values)" "$NS_DEBUG"
-    expect "nf_log_all_netns is 1" "$(all_netns)" 1
+    if [[ "$ALL_NETNS" == 1 ]]; then expect "nf_log_all_netns is 1" "$(all_netns)" 1; fi
 }
 
 # ------------------------------------------------------------------------------------------- the cases
 
-# The part every case starts with: enable with the old release, then the upgrade (MODE removed: the old
-# program deleted as well). Sets OLD_DEADLINE, OLD_WATCHERS (pids) and OLD_SNAPSHOT (its netns snapshot).
+short_duration() {
+    if [[ -n "${NFCT_UPGRADE_DURATION:-}" ]]; then echo "$NFCT_UPGRADE_DURATION"; return; fi
+    local duration=$((4 * STEP_MAX))
+    ((duration >= 20)) || duration=20
+    echo "$duration"
+}
+
+# still_open STEP: fail, saying why, when the old window's deadline passed before this tree's step ended.
+still_open() {
+    if (($(date +%s) >= OLD_DEADLINE)); then
+        fail "the old window ended before this tree's $1 had finished: the machine is too slow for a $DURATION s window (longest step $STEP_MAX s); set NFCT_UPGRADE_DURATION"
+    fi
+}
+
+# The part every case starts with: enable with the old release for DURATION seconds, then the upgrade (MODE
+# removed: the old program deleted as well). Sets OLD_DEADLINE, OLD_WATCHERS (pids), OLD_SNAPSHOT (its
+# netns snapshot).
 old_enable() {
+    log "  window of $DURATION s"
     run_step old enable old-enable -e "{\"conntrack_debug_duration\": $DURATION}" || return 1
     OLD_DEADLINE="$(result old-enable '.enabled.deadline | floor')"
     expect_debug
     expect "old release wrote format-1 snapshots" \
-        "$(jq -r '.format' "$C_STATE/init.json" "$C_STATE/netns-$C_NS.json" | paste -sd' ')" "1 1"
+        "$(formats)" "$(per_id 1)"
     expect "old release armed a detached watcher per snapshot" "$(watchers)" \
-        "init:$OLD_PROGRAM netns-$C_NS:$OLD_PROGRAM"
+        "$(per_id "ID:$OLD_PROGRAM")"
     read -r -a OLD_WATCHERS <<<"$(case_processes)"
     OLD_SNAPSHOT="$(cat "$C_STATE/netns-$C_NS.json" 2>/dev/null || true)"
     if [[ "$C_MODE" == removed ]]; then
@@ -220,20 +253,25 @@ old_enable() {
 }
 
 case_revert() {
+    DURATION=$LONG
     old_enable || return 0
     run_step new revert new-revert || return 0
     expect_restored
+    local keys="net.netfilter.nf_conntrack_log_invalid net.netfilter.nf_log.10 net.netfilter.nf_log.2"
+    # nf_log_all_netns was restored unless it was 1 already when the case started.
+    [[ "$C_ALL_NETNS_BEFORE" == 1 || "$ALL_NETNS" != 1 ]] || keys+=" net.netfilter.nf_log_all_netns"
     expect "revert restored both windows" "$(result new-revert \
-        '[.reverted.namespaces[] | .restored | keys[]] | sort | join(" ")')" \
-        "net.netfilter.nf_conntrack_log_invalid net.netfilter.nf_log.10 net.netfilter.nf_log.2 net.netfilter.nf_log_all_netns"
+        '[.reverted.namespaces[] | .restored | keys[]] | sort | join(" ")')" "$keys"
     sleep 1
     expect "the old watchers were stopped" "$(alive "${OLD_WATCHERS[@]}")" ""
     expect "state directory removed" "$(test -e "$C_STATE" && echo present)" ""
 }
 
 case_collect-auto() {
+    DURATION="$(short_duration)"
     old_enable || return 0
     run_step new collect new-collect || return 0
+    still_open collect
     local window=".report.windows[\"netns-$C_NS\"]"
     expect "collect: window_active" "$(result new-collect .report.window_active)" true
     expect "collect: the old window, read from format 1" "$(result new-collect \
@@ -244,9 +282,9 @@ case_collect-auto() {
         "[$window.keys[\"net.netfilter.nf_conntrack_log_invalid\", \"net.netfilter.nf_log.2\"].current] | join(\" \")")" \
         "6 nf_log_ipv4"
     expect "collect: no problem reported" "$(result new-collect '.report.notes | join("; ")')" ""
-    expect "collect changed nothing" "$(snapshots) $(ns_values)" "init.json netns-$C_NS.json $NS_DEBUG"
+    expect "collect changed nothing" "$(snapshots) $(ns_values)" "$(per_id ID.json) $NS_DEBUG"
     local seen
-    seen="$(wait_restored $((OLD_DEADLINE + 20)))" || true
+    seen="$(wait_restored $((OLD_DEADLINE + 20 + STEP_MAX)))" || true
     expect_restored
     if [[ -n "$seen" ]]; then log "  automatic revert seen $((seen - OLD_DEADLINE)) s after the deadline"; fi
     sleep 1
@@ -257,14 +295,21 @@ case_collect-auto() {
 extend() {
     old_enable || return 1
     run_step new enable new-enable -e "{\"conntrack_debug_duration\": $((DURATION + 15))}" || return 1
-    local ns=".enabled.namespaces[\"netns-$C_NS\"]" init='.enabled.namespaces.init'
+    still_open enable
+    local ns=".enabled.namespaces[\"netns-$C_NS\"]" init='.enabled.namespaces.init' originals="$NS_ORIGINAL"
+    local recorded="$ns.original[\"net.netfilter.nf_conntrack_log_invalid\", \"net.netfilter.nf_log.2\", \"net.netfilter.nf_log.10\"]"
+    if [[ "$ALL_NETNS" == 1 ]]; then
+        originals+=" $C_ALL_NETNS_BEFORE"
+        recorded+=", $init.original[\"net.netfilter.nf_log_all_netns\"]"
+    else
+        init='{created: false}'
+    fi
     NEW_DEADLINE="$(result new-enable '.enabled.deadline | floor')"
     expect "second enable: the old windows, not new ones" "$(result new-enable "[$ns.created, $init.created] | join(\" \")")" \
         "false false"
     expect "second enable: deadline extended" "$(result new-enable "$ns.deadline_extended")" true
-    expect "second enable: originals from before the old enable" "$(result new-enable \
-        "[$ns.original[\"net.netfilter.nf_conntrack_log_invalid\", \"net.netfilter.nf_log.2\", \"net.netfilter.nf_log.10\"], $init.original[\"net.netfilter.nf_log_all_netns\"]] | join(\" \")")" \
-        "$NS_ORIGINAL $INIT_ALL_NETNS_BEFORE"
+    expect "second enable: originals from before the old enable" "$(result new-enable "[$recorded] | join(\" \")")" \
+        "$originals"
     expect "new deadline later than the old one" "$((${NEW_DEADLINE:-0} > ${OLD_DEADLINE:-0} + 10))" 1
     local snapshot
     snapshot="$(cat "$C_STATE/netns-$C_NS.json" 2>/dev/null || true)"
@@ -273,10 +318,11 @@ extend() {
     expect_debug
     sleep 2
     expect "the old watchers were replaced" "$(alive "${OLD_WATCHERS[@]}")" ""
-    expect "re-armed with this tree's program" "$(watchers)" "init:$NEW_PROGRAM netns-$C_NS:$NEW_PROGRAM"
+    expect "re-armed with this tree's program" "$(watchers)" "$(per_id "ID:$NEW_PROGRAM")"
 }
 
 case_extend-revert() {
+    DURATION=$LONG
     extend || return 0
     run_step new revert new-revert || return 0
     expect_restored
@@ -285,12 +331,16 @@ case_extend-revert() {
 }
 
 case_extend-auto() {
+    DURATION="$(short_duration)"
     extend || return 0
     # Past the old deadline (plus the watcher's 5 s polling): still on, whoever was watching.
     while (($(date +%s) < OLD_DEADLINE + 8)); do sleep 1; done
-    expect "still on after the old deadline" "$(ns_values) $(all_netns)" "$NS_DEBUG 1"
+    expect "still on after the old deadline" "$(snapshots) $(ns_values)" "$(per_id ID.json) $NS_DEBUG"
+    if [[ "$ALL_NETNS" == 1 ]]; then
+        expect "nf_log_all_netns still 1 (host-wide: another process may change it)" "$(all_netns)" 1
+    fi
     local seen
-    seen="$(wait_restored $((NEW_DEADLINE + 20)))" || true
+    seen="$(wait_restored $((NEW_DEADLINE + 20 + STEP_MAX)))" || true
     expect_restored
     if [[ -n "$seen" ]]; then log "  automatic revert seen $((seen - NEW_DEADLINE)) s after the extended deadline"; fi
     sleep 1
@@ -321,10 +371,17 @@ for name in "${CASES[@]}"; do
         ip netns add "$C_NS"
         ip netns exec "$C_NS" sysctl -q -w net.netfilter.nf_conntrack_log_invalid=17 net.netfilter.nf_log.2=NONE \
             net.netfilter.nf_log.10=NONE
+        C_INIT_BEFORE="$(init_values)"
+        C_ALL_NETNS_BEFORE="${C_INIT_BEFORE%% *}"
         case_started=$SECONDS
         "case_$name"
         teardown_case
-        if [[ "$(init_values)" != "$INIT_BEFORE" ]]; then fail "initial namespace changed: $(init_values), was $INIT_BEFORE"; fi
+        if [[ "$(init_checked "$(init_values)")" != "$(init_checked "$C_INIT_BEFORE")" ]]; then
+            fail "initial namespace changed: $(init_values), was $C_INIT_BEFORE"
+        fi
+        if ((${#C_FAIL[@]})) && [[ "$(all_netns)" != "$C_ALL_NETNS_BEFORE" || "$C_INIT_BEFORE" != "$INIT_AT_START" ]]; then
+            log "  note: nf_log_all_netns is host-wide and changed outside this case (now $(all_netns), $C_ALL_NETNS_BEFORE when it started, ${INIT_AT_START%% *} when the run started): another process on this machine may be behind a failure"
+        fi
         status=passed
         if ((${#C_FAIL[@]})); then status=FAILED; FAILED+=("$name/$mode"); fi
         SUMMARY+=("$(printf '%-14s %-8s %-7s %4s s' "$name" "$mode" "$status" "$((SECONDS - case_started))")")
