@@ -575,7 +575,7 @@ def h(value: t.Any) -> str:
 _STYLE = """
 body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#1b1b1b;background:#fff}
 h1{font-size:1.5em;margin:0 0 .2em}h2{font-size:1.15em;margin:1.6em 0 .4em;border-bottom:1px solid #ccc}
-table{border-collapse:collapse;margin:.3em 0}th,td{border:1px solid #ccc;padding:2px 6px;text-align:left;vertical-align:top}
+table{border-collapse:collapse;margin:.3em 0;font-size:13px}td{white-space:nowrap}td.wrap{white-space:normal;min-width:16em}th,td{border:1px solid #ccc;padding:2px 6px;text-align:left;vertical-align:top}
 th{background:#eef1f5}td.n{text-align:right;font-variant-numeric:tabular-nums}
 tr.bad td{background:#fdecea}tr.warn td{background:#fff6e0}code,.line{font-family:ui-monospace,monospace;font-size:12px}
 th button{font:inherit;font-weight:bold;border:0;background:none;cursor:pointer;padding:0}
@@ -687,7 +687,7 @@ def render_html(model: dict) -> str:
             ' class="warn"' if row["plan"] or row["discrepancy"] else "")
         out.append(f"<tr{cls}>{_td(row['host'])}{_td(row['netns'])}"
                    f"{_td(_number(row['lines']), row['lines'] if row['lines'] is not None else -1)}"
-                   f"{_td(_reasons_text(row['by_reason']))}"
+                   f"{_td(_reasons_text(row['by_reason']), cls='wrap')}"
                    + "".join(_td(_number(row["deltas"][n]), row["deltas"][n] if row["deltas"][n] is not None else -1)
                              for n in COUNTERS)
                    + f"{_td(_usage(row['usage']), row['usage'] if row['usage'] is not None else -1)}"
