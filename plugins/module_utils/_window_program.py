@@ -203,7 +203,12 @@ class Program:
         for other in self.store.ids():
             if other == ident:
                 continue
-            data = self.store.load(other, self.program)
+            try:
+                data = self.store.load(other, self.program)
+            except ConntrackModuleError:
+                # A damaged snapshot of another window is that window's problem (status and revert report it);
+                # it must not block enabling this one.
+                continue
             recorded = data["netns"] if data else None
             if recorded and recorded.get("ino") is not None and (recorded["dev"], recorded["ino"]) == (
                     identity["dev"], identity["ino"]):

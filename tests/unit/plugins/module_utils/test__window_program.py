@@ -484,6 +484,15 @@ def test_status_of_an_unreadable_snapshot(program):
     assert "corrupted or truncated" in status["msg"]
 
 
+def test_a_damaged_snapshot_of_another_window_does_not_block_enable(program, proc_sys):
+    program.store.ensure()
+    with open(os.open(program.store.path("netns-other"), os.O_WRONLY | os.O_CREAT, 0o600), "w") as handle:
+        handle.write("{")
+    result = program.cmd_snapshot(snapshot_args())
+    assert result["namespaces"]["init"]["created"] is True
+    assert program.store.load("init") is not None
+
+
 # --- check_duration -------------------------------------------------------------------------------------------
 
 DURATIONS = [
