@@ -9,7 +9,8 @@
 #     cache: jsonfile in the private data directory), env/ssh_key (the machine credential; runner loads it into
 #     an ssh-agent inside the EE);
 #   - before the run, each host's stored facts written into the jsonfile cache ("the fact cache passed in");
-#     after it, the cache files the run changed saved back to the store ("read back"), $WORK/facts-db here;
+#     after it, the cache entries the run changed saved back to the store ("read back"), $WORK/facts-db here
+#     (tests/ee/factcache.py: ansible-core 2.19 names its entries s1_<host> and wraps them);
 #   - `ansible-runner run --process-isolation --container-image EE`: ansible-playbook inside the EE container,
 #     which is removed afterwards, with the report files the role wrote on its controller side.
 # Job slicing: each of enable, collect and revert runs as NFCT_EE_SLICES jobs in parallel, each its own runner
@@ -121,9 +122,9 @@ job() {
     printf 'ANSIBLE_CACHE_PLUGIN: jsonfile\nANSIBLE_CACHE_PLUGIN_CONNECTION: /runner/fact_cache\nANSIBLE_CACHE_PLUGIN_TIMEOUT: 0\nANSIBLE_FORCE_COLOR: "false"\n' \
         >"$pdd/env/envvars"
     cp "$WORK/ssh/id" "$pdd/env/ssh_key"
-    # The fact cache passed in: the store's facts of this job's hosts (AWX: start_job_fact_cache).
-    for host in "$@"; do cp "$WORK/facts-db/$host" "$pdd/fact_cache/$host"; done
-    touch -d '-1 second' "$pdd/fact_cache"/*
+    # The fact cache passed in: the store's facts of this job's hosts (AWX: start_fact_cache).
+    python3 "$HERE/factcache.py" pass-in "$WORK/facts-db" "$pdd/fact_cache" "$@"
+    sleep 1  # mtime granularity: what the run writes is newer than the stamp
     chmod -R a+rwX "$pdd"
     t0=$(date +%s.%N)
     # The EE's user is uid 1000; runner (as root here) makes the ssh_key_data fifo root-only, so the job runs as
@@ -132,10 +133,8 @@ job() {
         --process-isolation-executable podman --container-image "$IMAGE" --container-option=--user=0 \
         >"$pdd/runner.log" 2>&1 || true
     printf '%s\t%.1f\n' "$job_name" "$(awk "BEGIN{print $(date +%s.%N) - $t0}")" >>"$WORK/times.tsv"
-    # Read back (AWX: finish_job_fact_cache): the cache files this run wrote.
-    for host in "$@"; do
-        if [[ "$pdd/fact_cache/$host" -nt "$pdd/env/ssh_key" ]]; then cp "$pdd/fact_cache/$host" "$WORK/facts-db/$host"; fi
-    done
+    # Read back (AWX: finish_fact_cache): the cache entries this run wrote.
+    python3 "$HERE/factcache.py" read-back "$WORK/facts-db" "$pdd/fact_cache" "$@" >"$pdd/read-back.log"
     cat "$pdd/artifacts/$job_name/status" 2>/dev/null || echo missing
 }
 # sliced PHASE: the phase's job template with job slicing, its slices in parallel; fails unless all succeeded.
