@@ -233,7 +233,7 @@ class ActionModule(ActionBase):
                 raise EnableFailed("Confirm the window is applied", confirm)
         except EnableFailed as failure:
             try:
-                rb_rc, rollback = program.run(["revert"] + ids)
+                rb_rc, rollback = program.run(["revert", window] + ids)
             except AnsibleActionFail as exc:
                 rb_rc, rollback = 1, {"msg": f"the program did not answer the rollback: {exc.message}"}
             raise AnsibleActionFail(f"enable failed at '{failure.step}': {step_message(failure.result)}. "

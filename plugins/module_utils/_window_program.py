@@ -107,6 +107,8 @@ class Program:
         self.lock_timeout = lock_timeout
         self.overdue_grace = overdue_grace
         self.program = program
+        # How a person runs this program by hand on this host, for the hints in messages.
+        self.command = f"{sys.executable} {program}"
         self.proc_sys = proc_sys
         self.scheduler = Scheduler(store, program)
         self._find_control = control_finder
@@ -204,7 +206,7 @@ class Program:
             if other == ident:
                 continue
             try:
-                data = self.store.load(other, self.program)
+                data = self.store.load(other, self.command)
             except ConntrackModuleError:
                 # A damaged snapshot of another window is that window's problem (status and revert report it);
                 # it must not block enabling this one.
@@ -265,7 +267,11 @@ class Program:
                 for ident, (spec, fd, identity) in opened.items():
                     with InNetns(fd, identity["path"]):
                         wanted = self.wanted_keys(args, spec)
-                    existing = self.store.load(ident, self.program)
+                    if spec is None and args.netns:
+                        # The host's snapshot is here only for what is host-wide (nf_log_all_netns, the sites):
+                        # enable does not touch the host's own log_invalid and loggers, so neither may revert.
+                        wanted = {key: value for key, value in wanted.items() if key == KEY_ALL_NETNS}
+                    existing = self.store.load(ident, self.command)
                     if existing is not None and not self.same_namespace(existing, identity):
                         result.setdefault("dropped", {})[ident] = (
                             f"the window recorded for {identity['path']} belonged to a namespace that no longer exists"
@@ -347,7 +353,7 @@ class Program:
         result = {"changed": False, "namespaces": {}}
         with self.store.lock(self.lock_timeout):
             for ident in self.select(args):
-                data = self.store.load(ident, self.program)
+                data = self.store.load(ident, self.command)
                 if data is None or data.get("window") != args.window:
                     one = {"changed": False, "failed": True, "window_gone": True,
                            "msg": f"the window of {ident} was reverted or replaced while enable was running"}
@@ -427,8 +433,10 @@ class Program:
                 report["left"][key] = {"current": current, "set_by_enable": applied, "original": original,
                                        "reason": "changed by someone else during the debug window: left as it is"}
 
-    def revert_one(self, ident: str, scheduled: bool = False) -> dict:
-        data = self.store.load(ident, self.program)
+    def revert_one(self, ident: str, scheduled: bool = False, window: str | None = None) -> dict:
+        """Compare-and-restore one snapshot. ``window`` is the token of the enable that rolls itself back: its
+        unconfirmed window is removed at once instead of being kept for that enable's confirm."""
+        data = self.store.load(ident, self.command)
         if data is None:
             return {"changed": False, "msg": "nothing to revert", "restored": {}, "left": {}}
         report = {"restored": {}, "left": {}, "unchanged": [], "errors": {}}
@@ -451,7 +459,8 @@ class Program:
             return {"changed": bool(report["restored"]), "failed": True, **report,
                     "msg": f"could not restore {', '.join(report['errors'])}; the snapshot {self.store.path(ident)} is"
                            " kept so a later revert can retry"}
-        if not data.get("confirmed") and not data.get("expired"):
+        rolling_back = window is not None and window == data.get("window")
+        if not data.get("confirmed") and not data.get("expired") and not rolling_back:
             # The enable that opened this window has not confirmed yet (it is still applying, or its controller
             # died): keep the snapshot as expired, so that its confirm undoes whatever it applies after this.
             data["expired"] = True
@@ -478,12 +487,12 @@ class Program:
             ids = [snapshot_id(spec) for spec in (netns or [None])] + ids
         for ident in list(ids):
             try:
-                data = self.store.load(ident, self.program)
+                data = self.store.load(ident, self.command)
             except ConntrackModuleError:
                 continue
             ids += (data or {}).get("links") or []
         if getattr(args, "host_sites", False) and "init" not in ids:
-            host = self.store.load("init", self.program)
+            host = self.store.load("init", self.command)
             if host is not None and host.get("dyndbg"):
                 ids.append("init")
         return list(dict.fromkeys(ids))
@@ -497,7 +506,7 @@ class Program:
         with self.lock_for(args):
             for ident in self.select(args):
                 try:
-                    one = self.revert_one(ident, scheduled=args.scheduled)
+                    one = self.revert_one(ident, scheduled=args.scheduled, window=getattr(args, "window", None))
                 except ConntrackModuleError as exc:
                     one = {"changed": False, "failed": True, "msg": exc.msg}
                 result["namespaces"][ident] = one
@@ -525,7 +534,7 @@ class Program:
         reverted = {}
         for ident in self.store.ids():
             try:
-                data = self.store.load(ident, self.program)
+                data = self.store.load(ident, self.command)
             except ConntrackModuleError:
                 continue
             if data is None or time.time() < data["deadline"] + self.overdue_grace:
@@ -548,7 +557,7 @@ class Program:
         problems = [f"{ident}: {one['msg']}" for ident, one in (result.get("overdue") or {}).items()]
         for ident in result["order"]:
             try:
-                data = self.store.load(ident, self.program)
+                data = self.store.load(ident, self.command)
             except ConntrackModuleError as exc:
                 result["namespaces"][ident] = {"active": False, "netns": None, "unreadable": True, "msg": exc.msg}
                 problems.append(f"{ident}: {exc.msg}")
@@ -580,7 +589,7 @@ class Program:
                             " again to re-arm it, or revert now")
         fd, gone = self.namespace_of(data)
         if gone is not None:
-            problems.append(f"{ident}: {gone}; revert drops its snapshot ({self.program} discard --id {ident})")
+            problems.append(f"{ident}: {gone}; revert drops its snapshot ({self.command} discard --id {ident})")
             one.update(vanished=True, keys={k: dict(v, current=None) for k, v in data["keys"].items()},
                        stats_now=None, stats_delta={})
             return one
@@ -605,7 +614,7 @@ class Program:
         args.scheduled, args.netns, args.all, args.host_sites = True, None, False, False
         while True:
             try:
-                data = self.store.load(ident, self.program)
+                data = self.store.load(ident, self.command)
             except ConntrackModuleError as exc:
                 return {"changed": False, "failed": True, "msg": f"snapshot unreadable, not reverting: {exc.msg}"}
             if data is None:
@@ -755,6 +764,8 @@ def parser() -> argparse.ArgumentParser:
         cmd.add_argument("--scheduled", action="store_true", help=argparse.SUPPRESS)
         cmd.add_argument("--host-sites", action="store_true",
                          help="also the initial namespace's snapshot when it records dynamic-debug sites")
+        cmd.add_argument("--window", help=argparse.SUPPRESS if name == "status" else
+                         "the token of the enable rolling itself back (removes its unconfirmed window)")
     conf = sub.add_parser("confirm", help="last step of enable: mark the window applied (undoes one taken away)")
     conf.add_argument("--netns", action="append")
     conf.add_argument("--id", action="append")

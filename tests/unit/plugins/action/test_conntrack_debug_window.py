@@ -216,7 +216,7 @@ def test_a_failing_step_rolls_back_exactly_the_snapshotted_ids(host, module, ste
     host.modules[module] = {"failed": True, "msg": "the kernel said no"}
     msg, result = failing_action(host, duration=900, netns=["a", "/proc/1/ns/net"], all_netns=True,
                                  dynamic_debug_sites=[{"func": "tcp_new"}])
-    assert host.program_calls("revert") == [["revert"] + [f"--id={ident}" for ident in idents]]
+    assert host.program_calls("revert") == [["revert", "--window=w-1"] + [f"--id={ident}" for ident in idents]]
     assert host.program_calls("confirm") == []
     assert msg == f"enable failed at '{step}': the kernel said no. {ROLLED_BACK}"
     assert result["rollback"]["namespaces"].keys() == set(idents)
@@ -228,7 +228,7 @@ def test_a_failing_confirm_rolls_back(host):
                "namespaces": {"init": {"failed": True, "expired": True, "changed": True}}}
     host.program = {"snapshot": (0, snapshot_answer("init")), "confirm": (1, confirm), "revert": (0, reverted("init"))}
     msg, result = failing_action(host, duration=1)
-    assert host.program_calls("revert") == [["revert", "--id=init"]]
+    assert host.program_calls("revert") == [["revert", "--window=w-1", "--id=init"]]
     assert msg.startswith("enable failed at 'Confirm the window is applied': init: the debug window ended")
     assert msg.endswith(ROLLED_BACK)
 
@@ -250,7 +250,7 @@ def test_a_failing_resnapshot_rolls_back_the_first_snapshot(host):
     msg, _result = failing_action(host, duration=900, dynamic_debug_sites=[{"func": "tcp_new"}])
     assert msg == f"enable failed at 'Record the dynamic-debug sites': disk full. {ROLLED_BACK}"
     assert "dynamic_debug_site" not in [name for name, _args in host.module_calls()]
-    assert host.program_calls("revert") == [["revert", "--id=init"]]
+    assert host.program_calls("revert") == [["revert", "--window=w-1", "--id=init"]]
 
 
 def test_a_refused_snapshot_changes_nothing(host):

@@ -405,6 +405,19 @@ def test_revert_of_an_unconfirmed_window_expires_it_then_removes_it(program, pro
     assert program.store.ids() == []
 
 
+def test_the_rollback_of_a_failed_enable_removes_its_window_at_once(program, proc_sys):
+    window = program.cmd_snapshot(snapshot_args())["window"]
+    sysctl(proc_sys, LOG_INVALID, "6")
+    other = program.cmd_revert(args("revert", "--id=init", "--window=not-this-window"))["namespaces"]["init"]
+    assert other["expired"] is True, "another token is an ordinary revert of an unconfirmed window"
+    program.store.remove("init")
+    window = program.cmd_snapshot(snapshot_args())["window"]
+    sysctl(proc_sys, LOG_INVALID, "6")
+    rolled_back = program.cmd_revert(args("revert", "--id=init", f"--window={window}"))["namespaces"]["init"]
+    assert rolled_back["restored"] == {LOG_INVALID: {"from": "6", "to": "0"}} and not rolled_back.get("expired")
+    assert program.store.ids() == [] and program.scheduler.cancelled == ["init"]
+
+
 def test_confirm_after_an_early_revert_undoes_the_late_writes(program, proc_sys):
     snap = program.cmd_snapshot(snapshot_args())
     program.cmd_revert(args("revert", "--id=init"))       # the timer fired before enable got to confirm

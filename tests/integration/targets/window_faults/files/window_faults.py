@@ -219,10 +219,11 @@ def case_busy_lock_at_deadline(state):
     ns = ns_add("lock")
     env = {"CONNTRACK_DEBUG_LOCK_TIMEOUT": "1"}
     try:
-        enable(state, ns, 2, env=env)
+        # Long enough for snapshot + confirm on a loaded machine; the lock is then held past the deadline.
+        snap = enable(state, ns, 8, env=env)
         fd = os.open(os.path.join(state, "lock"), os.O_RDWR)
         fcntl.flock(fd, fcntl.LOCK_EX)
-        time.sleep(8)   # deadline (2 s) + several lock timeouts (1 s)
+        time.sleep(max(0, snap["deadline"] - time.time()) + 4)   # several lock timeouts (1 s) past the deadline
         assert ns_get(ns) == "6"
         os.close(fd)
         wait_for(lambda: ns_get(ns) == "0", 20, "the automatic revert after the lock was released")
@@ -314,6 +315,31 @@ def case_all_netns_restored_without_the_variable(state):
         ns_del(ns)
 
 
+def case_host_values_enable_did_not_touch_are_not_reverted(state):
+    """With netns and all_netns, the host's snapshot holds nf_log_all_netns only: the host's own log_invalid,
+    changed by hand during the window to what the namespace got, is not reset by revert."""
+    host_key = "/proc/sys/net/netfilter/nf_conntrack_log_invalid"
+    with open(ALL_NETNS, encoding="ascii") as handle:
+        all_netns_before = handle.read().strip()
+    with open(host_key, encoding="ascii") as handle:
+        log_invalid_before = handle.read().strip()
+    ns = ns_add("hostvalues")
+    try:
+        snap = enable(state, ns, 300, extra=("--all-netns=on",))
+        assert list(snap["namespaces"]["init"]["original"]) == ["net.netfilter.nf_log_all_netns"], snap
+        with open(host_key, "w", encoding="ascii") as handle:
+            handle.write("6")
+        rc, reverted = program(state, "revert", f"--netns={ns}")
+        assert rc == 0, reverted
+        with open(host_key, encoding="ascii") as handle:
+            assert handle.read().strip() == "6", "revert reset a host value enable never set"
+    finally:
+        for path, value in ((ALL_NETNS, all_netns_before), (host_key, log_invalid_before)):
+            with open(path, "w", encoding="ascii") as handle:
+                handle.write(value)
+        ns_del(ns)
+
+
 def case_install_creates_system_directories_0755(state):
     dest = os.path.join(WORK, "fresh", "libexec", "netfilter-conntrack", "conntrack-debug-window.pyz")
     rc, installed = program(state, "install", f"--dest={dest}")
@@ -370,7 +396,8 @@ CASES = {name[5:]: function for name, function in sorted(globals().items()) if n
 
 
 def main():
-    chosen = sys.argv[2:] or list(CASES)
+    # runme.sh passes on ansible-test's arguments (-v): only names of cases choose cases.
+    chosen = [name for name in sys.argv[2:] if not name.startswith("-")] or list(CASES)
     failed = []
     for name in chosen:
         state = os.path.join(WORK, "state-" + name)
