@@ -256,8 +256,67 @@ def section(work, args):
                 "{:,}".format(lines_n), human(int(logsize)), human(per_host(role, "remote_bytes")), human(module),
                 human(len(report.encode())), human(per_host(base, "remote_bytes")) if base else "?"))
         add("")
+    lines.extend(transport_lines(times, stats, meta, args))
     lines.append(END)
     return "\n".join(lines) + "\n", ratios
+
+
+def floor(times, prefix):
+    """Wall seconds of the transport floor: the three `ansible -m ping` runs of PREFIX."""
+    labels = ["%s-ping%d" % (prefix, n) for n in (1, 2, 3)]
+    if not all(label in times for label in labels):
+        return None
+    return sum(times[label] for label in labels)
+
+
+def transport_lines(times, stats, meta, args):
+    """Issue 14's floor ratio and issue 18's ssh transport: role, baseline and floor per transport and size."""
+    rows = []
+    for transport in args.transports:
+        pre = "" if transport == "podman" else transport + "-"
+        for size in args.sizes:
+            role = cycle(times, stats, "%srole-n%d-f%d" % (pre, size, args.forks))
+            base = cycle(times, stats, "%sbase-n%d-f%d" % (pre, size, args.forks))
+            flo = floor(times, "%sfloor-n%d-f%d" % (pre, size, args.forks))
+            if role and (base or flo):
+                rows.append((transport, size, role, base, flo))
+    if not rows:
+        return []
+    out = ["### Role, baseline and the transport floor, by transport", ""]
+    add = out.append
+    add("The floor is what the transport alone costs for a cycle: 3 × `ansible all -m ansible.builtin.ping` (one per")
+    add("phase) on the same hosts with the same connection and forks, run in the same rotation as the role and the")
+    add("baseline (which of the three goes first rotates from size to size). *podman*: `containers.podman.podman`, as")
+    add("above. *ssh*: the same containers running Debian's `sshd`, reached with `ansible.builtin.ssh` as root with")
+    add("a key, ControlPersist (ansible's default `ssh_args`, one ControlPath directory per cycle, so each cycle")
+    add("opens its masters once and reuses them across its three runs) and pipelining on.")
+    if meta.get("ssh"):
+        add("Versions: %s." % meta["ssh"])
+    if meta.get("reproduce"):
+        add("This run: `%s`." % meta["reproduce"])
+    add("")
+    add("| transport | hosts | forks | role | baseline | floor (3 × ping) | role / baseline | role / floor | baseline / floor |")
+    add("|:--|--:|--:|--:|--:|--:|--:|--:|--:|")
+    for transport, size, role, base, flo in rows:
+        add("| %s | %d | %d | %.1f s | %s | %s | %s | %s | %s |" % (
+            transport, size, args.forks, role["seconds"],
+            "%.1f s" % base["seconds"] if base else "–", "%.1f s" % flo if flo else "–",
+            "**%.2f**" % (role["seconds"] / base["seconds"]) if base else "–",
+            "**%.2f**" % (role["seconds"] / flo) if flo else "–",
+            "%.2f" % (base["seconds"] / flo) if base and flo else "–"))
+    add("")
+    add("Per phase (wall seconds, role / baseline / one ping):")
+    add("")
+    add("| transport | hosts | enable | collect | revert |")
+    add("|:--|--:|--:|--:|--:|")
+    for transport, size, role, base, flo in rows:
+        pre = "" if transport == "podman" else transport + "-"
+        pings = ["%.1f" % times["%sfloor-n%d-f%d-ping%d" % (pre, size, args.forks, n)] if flo else "–" for n in (1, 2, 3)]
+        add("| %s | %d | %s |" % (transport, size, " | ".join(
+            "%.1f / %s / %s" % (role["phases"][p], "%.1f" % base["phases"][p] if base else "–", pings[i])
+            for i, p in enumerate(PHASES))))
+    add("")
+    return out
 
 
 def write(path, text):
@@ -282,6 +341,7 @@ def main():
     parser.add_argument("--low-forks", type=int, required=True)
     parser.add_argument("--low-forks-size", type=int, required=True)
     parser.add_argument("--sizes", type=int, nargs="+", required=True)
+    parser.add_argument("--transports", nargs="+", default=["podman"])
     parser.add_argument("--notes", help="a Markdown file appended to the section (analysis written by hand)")
     parser.add_argument("--write")
     args = parser.parse_args()

@@ -8,9 +8,15 @@
 # markers) unless --no-write. Raises fs.inotify.max_user_instances for the containers and restores it, and
 # removes every container it created, on any exit.
 # Environment: NFCT_FLEET_SIZES ("10 25 50"), NFCT_FLEET_FORKS (25), NFCT_FLEET_LOW_FORKS (5),
-# NFCT_FLEET_LOW_FORKS_SIZE (the first size), NFCT_FLEET_PHASES ("scale idem pipe payload", or a subset),
+# NFCT_FLEET_LOW_FORKS_SIZE (the first size; NFCT_FLEET_LOW_FORKS=0 skips that pair), NFCT_FLEET_PHASES
+# ("scale floor idem pipe payload", or a subset),
 # NFCT_VENV (controller venv, created with ansible-core 2.19 + ansible when missing), NFCT_FLEET_KEEP=1 keeps
 # the work directory (ansible logs, per-run JSON, value dumps).
+# Transports (issue 18): NFCT_FLEET_TRANSPORTS ("podman", or "podman ssh"). With ssh, the containers run sshd
+# (Debian's openssh-server, bench/fleet/build-sshd-image.sh) and the scale phase runs again on the same containers
+# over the ssh connection (ControlPersist and pipelining on, a key made for the run, root login). The phase
+# "floor" adds the transport floor of issue 14 at each size and transport: 3 x `ansible all -m ping`, same hosts,
+# connection and forks, in the same rotation as the role and baseline cycles.
 # Copyright (c) 2026, netfilter.conntrack contributors
 # SPDX-License-Identifier: GPL-3.0-or-later
 set -euo pipefail
@@ -24,7 +30,9 @@ read -r -a SIZES <<<"${NFCT_FLEET_SIZES:-10 25 50}"
 FORKS="${NFCT_FLEET_FORKS:-25}"
 LOW_FORKS="${NFCT_FLEET_LOW_FORKS:-5}"
 MAX="${SIZES[-1]}"
-PHASES=" ${NFCT_FLEET_PHASES:-scale idem pipe payload} "
+PHASES=" ${NFCT_FLEET_PHASES:-scale floor idem pipe payload} "
+read -r -a TRANSPORTS <<<"${NFCT_FLEET_TRANSPORTS:-podman}"
+transport() { [[ " ${TRANSPORTS[*]} " == *" $1 "* ]]; }
 phase() { [[ "$PHASES" == *" $1 "* ]]; }
 IMAGE="${NFCT_MOLECULE_IMAGE:-localhost/netfilter-conntrack-debian:bookworm}"
 RUN_ID="$$"
@@ -44,6 +52,10 @@ if [[ ! -x "$VENV/bin/ansible-playbook" ]]; then
 fi
 export PATH="$VENV/bin:$PATH"
 "$ROOT/extensions/molecule/build-image.sh"
+if transport ssh; then
+    "$HERE/build-sshd-image.sh"
+    IMAGE="${NFCT_SSHD_IMAGE:-localhost/netfilter-conntrack-debian-sshd:bookworm}"
+fi
 
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/nfct-fleet.XXXXXX")"
 INOTIFY_ORIG="$(sysctl -n fs.inotify.max_user_instances)"
@@ -51,6 +63,7 @@ cleanup() {
     local rc=$?
     set +e
     log "removing the containers of run $RUN_ID"
+    for sock in "$WORK"/cp/*/*; do [[ -S "$sock" ]] && ssh -o ControlPath="$sock" -O exit dummy >/dev/null 2>&1; done
     podman ps -aq --filter "label=$LABEL" | xargs -r podman rm -f -t 0 >/dev/null 2>&1
     sysctl -q -w fs.inotify.max_user_instances="$INOTIFY_ORIG"
     log "fs.inotify.max_user_instances restored to $(sysctl -n fs.inotify.max_user_instances)"
@@ -114,14 +127,45 @@ for ((i = 1; i <= MAX; i++)); do name "$i"; echo; done | xargs -P 4 -I{} bash -c
 # Boot, and non-default starting values (so that a restore differs from a reset). community.general.modprobe
 # needs a modprobe binary, which the minimal image lacks: a stub (the kernel here has no loadable modules).
 prepare_one() {
+    [[ -f "$WORK/ssh/id.pub" ]] && podman exec -i "$1" sh -c \
+        'mkdir -p -m 0700 /root/.ssh && cat >/root/.ssh/authorized_keys && chmod 0600 /root/.ssh/authorized_keys' \
+        <"$WORK/ssh/id.pub"
     podman exec "$1" sh -c '
         systemctl is-system-running --wait >/dev/null 2>&1
         sysctl -q -w net.netfilter.nf_conntrack_log_invalid=17 net.netfilter.nf_log.2=NONE net.netfilter.nf_log.10=NONE
         printf "#!/bin/sh\nexit 0\n" >/usr/local/sbin/modprobe; chmod 0755 /usr/local/sbin/modprobe'
 }
 export -f prepare_one
+export WORK
+if transport ssh; then
+    mkdir -p "$WORK/ssh" "$WORK/cp"
+    ssh-keygen -q -t ed25519 -N '' -C "nfct-fleet-bench-$RUN_ID" -f "$WORK/ssh/id"
+fi
 for ((i = 1; i <= MAX; i++)); do name "$i"; echo; done | xargs -P 4 -I{} bash -c 'prepare_one {}'
 log "$MAX containers up in $(elapsed "$T0") s"
+# The same hosts over ssh: the containers' addresses on podman's network, root with the run's key.
+if transport ssh; then
+    {
+        echo "all:"
+        echo "  vars:"
+        echo "    ansible_connection: ansible.builtin.ssh"
+        echo "    ansible_user: root"
+        echo "    ansible_become: false"
+        echo "    ansible_ssh_private_key_file: $WORK/ssh/id"
+        echo "    ansible_ssh_common_args: -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR"
+        echo "    conntrack_debug_report_dir: $WORK/reports"
+        echo "    conntrack_debug_duration: 1800"
+        echo "  children:"
+        for size in "${SIZES[@]}"; do
+            echo "    n$size:"
+            echo "      hosts:"
+            for ((i = 1; i <= size; i++)); do
+                echo "        $(name "$i"):"
+                echo "          ansible_host: $(podman inspect -f '{{.NetworkSettings.IPAddress}}' "$(name "$i")")"
+            done
+        done
+    } >"$WORK/inventory-ssh.yml"
+fi
 echo "containers_up_seconds $(elapsed "$T0")" >>"$WORK/meta.txt"
 
 # ---------------------------------------------------------------- helpers
@@ -132,7 +176,8 @@ run() {
     shift 3
     local t0 t1
     t0=$(date +%s.%N)
-    if ! FLEET_STATS_OUT="$WORK/stats/$label.json" ansible-playbook -i inventory.yml -f "$forks" -l "$limit" "$@" \
+    if ! FLEET_STATS_OUT="$WORK/stats/$label.json" "${PLAYBOOK_CMD:-ansible-playbook}" -i "${INVENTORY:-inventory.yml}" \
+        -f "$forks" -l "$limit" "$@" \
         >"$WORK/logs/$label.log" 2>&1; then
         log "FAILED: $label (tail of its log follows)"
         tail -n 40 "$WORK/logs/$label.log" >&2
@@ -150,6 +195,18 @@ role_cycle() {  # PREFIX FORKS LIMIT
 base_cycle() {  # PREFIX FORKS LIMIT
     local phase
     for phase in enable collect revert; do run "$1-$phase" "$2" "$3" "$HERE/baseline.yml" --tags "$phase"; done
+}
+floor_cycle() {  # PREFIX FORKS LIMIT: the transport floor, 3 x `ansible -m ping` (one per phase of a cycle)
+    local n
+    for n in 1 2 3; do PLAYBOOK_CMD=ansible run "$1-ping$n" "$2" "$3" all -m ansible.builtin.ping; done
+}
+# Over ssh: the ssh inventory, pipelining on, and a fresh ControlPath directory per cycle, so that each cycle
+# opens its own master connections and reuses them across its three runs (ControlPersist), as a user's would.
+ssh_env() {  # LABEL COMMAND...
+    local label="$1"
+    shift
+    mkdir -p "$WORK/cp/$label"
+    INVENTORY=inventory-ssh.yml ANSIBLE_PIPELINING=true ANSIBLE_SSH_CONTROL_PATH_DIR="$WORK/cp/$label" "$@"
 }
 # values TAG SIZE: every net.netfilter value (but the live entry count) of the first SIZE containers.
 values_one() {
@@ -176,15 +233,28 @@ values initial "$MAX"
 # Pairs run back to back, alternating which goes first, so that load from other jobs hits both alike.
 LOW_SIZE="${NFCT_FLEET_LOW_FORKS_SIZE:-${SIZES[0]}}"
 order=0
+# Per size and transport, the role, the baseline and (phase floor) the transport floor, rotating which goes first
+# (issue 18 added the floor and the ssh transport to the role/baseline pairs).
+rotate() {  # SIZE TRANSPORT
+    local size="$1" t="$2" sides=(role base) k i side
+    phase floor && sides+=(floor)
+    k=$((order++ % ${#sides[@]}))
+    for ((i = 0; i < ${#sides[@]}; i++)); do
+        side="${sides[$(((i + k) % ${#sides[@]}))]}"
+        if [[ "$t" == ssh ]]; then
+            ssh_env "ssh-$side-n$size" "${side}_cycle" "ssh-$side-n$size-f$FORKS" "$FORKS" "n$size"
+        else
+            "${side}_cycle" "$side-n$size-f$FORKS" "$FORKS" "n$size"
+        fi
+    done
+}
 phase scale && for size in "${SIZES[@]}"; do
-    if ((order++ % 2 == 0)); then
-        role_cycle "role-n$size-f$FORKS" "$FORKS" "n$size"; base_cycle "base-n$size-f$FORKS" "$FORKS" "n$size"
-    else
-        base_cycle "base-n$size-f$FORKS" "$FORKS" "n$size"; role_cycle "role-n$size-f$FORKS" "$FORKS" "n$size"
-    fi
+    for t in "${TRANSPORTS[@]}"; do rotate "$size" "$t"; done
 done
 if phase scale; then
     values after-cycles "$MAX"
+fi
+if phase scale && ((LOW_FORKS > 0)); then  # NFCT_FLEET_LOW_FORKS=0 leaves the low-forks pair out
     role_cycle "role-n$LOW_SIZE-f$LOW_FORKS" "$LOW_FORKS" "n$LOW_SIZE"
     base_cycle "base-n$LOW_SIZE-f$LOW_FORKS" "$LOW_FORKS" "n$LOW_SIZE"
 fi
@@ -233,12 +303,15 @@ fi
     echo "controller $("$VENV/bin/ansible" --version | head -1), $("$VENV/bin/python" --version)," \
         "ansible $("$VENV/bin/pip" show ansible 2>/dev/null | awk '/^Version/{print $2}')"
     echo "podman $(podman --version | awk '{print $3}'), runtime runc; image $IMAGE"
+    transport ssh && echo "ssh $(ssh -V 2>&1 | cut -d, -f1) on the controller, $(podman exec "$(name 1)" sh -c 'sshd -V 2>&1 | head -1; dpkg-query -W -f "openssh-server \${Version}" openssh-server' | tail -1) in the containers"
+    echo "reproduce NFCT_FLEET_SIZES=\"${SIZES[*]}\" NFCT_FLEET_TRANSPORTS=\"${TRANSPORTS[*]}\" NFCT_FLEET_PHASES=\"$(echo $PHASES)\" NFCT_FLEET_FORKS=$FORKS NFCT_FLEET_LOW_FORKS=$LOW_FORKS bench/fleet/run.sh"
     echo "date $(date -u '+%Y-%m-%d %H:%M UTC')"
     echo "load_start $LOAD_START"
     echo "load_end $(cut -d' ' -f1-3 /proc/loadavg)"
     echo "bench_seconds $(($(date +%s) - BENCH_T0))"
 } >>"$WORK/meta.txt"
-ARGS=("$WORK" --forks "$FORKS" --low-forks "$LOW_FORKS" --low-forks-size "$LOW_SIZE" --sizes "${SIZES[@]}")
+ARGS=("$WORK" --forks "$FORKS" --low-forks "$LOW_FORKS" --low-forks-size "$LOW_SIZE" --sizes "${SIZES[@]}"
+    --transports "${TRANSPORTS[@]}")
 ((WRITE)) && ARGS+=(--write "$ROOT/docs/benchmarks.md")
 ARGS+=(--notes "$HERE/NOTES.md")
 "$VENV/bin/python" "$HERE/report.py" "${ARGS[@]}"
