@@ -12,7 +12,7 @@ description:
   - Renders the C(conntrack_debug_report) facts of several hosts (as the collect entry point of the
     C(netfilter.conntrack.debug) role gathers them with M(netfilter.conntrack.conntrack_debug_report)) for people.
   - V(table) gives a list of lines of at most 108 printable ASCII characters (119 columns in the default
-    callback's output of C(ansible.builtin.debug)): one row per host and namespace (invalid lines and the top
+    callback's output of C(ansible.builtin.debug)), one row per host and namespace (invalid lines and the top
     reason, the C(invalid), C(drop), C(insert_failed) and C(early_drop) counter deltas since enable, table usage,
     table-full events, discrepancy codes, plan problems), then the fleet roll-up (reasons by number of hosts, top
     peers, plan problems, the hosts that need attention first). Beyond O(max_hosts) hosts, the hosts that need
