@@ -17,7 +17,9 @@ description:
     table-full events, discrepancy codes, plan problems), then the fleet roll-up (reasons by number of hosts, top
     peers, plan problems, the hosts that need attention first). Beyond O(max_hosts) hosts, the hosts that need
     attention most are shown, most first, and the others are counted.
-  - V(markdown) gives the text of C(fleet-summary.md), V(html) one self-contained page (inline style, script and
+  - V(summary) gives the dictionary of C(fleet-summary.json) (hosts by reason, by plan problem, with a discrepancy,
+    with table-full events, reconciliation findings, notes); V(markdown) gives the text of C(fleet-summary.md),
+    V(html) one self-contained page (inline style, script and
     SVG; its Content-Security-Policy forbids loading anything), V(stats) a small dictionary for
     C(ansible.builtin.set_stats).
   - The same reports always give the same text; the filter reads no clock and nothing from the network.
@@ -33,7 +35,7 @@ options:
   format:
     description: What to render.
     type: str
-    choices: [table, markdown, html, stats]
+    choices: [table, markdown, html, stats, summary]
     default: table
   failed:
     description: Hosts whose collect failed (no report); they are listed and need attention first.
@@ -75,7 +77,8 @@ EXAMPLES = r"""
 RETURN = r"""
 _value:
   description:
-    - V(table) a list of lines; V(markdown) and V(html) a string; V(stats) a dictionary with C(hosts),
+    - V(table) a list of lines; V(markdown) and V(html) a string; V(summary) the dictionary of
+      C(fleet-summary.json); V(stats) a dictionary with C(hosts),
       C(collect_failed), C(invalid_lines), C(reasons), C(top_peers), C(plan_problems), C(hosts_with_table_full),
       C(attention), C(window) and C(version).
   type: raw
@@ -87,9 +90,10 @@ import os
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.netfilter.conntrack.plugins.plugin_utils._fleet_report import (
-    MAX_HOSTS, build_model, render_html, render_markdown, render_stats, render_table)
+    MAX_HOSTS, build_model, render_html, render_markdown, render_stats, render_summary, render_table)
 
-RENDERERS = {"table": render_table, "markdown": render_markdown, "html": render_html, "stats": render_stats}
+RENDERERS = {"table": render_table, "markdown": render_markdown, "html": render_html, "stats": render_stats,
+             "summary": render_summary}
 
 
 def collection_version() -> str | None:

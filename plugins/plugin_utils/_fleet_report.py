@@ -795,6 +795,23 @@ def render_stats(model: dict, max_hosts: int = 100) -> dict:
     }
 
 
+def render_summary(model: dict) -> dict:
+    """fleet-summary.json: per key, the hosts that collected (hosts whose collect failed have no report)."""
+    hosts = [x for x in model["hosts"] if not x["failed"]]
+    return {
+        "hosts": [x["host"] for x in hosts],
+        "collect_failed": model["failed"],
+        "invalid_logged": {x["host"]: x["total"] for x in hosts},
+        "hosts_by_reason": {reason: e["hosts"] for reason, e in model["reasons"].items()},
+        "hosts_with_discrepancy": [x["host"] for x in hosts if x["discrepancy"]],
+        "notes": {x["host"]: x["notes"] for x in hosts},
+        "hosts_by_plan_problem": {key: e["where"] for key, e in model["plan_problems"].items()},
+        "reconciliation": {x["host"]: [f["text"] for f in x["findings"]] for x in hosts if x["findings"]},
+        "hosts_with_table_full": {x["host"]: x["table_full"] for x in hosts
+                                  if x["table_full"]["count"] or x["table_full"]["expect_full"]},
+    }
+
+
 # -------------------------------------------------------------------------------------- enable and revert
 
 def _short(key: str) -> str:

@@ -322,3 +322,17 @@ WINDOW_CASES = [
 def test_window_line(result, expected):
     assert conntrack_window_line(result) == expected
     assert conntrack_window_line(result, "web-01") == "web-01: " + expected
+
+
+def test_fleet_summary_json_groups_hosts_like_the_table():
+    reports = fleet(12)
+    summary = conntrack_fleet_report(reports, "summary", failed=["db-01"])
+    assert summary["hosts"] == [f"web-{i:02d}" for i in range(1, 13)] and summary["collect_failed"] == ["db-01"]
+    assert summary["invalid_logged"]["web-07"] == 0 and summary["invalid_logged"]["web-01"] > 0
+    assert summary["hosts_by_reason"]["conntrack table full"] == ["web-03", "web-06", "web-09", "web-12"]
+    assert sorted(summary["hosts_with_table_full"]) == ["web-05", "web-10"]
+    assert summary["hosts_with_table_full"]["web-10"]["count"] == 10
+    no_logger = [key for key in summary["hosts_by_plan_problem"] if key.startswith("no_logger_bound")]
+    assert no_logger == ["no_logger_bound: log_invalid on but nothing can be logged"]
+    assert summary["hosts_by_plan_problem"][no_logger[0]] == ["web-06", "web-12"]
+    assert json.loads(json.dumps(summary)) == summary, "plain JSON, as fleet-summary.json is written"
