@@ -562,8 +562,11 @@ def _samples_by_reason(model: dict, per_reason: int = SAMPLES_PER_REASON) -> dic
             if len(items) < per_reason:
                 items.append(dict(sample, host=host["host"]))
     order = list(model["reasons"])
-    return dict(sorted(found.items(), key=lambda item: (order.index(item[0]) if item[0] in order else len(order),
-                                                         item[0])))
+
+    def rank(item: tuple) -> tuple:
+        return (order.index(item[0]) if item[0] in order else len(order), item[0])
+
+    return dict(sorted(found.items(), key=rank))
 
 
 # -------------------------------------------------------------------------------------------------- HTML
@@ -575,7 +578,8 @@ def h(value: t.Any) -> str:
 _STYLE = """
 body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#1b1b1b;background:#fff}
 h1{font-size:1.5em;margin:0 0 .2em}h2{font-size:1.15em;margin:1.6em 0 .4em;border-bottom:1px solid #ccc}
-table{border-collapse:collapse;margin:.3em 0;font-size:13px}td{white-space:nowrap}td.wrap{white-space:normal;min-width:16em}th,td{border:1px solid #ccc;padding:2px 6px;text-align:left;vertical-align:top}
+table{border-collapse:collapse;margin:.3em 0;font-size:13px}td{white-space:nowrap}
+td.wrap{white-space:normal;min-width:16em}th,td{border:1px solid #ccc;padding:2px 6px;text-align:left;vertical-align:top}
 th{background:#eef1f5}td.n{text-align:right;font-variant-numeric:tabular-nums}
 tr.bad td{background:#fdecea}tr.warn td{background:#fff6e0}code,.line{font-family:ui-monospace,monospace;font-size:12px}
 th button{font:inherit;font-weight:bold;border:0;background:none;cursor:pointer;padding:0}

@@ -299,8 +299,9 @@ def test_collection_version_from_the_tree():
 
 
 WINDOW_CASES = [
-    ("enabled", {"deadline": 1796188321.8, "steps": [{"step": "Log invalid packets", "netns": "pod", "changed": True},
-                                                      {"step": "Bind the logger", "netns": None, "changed": False}],
+    ("enabled", {"deadline": 1796188321.8,
+                 "steps": [{"step": "Log invalid packets", "netns": "pod", "changed": True},
+                           {"step": "Bind the logger", "netns": None, "changed": False}],
                  "namespaces": {"init": {"scheduler": {"kind": "systemd-timer"}, "recorded": ["a", "b"]},
                                 "netns-pod": {"scheduler": {"kind": "systemd-timer"}, "recorded": ["c"],
                                               "deadline_extended": True}}},
