@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # The fact store side of an AWX job (tests/ee/run.sh): what AWX's start_fact_cache / finish_fact_cache do around a
 # run, for a jsonfile fact cache directory.
 #   factcache.py pass-in  STORE CACHE_DIR HOST...   write each host's stored facts into the cache, then a stamp
