@@ -436,7 +436,7 @@ def _rollup(model: dict) -> list[str]:
     lines = [_cell(head), _cell("Window: " + window_text(model))]
     if model["reasons"]:
         reasons = list(model["reasons"].items())
-        width = min(max(len(reason) for reason, _ in reasons[:MAX_REASONS]), 60)
+        width = min(max(len(reason) for reason in list(model["reasons"])[:MAX_REASONS]), 60)
         lines.append(f"{'REASON'.ljust(width)} HOSTS  LINES")
         for reason, entry in reasons[:MAX_REASONS]:
             lines.append(f"{_fit(_cell(reason), width).ljust(width)} {len(entry['hosts']):5d} {entry['lines']:6d}")
@@ -485,7 +485,7 @@ def md(value: t.Any) -> str:
 
 
 def _md_table(headers: list[str], rows: list[list[t.Any]]) -> list[str]:
-    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     lines += ["| " + " | ".join(md(cell) for cell in row) + " |" for row in rows]
     return lines + [""]
 
@@ -636,7 +636,7 @@ def reason_chart(model: dict, width: int = 760) -> str:
         return '<p class="meta">No invalid lines on any host.</p>'
     label_w, row_h, right = 300, 24, 150
     bar_w = width - label_w - right
-    top = max(entry["lines"] for _, entry in reasons) or 1
+    top = max(entry["lines"] for entry in dict(reasons).values()) or 1
     height = row_h * len(reasons) + 10
     parts = [f'<svg id="reason-chart" xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}"'
              f' viewBox="0 0 {width} {height}" role="img" aria-label="Invalid lines by reason across the fleet">']
@@ -685,7 +685,7 @@ def render_html(model: dict) -> str:
     for row in _table_rows(model):
         if row["failed"]:
             out.append(f'<tr class="bad">{_td(row["host"])}{_td("-")}{_td(FAILED, -1)}'
-                       + "".join(_td("") for _ in heads[3:]) + "</tr>")
+                       + _td("") * len(heads[3:]) + "</tr>")
             continue
         cls = ' class="bad"' if row["full"] or any(row["deltas"][n] for n in COUNTERS[1:]) else (
             ' class="warn"' if row["plan"] or row["discrepancy"] else "")

@@ -23,7 +23,7 @@ ansible-playbook render.yml -e "out=$work"
 page="$work/fleet-report.html"
 url="file://$page"
 flags=(--headless --no-sandbox --disable-gpu --disable-quic --disable-background-networking --disable-component-update
-       --disable-sync --no-first-run --disable-extensions --user-data-dir="$profile" --window-size=1280,1800
+       --disable-sync --no-first-run --disable-extensions --user-data-dir="$profile" "--window-size=1280,1800"
        --hide-scrollbars --virtual-time-budget=3000 --log-net-log="$work/netlog.json")
 # Screenshot first, then the DOM after the script ran; the network log of each run is checked.
 timeout 180 "$chromium" "${flags[@]}" --screenshot="$work/fleet-report.png" "$url" >"$work/chromium-shot.log" 2>&1 || {

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # Copyright (c) 2026, netfilter.conntrack contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
@@ -37,14 +36,14 @@ class Dom(HTMLParser):
         self.elements[tag] = self.elements.get(tag, 0) + 1
         if tag == "table" and attrs.get("id") == "hosts":
             self.hosts_table = attrs
-        if tag == "tr" and any(t == "tbody" for t, _ in self.stack) and any(
+        if tag == "tr" and any(name == "tbody" for name, _attrs in self.stack) and any(
                 t == "table" and a.get("id") == "hosts" for t, a in self.stack):
             self.host_rows += 1
         if tag == "svg" and attrs.get("id") == "reason-chart":
             self.svg = True
-        if tag == "rect" and any(t == "svg" for t, _ in self.stack):
+        if tag == "rect" and any(name == "svg" for name, _attrs in self.stack):
             self.bars += 1
-        self._in_title = tag == "title" and not any(t == "svg" for t, _ in self.stack)
+        self._in_title = tag == "title" and not any(name == "svg" for name, _attrs in self.stack)
         if tag not in ("meta", "br", "hr", "img", "input", "link", "col", "area", "base", "wbr", "source"):
             self.stack.append((tag, attrs))
 
