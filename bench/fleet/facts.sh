@@ -14,7 +14,7 @@ set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
-VENV="${NFCT_VENV:-/root/.cache/netfilter-conntrack/venv-2.19}"
+VENV="${NFCT_VENV:-${NFCT_CACHE_DIR:-$HOME/.cache/netfilter-conntrack}/venv-2.19}"
 read -r -a SIZES <<<"${NFCT_FACTS_SIZES:-10 50}"
 REPEAT="${NFCT_FACTS_REPEAT:-2}"
 FORKS="${NFCT_FACTS_FORKS:-25}"

@@ -25,7 +25,7 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
 WRITE=1
 [[ "${1:-}" == --no-write ]] && WRITE=0
-VENV="${NFCT_VENV:-/root/.cache/netfilter-conntrack/venv-2.19}"
+VENV="${NFCT_VENV:-${NFCT_CACHE_DIR:-$HOME/.cache/netfilter-conntrack}/venv-2.19}"
 read -r -a SIZES <<<"${NFCT_FLEET_SIZES:-10 25 50}"
 FORKS="${NFCT_FLEET_FORKS:-25}"
 LOW_FORKS="${NFCT_FLEET_LOW_FORKS:-5}"
