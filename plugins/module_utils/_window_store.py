@@ -211,10 +211,7 @@ class Store:
         data["format"] = FORMAT
         data["checksum"] = checksum(data)
         path = self.path(data["id"])
-        self._write_atomically(path, (json.dumps(data, sort_keys=True, indent=1) + "\n").encode("utf-8"))
-
-    def _write_atomically(self, path: str, payload: bytes) -> None:
-        write_atomically(path, payload, 0o600)
+        write_atomically(path, (json.dumps(data, sort_keys=True, indent=1) + "\n").encode("utf-8"), 0o600)
 
     def remove(self, ident: str) -> None:
         try:
@@ -238,7 +235,7 @@ class Store:
         return os.path.join(self.directory, check_id(ident) + ".pid")
 
     def write_pid(self, ident: str, pid: int) -> None:
-        self._write_atomically(self.pid_path(ident), f"{pid}\n".encode("ascii"))
+        write_atomically(self.pid_path(ident), f"{pid}\n".encode("ascii"), 0o600)
 
     def read_pid(self, ident: str) -> int | None:
         try:

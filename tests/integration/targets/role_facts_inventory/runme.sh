@@ -91,7 +91,7 @@ ip netns exec nfct17-drop conntrack -F >/dev/null 2>&1
 echo "nfct17-drop: $refused of 200 new flows refused; stats: $(ip netns exec nfct17-drop conntrack -S | grep -o 'drop=[0-9]*' | sort | uniq -c | tr '\n' ' ')"
 # Dying entries pinned by a destroy-event listener that never reads (as in the conntrack_lists_facts target).
 ready="$work/dying.ready"
-ip netns exec nfct17-dying "$python_bin" "$here/files/destroy_listener.py" "$ready" >/dev/null 2>&1 &
+ip netns exec nfct17-dying "$python_bin" "$root/tests/integration/targets/conntrack_lists_facts/files/destroy_listener.py" "$ready" >/dev/null 2>&1 &
 listener=$!
 for _ in $(seq 300); do [[ -f "$ready" ]] && break; kill -0 "$listener" 2>/dev/null || break; sleep 0.1; done
 [[ -f "$ready" ]] || { echo "destroy listener did not start" >&2; exit 1; }
