@@ -101,7 +101,8 @@ vm-matrix: setup
 vm-sites: setup
 	ANSIBLE_PLAYBOOK=$(VENV)/bin/ansible-playbook tests/vm/window-sites.sh 5.10
 
-# Windows opened by the previous release (found from the git tags), handled by this tree, in network
+# Windows opened by the previous release (found from the git tags, or from the changelog in a clone without
+# them), handled by this tree, in network
 # namespaces of this machine (issue 20); the systemd-timer side is the Molecule scenario upgrade.
 upgrade-test:
 	tests/upgrade/run.sh

@@ -3,7 +3,8 @@
 #   tests/upgrade/run.sh [CASE...]          default: every case; `run.sh --list` names them
 # Needs root, iproute2, jq and ansible-playbook/ansible-galaxy on PATH (make upgrade-test sets PATH).
 #
-# The previous release is found from the git tags (collections.sh), built from `git archive TAG` and
+# The previous release is found from the git tags, or from the changelog's history in a clone without them
+# (collections.sh), built from `git archive` of its release commit and
 # installed into one temporary collections path; this tree is built and installed into another. Every case
 # runs in its own network namespace, state directory and program directory, on this machine's kernel,
 # where systemd is not PID 1: the old release arms its detached wait-and-revert watcher. The systemd
