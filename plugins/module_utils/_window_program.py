@@ -433,6 +433,55 @@ class Program:
                 report["left"][key] = {"current": current, "set_by_enable": applied, "original": original,
                                        "reason": "changed by someone else during the debug window: left as it is"}
 
+    def still_linked(self, ident: str, leaving: list[str]) -> list[str]:
+        """The open windows, other than ``leaving``, that link to snapshot ``ident`` (the host's)."""
+        holders = []
+        for other in self.store.ids():
+            if other in leaving or other == ident:
+                continue
+            try:
+                data = self.store.load(other, self.command)
+            except ConntrackModuleError:
+                continue
+            if data is not None and not data.get("expired") and ident in (data.get("links") or []):
+                holders.append(other)
+        return holders
+
+    def revert_host_part(self, ident: str, holders: list[str]) -> dict:
+        """Revert the host snapshot's own values but keep what the windows ``holders`` still rely on.
+
+        nf_log_all_netns and the dynamic-debug sites are host-wide: restoring them while another namespace's window
+        is open would silence that window (a child namespace logs nothing without nf_log_all_netns). They stay
+        recorded, with the timer of the latest deadline, and are restored when the last of those windows ends.
+        """
+        data = self.store.load(ident, self.command)
+        if data is None:
+            return {"changed": False, "msg": "nothing to revert", "restored": {}, "left": {}}
+        shared = {key: entry for key, entry in data["keys"].items() if key == KEY_ALL_NETNS}
+        own = dict(data, keys={key: entry for key, entry in data["keys"].items() if key not in shared})
+        report = {"restored": {}, "left": {}, "unchanged": [], "errors": {}}
+        fd, gone = self.namespace_of(data)
+        if gone is not None:
+            return self.revert_one(ident)
+        try:
+            with InNetns(fd, data["netns"]["path"]):
+                self.restore_keys(own, report)
+        finally:
+            if fd is not None:
+                os.close(fd)
+        if report["errors"]:
+            return {"changed": bool(report["restored"]), "failed": True, **report,
+                    "msg": f"could not restore {', '.join(report['errors'])}; the snapshot {self.store.path(ident)} is"
+                           " kept so a later revert can retry"}
+        data["keys"] = shared
+        self.store.save(data)
+        kept = sorted(shared) + [f"{len(data.get('dyndbg') or [])} dynamic-debug site(s)"] * bool(data.get("dyndbg"))
+        return {"changed": bool(report["restored"]), **report, "netns": data["netns"]["spec"],
+                "kept": {"values": kept, "for": holders},
+                "msg": f"reverted {len(report['restored'])} value(s); kept {' and '.join(kept) or 'nothing else'}:"
+                       f" the window(s) of {', '.join(holders)} still need them, they are restored when the last of"
+                       " those ends"}
+
     def revert_one(self, ident: str, scheduled: bool = False, window: str | None = None) -> dict:
         """Compare-and-restore one snapshot. ``window`` is the token of the enable that rolls itself back: its
         unconfirmed window is removed at once instead of being kept for that enable's confirm."""
@@ -504,9 +553,14 @@ class Program:
             result["msg"] = "nothing to revert"
             return result
         with self.lock_for(args):
-            for ident in self.select(args):
+            selected = self.select(args)
+            for ident in selected:
                 try:
-                    one = self.revert_one(ident, scheduled=args.scheduled, window=getattr(args, "window", None))
+                    holders = [] if getattr(args, "all", False) else self.still_linked(ident, selected)
+                    if holders:
+                        one = self.revert_host_part(ident, holders)
+                    else:
+                        one = self.revert_one(ident, scheduled=args.scheduled, window=getattr(args, "window", None))
                 except ConntrackModuleError as exc:
                     one = {"changed": False, "failed": True, "msg": exc.msg}
                 result["namespaces"][ident] = one

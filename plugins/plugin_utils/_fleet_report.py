@@ -860,10 +860,14 @@ def _enable_line(result: dict, namespaces: dict) -> str:
 
 
 def _revert_line(result: dict, namespaces: dict) -> str:
-    restored, left, dropped = [], [], []
+    restored, left, dropped, shared = [], [], [], []
     for ident, one in namespaces.items():
         one = _dict(one)
         where = "" if ident == "init" else f" [{ident}]"
+        held = _dict(one.get("kept"))
+        if held:
+            shared.append(f"{', '.join(_short(str(value)) for value in _list(held.get('values')))}"
+                        f" (still needed by {', '.join(str(name) for name in _list(held.get('for')))})")
         for key, change in _dict(one.get("restored")).items():
             change = _dict(change)
             restored.append(f"{_short(key)} {change.get('from')}->{change.get('to')}{where}")
@@ -871,11 +875,13 @@ def _revert_line(result: dict, namespaces: dict) -> str:
             left.append(f"{_short(key)}={_dict(kept).get('current')}{where}")
         if one.get("dropped"):
             dropped.append(str(ident))
-    if not restored and not left and not dropped:
+    if not restored and not left and not dropped and not shared:
         return str(result.get("msg") or "nothing to revert")
     parts = ["restored: " + (", ".join(restored) if restored else "nothing")]
     if left:
         parts.append("left alone (changed by someone else): " + ", ".join(left))
+    if shared:
+        parts.append("kept for windows still open: " + "; ".join(shared))
     if dropped:
         parts.append("namespace gone, snapshot dropped: " + ", ".join(dropped))
     return "; ".join(parts)

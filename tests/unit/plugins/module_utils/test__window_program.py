@@ -429,6 +429,46 @@ def test_confirm_after_an_early_revert_undoes_the_late_writes(program, proc_sys)
     assert program.store.ids() == []
 
 
+def line_flags(kernel):
+    return {(filename, lineno): flags for (filename, lineno, _format), flags in kernel.flags().items()}
+
+
+def test_host_values_other_windows_rely_on_stay_until_the_last_of_them(program, proc_sys, kernel):
+    """A namespace's window links to the host snapshot for nf_log_all_netns and the sites: reverting the host
+    snapshot while that window is open restores the host's own values only, and keeps the shared ones."""
+    site = {"file": "nf_conntrack_proto_tcp.c", "line": 1014}
+    snap = program.cmd_snapshot(snapshot_args(site, extra=["--all-netns=on"]))
+    sysctl(proc_sys, LOG_INVALID, "6")
+    sysctl(proc_sys, "net.netfilter.nf_log_all_netns", "1")
+    module_run(kernel, **site)
+    program.cmd_confirm(args("confirm", f"--window={snap['window']}", "--id=init"))
+    holder = dict(program.store.load("init"), id="netns-other", keys={}, dyndbg=[], links=["init"])
+    program.store.save(holder)
+
+    first = program.cmd_revert(args("revert", "--id=init"))["namespaces"]["init"]
+    assert first["restored"] == {LOG_INVALID: {"from": "6", "to": "0"}}
+    assert first["kept"] == {"values": ["net.netfilter.nf_log_all_netns", "1 dynamic-debug site(s)"],
+                             "for": ["netns-other"]}
+    assert sysctl(proc_sys, "net.netfilter.nf_log_all_netns") == "1" and line_flags(kernel)[(TCP, 1014)] == "p"
+    assert sorted(program.store.ids()) == ["init", "netns-other"]
+    assert list(program.store.load("init")["keys"]) == ["net.netfilter.nf_log_all_netns"]
+
+    program.store.remove("netns-other")
+    last = program.cmd_revert(args("revert", "--id=init"))["namespaces"]["init"]
+    assert "kept" not in last and last["restored"]["net.netfilter.nf_log_all_netns"] == {"from": "1", "to": "0"}
+    assert line_flags(kernel)[(TCP, 1014)] == "_" and program.store.ids() == []
+
+
+def test_revert_all_does_not_keep_host_values(program, proc_sys):
+    snap = program.cmd_snapshot(snapshot_args(extra=["--all-netns=on"]))
+    sysctl(proc_sys, "net.netfilter.nf_log_all_netns", "1")
+    program.cmd_confirm(args("confirm", f"--window={snap['window']}", "--id=init"))
+    program.store.save(dict(program.store.load("init"), id="netns-other", keys={}, links=["init"]))
+    result = program.cmd_revert(args("revert", "--all"))
+    assert "kept" not in result["namespaces"]["init"] and program.store.ids() == []
+    assert sysctl(proc_sys, "net.netfilter.nf_log_all_netns") == "0"
+
+
 def test_revert_of_another_namespace_with_the_same_name_drops_the_snapshot(program, proc_sys, kernel):
     """The recorded identity is not the namespace's now (deleted and re-created): nothing is written."""
     enable(program, proc_sys, kernel)

@@ -315,6 +315,12 @@ WINDOW_CASES = [
     ("nothing", {"namespaces": {}, "msg": "nothing to revert"}, "nothing to revert"),
     ("dropped", {"namespaces": {"netns-pod": {"dropped": True, "restored": {}, "left": {}}}},
      "restored: nothing; namespace gone, snapshot dropped: netns-pod"),
+    ("kept for another window", {"namespaces": {
+        "netns-a": {"restored": {"net.netfilter.nf_conntrack_log_invalid": {"from": "6", "to": "0"}}},
+        "init": {"restored": {}, "kept": {"values": ["net.netfilter.nf_log_all_netns", "2 dynamic-debug site(s)"],
+                                          "for": ["netns-b"]}}}},
+     "restored: nf_conntrack_log_invalid 6->0 [netns-a]; kept for windows still open:"
+     " nf_log_all_netns, 2 dynamic-debug site(s) (still needed by netns-b)"),
     ("failed", {"failed": True, "msg": "boom"}, "FAILED: boom"),
 ]
 

@@ -315,6 +315,40 @@ def case_all_netns_restored_without_the_variable(state):
         ns_del(ns)
 
 
+def case_two_namespace_windows_share_nf_log_all_netns(state):
+    """Two namespaces' windows with all_netns: reverting one keeps nf_log_all_netns on for the other (a child
+    namespace logs nothing without it); reverting the second restores it."""
+    with open(ALL_NETNS, encoding="ascii") as handle:
+        before = handle.read().strip()
+    first, second = ns_add("share-a"), ns_add("share-b")
+    try:
+        for ns in (first, second):
+            enable(state, ns, 300, extra=("--all-netns=on",))
+            with open(ALL_NETNS, "w", encoding="ascii") as handle:
+                handle.write("1")
+        rc, reverted = program(state, "revert", f"--netns={first}")
+        assert rc == 0, reverted
+        assert ns_get(first) == "0" and ns_get(second) == "6", reverted
+        with open(ALL_NETNS, encoding="ascii") as handle:
+            assert handle.read().strip() == "1", f"nf_log_all_netns reset while {second}'s window is open: {reverted}"
+        kept = reverted["namespaces"]["init"]["kept"]
+        assert kept["for"] == [f"netns-{second}"] and "net.netfilter.nf_log_all_netns" in kept["values"], kept
+        rc, status = program(state, "status", "--all")
+        assert rc == 0 and sorted(status["namespaces"]) == ["init", f"netns-{second}"], status
+        rc, reverted = program(state, "revert", f"--netns={second}")
+        assert rc == 0, reverted
+        with open(ALL_NETNS, encoding="ascii") as handle:
+            assert handle.read().strip() == before, reverted
+        assert ns_get(second) == "0", reverted
+        rc, status = program(state, "status", "--all")
+        assert rc == 0 and status["namespaces"] == {}, status
+    finally:
+        with open(ALL_NETNS, "w", encoding="ascii") as handle:
+            handle.write(before)
+        ns_del(first)
+        ns_del(second)
+
+
 def case_host_values_enable_did_not_touch_are_not_reverted(state):
     """With netns and all_netns, the host's snapshot holds nf_log_all_netns only: the host's own log_invalid,
     changed by hand during the window to what the namespace got, is not reset by revert."""
