@@ -82,7 +82,9 @@ MAX_DURATION = 7 * 24 * 3600
 # late; should that controller die too, a last sweep SWEEP_SECONDS later does it.
 SWEEP_SECONDS = 600
 # A window this far past its deadline with no live timer or watcher is reverted by the next command
-# that looks at it (status, snapshot, confirm): the second line of defence when the scheduler died.
+# that looks at it (status, which collect runs, and snapshot, which enable runs): the second line of
+# defence when the scheduler died. Nothing runs it by itself: until someone collects, enables or
+# reverts, a window whose timer or watcher died stays on.
 OVERDUE_GRACE_SECONDS = 30
 RETRY_SLEEP_SECONDS = 5.0
 
@@ -308,6 +310,10 @@ class Program:
                     if ident != "init":
                         data["links"] = sorted(set(data.get("links") or []) | set(links))
                     extended = existing is not None and deadline > existing.get("deadline", 0)
+                    # Its timer or watcher died (stopped, killed, its unit lost): arming it again below changes what
+                    # the host does at the deadline, so it counts as a change and is said.
+                    rearmed = (existing is not None and not args.no_schedule
+                               and not self.scheduler.alive(existing.get("scheduler"), ident))
                     data["deadline"] = max(deadline, (existing or {}).get("deadline", 0))
                     data["window"] = window
                     data["written_by"] = PROGRAM_NAME
@@ -319,11 +325,16 @@ class Program:
                     if not args.no_schedule:
                         data["scheduler"] = self.scheduler.arm(ident, data["deadline"])
                         self.store.save(data)
-                    result["changed"] = result["changed"] or existing is None or bool(new_keys)
+                    result["changed"] = result["changed"] or existing is None or bool(new_keys) or rearmed
+                    if rearmed:
+                        result.setdefault("warnings", []).append(
+                            f"{ident}: the automatic revert of this window was NOT armed (its timer or watcher was"
+                            " gone): armed again")
                     result["namespaces"][ident] = {
                         "netns": spec, "identity": {"dev": identity["dev"], "ino": identity["ino"]},
                         "snapshot": self.store.path(ident), "created": existing is None, "recorded": new_keys,
-                        "deadline": data["deadline"], "deadline_extended": extended, "enabled_at": data["created"],
+                        "deadline": data["deadline"], "deadline_extended": extended, "rearmed": rearmed,
+                        "enabled_at": data["created"],
                         "enabled_at_monotonic": data["created_monotonic"], "scheduler": data["scheduler"],
                         "original": {k: v["original"] for k, v in data["keys"].items()},
                         "dyndbg": data["dyndbg"],

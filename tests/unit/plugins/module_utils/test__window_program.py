@@ -84,13 +84,15 @@ class FakeScheduler:
     def __init__(self):
         self.armed = []
         self.cancelled = []
+        self.dead = set()   # ids whose timer or watcher was stopped or killed behind the program's back
 
     def arm(self, ident, deadline, retry=False):
         self.armed.append((ident, retry))
+        self.dead.discard(ident)
         return {"kind": "fake", "in_seconds": 1}
 
     def alive(self, scheduler, ident):
-        return bool(scheduler) and scheduler.get("kind") == "fake"
+        return bool(scheduler) and scheduler.get("kind") == "fake" and ident not in self.dead
 
     def cancel(self, ident):
         self.cancelled.append(ident)
@@ -258,6 +260,24 @@ def test_second_snapshot_keeps_the_originals_and_extends(program, proc_sys, kern
     assert [(r["lineno"], r["original"]) for r in init["dyndbg"]] == [(827, "_"), (780, "_")]
     assert again["window"] == first["window"]
     assert again["changed"] is False
+
+
+@pytest.mark.parametrize("dead", [False, True], ids=["timer alive", "timer gone"])
+def test_second_snapshot_rearms_a_dead_scheduler_and_says_so(program, proc_sys, kernel, dead):
+    scheduled = ["snapshot", "--duration=900", "--log-invalid=tcp", "--backend=auto", "--family=ipv4", "--family=ipv6"]
+    first = program.cmd_snapshot(args(*scheduled))
+    program.cmd_confirm(args("confirm", f"--window={first['window']}", "--id=init"))
+    if dead:
+        program.scheduler.dead.add("init")
+        assert "NOT armed" in program.cmd_status(args("status"))["msg"]
+    again = program.cmd_snapshot(args(*scheduled))
+    assert again["namespaces"]["init"]["rearmed"] is dead
+    assert again["changed"] is dead, "re-arming a dead revert changes the host; extending a live one does not"
+    assert program.scheduler.armed == [("init", False), ("init", False)]
+    assert again.get("warnings") == (["init: the automatic revert of this window was NOT armed (its timer or watcher"
+                                      " was gone): armed again"] if dead else None)
+    program.cmd_confirm(args("confirm", f"--window={again['window']}", "--id=init"))
+    assert "problems" not in program.cmd_status(args("status"))
 
 
 def test_second_snapshot_with_other_settings_is_refused(program, proc_sys, kernel):
