@@ -10,7 +10,7 @@ set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
-SCENARIOS=(full_cycle auto_revert no_systemd second_enable enable_failure fleet upgrade interpreter)
+SCENARIOS=(full_cycle auto_revert timer_lost no_systemd second_enable enable_failure fleet upgrade interpreter)
 [[ $# -gt 0 ]] && SCENARIOS=("$@")
 
 if [[ -n "${NFCT_PYTHON_BIN:-}" ]]; then export PATH="$NFCT_PYTHON_BIN:$PATH"; fi
