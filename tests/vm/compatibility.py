@@ -76,6 +76,41 @@ def short(text, limit=90):
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def load_json_text(text):
+    try:
+        return json.loads(text or "")
+    except ValueError:
+        return None
+
+
+def autoload_state(text):
+    """autoload.yml's readout: kernel-log loggers registered per family, loaded modules, the namespace's values."""
+    state = {"loggers": {}, "modules": [], "netns": {}}
+    section = None
+    for line in (text or "").splitlines():
+        if line.startswith("== "):
+            section = line[3:].strip()
+        elif section == "nf_log":
+            match = re.match(r"\s*(\d+)\s+\S+\s+\((.*)\)", line)
+            if match:
+                state["loggers"][int(match.group(1))] = [n for n in match.group(2).split(",") if n.startswith("nf_log_")]
+        elif section == "modules" and line.strip():
+            state["modules"].append(line.strip())
+        elif section == "netns" and "=" in line:
+            key, value = line.split("=", 1)
+            state["netns"][key.strip()] = value.strip()
+    return state
+
+
+def stat_total(text, column):
+    """Sum one column of /proc/net/stat/nf_conntrack (a header line of names, one line of hex numbers per CPU)."""
+    rows = [line.split() for line in (text or "").splitlines() if line.strip()]
+    if not rows or column not in rows[0]:
+        return None
+    index = rows[0].index(column)
+    return sum(int(row[index], 16) for row in rows[1:] if len(row) > index)
+
+
 # ----------------------------------------------------------------------------- verdicts
 
 class Kernel:
@@ -94,11 +129,14 @@ class Kernel:
                         self.meta[key] = value
         self.caps = load(os.path.join(directory, "capabilities.json"), {}) or {}
         self.cycle = load(os.path.join(directory, "role_cycle.json"), {}) or {}
+        self.autoload = load(os.path.join(directory, "autoload.json"), {}) or {}
+        self.full = load(os.path.join(directory, "table_full.json"), {}) or {}
+        self.wrap = load(os.path.join(directory, "ring_wrap.json"), {}) or {}
         self.before = self.caps.get("probe_before") or {}
         self.after = self.caps.get("probe_after") or {}
         self.release = self.before.get("release") or self.meta.get("release") or ""
         self.dyndbg = bool(self.before.get("dynamic_debug_control"))
-        self.present = bool(self.caps or self.cycle or self.meta.get("targets"))
+        self.present = bool(self.caps or self.cycle or self.autoload or self.meta.get("targets"))
 
     def missing(self, what):
         return FAIL, f"no evidence ({what} did not run or failed before writing it)"
@@ -251,6 +289,165 @@ class Kernel:
         if deltas:
             note += f"; invalid +{max(deltas)} in the role's window"
         return (FAIL if missing_core or not stats.get("per_cpu") else PASS), note
+
+    # -- the plan (conntrack_plan_facts) against what the kernel did
+    def plan(self):
+        """The plan of the capability probes' scratch namespace, or a verdict saying why there is none."""
+        plan = self.caps.get("plan")
+        if not self.caps:
+            return None, self.missing("capabilities.yml")
+        if not plan or not plan.get("steps"):
+            return None, (FAIL, "conntrack_plan_facts failed: " + short((plan or {}).get("msg")))
+        return plan, None
+
+    def plan_autoload(self):
+        evidence = self.autoload
+        if not evidence:
+            return self.missing("autoload.yml")
+        plan = evidence.get("plan") or {}
+        if not plan.get("steps"):
+            return FAIL, "conntrack_plan_facts failed: " + short(plan.get("msg"))
+        step = plan["steps"]["logger"]["autoload"]
+        # What the write changed: the state after it against the state just before it (nf_conntrack loaded).
+        before, loaded_state = autoload_state(evidence.get("before")), autoload_state(evidence.get("load"))
+        after = autoload_state(evidence.get("after"))
+        write_rc = readback(evidence.get("after")).get("write_rc")
+        if write_rc != "0":
+            return FAIL, f"writing nf_conntrack_log_invalid in the namespace failed (rc {write_rc})"
+        new_loggers = sorted({name for family in (2, 10) for name in after["loggers"].get(family, ())
+                              if name not in loaded_state["loggers"].get(family, ())})
+        new_modules = sorted(set(after["modules"]) - set(loaded_state["modules"]))
+        loaded = bool(new_loggers or new_modules)
+        registered_before = sorted({name for names in before["loggers"].values() for name in names})
+        predicted = step.get("applies")
+        note = (f"plan: {'loads nf_log_syslog' if predicted else 'loads nothing' if predicted is False else 'cannot tell'}"
+                f" ({step.get('decided_by')}); kernel: ")
+        note += (f"registered {', '.join(new_loggers) or 'no new logger'}, loaded {', '.join(new_modules) or 'no module'}"
+                 if loaded else "registered and loaded nothing")
+        binding = ", ".join(f"{k}={v}" for k, v in after["netns"].items() if k.startswith("nf_log"))
+        note += f" ({binding})" if binding else ""
+        note += ("; no kernel-log logger registered before (fresh kernel)" if not registered_before
+                 else f"; already registered before: {', '.join(registered_before)}")
+        if evidence.get("unload") and "nothing" not in evidence["unload"]:
+            note += f"; {evidence['unload']}"
+        return (PASS if predicted is not None and predicted == loaded else FAIL), note
+
+    def plan_dyndbg(self):
+        plan, verdict = self.plan()
+        if verdict:
+            return verdict
+        step = plan["steps"]["dynamic_debug"]
+        if not self.dyndbg:
+            # The capability probes found no control file and dynamic_debug_site answered no-dynamic-debug.
+            if step.get("effective") is False and not step.get("conntrack_sites"):
+                return PASS, f"plan: no dynamic debug ({step.get('decided_by')}); the kernel has none"
+            return FAIL, (f"plan cannot tell ({short(step.get('why'), 70)}) although the kernel has no dynamic debug"
+                          " (no control file, dynamic_debug_site: no-dynamic-debug)")
+        sites = [s for s in control_sites(self.after.get("dynamic_debug_lines"))
+                 if s["module"].startswith("nf_conntrack") or "nf_conntrack" in s["file"]]
+        tcp = [s for s in sites if s["file"].endswith("nf_conntrack_proto_tcp.c")]
+        got = (step.get("conntrack_sites"), step.get("tcp_sites"))
+        note = (f"plan {got[0]} conntrack site(s), {got[1]} in the TCP tracker ({step.get('decided_by')}); "
+                f"control file {len(sites)}, {len(tcp)}")
+        return (PASS if got == (len(sites), len(tcp)) and step.get("effective") == bool(tcp) else FAIL), note
+
+    def plan_lists(self):
+        plan, verdict = self.plan()
+        if verdict:
+            return verdict
+        facts, raw = self.facts()
+        if not facts:
+            return self.missing("capabilities.yml") if not raw else (FAIL, short(raw.get("msg")))
+        unconfirmed, dying = plan["steps"]["unconfirmed_list"], plan["steps"]["dying_list"]
+        observed = (facts.get("unconfirmed") or {}).get("dumpable")
+        # The plan's dying-list meaning against the note conntrack_lists_facts gives the list it dumped.
+        plan_new = "redelivery" in (dying.get("meaning") or "").split(":")[0]
+        lists_new = "redelivery" in ((facts.get("dying") or {}).get("note") or "")
+        note = (f"unconfirmed: plan {'dumpable' if unconfirmed.get('dumpable') else 'not dumpable'}"
+                f" ({unconfirmed.get('decided_by')}), lists module {'dumped it' if observed else 'not dumpable'}; "
+                f"dying: plan and lists module both mean {'entries awaiting event redelivery' if plan_new else 'entries being destroyed'}"
+                if plan_new == lists_new else "dying: the plan and the lists module disagree on its meaning")
+        note += f" ({(facts.get('dying') or {}).get('listed')} listed)"
+        return (PASS if unconfirmed.get("dumpable") == observed and plan_new == lists_new else FAIL), note
+
+    def plan_be_liberal(self):
+        plan, verdict = self.plan()
+        if verdict:
+            return verdict
+        value = (self.after.get("sysctls") or {}).get("nf_conntrack_tcp_be_liberal")
+        named = [b for b in plan.get("blinders") or [] if b.get("setting") == "net.netfilter.nf_conntrack_tcp_be_liberal"]
+        problem = any(p.get("code") == "be_liberal" for p in plan.get("problems") or [])
+        ok = value == "1" and len(named) == 1 and named[0].get("value") == "1" and problem
+        return (PASS if ok else FAIL), (f"kernel reads {value}; plan names it as a blinder" + (" and a problem" if problem else " but raises no problem")
+                                        if named else f"kernel reads {value}; the plan does not name it")
+
+    def plan_all_netns(self):
+        plan, verdict = self.plan()
+        if verdict:
+            return verdict
+        step = plan["steps"]["all_netns"]
+        seen = readback(self.caps.get("netns_log"))
+        value, counted, logged = seen.get("all_netns"), int(seen.get("counted") or 0), int(seen.get("logged") or 0)
+        if not counted:
+            return FAIL, f"the invalid packets sent in the namespace were not counted ({short(self.caps.get('netns_sent'), 60)})"
+        problem = any(p.get("code") == "child_without_all_netns" for p in plan.get("problems") or [])
+        predicted = step.get("effective")
+        note = (f"nf_log_all_netns={value}: plan says lines {'reach' if predicted else 'never reach'} the log"
+                f"{' (problem raised)' if problem else ''}; kernel counted {counted} invalid, logged {logged} line(s)")
+        ok = step.get("needed") is True and step.get("value") == value and predicted == (logged > 0) and problem == (not predicted)
+        return (PASS if ok else FAIL), note
+
+    # -- kernel events
+    def table_full(self):
+        evidence = self.full
+        if not evidence:
+            return self.missing("table_full.yml")
+        if evidence.get("skipped"):
+            return NA, evidence["skipped"]
+        setup, restore = readback(evidence.get("setup")), readback(evidence.get("restore"))
+        inum = int(setup["inum"]) if (setup.get("inum") or "").isdigit() else None
+        lines = [line for line in evidence.get("lines") or [] if "table full" in line]
+        events = parse_events(lines)
+        full = [e for e in events if e and e["kind"] == "table_full"]
+        drops = stat_total(evidence.get("stat"), "drop")
+        named = sorted({e["netns_inum"] for e in full if e["netns_inum"] is not None})
+        problems = []
+        if not lines:
+            problems.append(f"no table-full line ({short(evidence.get('fill'), 60)})")
+        if len(full) != len(lines):
+            problems.append(f"{len(lines) - len(full)} of {len(lines)} line(s) not parsed as table full")
+        if named and named != [inum]:
+            problems.append(f"netns {named} parsed, the namespace is {inum}")
+        if version_tuple(self.release) >= (6, 17) and full and not named:
+            problems.append("6.17+ names the namespace, but no line did")
+        if restore.get("max_after") != setup.get("max_before"):
+            problems.append(f"nf_conntrack_max {setup.get('max_before')} → {restore.get('max_after')} (not restored)")
+        note = (f"{len(full)}/{len(lines)} line(s) parsed as table full, "
+                + (f"netns {named[0]}" if named else "no netns in the line") + f"; drop +{drops}; "
+                + f"{short(evidence.get('fill'), 40)}; nf_conntrack_max {evidence.get('max')} → restored {restore.get('max_after')}")
+        return (FAIL, "; ".join(problems) + " — " + note) if problems else (PASS, note)
+
+    def ring_wrap(self):
+        evidence = self.wrap
+        if not evidence:
+            return self.missing("ring_wrap.yml")
+        if evidence.get("skipped"):
+            return NA, evidence["skipped"]
+        if evidence.get("error"):
+            return FAIL, short(evidence["error"])
+        report = evidence.get("report") or {}
+        log = report.get("invalid_log") or {}
+        deltas = [w.get("stats_delta", {}).get("invalid") for w in (report.get("windows") or {}).values()]
+        invalid = max([d for d in deltas if isinstance(d, int)] or [0])
+        sent = (load_json_text(evidence.get("sent")) or {}).get("sent", 0)
+        causes = [c for f in (report.get("diagnosis") or {}).get("findings") or [] if f.get("code") == "invalid_not_logged"
+                  for c in f.get("causes") or []]
+        lost, wrapped, total = log.get("lost_records"), log.get("ring_buffer_wrapped"), log.get("total")
+        note = (f"sent {sent}, invalid +{invalid}, collect read {total} line(s), lost_records {lost}, "
+                f"ring_buffer_wrapped {wrapped}; diagnosis causes: {', '.join(causes) or 'none'}")
+        ok = (wrapped is True and isinstance(lost, int) and lost > 0 and invalid >= sent > 0
+              and isinstance(total, int) and total < invalid and "ring_buffer_wrapped" in causes)
+        return (PASS if ok else FAIL), note
 
     # -- role
     def parsing(self):
@@ -410,6 +607,13 @@ ROWS = [
     ("unconfirmed list dumpable", Kernel.unconfirmed),
     ("dying list dumpable", Kernel.dying),
     ("stats counters present", Kernel.stats),
+    ("plan: log_invalid auto-loads a logger (predicted vs what the kernel did)", Kernel.plan_autoload),
+    ("plan: conntrack dynamic-debug sites vs the control file", Kernel.plan_dyndbg),
+    ("plan: unconfirmed/dying lists vs `conntrack_lists_facts`", Kernel.plan_lists),
+    ("plan: `nf_conntrack_tcp_be_liberal` named as a blinder", Kernel.plan_be_liberal),
+    ("plan: `nf_log_all_netns` in a child namespace vs lines logged", Kernel.plan_all_netns),
+    ("table-full lines parsed", Kernel.table_full),
+    ("ring buffer wrapped during a window: collect reports the loss", Kernel.ring_wrap),
     ("invalid-log parsing (crafted packets, role collect)", Kernel.parsing),
     ("role: default dynamic-debug selection", Kernel.default_sites),
     ("role: explicit dynamic-debug sites / skip with warning", Kernel.explicit_sites),
@@ -421,8 +625,9 @@ ROWS = [
 
 # ----------------------------------------------------------------------------- parser check
 
-def check_fixture_lines(lines):
-    """Parse raw lines with the collection's own parser; returns (parsed, failing lines)."""
+@functools.lru_cache(maxsize=None)
+def log_parser():
+    """The collection's own log parser (plugins/module_utils/_invalid_log.py), imported from this checkout."""
     tmp = tempfile.mkdtemp(prefix="nfct-compat-")
     os.makedirs(os.path.join(tmp, "ansible_collections", "netfilter"))
     os.symlink(REPO, os.path.join(tmp, "ansible_collections", "netfilter", "conntrack"))
@@ -431,6 +636,18 @@ def check_fixture_lines(lines):
         from ansible_collections.netfilter.conntrack.plugins.module_utils import _invalid_log as parser  # noqa: E402
     finally:
         sys.path.remove(tmp)
+    return parser
+
+
+def parse_events(lines):
+    """parse_kernel_event() of each raw dmesg line (None where it is not a kernel event)."""
+    parser = log_parser()
+    return [parser.parse_kernel_event(parser.split_any(line)[0]) for line in lines]
+
+
+def check_fixture_lines(lines):
+    """Parse raw lines with the collection's own parser; returns (parsed, failing lines)."""
+    parser = log_parser()
     parsed, failing = 0, []
     for line in lines:
         message, _mono, _epoch = parser.split_any(line)
@@ -502,6 +719,20 @@ def render(results_dir):
         first = raw[0].split("] ", 1)[-1]
         out.append(f"- `{k.label}`: {parsed}/{len(raw)} parsed" + (f", failing: `{failing[0]}`" if failing else "")
                    + f"; e.g. `{short(first, 160)}`")
+    out.append("")
+    out.append("## Table-full lines per kernel")
+    out.append("")
+    out.append("Printed in each guest after lowering `nf_conntrack_max` and filling a scratch namespace with established "
+               "connections (`playbooks/table_full.yml`), saved as fixtures in "
+               "`tests/unit/plugins/module_utils/fixtures/invalid_log/table-full-<uname -r>.txt` (`MATRIX_FIXTURES=1`) and "
+               "parsed by `parse_kernel_event()` of `plugins/module_utils/_invalid_log.py`:")
+    out.append("")
+    for k in kernels:
+        lines = [line for line in k.full.get("lines") or [] if "table full" in line]
+        if k.full.get("skipped") or not lines:
+            out.append(f"- `{k.label}`: " + ("not filled here: " + k.full["skipped"] if k.full.get("skipped") else "no lines captured"))
+            continue
+        out.append(f"- `{k.label}`: e.g. `{short(lines[0].split('] ', 1)[-1], 160)}`")
     out.append("")
     out.append(f"{failed} failing cell(s).")
     return "\n".join(out) + "\n", failed

@@ -130,9 +130,12 @@ job_probes_vm() {
         return 0
     fi
     local boot=$((SECONDS - t0))
-    # The role first: on a fresh modular kernel its enable is what loads nf_conntrack.
-    ansible-playbook -i "$inventory" "$collection/tests/vm/playbooks/role_cycle.yml" \
-        "$collection/tests/vm/playbooks/capabilities.yml" -e "mx_results_dir=$RESULTS" -e "mx_label=$k" \
+    # The auto-load check first (it needs a kernel on which no logger is registered yet, and unloads what it
+    # loaded), then the role: on a fresh modular kernel its enable is what loads nf_conntrack. The table-full
+    # and ring-buffer plays change global state (nf_conntrack_max, the whole kernel log): guests only.
+    local p="$collection/tests/vm/playbooks"
+    ansible-playbook -i "$inventory" "$p/autoload.yml" "$p/role_cycle.yml" "$p/capabilities.yml" "$p/table_full.yml" \
+        "$p/ring_wrap.yml" -e "mx_results_dir=$RESULTS" -e "mx_label=$k" -e mx_guest=true \
         >"$dir/probes.log" 2>&1 || rc=$?
     NFCT_VM_INSTANCE=mx "$VM" stop "$k" >>"$dir/probes-vm.err" 2>&1 || true
     pkg="$(sed -n 's/.*prepared \(\S*\) (kernel \(\S*\)).*/\1/p' "$dir/probes-vm.err" | head -n1)"
@@ -162,8 +165,10 @@ job_host() {
     write_meta host targets "" "" "targets" "$((SECONDS - t0))" "$(targets_json "$dir/targets.err")"
     log "host: integration targets done in $((SECONDS - t0)) s: $(grep -Eo '(PASS|FAIL) \S+' "$dir/targets.err" | tr '\n' ' ')"
     t0=$SECONDS
-    ansible-playbook -i "$inv" "$collection/tests/vm/playbooks/capabilities.yml" \
-        "$collection/tests/vm/playbooks/role_cycle.yml" -e "mx_results_dir=$RESULTS" -e "mx_label=host" \
+    # Without mx_guest, table_full.yml and ring_wrap.yml change nothing here and record why.
+    local p="$collection/tests/vm/playbooks"
+    ansible-playbook -i "$inv" "$p/autoload.yml" "$p/capabilities.yml" "$p/role_cycle.yml" "$p/table_full.yml" \
+        "$p/ring_wrap.yml" -e "mx_results_dir=$RESULTS" -e "mx_label=host" \
         >"$dir/probes.log" 2>&1 || rc=$?
     write_meta host probes "" "$(uname -r)" "probes+role" "$((SECONDS - t0))" "{}"
     log "host: probes and role cycle done in $((SECONDS - t0)) s (ansible-playbook rc=$rc)"
@@ -228,6 +233,34 @@ if [[ "${MATRIX_FIXTURES:-0}" == 1 ]]; then
         [[ -n "$release" && -s "$RESULTS/$k/invalid_log.txt" ]] || continue
         dest="$fixtures/dmesg-$release.txt"
         if [[ -e "$dest" ]]; then log "fixture $dest exists: left alone"; else cp "$RESULTS/$k/invalid_log.txt" "$dest"; log "wrote $dest"; fi
+    done
+    # The table-full lines, with a header saying where they come from (the unit tests skip # lines).
+    for k in "${kernels[@]}"; do
+        python3 - "$RESULTS/$k" "$fixtures" <<'PY' || true
+import json, os, sys
+results, fixtures = sys.argv[1:]
+try:
+    caps = json.load(open(os.path.join(results, "capabilities.json")))
+    full = json.load(open(os.path.join(results, "table_full.json")))
+    meta = json.load(open(os.path.join(results, "meta-probes.json")))
+except (OSError, ValueError):
+    sys.exit(0)
+release = caps["probe_before"]["release"]
+lines = [line for line in full.get("lines") or [] if "table full" in line]
+dest = os.path.join(fixtures, f"table-full-{release}.txt")
+if full.get("skipped") or not lines:
+    sys.exit(0)
+if os.path.exists(dest):
+    print(f"[matrix] fixture {dest} exists: left alone", file=sys.stderr)
+    sys.exit(0)
+inum = next((l.split("=", 1)[1] for l in full.get("setup", "").splitlines() if l.startswith("inum=")), "?")
+with open(dest, "w", encoding="utf-8") as handle:
+    handle.write(f"# Real dmesg lines of a qemu guest running Debian {meta.get('package') or release} (tests/vm/matrix.sh,"
+                 f" playbooks/table_full.yml):\n# nf_conntrack_max lowered to {full.get('max')}, {full.get('connections')} TCP"
+                 f" connections opened in a child namespace (inode {inum}).\n")
+    handle.write("\n".join(lines) + "\n")
+print(f"[matrix] wrote {dest}", file=sys.stderr)
+PY
     done
 fi
 

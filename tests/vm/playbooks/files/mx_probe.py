@@ -6,7 +6,7 @@
 usage: mx_probe.py [NETNS]
 
 Read only: kernel release, loaded nf_* modules, which logger modules modprobe could load, the registered
-loggers (/proc/net/netfilter/nf_log), the nf_log.N / log_invalid sysctls (of NETNS when given, read with
+loggers (/proc/net/netfilter/nf_log), the nf_log.N / log_invalid / tcp_be_liberal sysctls (of NETNS when given, read with
 `ip netns exec`), nf_log_all_netns, and the netfilter lines of the dynamic-debug control file.
 """
 import json
@@ -50,7 +50,7 @@ def module_state(name):
 
 def sysctls(netns):
     prefix = ["ip", "netns", "exec", netns] if netns else []
-    script = ("cd /proc/sys/net/netfilter 2>/dev/null && for f in nf_conntrack_log_invalid nf_log/*; do "
+    script = ("cd /proc/sys/net/netfilter 2>/dev/null && for f in nf_conntrack_log_invalid nf_conntrack_tcp_be_liberal nf_log/*; do "
               "[ -e \"$f\" ] && printf '%s=%s\\n' \"$f\" \"$(cat \"$f\")\"; done; true")
     out = run(prefix + ["sh", "-c", script])
     values = {}
