@@ -585,16 +585,21 @@ class Kernel:
         end = text.find("PLAY [Integration target", start + 10)
         block = text[start:end if end > 0 else len(text)]
         # The last failure that was neither ignored nor rescued is the one that failed the target.
-        failures = [m for m in re.finditer(r"^fatal: .*?(?=^\S|\Z)", block, re.M | re.S)
-                    if "...ignoring" not in block[m.end():m.end() + 40]]
+        # "fatal:" for a task, "failed:" for one item of a loop; an ignored task says "...ignoring" after its
+        # last item, before the next task.
+        def ignored(match):
+            following = re.search(r"^(?:TASK \[|PLAY RECAP)", block[match.end():], re.M)
+            return "...ignoring" in block[match.end():match.end() + (following.start() if following else len(block))]
+        failures = [m for m in re.finditer(r"^(?:fatal|failed): .*?(?=^\S|\Z)", block, re.M | re.S) if not ignored(m)]
         for match in reversed(failures):
             failure = match.group(0)
             found = {key: re.search(rf'"{key}": "((?:[^"\\]|\\.)*)"', failure) for key in ("assertion", "msg", "stderr")}
             if found["msg"] and found["msg"].group(1) == "non-zero return code" and found["stderr"]:
                 return "non-zero return code: " + found["stderr"].group(1)
-            for key in ("assertion", "msg"):
-                if found[key]:
-                    return found[key].group(1)
+            if found["assertion"]:
+                return found["assertion"].group(1) + (f" failed: {found['msg'].group(1)}" if found["msg"] else "")
+            if found["msg"]:
+                return found["msg"].group(1)
             return failure
         return "see targets.log"
 
