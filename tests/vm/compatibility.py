@@ -29,6 +29,7 @@ FAMILIES = (("ipv4", 2), ("ipv6", 10), ("arp", 3), ("bridge", 7), ("netdev", 5))
 CORE_COUNTERS = ("found", "invalid", "insert", "insert_failed", "drop", "early_drop", "error", "search_restart")
 LATER_COUNTERS = ("clash_resolve", "chaintoolong")
 PEER4, PEER6 = "10.211.0.1", "fd00:211::1"
+FIXTURES = os.path.join(REPO, "tests", "unit", "plugins", "module_utils", "fixtures", "invalid_log")
 CONTROL_RE = re.compile(r'^(?P<file>\S+):(?P<line>\d+) \[(?P<module>[^\]]+)\](?P<func>\S+) =(?P<flags>\S+) "(?P<format>.*)"')
 TARGETS = ("conntrack_log_invalid", "nf_log_backend", "dynamic_debug_site", "conntrack_lists_facts",
            "conntrack_invalid_log_facts", "role_debug_netns")
@@ -692,6 +693,8 @@ def render(results_dirs):
     out.append("")
     out.append("    make vm-matrix                 # = tests/vm/matrix.sh")
     out.append("    tests/vm/matrix.sh 6.1 host    # a subset; the table then has only those columns")
+    if len(runs) > 1:
+        out.append("    tests/vm/compatibility.py RESULTS_DIR RESULTS_DIR...   # this table: the columns of several runs")
     out.append("")
     for run in runs:
         columns = ", ".join(f"`{label}`" for label in run.get("kernels") or [])
@@ -745,7 +748,12 @@ def render(results_dirs):
     for k in kernels:
         lines = [line for line in k.full.get("lines") or [] if "table full" in line]
         if k.full.get("skipped") or not lines:
-            out.append(f"- `{k.label}`: " + ("not filled here: " + k.full["skipped"] if k.full.get("skipped") else "no lines captured"))
+            text = "not filled here: " + k.full["skipped"] if k.full.get("skipped") else "no lines captured"
+            saved = [name for name in sorted(os.listdir(FIXTURES)) if k.release and k.release in name
+                     and "table full" in open(os.path.join(FIXTURES, name), encoding="utf-8", errors="replace").read()]
+            if saved:
+                text += "; this kernel's real lines are in " + ", ".join(f"`{name}`" for name in saved)
+            out.append(f"- `{k.label}`: {text}")
             continue
         out.append(f"- `{k.label}`: e.g. `{short(lines[0].split('] ', 1)[-1], 160)}`")
     out.append("")
