@@ -79,6 +79,11 @@ def short(text, limit=90):
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def read_text(path):
+    with open(path, encoding="utf-8", errors="replace") as handle:
+        return handle.read()
+
+
 def load_json_text(text):
     try:
         return json.loads(text or "")
@@ -588,6 +593,7 @@ class Kernel:
         # The last failure that was neither ignored nor rescued is the one that failed the target.
         # "fatal:" for a task, "failed:" for one item of a loop; an ignored task says "...ignoring" after its
         # last item, before the next task.
+
         def ignored(match):
             following = re.search(r"^(?:TASK \[|PLAY RECAP)", block[match.end():], re.M)
             return "...ignoring" in block[match.end():match.end() + (following.start() if following else len(block))]
@@ -750,7 +756,7 @@ def render(results_dirs):
         if k.full.get("skipped") or not lines:
             text = "not filled here: " + k.full["skipped"] if k.full.get("skipped") else "no lines captured"
             saved = [name for name in sorted(os.listdir(FIXTURES)) if k.release and k.release in name
-                     and "table full" in open(os.path.join(FIXTURES, name), encoding="utf-8", errors="replace").read()]
+                     and "table full" in read_text(os.path.join(FIXTURES, name))]
             if saved:
                 text += "; this kernel's real lines are in " + ", ".join(f"`{name}`" for name in saved)
             out.append(f"- `{k.label}`: {text}")
