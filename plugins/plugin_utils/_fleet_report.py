@@ -866,8 +866,9 @@ def _revert_line(result: dict, namespaces: dict) -> str:
         where = "" if ident == "init" else f" [{ident}]"
         held = _dict(one.get("kept"))
         if held:
-            shared.append(f"{', '.join(_short(str(value)) for value in _list(held.get('values')))}"
-                        f" (still needed by {', '.join(str(name) for name in _list(held.get('for')))})")
+            values = ", ".join(_short(str(value)) for value in _list(held.get("values")))
+            holders = ", ".join(str(name) for name in _list(held.get("for")))
+            shared.append(f"{values} (still needed by {holders})")
         for key, change in _dict(one.get("restored")).items():
             change = _dict(change)
             restored.append(f"{_short(key)} {change.get('from')}->{change.get('to')}{where}")
