@@ -389,7 +389,10 @@ class Program:
             snapshot = self.apply(args, host, steps, diffs, sites, snapshot)
             # The revert was armed before the settings were applied; a window that ran out meanwhile (a short
             # duration across a large fleet) is reverted here instead of being left half-done.
-            confirm = self.cmd_confirm(argparse.Namespace(window=window, id=ids, netns=None))
+            try:
+                confirm = self.cmd_confirm(argparse.Namespace(window=window, id=ids, netns=None))
+            except (ConntrackModuleError, OSError) as exc:
+                confirm = {"failed": True, "msg": getattr(exc, "msg", None) or str(exc)}
             if confirm.get("failed"):
                 raise EnableFailed("Confirm the window is applied", confirm)
         except EnableFailed as failure:
@@ -397,8 +400,8 @@ class Program:
             try:
                 answer["rollback"] = self.cmd_revert(argparse.Namespace(
                     window=window, id=ids, netns=None, all=False, scheduled=False, host_sites=False))
-            except ConntrackModuleError as exc:
-                answer["rollback"] = {"changed": False, "failed": True, "msg": exc.msg}
+            except (ConntrackModuleError, OSError) as exc:
+                answer["rollback"] = {"changed": False, "failed": True, "msg": getattr(exc, "msg", None) or str(exc)}
             return answer
         if sites and not snapshot.get("dynamic_debug"):
             host.warn("this kernel has no dynamic debug: dynamic_debug_sites were skipped")
@@ -487,8 +490,9 @@ class Program:
         if loaded:
             try:
                 snapshot = self.cmd_snapshot(args)
-            except ConntrackModuleError as exc:
-                raise EnableFailed("Record the dynamic-debug sites", {"failed": True, "msg": exc.msg}) from None
+            except (ConntrackModuleError, OSError) as exc:
+                raise EnableFailed("Record the dynamic-debug sites",
+                                   {"failed": True, "msg": getattr(exc, "msg", None) or str(exc)}) from None
         # The control file the snapshot read the sites from.
         control = self.control()
         for site in sites:

@@ -547,6 +547,15 @@ def test_a_failing_confirm_rolls_back(program, proc_sys, applying, monkeypatch):
     assert program.store.ids() == []
 
 
+def test_a_confirm_that_raises_still_rolls_back(program, proc_sys, applying, monkeypatch):
+    monkeypatch.setattr(program, "cmd_confirm", raising(ConntrackModuleError("the lock is held by another run")))
+    result = program.cmd_enable(enable_args())
+    assert result["failed_step"] == "Confirm the window is applied"
+    assert result["msg"].endswith("the lock is held by another run")
+    assert list(result["rollback"]["namespaces"]) == ["init"] and program.store.ids() == []
+    assert sysctl(proc_sys, LOG_INVALID) == "0"
+
+
 def test_enable_in_a_namespace_snapshots_the_host_and_rolls_back_both(program, proc_sys, applying, monkeypatch):
     """With netns and all_netns the host's snapshot holds nf_log_all_netns; a failure reverts both ids, no others."""
     monkeypatch.setattr(wp, "snapshot_id", lambda spec: "init" if spec is None else f"netns-{spec}")
