@@ -782,8 +782,167 @@ def _write_error(path: str, query: str, exc: OSError) -> ConntrackModuleError:
     return ConntrackModuleError(f"cannot write {query!r} to {path}: {exc.strerror}", query=query)
 
 
+# The module states that write, and the control-file operation each writes.
+OPERATIONS = {"enabled": "+", "disabled": "-", "exact": "="}
+NEAR_MISS_LIMIT = 8
+# dynamic_debug_site's option defaults, for callers that give only some options.
+SITE_DEFAULTS = {"file": None, "func": None, "module": None, "format": None, "line": None, "class": None, "flags": "p",
+                 "state": "enabled", "control_path": None, "mount_debugfs": False, "require_match": True}
+
+
+class _WouldMount(Exception):
+    pass
+
+
+def site_result(site, flags_after: str) -> dict:
+    restore = {"file": site.filename, "line": site.lineno, "func": site.function, "flags": site.flags, "state": "exact"}
+    if site.class_name is not None:
+        restore["class"] = site.class_name
+    return {
+        "filename": site.filename,
+        "lineno": site.lineno,
+        "module": site.module,
+        "function": site.function,
+        "format": escape_control_format(site.format),
+        "class": site.class_name,
+        "flags_before": site.flags,
+        "flags_after": flags_after,
+        "restore": restore,
+    }
+
+
+def no_match_message(query: Query, sites: list, path: str) -> str:
+    modules = sorted({s.module for s in sites})
+    msg = (
+        f"no dynamic debug site matches {query.describe()}: searched {len(sites)} sites of {len(modules)} modules"
+        f" in {path}"
+    )
+    if query.module is not None and not any(site_matches(Query(module=query.module), s._replace(class_name=None, class_id=None)) for s in sites):
+        msg += f"; no site belongs to module {query.module} (is it loaded? try modprobe {query.module})"
+    # Sites that match every criterion but one: usually a renamed function or a moved line.
+    criteria = {
+        "file": {"file": None},
+        "func": {"func": None},
+        "module": {"module": None},
+        "format": {"format": None},
+        "line": {"first_lineno": 0, "last_lineno": 0},
+        "class": {"class_name": None},
+    }
+    for name, cleared in criteria.items():
+        relaxed = query._replace(**cleared)
+        if relaxed == query or relaxed == Query():
+            continue
+        near = [s for s in sites if site_matches(relaxed, s)]
+        if near:
+            shown = "; ".join(s.control_line() for s in near[:NEAR_MISS_LIMIT])
+            more = f" (and {len(near) - NEAR_MISS_LIMIT} more)" if len(near) > NEAR_MISS_LIMIT else ""
+            msg += f". Without the {name} criterion these match: {shown}{more}"
+            break
+    return msg
+
+
+def set_site(host, options: dict) -> dict:
+    """Apply one dynamic_debug_site query; ``options`` holds the module's options (missing ones take its defaults).
+
+    Returns the module's result: changed, query, written, sites, control_path, mounted_debugfs, diff (diff mode).
+    """
+    params = dict(SITE_DEFAULTS, **{key: value for key, value in options.items() if value is not None})
+    state = params["state"]
+    try:
+        flags = parse_flags(params["flags"])
+    except ValueError as exc:
+        raise ConntrackModuleError(str(exc)) from exc
+    line = params["line"]
+    if line is not None and (isinstance(line, bool) or not isinstance(line, (int, str))):
+        raise ConntrackModuleError(f"line must be a number or a range such as 100-200, not {line!r}")
+    query = make_query(
+        file=params["file"],
+        func=params["func"],
+        module=params["module"],
+        format=params["format"],
+        line=None if line is None else str(line),
+        class_name=params["class"],
+    )
+    op = OPERATIONS.get(state)
+    # Validate (and build) the text before touching anything.
+    query_text = match_spec_text(query) if op is None else build_query(query, op, flags)
+    result: dict = {"changed": False, "query": query_text, "written": False, "sites": []}
+
+    path = params["control_path"]
+    if path is None:
+
+        def mounter(point: str) -> None:
+            if host.check_mode:
+                raise _WouldMount(point)
+            binary = host.which("mount", ["/usr/bin", "/bin"])
+            if binary is None:
+                raise ConntrackModuleError("debugfs must be mounted but the mount command is not installed")
+            argv = [binary, "-t", "debugfs", "debugfs", point]
+            rc, out, err = host.run(argv)
+            if rc != 0:
+                raise ConntrackModuleError(
+                    f"cannot mount debugfs at {point}: {err.strip() or out.strip()}", rc=rc, stdout=out, stderr=err, cmd=argv
+                )
+            result["mounted_debugfs"] = point
+
+        try:
+            path, _mounted = find_control(mounter if params["mount_debugfs"] else None)
+        except _WouldMount as would:
+            result.update(changed=True, control_path=None, mounted_debugfs=str(would))
+            host.warn(f"debugfs would be mounted at {would}; the matching sites cannot be listed in check mode")
+            return result
+    result["control_path"] = path
+
+    sites = read_control(path)
+    matched = [s for s in sites if site_matches(query, s)]
+    if not matched:
+        if params["require_match"]:
+            raise ConntrackModuleError(no_match_message(query, sites, path), query=query_text, control_path=path)
+        return result
+
+    wanted = [apply_flags(s.flags, op, flags) if op else s.flags for s in matched]
+    result["changed"] = any(s.flags != w for s, w in zip(matched, wanted))
+
+    if result["changed"] and not host.check_mode:
+        write_control(path, query_text)
+        result["written"] = True
+        after = {s.key: s for s in read_control(path)}
+        wrong = []
+        for site, want in zip(matched, wanted):
+            now = after.get(site.key)
+            if now is None:
+                wrong.append(f"{site.filename}:{site.lineno} [{site.module}]{site.function} disappeared (module unloaded?)")
+            elif now.flags != want:
+                wrong.append(f"{site.filename}:{site.lineno} [{site.module}]{site.function} reads ={now.flags}, wanted ={want}")
+        if wrong:
+            raise ConntrackModuleError(
+                f"wrote {query_text!r} to {path} but the kernel reads back: " + "; ".join(wrong),
+                query=query_text,
+                control_path=path,
+            )
+        matched_keys = {s.key for s in matched}
+        surprises = [
+            s for s in sites if s.key not in matched_keys and s.key in after and after[s.key].flags != s.flags
+        ]
+        if surprises:
+            host.warn(
+                f"the query also changed {len(surprises)} site(s) this module did not predict (or something else changed"
+                f" them meanwhile), e.g. {surprises[0].control_line()}"
+            )
+
+    result["sites"] = [site_result(s, w) for s, w in zip(matched, wanted)]
+    if host.diff:
+        result["diff"] = {
+            "before": "".join(s.control_line() + "\n" for s in matched),
+            "after": "".join(s.control_line(w) + "\n" for s, w in zip(matched, wanted)),
+        }
+    return result
+
+
 __all__ = (
     "CONTROL_HEADER",
+    "OPERATIONS",
+    "SITE_DEFAULTS",
     "FLAG_ORDER",
     "MAX_WRITE",
     "NO_DYNAMIC_DEBUG_MSG",
@@ -811,6 +970,7 @@ __all__ = (
     "parse_line_range",
     "quote_format",
     "read_control",
+    "set_site",
     "site_matches",
     "validate_plain_value",
     "write_control",

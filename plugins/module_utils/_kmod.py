@@ -17,19 +17,19 @@ from ansible_collections.netfilter.conntrack.plugins.module_utils._errors import
 _MODULE_NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
-def modprobe(module, name: str, dry_run: bool) -> None:
-    """Load kernel module ``name`` (or only resolve it when ``dry_run``) via ``module.run_command``.
+def modprobe(host, name: str, dry_run: bool) -> None:
+    """Load kernel module ``name`` (or only resolve it when ``dry_run``); ``host`` is a ``_host`` runner.
 
     Names such as ``nf_log_ipv4`` are real modules before Linux 5.13 and aliases of
     ``nf_log_syslog`` since; modprobe resolves both, so callers pass the logger name.
     """
     if not _MODULE_NAME_RE.match(name):
         raise ConntrackModuleError(f"{name!r} is not a kernel module name")
-    binary = module.get_bin_path("modprobe", opt_dirs=["/usr/sbin", "/sbin"])
+    binary = host.which("modprobe", ["/usr/sbin", "/sbin"])
     if binary is None:
         raise ConntrackModuleError(f"kernel module {name} must be loaded but modprobe is not installed (package kmod)")
     argv = [binary] + (["--dry-run"] if dry_run else []) + ["--", name]
-    rc, out, err = module.run_command(argv, environ_update={"LC_ALL": "C", "LANGUAGE": "C"})
+    rc, out, err = host.run(argv)
     if rc != 0:
         raise ConntrackModuleError(
             f"cannot load kernel module {name}: {err.strip() or out.strip() or 'modprobe exited with ' + str(rc)}",

@@ -14,7 +14,9 @@ import re
 import typing as t
 
 from ansible_collections.netfilter.conntrack.plugins.module_utils._errors import ConntrackModuleError
-from ansible_collections.netfilter.conntrack.plugins.module_utils._names import SYSLOG_LOGGERS
+from ansible_collections.netfilter.conntrack.plugins.module_utils._kmod import modprobe
+from ansible_collections.netfilter.conntrack.plugins.module_utils._names import SYSLOG_LOGGERS, family_name, resolve_family
+from ansible_collections.netfilter.conntrack.plugins.module_utils._sysctl import key_exists, read_key, write_key
 
 NF_LOG_PROC = "/proc/net/netfilter/nf_log"
 NONE = "NONE"
@@ -81,4 +83,130 @@ def wanted_logger(backend: str, family: int) -> str:
     return backend
 
 
-__all__ = ("NF_LOG_PROC", "NONE", "FamilyLoggers", "parse_nf_log", "read_nf_log", "find_registered", "wanted_logger")
+ALL_NETNS_KEY = "net.netfilter.nf_log_all_netns"
+
+
+def family_key(number: int) -> str:
+    return f"net.netfilter.nf_log.{number}"
+
+
+def resolve_registered(host, family: int, wanted: str, loaded: list[str], load_module: bool) -> str:
+    """Return ``wanted`` spelled as the kernel registered it, loading its module when allowed."""
+    if wanted == NONE:
+        return NONE
+    table = read_nf_log()
+    registered = table.get(family)
+    name = find_registered(wanted, registered.registered if registered else ())
+    if name is not None:
+        return name
+    elsewhere = [family_name(other) for other, loggers in sorted(table.items()) if find_registered(wanted, loggers.registered)]
+    if elsewhere:
+        raise ConntrackModuleError(
+            f"logger {wanted} serves family {', '.join(elsewhere)}, not {family_name(family)} "
+            f"(registered for {family_name(family)}: {', '.join(registered.registered) if registered else 'none'})"
+        )
+    if not load_module:
+        raise ConntrackModuleError(
+            f"logger {wanted} is not registered for family {family_name(family)} "
+            f"(registered: {', '.join(registered.registered) if registered and registered.registered else 'none'});"
+            " set load_module=true to load its kernel module"
+        )
+    modprobe(host, wanted.lower(), dry_run=host.check_mode)
+    if wanted.lower() not in loaded:
+        loaded.append(wanted.lower())
+    if host.check_mode:
+        return wanted.lower()
+    registered = read_nf_log().get(family)
+    name = find_registered(wanted, registered.registered if registered else ())
+    if name is None:
+        raise ConntrackModuleError(
+            f"loaded kernel module {wanted.lower()} but logger {wanted} is still not registered for family "
+            f"{family_name(family)} (registered: {', '.join(registered.registered) if registered else 'none'})"
+        )
+    return name
+
+
+def set_backends(host, families: list[int], backend: str, load_module: bool, result: dict) -> None:
+    plan = []
+    for family in families:
+        key = family_key(family)
+        if not key_exists(key):
+            raise ConntrackModuleError(f"{key} does not exist: this kernel has no netfilter logging for family {family}")
+        wanted = wanted_logger(backend, family)
+        plan.append((family, key, read_key(key), resolve_registered(host, family, wanted, result["loaded_modules"], load_module)))
+
+    result["previous"] = {family_name(family): before for family, _key, before, _after in plan}
+    result["current"] = {family_name(family): after for family, _key, _before, after in plan}
+    pending = [(key, before, after) for _family, key, before, after in plan if before.lower() != after.lower()]
+    if not pending:
+        return
+    result["changed"] = True
+    if host.check_mode:
+        return
+    applied = []
+    try:
+        for key, before, after in pending:
+            write_key(key, after)
+            applied.append((key, before))
+            if read_key(key).lower() != after.lower():
+                raise ConntrackModuleError(f"wrote {after} to {key} but the kernel reads back {read_key(key)}")
+    except ConntrackModuleError as exc:
+        for key, before in reversed(applied):
+            write_key(key, before)
+        raise ConntrackModuleError(f"{exc.msg}; restored {len(applied)} family setting(s) changed before the failure") from exc
+
+
+def set_all_netns(host, wanted: bool, in_netns: bool, result: dict) -> None:
+    if not key_exists(ALL_NETNS_KEY):
+        if in_netns:
+            raise ConntrackModuleError(
+                f"{ALL_NETNS_KEY} exists only in the initial network namespace: set all_netns without netns"
+            )
+        raise ConntrackModuleError(f"{ALL_NETNS_KEY} does not exist: this is not the initial network namespace")
+    before = read_key(ALL_NETNS_KEY) != "0"
+    result["all_netns"] = {"previous": before, "current": wanted}
+    if before != wanted:
+        result["changed"] = True
+        if not host.check_mode:
+            write_key(ALL_NETNS_KEY, "1" if wanted else "0")
+
+
+def diff_text(result: dict, state: str) -> str:
+    lines = [f"{family_key(resolve_family(name))} = {logger}" for name, logger in result.get(state, {}).items()]
+    if "all_netns" in result:
+        lines.append(f"{ALL_NETNS_KEY} = {int(result['all_netns'][state])}")
+    return "".join(line + "\n" for line in lines)
+
+
+def set_loggers(host, family: list | None, backend: str | None, all_netns: bool | None, load_module: bool,
+                in_netns: bool) -> dict:
+    """Bind ``backend`` for each family and/or set nf_log_all_netns, in the namespace the caller has entered.
+
+    Validates everything before the first write; a failing family write puts back the families written before it.
+    Returns changed, loaded_modules, previous/current (per family name), all_netns and, in diff mode, diff.
+    """
+    families = []
+    for value in family or []:
+        number = resolve_family(value)
+        if number not in families:
+            families.append(number)
+    if backend is not None:
+        if not families:
+            raise ConntrackModuleError("family is required with backend (for example family: [ipv4, ipv6])")
+        for number in families:
+            wanted_logger(backend, number)
+    elif families:
+        raise ConntrackModuleError("family was given without backend: say which logger to bind (auto, none or a name)")
+
+    result: dict = {"changed": False, "loaded_modules": []}
+    if backend is not None:
+        set_backends(host, families, backend, load_module, result)
+    if all_netns is not None:
+        set_all_netns(host, all_netns, in_netns, result)
+    if host.diff:
+        result["diff"] = {"before": diff_text(result, "previous"), "after": diff_text(result, "current")}
+    return result
+
+
+__all__ = ("ALL_NETNS_KEY", "NF_LOG_PROC", "NONE", "FamilyLoggers", "family_key", "find_registered", "parse_nf_log",
+           "read_nf_log", "set_all_netns", "set_backends", "set_loggers", "wanted_logger")

@@ -37,10 +37,15 @@ Kernel behaviour this relies on (read in the kernel sources):
 from __future__ import annotations
 
 import fcntl
+import os
 import re
 import socket
 import struct
 import typing as t
+
+from ansible_collections.netfilter.conntrack.plugins.module_utils._dynamic_debug import locate_control, read_control
+from ansible_collections.netfilter.conntrack.plugins.module_utils._errors import ConntrackModuleError
+from ansible_collections.netfilter.conntrack.plugins.module_utils._nf_log import read_nf_log
 
 SIOCGIFHWADDR = 0x8927
 BLINDERS = ("nf_conntrack_tcp_be_liberal", "nf_conntrack_tcp_ignore_invalid_rst", "nf_conntrack_tcp_loose")
@@ -514,16 +519,110 @@ def notrack_rules(run: t.Callable[[list[str]], tuple[int, str]], which: t.Callab
     return rules if seen_tool else None
 
 
+SYSCTL = "/proc/sys/net/netfilter/"
+
+
+def read(path: str) -> str | None:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read().strip()
+    except OSError:
+        return None
+
+
+def dynamic_debug() -> dict:
+    try:
+        with open("/proc/self/mounts", encoding="utf-8", errors="replace") as handle:
+            mounts = handle.read()
+    except OSError:
+        mounts = ""
+    path, reason = locate_control(mounts)
+    if path is None:
+        if reason == "no-dynamic-debug":
+            return {"present": False, "reason": "this kernel has no dynamic debug (no control file)"}
+        return {"present": None, "reason": "debugfs is not mounted, so the control file cannot be read (not mounted by a probe)"}
+    try:
+        sites = read_control(path)
+    except ConntrackModuleError as exc:
+        return {"present": True, "reason": exc.msg, "conntrack_sites": None}
+    conntrack = [site for site in sites if site.module.startswith("nf_conntrack") or "nf_conntrack" in site.filename]
+    return {"present": True, "control": path, "conntrack_sites": len(conntrack),
+            "tcp_sites": sum(1 for site in conntrack if site.filename.endswith("nf_conntrack_proto_tcp.c"))}
+
+
+def read_outside() -> tuple:
+    """What probe needs from the caller's own namespace, read before it enters the one to plan for:
+    nf_log_all_netns (it exists only in the initial namespace) and the caller's namespace inode."""
+    return read(SYSCTL + "nf_log_all_netns"), os.stat("/proc/self/ns/net").st_ino
+
+
+def probe(host, netns: str | None, outside: tuple, ruleset: bool = True) -> dict:
+    """What build_plan needs, read inside the namespace the caller has entered; ``outside`` is read_outside()'s."""
+    all_netns, host_inum = outside
+    inum = os.stat("/proc/self/ns/net").st_ino
+    initial = os.path.exists(SYSCTL + "nf_log_all_netns") if os.path.isdir(SYSCTL) else None
+    if initial is None:
+        initial = inum == host_inum and all_netns is not None
+    try:
+        nf_log = {family: {"bound": one.bound, "registered": list(one.registered)} for family, one in read_nf_log().items()}
+    except ConntrackModuleError:
+        nf_log = None
+
+    def run(argv: list) -> tuple:
+        rc, out, dummy = host.run(argv)
+        return rc, out
+
+    return {
+        "release": os.uname().release,
+        "netns": netns,
+        "inum": inum,
+        "initial": initial,
+        "all_netns": all_netns,
+        "log_invalid": read(SYSCTL + "nf_conntrack_log_invalid"),
+        "nf_log": None if nf_log is None else {family: nf_log[family] for family in (2, 10) if family in nf_log},
+        "families": [2, 10],
+        "sysctls": {key: read(SYSCTL + key) for key in BLINDERS},
+        "dynamic_debug": dynamic_debug(),
+        "notrack_rules": notrack_rules(run, lambda name: host.which(name, ["/usr/sbin", "/sbin"])) if ruleset else None,
+        "interfaces": interfaces(),
+    }
+
+
+def intended_changes(log_invalid: str | None, bind: bool, all_netns: bool) -> dict:
+    """conntrack_plan_facts' options as build_plan's ``intended``: what a window would set."""
+    intended = {}
+    if log_invalid is not None:
+        if not log_invalid.strip().isdigit() or not 0 <= int(log_invalid) <= 255:
+            raise ConntrackModuleError(f"log_invalid must be a protocol number from 0 to 255, not {log_invalid!r}")
+        intended["log_invalid"] = log_invalid.strip()
+    if bind:
+        intended["bind"] = True
+    if all_netns:
+        intended["all_netns"] = True
+    return intended
+
+
+def plan_from(probed: dict, intended: dict) -> dict:
+    """The conntrack_plan fact: the plan, with the probe it was made from (without the interface list)."""
+    plan = build_plan(probed, intended)
+    plan["probe"] = {key: value for key, value in probed.items() if key != "interfaces"}
+    return plan
+
+
 __all__ = (
     "BLINDERS",
     "COUNTER_MEANINGS",
     "HIDES",
     "build_plan",
     "diagnose",
+    "intended_changes",
     "interfaces",
     "notrack_rules",
     "parse_release",
+    "plan_from",
+    "probe",
     "protocol_of",
+    "read_outside",
     "reconcile",
     "version_decides",
 )

@@ -16,6 +16,8 @@ entry, and the same dynamic-debug query builder and matcher.
 Commands (each prints one JSON object; exit status 0 on success, 1 on a refused or failed
 operation with ``msg``, 2 on bad usage, 3 for ``--expect-sha256`` of another version)::
 
+  enable   (the options of snapshot) [--check] [--diff]
+                                              snapshot, apply, confirm and plan: enable's host side
   snapshot [--netns NS ...] --duration S [--log-invalid P] [--family F ... --backend B]
            [--all-netns on|off] [--dyndbg-site JSON ...] [--no-schedule]
   confirm  --window TOKEN [--id ID ...]       last step of enable
@@ -30,6 +32,7 @@ operation with ``msg``, 2 on bad usage, 3 for ``--expect-sha256`` of another ver
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import math
@@ -40,7 +43,9 @@ import sys
 import time
 import uuid
 
+from ansible_collections.netfilter.conntrack.plugins.module_utils._conntrack_log_invalid import set_log_invalid
 from ansible_collections.netfilter.conntrack.plugins.module_utils._dynamic_debug import (
+    OPERATIONS,
     Site,
     apply_flags,
     build_query,
@@ -48,10 +53,12 @@ from ansible_collections.netfilter.conntrack.plugins.module_utils._dynamic_debug
     make_query,
     parse_flags,
     read_control,
+    set_site,
     site_matches,
     write_control,
 )
 from ansible_collections.netfilter.conntrack.plugins.module_utils._errors import ConntrackModuleError
+from ansible_collections.netfilter.conntrack.plugins.module_utils._host import ProcessHost
 from ansible_collections.netfilter.conntrack.plugins.module_utils._names import (
     load_etc_protocols,
     resolve_family,
@@ -62,7 +69,8 @@ from ansible_collections.netfilter.conntrack.plugins.module_utils._netns import 
     identity_of_fd,
     open_netns,
 )
-from ansible_collections.netfilter.conntrack.plugins.module_utils._nf_log import wanted_logger
+from ansible_collections.netfilter.conntrack.plugins.module_utils._nf_log import set_loggers, wanted_logger
+from ansible_collections.netfilter.conntrack.plugins.module_utils._plan import intended_changes, plan_from, probe, read_outside
 from ansible_collections.netfilter.conntrack.plugins.module_utils._sysctl import key_exists, read_key, write_key
 from ansible_collections.netfilter.conntrack.plugins.module_utils._window_scheduler import Scheduler
 from ansible_collections.netfilter.conntrack.plugins.module_utils._window_store import (
@@ -95,8 +103,20 @@ STATS_FILE = "/proc/net/stat/nf_conntrack"
 # /proc/net/stat/nf_conntrack columns whose ctnetlink name (the one conntrack_lists_facts and `conntrack -S`
 # use) differs: one vocabulary for the same counters in every report.
 PROC_STAT_NAMES = {"clashres": "clash_resolve", "icmp_error": "error", "chainlength": "chaintoolong"}
-OPERATIONS = {"enabled": "+", "disabled": "-", "exact": "="}
 SITE_FIELDS = ("file", "func", "module", "format", "line", "class", "flags", "state")
+
+
+class EnableFailed(Exception):
+    """A step of enable failed after the snapshot: cmd_enable rolls back."""
+
+    def __init__(self, step: str, result: dict) -> None:
+        super().__init__(step)
+        self.step = step
+        self.result = result
+
+    def answer(self, steps: list) -> dict:
+        return {"changed": False, "failed": True, "failed_step": self.step, "step_failure": self.result, "steps": steps,
+                "msg": f"{self.step}: {self.result.get('msg') or 'unknown error'}"}
 
 
 class Program:
@@ -354,6 +374,149 @@ class Program:
         result["window"] = window
         result["deadline"] = max(ns["deadline"] for ns in result["namespaces"].values())
         return result
+
+    # ------------------------------------------------------------------ enable in one run
+
+    def cmd_enable(self, args: argparse.Namespace) -> dict:
+        """Snapshot, apply (the modules' own functions), confirm and plan: the whole host side of enable.
+
+        A failing step or confirm reverts exactly the snapshots this enable took or extended, and the answer says
+        which step failed (``failed_step``, ``step_failure``) and what the rollback did (``rollback``). ``--check``
+        takes no snapshot and only predicts the steps (not the dynamic-debug sites) and the plan.
+        """
+        host = ProcessHost(check_mode=args.check, diff=args.diff)
+        sites = [json.loads(text) for text in args.dyndbg_site or []]
+        steps, diffs = [], []
+        if args.check:
+            try:
+                self.apply(args, host, steps, diffs, [], None)
+            except EnableFailed as failure:
+                return failure.answer(steps)
+            return self.enabled({"changed": any(step["changed"] for step in steps)}, args, host, steps, diffs)
+        snapshot = self.cmd_snapshot(args)
+        # Exactly the snapshots this enable created or extended (the host's one holds nf_log_all_netns and the sites).
+        ids, window = list(snapshot["namespaces"]), snapshot["window"]
+        try:
+            snapshot = self.apply(args, host, steps, diffs, sites, snapshot)
+            # The revert was armed before the settings were applied; a window that ran out meanwhile (a short
+            # duration across a large fleet) is reverted here instead of being left half-done.
+            try:
+                confirm = self.cmd_confirm(argparse.Namespace(window=window, id=ids, netns=None))
+            except (ConntrackModuleError, OSError) as exc:
+                confirm = {"failed": True, "msg": getattr(exc, "msg", None) or str(exc)}
+            if confirm.get("failed"):
+                raise EnableFailed("Confirm the window is applied", confirm)
+        except EnableFailed as failure:
+            answer = failure.answer(steps)
+            try:
+                answer["rollback"] = self.cmd_revert(argparse.Namespace(
+                    window=window, id=ids, netns=None, all=False, scheduled=False, host_sites=False))
+            except (ConntrackModuleError, OSError) as exc:
+                answer["rollback"] = {"changed": False, "failed": True, "msg": getattr(exc, "msg", None) or str(exc)}
+            return answer
+        if sites and not snapshot.get("dynamic_debug"):
+            host.warn("this kernel has no dynamic debug: dynamic_debug_sites were skipped")
+        result = dict(snapshot, changed=bool(snapshot.get("changed")) or any(step["changed"] for step in steps))
+        return self.enabled(result, args, host, steps, diffs)
+
+    def enabled(self, result: dict, args: argparse.Namespace, host: ProcessHost, steps: list, diffs: list) -> dict:
+        """Add the steps, the diffs, the plan of every namespace (what enable would set, in check mode) and the
+        warnings. The plan only informs: a namespace whose plan cannot be made gets a warning, not a failed enable."""
+        intended = {}
+        if args.check:
+            try:
+                protocol = str(resolve_protocol(args.log_invalid, load_etc_protocols()))
+            except ConntrackModuleError:
+                protocol = None
+            intended = intended_changes(protocol, str(args.backend).strip().lower() == "auto", args.all_netns == "on")
+        plans, outside = {}, read_outside()
+        for spec in args.netns or [None]:
+            try:
+                with self.entered(spec, None):
+                    plans[snapshot_id(spec)] = plan_from(probe(host, spec, outside), intended)
+            except ConntrackModuleError as exc:
+                host.warn(f"no plan for {spec or 'this namespace'}: {exc.msg}")
+        result.update(steps=steps, plan=plans)
+        if diffs:
+            result["diff"] = diffs
+        if host.warnings:
+            result["warnings"] = host.warnings
+        return result
+
+    @contextlib.contextmanager
+    def entered(self, spec: str | None, snapshot: dict | None):
+        """Run a block in namespace spec; with the snapshot, only if it is still the namespace that was recorded."""
+        fd, identity = self.open_namespace(spec)
+        try:
+            recorded = ((snapshot or {}).get("namespaces", {}).get(snapshot_id(spec)) or {}).get("identity")
+            if recorded and (recorded["dev"], recorded["ino"]) != (identity["dev"], identity["ino"]):
+                raise ConntrackModuleError(f"{identity['path']} is no longer the network namespace enable recorded"
+                                           " (deleted and re-created while enable ran)")
+            with InNetns(fd, identity["path"]):
+                yield
+        finally:
+            if fd is not None:
+                os.close(fd)
+
+    def step(self, steps: list, diffs: list, name: str, spec: str | None, snapshot: dict | None, apply) -> dict:
+        """One step, recorded as the action reports it; a failure raises EnableFailed naming the step."""
+        entry = {"step": name, "netns": spec, "changed": False}
+        steps.append(entry)
+        try:
+            with self.entered(spec, snapshot):
+                result = apply()
+        except ConntrackModuleError as exc:
+            raise EnableFailed(name, dict(exc.details, failed=True, msg=exc.msg)) from None
+        except Exception as exc:  # pylint: disable=broad-exception-caught
+            # Whatever breaks after the snapshot must still end in the rollback, not in a traceback.
+            raise EnableFailed(name, {"failed": True, "msg": f"{type(exc).__name__}: {exc}"}) from None
+        entry["changed"] = bool(result.get("changed"))
+        loaded = result.get("loaded_module") or result.get("loaded_modules")
+        if loaded:
+            entry["loaded"] = loaded
+        if result.get("diff"):
+            diffs.append(result["diff"])
+        return result
+
+    def apply(self, args: argparse.Namespace, host: ProcessHost, steps: list, diffs: list, sites: list,
+              snapshot: dict | None) -> dict | None:
+        """The steps of enable in order, as the modules would run them; returns the snapshot (taken again when
+        this enable loaded nf_conntrack: its dynamic-debug sites exist only now)."""
+        specs = args.netns or [None]
+        etc_protocols = load_etc_protocols()
+        loaded = False
+        for spec in specs:
+            result = self.step(steps, diffs, "Log invalid packets", spec, snapshot, lambda: set_log_invalid(
+                host, resolve_protocol(args.log_invalid, etc_protocols), True, etc_protocols))
+            loaded = loaded or bool(result.get("loaded_module"))
+        for spec in specs:
+            all_netns = True if spec is None and args.all_netns == "on" else None
+            self.step(steps, diffs, "Bind the loggers", spec, snapshot, lambda spec=spec, all_netns=all_netns: set_loggers(
+                host, args.family, args.backend, all_netns, True, in_netns=spec is not None))
+        if args.all_netns == "on" and args.netns:
+            self.step(steps, diffs, "Let log lines of other namespaces reach the kernel log", None, snapshot,
+                      lambda: set_loggers(host, None, None, True, True, in_netns=False))
+        if not sites or not (snapshot or {}).get("dynamic_debug"):
+            return snapshot
+        if loaded:
+            try:
+                snapshot = self.cmd_snapshot(args)
+            except (ConntrackModuleError, OSError) as exc:
+                raise EnableFailed("Record the dynamic-debug sites",
+                                   {"failed": True, "msg": getattr(exc, "msg", None) or str(exc)}) from None
+        # The control file the snapshot read the sites from.
+        control = self.control()
+        for site in sites:
+            options = dict({"flags": "p", "state": "enabled"}, control_path=control, **site)
+            result = self.step(steps, diffs, "Switch the dynamic-debug sites on", None, snapshot,
+                               lambda options=options: set_site(host, options))
+            steps[-1]["matched"] = len(result.get("sites") or [])
+            if not result.get("sites"):
+                # Only reachable with require_match=false (the role's default): say so rather than report a window
+                # whose dynamic-debug part does nothing.
+                host.warn(f"dynamic_debug_sites entry {json.dumps(site, sort_keys=True)} matches no site on this"
+                          " kernel: nothing was switched on for it")
+        return snapshot
 
     def same_namespace(self, data: dict, identity: dict) -> bool:
         recorded = data["netns"]
@@ -813,14 +976,18 @@ def parser() -> argparse.ArgumentParser:
                      help="where snapshots live (default %(default)s)")
     sub = top.add_subparsers(dest="command", required=True)
     snap = sub.add_parser("snapshot", help="record current values (once per window) and schedule the revert")
-    snap.add_argument("--netns", action="append", help="namespace name or path (repeatable); default: this one")
-    snap.add_argument("--duration", type=float, help="seconds until the automatic revert")
-    snap.add_argument("--log-invalid", help="protocol enable will set in nf_conntrack_log_invalid")
-    snap.add_argument("--family", action="append", help="family whose nf_log.N enable will set (repeatable)")
-    snap.add_argument("--backend", help="logger enable will bind (auto, none or a name)")
-    snap.add_argument("--all-netns", choices=["on", "off"], help="value enable will set in nf_log_all_netns")
-    snap.add_argument("--dyndbg-site", action="append", help="JSON dynamic_debug_sites entry (repeatable)")
-    snap.add_argument("--no-schedule", action="store_true", help="do not schedule the automatic revert")
+    enable = sub.add_parser("enable", help="snapshot, apply, confirm and plan in one run (rolls back on failure)")
+    for cmd in (snap, enable):
+        cmd.add_argument("--netns", action="append", help="namespace name or path (repeatable); default: this one")
+        cmd.add_argument("--duration", type=float, help="seconds until the automatic revert")
+        cmd.add_argument("--log-invalid", help="protocol enable sets in nf_conntrack_log_invalid")
+        cmd.add_argument("--family", action="append", help="family whose nf_log.N enable sets (repeatable)")
+        cmd.add_argument("--backend", help="logger enable binds (auto, none or a name)")
+        cmd.add_argument("--all-netns", choices=["on", "off"], help="value enable sets in nf_log_all_netns")
+        cmd.add_argument("--dyndbg-site", action="append", help="JSON dynamic_debug_sites entry (repeatable)")
+        cmd.add_argument("--no-schedule", action="store_true", help="do not schedule the automatic revert")
+    enable.add_argument("--check", action="store_true", help="predict the steps and the plan; change nothing")
+    enable.add_argument("--diff", action="store_true", help="return each step's before and after")
     for name, helptext in (("revert", "compare-and-restore from the snapshot"), ("status", "show the windows")):
         cmd = sub.add_parser(name, help=helptext)
         cmd.add_argument("--netns", action="append")

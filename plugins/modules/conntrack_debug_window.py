@@ -25,8 +25,10 @@ description:
     one with other settings is refused while the window is open.
   - With O(state=reverted), restores the recorded values (compare-and-restore, a value changed by someone else
     during the window is left alone and reported), cancels the automatic revert and removes the snapshot.
-  - All steps share one connection and one remote temporary directory, which on a fleet is what makes this cheaper
-    than a task per step.
+  - With O(state=enabled), the snapshot, the settings (the same code as M(netfilter.conntrack.conntrack_log_invalid),
+    M(netfilter.conntrack.nf_log_backend) and M(netfilter.conntrack.dynamic_debug_site)), the confirmation and the
+    plan of every namespace run in one process on the host, one run of the host program, which on a fleet is what
+    makes this cheaper than a task or a module per step. A step that fails rolls back what the snapshot recorded.
 author:
   - netfilter.conntrack maintainers (@netfilter-conntrack)
 extends_documentation_fragment:
@@ -34,16 +36,17 @@ extends_documentation_fragment:
   - netfilter.conntrack._attributes.action_plugin
 attributes:
   action:
-    details: Runs on the controller and calls the collection's modules and the host's revert program.
+    details: Runs on the controller and runs the host program (enable, revert, status) on the host.
   check_mode:
     support: partial
     details:
-      - With O(state=enabled), check mode runs the modules in check mode and reports what they would change; it
-        takes no snapshot, schedules nothing and does not predict O(dynamic_debug_sites).
+      - With O(state=enabled), check mode runs the host program's steps in check mode (a temporary copy when the
+        installed one is missing or stale) and reports what they would change and the plan; it takes no snapshot,
+        schedules nothing, installs nothing and does not predict O(dynamic_debug_sites).
       - With O(state=reverted), reports which snapshots would be reverted.
   diff_mode:
     support: partial
-    details: Returns the diffs of the modules that apply the settings (a list); not for O(state=reverted).
+    details: Returns the diffs of the steps that apply the settings (a list); not for O(state=reverted).
   idempotent:
     support: full
     details: A second enable with the same settings changes no value (it extends the deadline of the open window).

@@ -387,6 +387,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.netfilter.conntrack.plugins.module_utils._conntrack_facts import DEFAULT_THRESHOLDS, LISTS, gather
 from ansible_collections.netfilter.conntrack.plugins.module_utils._errors import ConntrackModuleError, exit_with_result
+from ansible_collections.netfilter.conntrack.plugins.module_utils._host import ModuleHost
 from ansible_collections.netfilter.conntrack.plugins.module_utils._kmod import modprobe
 from ansible_collections.netfilter.conntrack.plugins.module_utils._names import FAMILIES
 from ansible_collections.netfilter.conntrack.plugins.module_utils._netns import enter_netns
@@ -429,7 +430,7 @@ def run(module: AnsibleModule) -> dict:
     def load(name: str) -> bool:
         if module.check_mode or not params["load_module"]:
             return False
-        modprobe(module, name, dry_run=False)
+        modprobe(ModuleHost(module), name, dry_run=False)
         return True
 
     facts, loaded = gather(

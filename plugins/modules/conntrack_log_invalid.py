@@ -141,8 +141,9 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.netfilter.conntrack.plugins.module_utils._conntrack_log_invalid import KEY, set_log_invalid
 from ansible_collections.netfilter.conntrack.plugins.module_utils._errors import ConntrackModuleError, exit_with_result
-from ansible_collections.netfilter.conntrack.plugins.module_utils._kmod import modprobe
+from ansible_collections.netfilter.conntrack.plugins.module_utils._host import ModuleHost
 from ansible_collections.netfilter.conntrack.plugins.module_utils._names import (
     PROTOCOL_NONE,
     load_etc_protocols,
@@ -151,9 +152,7 @@ from ansible_collections.netfilter.conntrack.plugins.module_utils._names import 
 )
 from ansible_collections.netfilter.conntrack.plugins.module_utils._netns import enter_netns
 from ansible_collections.netfilter.conntrack.plugins.module_utils._nf_log import NONE, read_nf_log
-from ansible_collections.netfilter.conntrack.plugins.module_utils._sysctl import key_exists, read_key, write_key
 
-KEY = "net.netfilter.nf_conntrack_log_invalid"
 # Families whose logger decides whether an invalid IPv4/IPv6 packet produces a log line.
 LOGGED_FAMILIES = {2: "net.netfilter.nf_log.2 (ipv4)", 10: "net.netfilter.nf_log.10 (ipv6)"}
 
@@ -217,46 +216,24 @@ def run(module: AnsibleModule) -> dict:
             "persistent=true cannot be combined with netns: /etc/sysctl.d applies to the initial namespace only"
         )
 
-    result: dict = {"changed": False, "key": KEY, "netns": enter_netns(params["netns"])}
-
-    if not key_exists(KEY):
-        if not params["load_module"]:
-            raise ConntrackModuleError(f"{KEY} does not exist: nf_conntrack is not loaded (set load_module=true to load it)")
-        previous = PROTOCOL_NONE
-        if target != PROTOCOL_NONE:
-            modprobe(module, "nf_conntrack", dry_run=module.check_mode)
-            result["loaded_module"] = "nf_conntrack"
-            result["changed"] = True
-    else:
-        previous = int(read_key(KEY))
-
-    if previous != target:
-        result["changed"] = True
-        if not module.check_mode:
-            write_key(KEY, str(target))
-            confirmed = int(read_key(KEY))
-            if confirmed != target:
-                raise ConntrackModuleError(f"wrote {target} to {KEY} but the kernel reads back {confirmed}")
-
-    before = f"{KEY} = {previous} ({protocol_name(previous, etc_protocols)})\n"
-    after = f"{KEY} = {target} ({protocol_name(target, etc_protocols)})\n"
+    netns = enter_netns(params["netns"])
+    result = set_log_invalid(ModuleHost(module), target, params["load_module"], etc_protocols)
+    result["netns"] = netns
 
     if params["persistent"]:
         path = params["persistent_file"]
         result["persistent_file"] = path
         wanted = None if target == PROTOCOL_NONE else persistent_content(target, protocol_name(target, etc_protocols))
         existing = read_file(path)
-        before += f"# {path}\n{existing or ''}"
-        after += f"# {path}\n{wanted or ''}"
+        if module._diff:
+            result["diff"]["before"] += f"# {path}\n{existing or ''}"
+            result["diff"]["after"] += f"# {path}\n{wanted or ''}"
         if existing != wanted:
             result["changed"] = True
             if not module.check_mode:
                 write_persistent_file(module, path, wanted)
 
-    result["previous"] = {"number": previous, "name": protocol_name(previous, etc_protocols)}
-    result["current"] = {"number": target, "name": protocol_name(target, etc_protocols)}
-    if module._diff:
-        result["diff"] = {"before": before, "after": after}
+    # Here, not in set_log_invalid: the debug window binds the loggers in its next step.
     if target != PROTOCOL_NONE:
         missing = unbound_loggers()
         if missing:

@@ -130,96 +130,21 @@ ansible_facts:
           returned: always
 """
 
-import os
-
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.netfilter.conntrack.plugins.module_utils._dynamic_debug import locate_control, read_control
-from ansible_collections.netfilter.conntrack.plugins.module_utils._errors import ConntrackModuleError, exit_with_result
+from ansible_collections.netfilter.conntrack.plugins.module_utils._errors import exit_with_result
+from ansible_collections.netfilter.conntrack.plugins.module_utils._host import ModuleHost
 from ansible_collections.netfilter.conntrack.plugins.module_utils._netns import enter_netns
-from ansible_collections.netfilter.conntrack.plugins.module_utils._nf_log import read_nf_log
-from ansible_collections.netfilter.conntrack.plugins.module_utils._plan import BLINDERS, build_plan, interfaces, notrack_rules
-
-SYSCTL = "/proc/sys/net/netfilter/"
-
-
-def read(path: str) -> str | None:
-    try:
-        with open(path, encoding="utf-8") as handle:
-            return handle.read().strip()
-    except OSError:
-        return None
-
-
-def dynamic_debug() -> dict:
-    try:
-        with open("/proc/self/mounts", encoding="utf-8", errors="replace") as handle:
-            mounts = handle.read()
-    except OSError:
-        mounts = ""
-    path, reason = locate_control(mounts)
-    if path is None:
-        if reason == "no-dynamic-debug":
-            return {"present": False, "reason": "this kernel has no dynamic debug (no control file)"}
-        return {"present": None, "reason": "debugfs is not mounted, so the control file cannot be read (not mounted by a probe)"}
-    try:
-        sites = read_control(path)
-    except ConntrackModuleError as exc:
-        return {"present": True, "reason": exc.msg, "conntrack_sites": None}
-    conntrack = [site for site in sites if site.module.startswith("nf_conntrack") or "nf_conntrack" in site.filename]
-    return {"present": True, "control": path, "conntrack_sites": len(conntrack),
-            "tcp_sites": sum(1 for site in conntrack if site.filename.endswith("nf_conntrack_proto_tcp.c"))}
-
-
-def probe(module: AnsibleModule) -> dict:
-    params = module.params
-    all_netns = read(SYSCTL + "nf_log_all_netns")  # exists only in the initial namespace: read it before entering
-    host_inum = os.stat("/proc/self/ns/net").st_ino
-    enter_netns(params["netns"])
-    inum = os.stat("/proc/self/ns/net").st_ino
-    initial = os.path.exists(SYSCTL + "nf_log_all_netns") if os.path.isdir(SYSCTL) else None
-    if initial is None:
-        initial = inum == host_inum and all_netns is not None
-    try:
-        nf_log = {family: {"bound": one.bound, "registered": list(one.registered)} for family, one in read_nf_log().items()}
-    except ConntrackModuleError:
-        nf_log = None
-
-    def run(argv: list) -> tuple:
-        rc, out, dummy = module.run_command(argv)
-        return rc, out
-
-    return {
-        "release": os.uname().release,
-        "netns": params["netns"],
-        "inum": inum,
-        "initial": initial,
-        "all_netns": all_netns,
-        "log_invalid": read(SYSCTL + "nf_conntrack_log_invalid"),
-        "nf_log": None if nf_log is None else {family: nf_log[family] for family in (2, 10) if family in nf_log},
-        "families": [2, 10],
-        "sysctls": {key: read(SYSCTL + key) for key in BLINDERS},
-        "dynamic_debug": dynamic_debug(),
-        "notrack_rules": notrack_rules(run, module.get_bin_path) if params["ruleset"] else None,
-        "interfaces": interfaces(),
-    }
+from ansible_collections.netfilter.conntrack.plugins.module_utils._plan import intended_changes, plan_from, probe, read_outside
 
 
 def run_module(module: AnsibleModule) -> dict:
     params = module.params
-    intended = {}
-    if params["log_invalid"] is not None:
-        if not params["log_invalid"].strip().isdigit() or not 0 <= int(params["log_invalid"]) <= 255:
-            raise ConntrackModuleError(f"log_invalid must be a protocol number from 0 to 255, not {params['log_invalid']!r}")
-        intended["log_invalid"] = params["log_invalid"].strip()
-    if params["bind"]:
-        intended["bind"] = True
-    if params["all_netns"]:
-        intended["all_netns"] = True
-    probed = probe(module)
-    plan = build_plan(probed, intended)
-    plan["probe"] = {key: value for key, value in probed.items() if key != "interfaces"}
-    return {"changed": False, "ansible_facts": {"conntrack_plan": plan}}
+    intended = intended_changes(params["log_invalid"], params["bind"], params["all_netns"])
+    outside = read_outside()
+    enter_netns(params["netns"])
+    probed = probe(ModuleHost(module), params["netns"], outside, ruleset=params["ruleset"])
+    return {"changed": False, "ansible_facts": {"conntrack_plan": plan_from(probed, intended)}}
 
 
 def main() -> None:
@@ -233,7 +158,6 @@ def main() -> None:
         },
         supports_check_mode=True,
     )
-    module.run_command_environ_update = {"LANGUAGE": "C", "LC_ALL": "C"}
     exit_with_result(module, run_module)
 
 

@@ -2,7 +2,7 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""The host program's snapshot, confirm and compare-and-restore, against a temporary /proc/sys tree and a fake
+"""The host program's snapshot, enable, confirm and compare-and-restore, against a temporary /proc/sys tree and a fake
 dynamic-debug control file.
 
 The control file is a real capture (tests/vm/samples, Debian 5.10: formats escaped as ``\\012``, and the site the
@@ -21,7 +21,9 @@ import types
 
 import pytest
 
+from ansible_collections.netfilter.conntrack.plugins.module_utils import _conntrack_log_invalid as li
 from ansible_collections.netfilter.conntrack.plugins.module_utils import _dynamic_debug as dd
+from ansible_collections.netfilter.conntrack.plugins.module_utils import _nf_log as nl
 from ansible_collections.netfilter.conntrack.plugins.module_utils import _window_program as wp
 from ansible_collections.netfilter.conntrack.plugins.module_utils._errors import ConntrackModuleError
 from ansible_collections.netfilter.conntrack.plugins.module_utils._sysctl import key_path
@@ -139,7 +141,7 @@ def proc_sys_writes_replace(monkeypatch):
 def kernel(tmp_path, monkeypatch):
     fake = FakeKernel(str(tmp_path / "control"), read_sample(SAMPLE_5_10) + SYNTHETIC)
     monkeypatch.setattr(wp, "write_control", fake.write)
-    monkeypatch.setattr(dynamic_debug_site, "write_control", fake.write)
+    monkeypatch.setattr(dd, "write_control", fake.write)
     return fake
 
 
@@ -521,6 +523,185 @@ def test_revert_of_a_format1_snapshot(program, proc_sys, kernel):
     assert status["namespaces"]["init"]["format_read"] == 1
     result = program.cmd_revert(args("revert", "--id=init"))["namespaces"]["init"]
     assert result["restored"] == {LOG_INVALID: {"from": "255", "to": "0"}, f"dyndbg {TCP}:1020": {"from": "pfslt", "to": "_"}}
+
+
+# --- enable: snapshot, the modules' functions, confirm and plan in one run ---------------------------------------
+
+NF_LOG_TABLE = " 2 NONE (nf_log_ipv4,nfnetlink_log)\n10 nf_log_ipv6 (nf_log_ipv6,nfnetlink_log)\n"
+
+
+@pytest.fixture
+def applying(monkeypatch, proc_sys):
+    """The apply functions against the same /proc/sys tree as the program; the plan's probe reads nothing real."""
+    for module in (li, nl):
+        monkeypatch.setattr(module, "key_exists", lambda key: wp.key_exists(key, str(proc_sys)))
+        monkeypatch.setattr(module, "read_key", lambda key: wp.read_key(key, str(proc_sys)))
+        monkeypatch.setattr(module, "write_key", lambda key, value: wp.write_key(key, value, str(proc_sys)))
+    monkeypatch.setattr(nl, "read_nf_log", lambda: nl.parse_nf_log(NF_LOG_TABLE))
+    monkeypatch.setattr(wp, "probe", lambda host, spec, outside: {"netns": spec})
+    monkeypatch.setattr(wp, "plan_from", lambda probed, intended: {"probe": probed, "intended": intended})
+
+
+def raising(error):
+    def fail(*_args):
+        raise error
+    return fail
+
+
+def enable_args(*sites, extra=()):
+    argv = ["enable", "--duration=900", "--log-invalid=tcp", "--backend=auto", "--family=ipv4", "--family=ipv6",
+            "--no-schedule"]
+    return wp.parser().parse_args(argv + ["--dyndbg-site=" + json.dumps(site) for site in sites] + list(extra))
+
+
+def test_enable_applies_and_confirms_in_one_run(program, proc_sys, kernel, applying):
+    result = program.cmd_enable(enable_args({"func": "tcp_new"}, extra=["--diff"]))
+    assert not result.get("failed"), result
+    assert [(step["step"], step["changed"]) for step in result["steps"]] == [
+        ("Log invalid packets", True), ("Bind the loggers", True), ("Switch the dynamic-debug sites on", True)]
+    assert result["steps"][-1]["matched"] == 2
+    assert (sysctl(proc_sys, LOG_INVALID), sysctl(proc_sys, NF_LOG_4)) == ("6", "nf_log_ipv4")
+    assert {flags for (name, _line, _fmt), flags in kernel.flags().items() if name == TCP and _line in (780, 827)} == {"p"}
+    assert program.store.load("init", program.command)["confirmed"] is True
+    assert result["plan"] == {"init": {"probe": {"netns": None}, "intended": {}}}
+    assert result["diff"][0] == {"before": f"{LOG_INVALID} = 0 (none)\n", "after": f"{LOG_INVALID} = 6 (tcp)\n"}
+    assert result["namespaces"]["init"]["original"][LOG_INVALID] == "0"
+
+
+FAILURES = [
+    ("log_invalid", li, "Log invalid packets"),
+    ("loggers", nl, "Bind the loggers"),
+    ("sites", dd, "Switch the dynamic-debug sites on"),
+]
+
+
+@pytest.mark.parametrize("what, module, step", FAILURES, ids=[f[0] for f in FAILURES])
+def test_a_failing_step_rolls_back_exactly_the_snapshotted_ids(program, proc_sys, kernel, applying, monkeypatch,
+                                                               what, module, step):
+    """Whatever was applied before the failure is restored, and the window is gone at once (not kept as expired)."""
+    monkeypatch.setattr(module, {"log_invalid": "write_key", "loggers": "write_key", "sites": "write_control"}[what],
+                        raising(ConntrackModuleError("the kernel said no")))
+    result = program.cmd_enable(enable_args({"func": "tcp_new"}))
+    assert result["failed"] is True and result["failed_step"] == step
+    assert result["step_failure"]["msg"].startswith("the kernel said no")
+    assert list(result["rollback"]["namespaces"]) == ["init"]
+    assert not result["rollback"].get("failed")
+    assert (sysctl(proc_sys, LOG_INVALID), sysctl(proc_sys, NF_LOG_4)) == ("0", "NONE")
+    assert "p" not in {flags for (name, _line, _fmt), flags in kernel.flags().items() if name == TCP}
+    assert program.store.ids() == [] and result["steps"][-1]["step"] == step
+
+
+def test_a_failing_confirm_rolls_back(program, proc_sys, applying, monkeypatch):
+    """Someone reverted the window while enable applied: confirm says so and what enable wrote is undone."""
+    real = nl.set_loggers
+
+    def revert_meanwhile(*args, **kwargs):
+        program.cmd_revert(wp.parser().parse_args(["revert", "--id=init"]))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(wp, "set_loggers", revert_meanwhile)
+    result = program.cmd_enable(enable_args())
+    assert result["failed_step"] == "Confirm the window is applied"
+    assert result["step_failure"]["namespaces"]["init"]["expired"] is True
+    assert (sysctl(proc_sys, LOG_INVALID), sysctl(proc_sys, NF_LOG_4)) == ("0", "NONE")
+    assert program.store.ids() == []
+
+
+def test_a_confirm_that_raises_still_rolls_back(program, proc_sys, applying, monkeypatch):
+    monkeypatch.setattr(program, "cmd_confirm", raising(ConntrackModuleError("the lock is held by another run")))
+    result = program.cmd_enable(enable_args())
+    assert result["failed_step"] == "Confirm the window is applied"
+    assert result["msg"].endswith("the lock is held by another run")
+    assert list(result["rollback"]["namespaces"]) == ["init"] and program.store.ids() == []
+    assert sysctl(proc_sys, LOG_INVALID) == "0"
+
+
+def test_enable_in_a_namespace_snapshots_the_host_and_rolls_back_both(program, proc_sys, applying, monkeypatch):
+    """With netns and all_netns the host's snapshot holds nf_log_all_netns; a failure reverts both ids, no others."""
+    monkeypatch.setattr(wp, "snapshot_id", lambda spec: "init" if spec is None else f"netns-{spec}")
+    opened = []
+
+    def open_namespace(spec):
+        opened.append(spec)
+        return None, {"spec": spec, "path": f"/run/netns/{spec}" if spec else "/proc/self/ns/net", "dev": 1,
+                      "ino": 7 if spec else 1}
+
+    monkeypatch.setattr(program, "open_namespace", open_namespace)
+    monkeypatch.setattr(nl, "write_key", lambda key, value: raising(ConntrackModuleError(f"{key} is read-only"))()
+                        if key == "net.netfilter.nf_log_all_netns" else wp.write_key(key, value, str(proc_sys)))
+    program.store.ensure()
+    program.store.save({"id": "netns-other", "netns": {"spec": "other", "path": "/run/netns/other", "dev": 1, "ino": 9},
+                        "created": 0, "created_monotonic": 0, "keys": {}, "dyndbg": [], "links": [], "window": "w",
+                        "deadline": 10 ** 10, "confirmed": True, "scheduler": {"kind": "fake"}})
+    result = program.cmd_enable(enable_args(extra=["--netns=a", "--all-netns=on"]))
+    assert [step["step"] for step in result["steps"]] == [
+        "Log invalid packets", "Bind the loggers", "Let log lines of other namespaces reach the kernel log"]
+    assert result["failed_step"] == "Let log lines of other namespaces reach the kernel log"
+    assert sorted(result["rollback"]["namespaces"]) == ["init", "netns-a"]
+    assert program.store.ids() == ["netns-other"]
+
+
+def test_a_module_load_takes_the_snapshot_again_before_the_sites(program, proc_sys, kernel, applying, monkeypatch):
+    """conntrack_log_invalid loaded nf_conntrack: its sites exist only now, so they are recorded before any write."""
+    monkeypatch.setattr(wp, "set_log_invalid", lambda *_args: {"changed": True, "loaded_module": "nf_conntrack"})
+    snapshots = []
+    real = program.cmd_snapshot
+    monkeypatch.setattr(program, "cmd_snapshot", lambda a: snapshots.append(len(kernel.writes)) or real(a))
+    result = program.cmd_enable(enable_args({"func": "tcp_new"}))
+    assert snapshots == [0, 0], "both snapshots come before the first write to the control file"
+    assert result["steps"][0]["loaded"] == "nf_conntrack" and not result.get("failed")
+
+
+def test_a_failing_second_snapshot_rolls_back_the_first(program, proc_sys, kernel, applying, monkeypatch):
+    monkeypatch.setattr(wp, "set_log_invalid", lambda *_args: {"changed": True, "loaded_module": "nf_conntrack"})
+    real = program.cmd_snapshot
+    calls = []
+
+    def snapshot(a):
+        calls.append(a)
+        if len(calls) == 2:
+            raise ConntrackModuleError("disk full")
+        return real(a)
+
+    monkeypatch.setattr(program, "cmd_snapshot", snapshot)
+    result = program.cmd_enable(enable_args({"func": "tcp_new"}))
+    assert result["failed_step"] == "Record the dynamic-debug sites" and result["msg"].endswith("disk full")
+    assert kernel.writes == [] and program.store.ids() == []
+
+
+def test_a_site_that_matches_nothing_warns(program, kernel, applying):
+    result = program.cmd_enable(enable_args({"func": "nope", "require_match": False}))
+    assert result["steps"][-1]["matched"] == 0
+    assert "matches no site on this kernel" in result["warnings"][0]
+
+
+def test_sites_skipped_with_a_warning_without_dynamic_debug(program, proc_sys, applying, monkeypatch):
+    monkeypatch.setattr(program, "_find_control", raising(ConntrackModuleError("none")))
+    result = program.cmd_enable(enable_args({"func": "tcp_new"}))
+    assert [step["step"] for step in result["steps"]] == ["Log invalid packets", "Bind the loggers"]
+    assert result["warnings"] == ["this kernel has no dynamic debug: dynamic_debug_sites were skipped"]
+
+
+def test_check_mode_predicts_and_changes_nothing(program, proc_sys, kernel, applying):
+    result = program.cmd_enable(enable_args({"func": "tcp_new"}, extra=["--check"]))
+    assert result["changed"] is True and not result.get("failed")
+    assert [step["step"] for step in result["steps"]] == ["Log invalid packets", "Bind the loggers"]
+    assert result["plan"]["init"]["intended"] == {"log_invalid": "6", "bind": True}
+    assert (sysctl(proc_sys, LOG_INVALID), sysctl(proc_sys, NF_LOG_4)) == ("0", "NONE")
+    assert program.store.ids() == [] and kernel.writes == []
+
+
+def test_check_mode_reports_a_step_that_would_fail(program, applying):
+    result = program.cmd_enable(enable_args(extra=["--check", "--backend=nf_log_ipv6"]))
+    assert result["failed_step"] == "Bind the loggers" and "serves family ipv6, not ipv4" in result["msg"]
+    assert "rollback" not in result
+
+
+def test_a_plan_that_cannot_be_made_is_a_warning(program, applying, monkeypatch):
+    monkeypatch.setattr(wp, "probe", raising(ConntrackModuleError("gone")))
+    result = program.cmd_enable(enable_args())
+    assert not result.get("failed") and result["plan"] == {}
+    assert result["warnings"] == ["no plan for this namespace: gone"]
 
 
 # --- status ---------------------------------------------------------------------------------------------------

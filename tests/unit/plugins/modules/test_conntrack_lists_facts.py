@@ -27,12 +27,12 @@ class DummyModule:
     def __init__(self, check_mode: bool = False, **params: t.Any) -> None:
         self.params = dict(PARAMS, **params)
         self.check_mode = check_mode
-        self.modprobed: list[str] = []
+        self._diff = False
 
 
 @pytest.fixture
 def fake_gather(monkeypatch: pytest.MonkeyPatch) -> dict[str, t.Any]:
-    seen: dict[str, t.Any] = {}
+    seen: dict[str, t.Any] = {"modprobed": []}
 
     def gather(**kwargs: t.Any) -> tuple[dict[str, t.Any], str | None]:
         seen.update(kwargs)
@@ -41,7 +41,7 @@ def fake_gather(monkeypatch: pytest.MonkeyPatch) -> dict[str, t.Any]:
 
     monkeypatch.setattr(mod, "gather", gather)
     monkeypatch.setattr(mod, "enter_netns", lambda spec: None if spec is None else f"/run/netns/{spec}")
-    monkeypatch.setattr(mod, "modprobe", lambda module, name, dry_run: module.modprobed.append(name))
+    monkeypatch.setattr(mod, "modprobe", lambda host, name, dry_run: seen["modprobed"].append(name))
     return seen
 
 
@@ -59,7 +59,7 @@ def test_run(fake_gather: dict[str, t.Any], check_mode: bool, params: dict[str, 
     result = mod.run(module)  # type: ignore[arg-type]
     assert result["changed"] is changed
     assert result["ansible_facts"] == {"conntrack": {"count": 1}}
-    assert module.modprobed == modprobed
+    assert fake_gather["modprobed"] == modprobed
     assert ("loaded_module" in result) is changed
 
 

@@ -60,7 +60,7 @@ def kernel(tmp_path, monkeypatch):
     path = tmp_path / "control"
     path.write_text(CONTROL, encoding="utf-8")
     fake = FakeKernel(str(path))
-    monkeypatch.setattr(dynamic_debug_site, "write_control", fake.write)
+    monkeypatch.setattr(dd, "write_control", fake.write)
     return fake
 
 
@@ -159,6 +159,6 @@ def test_missing_control_path(tmp_path):
 
 
 def test_bad_flags():
-    module = types.SimpleNamespace(params={"flags": "px", "state": "enabled"})
+    host = types.SimpleNamespace(check_mode=False, diff=False)
     with pytest.raises(ConntrackModuleError, match="unknown dynamic debug flag"):
-        dynamic_debug_site.run(module)
+        dd.set_site(host, {"flags": "px", "state": "enabled"})

@@ -2,7 +2,7 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""The rollback path of nf_log_backend: a kernel that refuses the second family's write.
+"""The rollback path of nf_log_backend (set_backends in _nf_log): a kernel that refuses the second family's write.
 
 The real kernel cannot be made to refuse a registered logger on demand, so the /proc/sys
 accessors are replaced by a dictionary that fails on a chosen key.
@@ -15,8 +15,8 @@ import types
 import pytest
 
 from ansible_collections.netfilter.conntrack.plugins.module_utils._errors import ConntrackModuleError
+from ansible_collections.netfilter.conntrack.plugins.module_utils import _nf_log
 from ansible_collections.netfilter.conntrack.plugins.module_utils._nf_log import parse_nf_log
-from ansible_collections.netfilter.conntrack.plugins.modules import nf_log_backend
 
 NF_LOG = " 2 NONE (nf_log_ipv4,nfnetlink_log)\n10 NONE (nf_log_ipv6,nfnetlink_log)\n"
 
@@ -44,12 +44,11 @@ class FakeSysctl:
 def fake(monkeypatch):
     def install(refuse=None, check_mode=False):
         sysctl = FakeSysctl({"net.netfilter.nf_log.2": "NONE", "net.netfilter.nf_log.10": "NONE"}, refuse)
-        monkeypatch.setattr(nf_log_backend, "key_exists", sysctl.exists)
-        monkeypatch.setattr(nf_log_backend, "read_key", sysctl.read)
-        monkeypatch.setattr(nf_log_backend, "write_key", sysctl.write)
-        monkeypatch.setattr(nf_log_backend, "read_nf_log", lambda: parse_nf_log(NF_LOG))
-        module = types.SimpleNamespace(params={"load_module": False, "netns": None}, check_mode=check_mode)
-        return sysctl, module
+        monkeypatch.setattr(_nf_log, "key_exists", sysctl.exists)
+        monkeypatch.setattr(_nf_log, "read_key", sysctl.read)
+        monkeypatch.setattr(_nf_log, "write_key", sysctl.write)
+        monkeypatch.setattr(_nf_log, "read_nf_log", lambda: parse_nf_log(NF_LOG))
+        return sysctl, types.SimpleNamespace(check_mode=check_mode, diff=False)
 
     return install
 
@@ -57,7 +56,7 @@ def fake(monkeypatch):
 def test_sets_every_family(fake):
     sysctl, module = fake()
     result = {"changed": False, "loaded_modules": []}
-    nf_log_backend.set_backends(module, [2, 10], "auto", result)
+    _nf_log.set_backends(module, [2, 10], "auto", False, result)
     assert result["changed"]
     assert result["previous"] == {"ipv4": "NONE", "ipv6": "NONE"}
     assert result["current"] == {"ipv4": "nf_log_ipv4", "ipv6": "nf_log_ipv6"}
@@ -67,7 +66,7 @@ def test_sets_every_family(fake):
 def test_check_mode_writes_nothing(fake):
     sysctl, module = fake(check_mode=True)
     result = {"changed": False, "loaded_modules": []}
-    nf_log_backend.set_backends(module, [2, 10], "auto", result)
+    _nf_log.set_backends(module, [2, 10], "auto", False, result)
     assert result["changed"]
     assert sysctl.writes == []
 
@@ -76,7 +75,7 @@ def test_failure_on_second_family_restores_the_first(fake):
     sysctl, module = fake(refuse="net.netfilter.nf_log.10")
     result = {"changed": False, "loaded_modules": []}
     with pytest.raises(ConntrackModuleError, match="restored 1 family setting"):
-        nf_log_backend.set_backends(module, [2, 10], "auto", result)
+        _nf_log.set_backends(module, [2, 10], "auto", False, result)
     assert sysctl.values == {"net.netfilter.nf_log.2": "NONE", "net.netfilter.nf_log.10": "NONE"}
     assert sysctl.writes[-1] == ("net.netfilter.nf_log.2", "NONE")
 
@@ -85,5 +84,5 @@ def test_unregistered_logger_fails_before_any_write(fake):
     sysctl, module = fake()
     result = {"changed": False, "loaded_modules": []}
     with pytest.raises(ConntrackModuleError, match="logger nfnetlink_queue is not registered for family ipv4"):
-        nf_log_backend.set_backends(module, [2, 10], "nfnetlink_queue", result)
+        _nf_log.set_backends(module, [2, 10], "nfnetlink_queue", False, result)
     assert sysctl.writes == []
