@@ -693,6 +693,15 @@ def locate_control(mounts_text: str, exists: t.Callable = os.path.exists, has_dd
     return None, "debugfs-not-mounted"
 
 
+def locate_control_here() -> tuple:
+    """locate_control on this host: without a debugfs mount, /proc/kallsyms tells whether the kernel has dynamic
+    debug at all, so an unmounted debugfs is not mistaken for a control file that might exist."""
+    path, reason = locate_control(_read_text("/proc/self/mounts") or "")
+    if reason == "debugfs-not-mounted" and _kallsyms_says() is False:
+        reason = "no-dynamic-debug"
+    return path, reason
+
+
 NO_DYNAMIC_DEBUG_MSG = (
     "this kernel has no dynamic debug (CONFIG_DYNAMIC_DEBUG is not set): neither "
     + PROC_CONTROL
@@ -706,14 +715,9 @@ def find_control(mount_debugfs: t.Callable = None) -> tuple:
     ``mount_debugfs`` is called (with the mount point) when only an unmounted debugfs could hold the
     file; when it is ``None`` that situation is an error.
     """
-    mounts_text = _read_text("/proc/self/mounts") or ""
-    path, reason = locate_control(mounts_text)
+    path, reason = locate_control_here()
     if path is not None:
         return path, None
-    if reason == "debugfs-not-mounted":
-        has = _kallsyms_says()
-        if has is False:
-            reason = "no-dynamic-debug"
     if reason == "no-dynamic-debug":
         raise ConntrackModuleError(NO_DYNAMIC_DEBUG_MSG, reason=reason)
     if mount_debugfs is None:
@@ -961,6 +965,7 @@ __all__ = (
     "kernel_parse_queries",
     "kernel_unescape",
     "locate_control",
+    "locate_control_here",
     "make_query",
     "match_spec_text",
     "match_wildcard",

@@ -43,7 +43,7 @@ import socket
 import struct
 import typing as t
 
-from ansible_collections.netfilter.conntrack.plugins.module_utils._dynamic_debug import locate_control, read_control
+from ansible_collections.netfilter.conntrack.plugins.module_utils._dynamic_debug import locate_control_here, read_control
 from ansible_collections.netfilter.conntrack.plugins.module_utils._errors import ConntrackModuleError
 from ansible_collections.netfilter.conntrack.plugins.module_utils._nf_log import read_nf_log
 
@@ -531,12 +531,7 @@ def read(path: str) -> str | None:
 
 
 def dynamic_debug() -> dict:
-    try:
-        with open("/proc/self/mounts", encoding="utf-8", errors="replace") as handle:
-            mounts = handle.read()
-    except OSError:
-        mounts = ""
-    path, reason = locate_control(mounts)
+    path, reason = locate_control_here()
     if path is None:
         if reason == "no-dynamic-debug":
             return {"present": False, "reason": "this kernel has no dynamic debug (no control file)"}

@@ -439,8 +439,10 @@ class Program:
         result.update(steps=steps, plan=plans)
         if diffs:
             result["diff"] = diffs
-        if host.warnings:
-            result["warnings"] = host.warnings
+        # The snapshot's own warnings (a re-armed revert) come first; the steps' and the plan's follow.
+        warnings = list(dict.fromkeys((result.get("warnings") or []) + host.warnings))
+        if warnings:
+            result["warnings"] = warnings
         return result
 
     @contextlib.contextmanager

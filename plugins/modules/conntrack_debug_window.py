@@ -171,11 +171,14 @@ namespaces:
     - One entry per snapshot, keyed by its id (V(init), C(netns-NAME) or C(path-HASH)).
     - For O(state=enabled), C(created), C(deadline), C(deadline_extended), C(original) (the recorded values),
       C(recorded) (what this run added to the snapshot), C(identity) (device and inode of the namespace the
-      snapshot belongs to), C(dyndbg) (each recorded dynamic-debug site with its flags before and after) and
-      C(scheduler) (its kind, and the interpreter the automatic revert runs with).
+      snapshot belongs to), C(dyndbg) (each recorded dynamic-debug site with its flags before and after),
+      C(scheduler) (its kind, and the interpreter the automatic revert runs with) and C(rearmed) (true when the
+      window's timer or watcher was gone and this run armed it again; the run is then changed, with a warning).
     - For O(state=reverted), C(restored), C(left) (changed by someone else, left alone) and C(unchanged);
       C(dropped) with C(msg) when the window's namespace no longer exists or its path now names another namespace
-      (nothing is written then).
+      (nothing is written then); C(kept) (C(values) and C(for)) on the host's snapshot when the windows of other
+      namespaces, still open, rely on its C(nf_log_all_netns) or dynamic-debug sites, which then stay as enable
+      set them until the last of those windows ends.
   returned: always
   type: dict
   sample:

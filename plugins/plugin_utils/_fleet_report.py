@@ -840,8 +840,11 @@ def _enable_line(result: dict, namespaces: dict) -> str:
         schedulers = sorted({str(_dict(one.get("scheduler")).get("kind")) for one in namespaces.values()
                              if isinstance(one, dict) and _dict(one.get("scheduler")).get("kind")})
         extended = any(_dict(one).get("deadline_extended") for one in namespaces.values())
+        rearmed = sorted(str(ident) for ident, one in namespaces.items() if _dict(one).get("rearmed"))
         parts.append(f"on until {_utc(result['deadline'])}" + (" (extended)" if extended else "")
                      + (f" by {', '.join(schedulers)}" if schedulers else ""))
+        if rearmed:
+            parts.append(f"automatic revert was NOT armed, armed again: {', '.join(rearmed)}")
     else:
         parts.append("check mode: nothing recorded, nothing scheduled")
     steps = [step for step in _list(result.get("steps")) if isinstance(step, dict)]

@@ -381,6 +381,23 @@ def test_locate_control(mounts, existing, has, expected):
     assert dd.locate_control(mounts, exists=existing.__contains__, has_ddebug=has) == expected
 
 
+TC_LOCATE_HERE = {
+    # The plan and the module both ask this: a kernel without dynamic debug and without a debugfs mount (this
+    # CI machine's 6.18) is "no dynamic debug", not "cannot tell".
+    "not-mounted-kallsyms-lacks": (False, (None, "no-dynamic-debug")),
+    "not-mounted-kallsyms-has": (True, (None, "debugfs-not-mounted")),
+    "not-mounted-kallsyms-unreadable": (None, (None, "debugfs-not-mounted")),
+}
+
+
+@pytest.mark.parametrize("has,expected", [TC_LOCATE_HERE[k] for k in sorted(TC_LOCATE_HERE)], ids=sorted(TC_LOCATE_HERE))
+def test_locate_control_here_asks_kallsyms(monkeypatch, has, expected):
+    monkeypatch.setattr(dd, "_read_text", lambda path: MOUNTS_NONE if path == "/proc/self/mounts" else None)
+    monkeypatch.setattr(dd.os.path, "exists", lambda path: False)
+    monkeypatch.setattr(dd, "_kallsyms_says", lambda: has)
+    assert dd.locate_control_here() == expected
+
+
 @pytest.mark.parametrize(
     "lines,expected",
     [

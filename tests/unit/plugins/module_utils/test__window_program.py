@@ -568,6 +568,18 @@ def test_enable_applies_and_confirms_in_one_run(program, proc_sys, kernel, apply
     assert result["namespaces"]["init"]["original"][LOG_INVALID] == "0"
 
 
+def test_enable_keeps_the_snapshot_warning_beside_its_own(program, proc_sys, kernel, applying):
+    """The re-armed revert is said even when the steps warn too (here: a site entry that matches nothing)."""
+    argv = ["enable", "--duration=900", "--log-invalid=tcp", "--backend=auto", "--family=ipv4", "--family=ipv6",
+            "--dyndbg-site=" + json.dumps({"func": "no_such_function", "require_match": False})]
+    program.cmd_enable(wp.parser().parse_args(argv))
+    program.scheduler.dead.add("init")
+    again = program.cmd_enable(wp.parser().parse_args(argv))
+    assert again["namespaces"]["init"]["rearmed"] is True and again["changed"] is True, again
+    assert again["warnings"][0].startswith("init: the automatic revert of this window was NOT armed")
+    assert any("matches no site" in warning for warning in again["warnings"][1:]), again["warnings"]
+
+
 FAILURES = [
     ("log_invalid", li, "Log invalid packets"),
     ("loggers", nl, "Bind the loggers"),

@@ -307,6 +307,11 @@ WINDOW_CASES = [
                                               "deadline_extended": True}}},
      "on until 2026-12-02 05:12:01 UTC (extended) by systemd-timer; changed: Log invalid packets [pod];"
      " already as wanted, left alone: Bind the logger; 3 original value(s) recorded in 2 snapshot(s)"),
+    ("re-armed", {"deadline": 1796188321.8, "steps": [],
+                  "namespaces": {"init": {"scheduler": {"kind": "systemd-timer"}, "rearmed": True,
+                                          "deadline_extended": True}}},
+     "on until 2026-12-02 05:12:01 UTC (extended) by systemd-timer; automatic revert was NOT armed, armed again:"
+     " init; changed: nothing; 0 original value(s) recorded in 1 snapshot(s)"),
     ("check mode", {"steps": [{"step": "Log invalid packets", "netns": None, "changed": True}], "namespaces": {}},
      "check mode: nothing recorded, nothing scheduled; changed: Log invalid packets"),
     ("reverted", {"namespaces": {"init": {"restored": {"net.netfilter.nf_conntrack_log_invalid": {"from": "255", "to": "0"}},
