@@ -130,13 +130,15 @@ job_probes_vm() {
         return 0
     fi
     local boot=$((SECONDS - t0))
+    # ansible-playbook gets a stdin of its own: qemu, started from the same shell, may have made the shared one
+    # non-blocking, which ansible-core 2.19 refuses.
     # The auto-load check first (it needs a kernel on which no logger is registered yet, and unloads what it
     # loaded), then the role: on a fresh modular kernel its enable is what loads nf_conntrack. The table-full
     # and ring-buffer plays change global state (nf_conntrack_max, the whole kernel log): guests only.
     local p="$collection/tests/vm/playbooks"
     ansible-playbook -i "$inventory" "$p/autoload.yml" "$p/role_cycle.yml" "$p/capabilities.yml" "$p/table_full.yml" \
         "$p/ring_wrap.yml" -e "mx_results_dir=$RESULTS" -e "mx_label=$k" -e mx_guest=true \
-        >"$dir/probes.log" 2>&1 || rc=$?
+        </dev/null >"$dir/probes.log" 2>&1 || rc=$?
     NFCT_VM_INSTANCE=mx "$VM" stop "$k" >>"$dir/probes-vm.err" 2>&1 || true
     pkg="$(sed -n 's/.*prepared \(\S*\) (kernel \(\S*\)).*/\1/p' "$dir/probes-vm.err" | head -n1)"
     release="$(sed -n 's/.*prepared \(\S*\) (kernel \(\S*\)).*/\2/p' "$dir/probes-vm.err" | head -n1)"
@@ -156,7 +158,7 @@ job_host() {
         local t1=$SECONDS play="$work/host-$target.yml"
         printf -- '---\n- name: Integration target %s\n  hosts: nfct_vms\n  gather_facts: false\n  tasks:\n    - name: Run %s\n      ansible.builtin.include_role:\n        name: %s\n' \
             "$target" "$target" "$target" >"$play"
-        if ANSIBLE_ROLES_PATH="$collection/tests/integration/targets" ansible-playbook -i "$inv" "$play" >>"$dir/targets.log" 2>&1; then
+        if ANSIBLE_ROLES_PATH="$collection/tests/integration/targets" ansible-playbook -i "$inv" "$play" </dev/null >>"$dir/targets.log" 2>&1; then
             echo "PASS $target ($((SECONDS - t1)) s)" >>"$dir/targets.err"
         else
             echo "FAIL $target ($((SECONDS - t1)) s)" >>"$dir/targets.err"
@@ -169,7 +171,7 @@ job_host() {
     local p="$collection/tests/vm/playbooks"
     ansible-playbook -i "$inv" "$p/autoload.yml" "$p/capabilities.yml" "$p/role_cycle.yml" "$p/table_full.yml" \
         "$p/ring_wrap.yml" -e "mx_results_dir=$RESULTS" -e "mx_label=host" \
-        >"$dir/probes.log" 2>&1 || rc=$?
+        </dev/null >"$dir/probes.log" 2>&1 || rc=$?
     write_meta host probes "" "$(uname -r)" "probes+role" "$((SECONDS - t0))" "{}"
     log "host: probes and role cycle done in $((SECONDS - t0)) s (ansible-playbook rc=$rc)"
 }
