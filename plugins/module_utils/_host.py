@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import typing as t
 
 # Command output is parsed or quoted in messages: the same language whoever runs it.
 C_LOCALE = {"LC_ALL": "C", "LANGUAGE": "C"}
@@ -57,12 +58,24 @@ class ProcessHost:
         return shutil.which(name, path=path)
 
     def run(self, argv: list[str]) -> tuple[int, str, str]:
-        try:
-            done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, check=False,
-                                  env=dict(os.environ, **C_LOCALE), universal_newlines=True, errors="replace")
-        except OSError as exc:
-            return 127, "", f"{argv[0]}: {exc.strerror}"
-        return done.returncode, done.stdout, done.stderr
+        return run_argv(argv)
 
 
-__all__ = ("C_LOCALE", "ModuleHost", "ProcessHost")
+class Completed(t.NamedTuple):
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run_argv(argv: list[str]) -> Completed:
+    """Run an argument list (no shell) with the C locale and no stdin, where no AnsibleModule exists: the host
+    program's steps, and its systemd timer and watcher. A command that cannot start answers 127, as a shell would."""
+    try:
+        done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, check=False,
+                              env=dict(os.environ, **C_LOCALE), universal_newlines=True, errors="replace")
+    except OSError as exc:
+        return Completed(127, "", f"{argv[0]}: {exc.strerror}")
+    return Completed(done.returncode, done.stdout, done.stderr)
+
+
+__all__ = ("C_LOCALE", "Completed", "ModuleHost", "ProcessHost", "run_argv")

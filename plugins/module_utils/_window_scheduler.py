@@ -23,12 +23,12 @@ import os
 import re
 import shutil
 import signal
-import subprocess
 import sys
 import time
 import typing as t
 
 from ansible_collections.netfilter.conntrack.plugins.module_utils._errors import ConntrackModuleError
+from ansible_collections.netfilter.conntrack.plugins.module_utils._host import run_argv
 from ansible_collections.netfilter.conntrack.plugins.module_utils._window_store import Store
 
 UNIT_PREFIX = "netfilter-conntrack-revert-"
@@ -41,10 +41,6 @@ def unit_name(ident: str) -> str:
 
 def systemd_booted() -> bool:
     return os.path.isdir("/run/systemd/system") and shutil.which("systemd-run") is not None
-
-
-def _run(argv: list[str]) -> subprocess.CompletedProcess:
-    return subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, check=False)
 
 
 class Scheduler:
@@ -70,10 +66,10 @@ class Scheduler:
         if self._use_systemd():
             unit = unit_name(ident) + (f"-retry{int(time.time())}" if retry else "")
             if not retry:
-                _run(["systemctl", "stop", unit + ".timer", unit + "-retry*.timer"])
-                _run(["systemctl", "reset-failed", unit + ".timer", unit + ".service"])
-            proc = _run(["systemd-run", "--quiet", "--collect", f"--unit={unit}", f"--on-active={delay}s",
-                         "--timer-property=AccuracySec=1s"] + self.revert_command(ident))
+                run_argv(["systemctl", "stop", unit + ".timer", unit + "-retry*.timer"])
+                run_argv(["systemctl", "reset-failed", unit + ".timer", unit + ".service"])
+            proc = run_argv(["systemd-run", "--quiet", "--collect", f"--unit={unit}", f"--on-active={delay}s",
+                             "--timer-property=AccuracySec=1s"] + self.revert_command(ident))
             if proc.returncode != 0:
                 raise ConntrackModuleError(f"systemd-run could not schedule the automatic revert: {proc.stderr.strip()}")
             return {"kind": "systemd-timer", "unit": unit + ".timer", "in_seconds": delay,
@@ -96,10 +92,10 @@ class Scheduler:
             if not shutil.which("systemctl"):
                 return False
             base = scheduler["unit"][:-len(".timer")]
-            units = [scheduler["unit"], base + ".service"] + [line.split()[0] for line in _run(
+            units = [scheduler["unit"], base + ".service"] + [line.split()[0] for line in run_argv(
                 ["systemctl", "list-units", "--all", "--plain", "--no-legend", unit_name(ident) + "-retry*.timer"]
             ).stdout.splitlines() if line.strip()]
-            return any(_run(["systemctl", "is-active", "--quiet", unit]).returncode == 0 for unit in units)
+            return any(run_argv(["systemctl", "is-active", "--quiet", unit]).returncode == 0 for unit in units)
         return self.watcher_pid(ident) is not None
 
     def watcher_pid(self, ident: str) -> int | None:
@@ -155,7 +151,7 @@ class Scheduler:
         cancelled = []
         if shutil.which("systemctl") and os.path.isdir("/run/systemd/system"):
             unit = unit_name(ident)
-            if _run(["systemctl", "stop", unit + ".timer", unit + "-retry*.timer"]).returncode == 0:
+            if run_argv(["systemctl", "stop", unit + ".timer", unit + "-retry*.timer"]).returncode == 0:
                 cancelled.append(unit + ".timer")
         pid = self.watcher_pid(ident)
         if pid is not None and pid != os.getpid() and _kill(pid):

@@ -6,11 +6,10 @@
 
 from __future__ import annotations
 
-import subprocess
-
 import pytest
 
 from ansible_collections.netfilter.conntrack.plugins.module_utils import _window_scheduler as sched
+from ansible_collections.netfilter.conntrack.plugins.module_utils._host import Completed
 from ansible_collections.netfilter.conntrack.plugins.module_utils._window_store import Store
 
 UNIT = "netfilter-conntrack-revert-init"
@@ -34,11 +33,11 @@ def test_alive_systemd_timer(tmp_path, monkeypatch, scheduler, active, retries, 
     def run(argv):
         if argv[1] == "list-units":
             listing = "".join(f"{unit} loaded active waiting\n" for unit in retries)
-            return subprocess.CompletedProcess(argv, 0, listing, "")
+            return Completed(0, listing, "")
         assert argv[1:3] == ["is-active", "--quiet"], argv
-        return subprocess.CompletedProcess(argv, 0 if argv[3] in active else 3, "", "")
+        return Completed(0 if argv[3] in active else 3, "", "")
 
-    monkeypatch.setattr(sched, "_run", run)
+    monkeypatch.setattr(sched, "run_argv", run)
     monkeypatch.setattr(sched.shutil, "which", lambda name: "/usr/bin/" + name)
     scheduler_ = sched.Scheduler(Store(str(tmp_path)), "/p.pyz", use_systemd=lambda: True)
     assert scheduler_.alive(scheduler, "init") is expected
