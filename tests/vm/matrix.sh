@@ -24,7 +24,8 @@ readonly SCRIPT_DIR REPO_ROOT
 CACHE="${NFCT_CACHE_DIR:-$HOME/.cache/netfilter-conntrack}"
 ANSIBLE_BIN="${ANSIBLE_BIN:-$CACHE/venv-2.19/bin}"
 [[ -x "$ANSIBLE_BIN/ansible-playbook" ]] && export PATH="$ANSIBLE_BIN:$PATH"
-RESULTS="${MATRIX_RESULTS:-$REPO_ROOT/tests/output/vm-matrix}"
+# Absolute: the playbooks write their evidence from another working directory.
+RESULTS="$(realpath -m "${MATRIX_RESULTS:-$REPO_ROOT/tests/output/vm-matrix}")"
 JOBS="${MATRIX_JOBS:-2}"
 # An empty MATRIX_TARGETS_VM / MATRIX_TARGETS_HOST skips the integration targets there.
 TARGETS="conntrack_log_invalid nf_log_backend dynamic_debug_site conntrack_lists_facts conntrack_invalid_log_facts"
