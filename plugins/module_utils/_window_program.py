@@ -623,44 +623,16 @@ class Program:
                 holders.append(other)
         return holders
 
-    def revert_host_part(self, ident: str, holders: list[str]) -> dict:
-        """Revert the host snapshot's own values but keep what the windows ``holders`` still rely on.
-
-        nf_log_all_netns and the dynamic-debug sites are host-wide: restoring them while another namespace's window
-        is open would silence that window (a child namespace logs nothing without nf_log_all_netns). They stay
-        recorded, with the timer of the latest deadline, and are restored when the last of those windows ends.
-        """
-        data = self.store.load(ident, self.command)
-        if data is None:
-            return {"changed": False, "msg": "nothing to revert", "restored": {}, "left": {}}
-        shared = {key: entry for key, entry in data["keys"].items() if key == KEY_ALL_NETNS}
-        own = dict(data, keys={key: entry for key, entry in data["keys"].items() if key not in shared})
-        report = {"restored": {}, "left": {}, "unchanged": [], "errors": {}}
-        fd, gone = self.namespace_of(data)
-        if gone is not None:
-            return self.revert_one(ident)
-        try:
-            with InNetns(fd, data["netns"]["path"]):
-                self.restore_keys(own, report)
-        finally:
-            if fd is not None:
-                os.close(fd)
-        if report["errors"]:
-            return {"changed": bool(report["restored"]), "failed": True, **report,
-                    "msg": f"could not restore {', '.join(report['errors'])}; the snapshot {self.store.path(ident)} is"
-                           " kept so a later revert can retry"}
-        data["keys"] = shared
-        self.store.save(data)
-        kept = sorted(shared) + [f"{len(data.get('dyndbg') or [])} dynamic-debug site(s)"] * bool(data.get("dyndbg"))
-        return {"changed": bool(report["restored"]), **report, "netns": data["netns"]["spec"],
-                "kept": {"values": kept, "for": holders},
-                "msg": f"reverted {len(report['restored'])} value(s); kept {' and '.join(kept) or 'nothing else'}:"
-                       f" the window(s) of {', '.join(holders)} still need them, they are restored when the last of"
-                       " those ends"}
-
-    def revert_one(self, ident: str, scheduled: bool = False, window: str | None = None) -> dict:
+    def revert_one(self, ident: str, scheduled: bool = False, window: str | None = None,
+                   holders: tuple[str, ...] = ()) -> dict:
         """Compare-and-restore one snapshot. ``window`` is the token of the enable that rolls itself back: its
-        unconfirmed window is removed at once instead of being kept for that enable's confirm."""
+        unconfirmed window is removed at once instead of being kept for that enable's confirm.
+
+        ``holders`` are the open windows of other namespaces that link to this (the host's) snapshot.
+        nf_log_all_netns and the dynamic-debug sites are host-wide: restoring them now would silence those
+        windows (a child namespace logs nothing without nf_log_all_netns). They stay recorded, with the timer of
+        the latest deadline, and are restored when the last of those windows ends.
+        """
         data = self.store.load(ident, self.command)
         if data is None:
             return {"changed": False, "msg": "nothing to revert", "restored": {}, "left": {}}
@@ -672,18 +644,28 @@ class Program:
             self.store.remove(ident)
             return {"changed": True, "dropped": True, "restored": {}, "left": {}, "netns": data["netns"]["spec"],
                     "msg": f"{gone}: nothing was restored and the window's snapshot was dropped"}
+        shared = {key: entry for key, entry in data["keys"].items() if holders and key == KEY_ALL_NETNS}
         try:
             with InNetns(fd, data["netns"]["path"]):
-                self.restore_keys(data, report)
+                self.restore_keys(dict(data, keys={k: e for k, e in data["keys"].items() if k not in shared}), report)
         finally:
             if fd is not None:
                 os.close(fd)
-        if data.get("dyndbg"):
+        if data.get("dyndbg") and not holders:
             self.restore_sites(data["dyndbg"], report)
         if report["errors"]:
             return {"changed": bool(report["restored"]), "failed": True, **report,
                     "msg": f"could not restore {', '.join(report['errors'])}; the snapshot {self.store.path(ident)} is"
                            " kept so a later revert can retry"}
+        if holders:
+            data["keys"] = shared
+            self.store.save(data)
+            kept = sorted(shared) + [f"{len(data['dyndbg'])} dynamic-debug site(s)"] * bool(data.get("dyndbg"))
+            return {"changed": bool(report["restored"]), **report, "netns": data["netns"]["spec"],
+                    "kept": {"values": kept, "for": list(holders)},
+                    "msg": f"reverted {len(report['restored'])} value(s); kept {' and '.join(kept) or 'nothing else'}:"
+                           f" the window(s) of {', '.join(holders)} still need them, they are restored when the last"
+                           " of those ends"}
         rolling_back = window is not None and window == data.get("window")
         if not data.get("confirmed") and not data.get("expired") and not rolling_back:
             # The enable that opened this window has not confirmed yet (it is still applying, or its controller
@@ -732,11 +714,9 @@ class Program:
             selected = self.select(args)
             for ident in selected:
                 try:
-                    holders = [] if getattr(args, "all", False) else self.still_linked(ident, selected)
-                    if holders:
-                        one = self.revert_host_part(ident, holders)
-                    else:
-                        one = self.revert_one(ident, scheduled=args.scheduled, window=getattr(args, "window", None))
+                    holders = () if getattr(args, "all", False) else tuple(self.still_linked(ident, selected))
+                    one = self.revert_one(ident, scheduled=args.scheduled, window=getattr(args, "window", None),
+                                          holders=holders)
                 except ConntrackModuleError as exc:
                     one = {"changed": False, "failed": True, "msg": exc.msg}
                 result["namespaces"][ident] = one
