@@ -15,7 +15,8 @@ lines from 256 peers, as the kernel logs them, with the fields the module asks f
 * ``cat`` of the data into a pipe that is read and discarded (the floor: producing the bytes);
 * a Python process that reads the fake journalctl's pipe and ``json.loads`` each line, nothing else (the floor of
   any reader of ``journalctl -o json`` in Python);
-* the reader of this checkout: ``read_journal()`` (the module's own function) on the fake journalctl;
+* the reader of this checkout: ``_kernel_log.read_journal()`` (what the module and the host program run) on the
+  fake journalctl;
 * the reader of ``--old`` (default ``HEAD~1`` of this file's history, the version that used run_command), the
   same way, so that both are measured in the same run on the same data.
 
@@ -43,6 +44,23 @@ MODULE = "plugins/modules/conntrack_invalid_log_facts.py"
 UTILS = "plugins/module_utils/_invalid_log.py"
 
 READER = r"""
+import sys
+from ansible_collections.netfilter.conntrack.plugins.module_utils._host import ProcessHost
+from ansible_collections.netfilter.conntrack.plugins.module_utils._invalid_log import Since, Summary
+from ansible_collections.netfilter.conntrack.plugins.module_utils._kernel_log import read_journal
+
+class Host(ProcessHost):
+    def which(self, name, opt_dirs):
+        return sys.argv[1] if name == "journalctl" else None
+
+summary = Summary(Since(), None, 10, 10)
+read_journal(Host(), summary)
+facts = summary.finish()
+assert facts["total"] == int(sys.argv[2]), (facts["total"], sys.argv[2])
+"""
+
+# The reader before the streaming change lived in the module and took an AnsibleModule.
+OLD_READER = r"""
 import sys
 from ansible_collections.netfilter.conntrack.plugins.module_utils._invalid_log import Since, Summary
 from ansible_collections.netfilter.conntrack.plugins.modules import conntrack_invalid_log_facts as mod
@@ -147,9 +165,9 @@ def main() -> int:
             for dummy in range(args.repeat):
                 results["cat"].append(measure(["sh", "-c", f"cat {data} | cat > /dev/null"]))
                 results["json"].append(measure([sys.executable, "-c", JSON_FLOOR, fake]))
-                for name, tree in (("current", current), ("old", old)):
+                for name, tree, reader in (("current", current, READER), ("old", old, OLD_READER)):
                     env = dict(os.environ, PYTHONPATH=tree)
-                    results[name].append(measure([sys.executable, "-c", READER, fake, str(size)], env))
+                    results[name].append(measure([sys.executable, "-c", reader, fake, str(size)], env))
             row = {"size": size, "mb": megabytes}
             for name, runs in results.items():
                 row[name] = (statistics.median(r[0] for r in runs), max(r[1] for r in runs))
@@ -162,7 +180,7 @@ def main() -> int:
         f"Measured {datetime.date.today().isoformat()} by `bench/journal/run.py --repeat {args.repeat}` on {platform.node() and 'this host'}"
         f" ({os.cpu_count()} CPUs, Linux {platform.release()}, Python {platform.python_version()}): synthetic"
         " `journalctl -k -o json --output-fields=...` output of invalid-packet records (256 peers) served by a fake"
-        " `journalctl`, read by the module's `read_journal()` in a fresh process. Median wall time of"
+        " `journalctl`, read by `_kernel_log.read_journal()` (the module's and the host program's reader) in a fresh process. Median wall time of"
         f" {args.repeat} runs, peak RSS of the process (GNU time `%M`). Baselines: `cat` of the same data through a"
         " pipe, and *json floor*, a Python process that reads the same pipe and `json.loads` each line; *run_command* is"
         f" the reader before the streaming change (`{args.old}`). All measured in the same run on the same data.",

@@ -30,8 +30,6 @@ import functools
 import ipaddress
 import json
 import re
-import subprocess
-import tempfile
 import typing as t
 from collections import Counter
 
@@ -44,7 +42,6 @@ DEFAULT_TOP_PEERS = 10
 MAX_REASONS = 50
 MAX_UNPARSED_SAMPLES = 3
 MAX_RAW_CHARS = 300
-MAX_STDERR = 65536
 OTHER = "(other)"
 
 TCP_FLAGS = ("CWR", "ECE", "URG", "ACK", "PSH", "RST", "SYN", "FIN")
@@ -480,29 +477,6 @@ def iter_text_lines(stream: t.Iterable[bytes]) -> t.Iterator[str]:
         yield raw.decode("utf-8", "replace")
 
 
-def stream_lines(cmd: list[str], env: dict[str, str] | None, consume: t.Callable[[t.Iterator[str]], t.Any]) -> tuple[int, str]:
-    """Run the argv list ``cmd`` and pass its stdout to ``consume`` as decoded lines, while it is written.
-
-    Memory stays constant and time linear however much the command prints. stderr goes to a temporary
-    file, so that a chatty stderr cannot block the pipe; its first 64 KiB are returned with the exit status.
-    If ``consume`` raises, the command is killed. OSError from starting the command propagates.
-    """
-    with tempfile.TemporaryFile() as errors:
-        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=errors, env=env, close_fds=True)
-        stdout = t.cast(t.IO[bytes], proc.stdout)
-        try:
-            consume(iter_text_lines(stdout))
-        except BaseException:
-            proc.kill()
-            raise
-        finally:
-            stdout.close()
-            rc = proc.wait()
-        errors.seek(0)
-        err = errors.read(MAX_STDERR).decode("utf-8", "replace")
-    return rc, err
-
-
 def split_any(line: str) -> tuple[str, float | None, float | None]:
     """Like split_line, but also accepts a line that is a ``journalctl -o json`` object."""
     stripped = line.strip()
@@ -840,6 +814,5 @@ __all__ = (
     "split_any",
     "split_journal_entry",
     "split_line",
-    "stream_lines",
     "summarise_lines",
 )

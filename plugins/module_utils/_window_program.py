@@ -25,7 +25,8 @@ operation with ``msg``, 2 on bad usage, 3 for ``--expect-sha256`` of another ver
   status   [--netns NS ... | --id ID ... | --all]
   wait-and-revert --id ID                     the detached fallback
   discard  --id ID ...                        forget a snapshot without restoring anything
-  write-fact --dest PATH --src FILE           JSON written atomically
+  collect  [--netns NS ...] [--report-host NAME] [--max-samples N] [--log-source SRC [--log-path F]]
+           [--facts-dest PATH] [--check]      the report: windows, lists, plan, invalid log
   install --dest PATH                         copy this program to PATH atomically
 """
 
@@ -43,7 +44,9 @@ import sys
 import time
 import uuid
 
+from ansible_collections.netfilter.conntrack.plugins.module_utils._conntrack_facts import gather
 from ansible_collections.netfilter.conntrack.plugins.module_utils._conntrack_log_invalid import set_log_invalid
+from ansible_collections.netfilter.conntrack.plugins.module_utils._debug_report import build_report, since_monotonic
 from ansible_collections.netfilter.conntrack.plugins.module_utils._dynamic_debug import (
     OPERATIONS,
     Site,
@@ -59,6 +62,8 @@ from ansible_collections.netfilter.conntrack.plugins.module_utils._dynamic_debug
 )
 from ansible_collections.netfilter.conntrack.plugins.module_utils._errors import ConntrackModuleError
 from ansible_collections.netfilter.conntrack.plugins.module_utils._host import ProcessHost
+from ansible_collections.netfilter.conntrack.plugins.module_utils._kernel_log import SOURCES, read_invalid_log
+from ansible_collections.netfilter.conntrack.plugins.module_utils._kmod import modprobe
 from ansible_collections.netfilter.conntrack.plugins.module_utils._names import (
     load_etc_protocols,
     resolve_family,
@@ -455,7 +460,7 @@ class Program:
                 raise ConntrackModuleError(f"{identity['path']} is no longer the network namespace enable recorded"
                                            " (deleted and re-created while enable ran)")
             with InNetns(fd, identity["path"]):
-                yield
+                yield identity
         finally:
             if fd is not None:
                 os.close(fd)
@@ -848,10 +853,44 @@ class Program:
             self.store.remove_if_empty()
         return {"changed": True, "msg": f"removed snapshot(s) {', '.join(args.id)} without restoring anything"}
 
-    def cmd_write_fact(self, args: argparse.Namespace) -> dict:
-        with open(args.src, encoding="utf-8") as handle:
-            data = json.load(handle)
-        return write_file(args.dest, (json.dumps(data, sort_keys=True, indent=1) + "\n").encode("utf-8"), 0o644)
+    def cmd_collect(self, args: argparse.Namespace) -> dict:
+        """Everything collect reads on the host, in one run: the windows (the status, with its overdue sweep), the
+        conntrack lists and the plan of every namespace, and the invalid-packet log since the earliest enable; the
+        report built from them, written to the local facts file with --facts-dest (not with --check)."""
+        host = ProcessHost(check_mode=args.check)
+        status = self.cmd_status(args)
+        lists, plans, outside = [], {}, read_outside()
+
+        def load(name: str) -> bool:
+            if args.check:
+                return False
+            modprobe(host, name, dry_run=False)
+            return True
+
+        for spec in args.netns or [None]:
+            with self.entered(spec, None) as identity:
+                facts, dummy = gather(netns=identity["path"] if spec else None, load_module=load)
+                plans[snapshot_id(spec)] = plan_from(probe(host, spec, outside), {})
+            lists.append(facts)
+        start = since_monotonic(status)
+        invalid_log = read_invalid_log(
+            host, source=args.log_source, log_path=args.log_path, since="boot" if start is None else None,
+            since_monotonic=start, max_samples=args.max_samples,
+            interfaces={label: plan["interfaces"] for label, plan in plans.items()})
+        report = build_report(args.report_host, status, lists, invalid_log, acting_in_netns=bool(args.netns),
+                              plans=plans)
+        result = {"changed": False, "report": report}
+        if args.facts_dest:
+            written = False
+            if not args.check:
+                text = json.dumps(report, sort_keys=True, indent=1) + "\n"
+                written = bool(write_file(args.facts_dest, text.encode("utf-8"), 0o644)["changed"])
+            result.update(changed=written, facts_file={"dest": args.facts_dest, "written": written})
+        # A dead automatic revert or a vanished namespace is said on every collect until someone acts.
+        warnings = list(dict.fromkeys((status.get("problems") or []) + host.warnings))
+        if warnings:
+            result["warnings"] = warnings
+        return result
 
     def cmd_install(self, args: argparse.Namespace) -> dict:
         with open(self.program, "rb") as handle:
@@ -988,9 +1027,14 @@ def parser() -> argparse.ArgumentParser:
     wait.add_argument("--id", action="append", required=True)
     disc = sub.add_parser("discard", help="remove a snapshot without restoring anything (recovery)")
     disc.add_argument("--id", action="append", required=True)
-    fact = sub.add_parser("write-fact", help="write JSON from a file atomically to a local facts file")
-    fact.add_argument("--dest", required=True)
-    fact.add_argument("--src", required=True)
+    collect = sub.add_parser("collect", help="the windows, lists, plan and invalid log as one report")
+    collect.add_argument("--netns", action="append", help="namespace name or path (repeatable); default: this one")
+    collect.add_argument("--report-host", default="", help="the host's name in the report (its inventory name)")
+    collect.add_argument("--max-samples", type=int, default=10, help="sample log lines kept in the report")
+    collect.add_argument("--log-source", choices=SOURCES, default="auto", help="where the kernel log is read")
+    collect.add_argument("--log-path", help="the log file with --log-source=file")
+    collect.add_argument("--facts-dest", help="also write the report to this local facts file")
+    collect.add_argument("--check", action="store_true", help="load no kernel module and write no file")
     inst = sub.add_parser("install", help="copy this program to --dest atomically, mode 0700")
     inst.add_argument("--dest", required=True)
     return top

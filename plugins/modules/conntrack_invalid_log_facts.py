@@ -344,218 +344,26 @@ ansible_facts:
                    "unattributed": {"count": 1, "reasons": {"interface docker0 is owned by no selected namespace": 1}}}
 """
 
-import errno
-import json
-import os
-import time
-import typing as t
-
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.netfilter.conntrack.plugins.module_utils._errors import ConntrackModuleError, exit_with_result
-from ansible_collections.netfilter.conntrack.plugins.module_utils._invalid_log import (
-    JOURNAL_MISSED_MESSAGE_ID,
-    Since,
-    Summary,
-    iso_utc,
-    parse_since,
-    stream_lines,
-)
-
-KMSG = "/dev/kmsg"
-BOOT_ID = "/proc/sys/kernel/random/boot_id"
-JOURNAL_FIELDS = "MESSAGE,_SOURCE_MONOTONIC_TIMESTAMP,__REALTIME_TIMESTAMP,__MONOTONIC_TIMESTAMP,_TRANSPORT"
-
-
-def boot_epoch() -> float:
-    """Wall-clock time of boot on the CLOCK_MONOTONIC scale (which the kernel log clock follows closely)."""
-    return time.time() - time.clock_gettime(time.CLOCK_MONOTONIC)
-
-
-def read_boot_id() -> str | None:
-    try:
-        with open(BOOT_ID, encoding="ascii") as handle:
-            return handle.read().strip()
-    except OSError:
-        return None
-
-
-def journalctl_base(module: AnsibleModule) -> list[str] | None:
-    path = module.get_bin_path("journalctl")
-    return [path, "-k", "-b", "--no-pager", "-q"] if path else None
-
-
-def journal_has_kernel_messages(module: AnsibleModule) -> bool:
-    base = journalctl_base(module)
-    if base is None:
-        return False
-    rc, out, dummy = module.run_command(base + ["-n", "1", "-o", "json"])
-    return rc == 0 and out.strip().startswith("{")
-
-
-def stream_command(module: AnsibleModule, cmd: list[str], consume: t.Callable[[t.Iterator[str]], t.Any]) -> tuple[int, str]:
-    """Run ``cmd`` (an argv list) in the C locale, like run_command, passing its stdout to ``consume`` line by line.
-
-    run_command() collects the whole output in memory (the kernel journal of a busy boot is hundreds of megabytes,
-    and collecting it took quadratic time), so the journal is read from a pipe instead; see stream_lines().
-    """
-    env = dict(os.environ)
-    env.update(getattr(module, "run_command_environ_update", None) or {})
-    try:
-        return stream_lines(cmd, env, consume)
-    except OSError as exc:
-        raise ConntrackModuleError(f"cannot run {cmd[0]}: {exc.strerror}", cmd=cmd) from exc
-
-
-def read_journal(module: AnsibleModule, summary: Summary) -> None:
-    base = journalctl_base(module)
-    if base is None:
-        raise ConntrackModuleError("source=journal: journalctl is not installed")
-    cmd = base + ["-o", "json", f"--output-fields={JOURNAL_FIELDS}"]
-    rc, err = stream_command(module, cmd, summary.feed_lines)
-    if rc != 0 and "output-fields" in err and not summary.lines_read:  # systemd older than 236
-        cmd = base + ["-o", "json"]
-        rc, err = stream_command(module, cmd, summary.feed_lines)
-    if rc != 0:
-        raise ConntrackModuleError(f"journalctl failed with rc={rc}: {err.strip()}", rc=rc, stderr=err, cmd=cmd)
-    read_journal_missed(module, summary)
-
-
-def read_journal_missed(module: AnsibleModule, summary: Summary) -> None:
-    """Feed journald's own "Missed N kernel messages" reports of this boot (few, so run_command is fine).
-
-    Journal sequence numbers cannot show lost kernel records: the kernel's are not stored, and the journal's
-    own (__SEQNUM) count every entry of every transport, so gaps between kernel entries are normal. journald
-    itself compares the /dev/kmsg numbers it reads and logs this report when some are missing.
-    """
-    path = module.get_bin_path("journalctl")
-    if path is None:
-        return
-    cmd = [path, "-b", "--no-pager", "-q", "-o", "json", f"MESSAGE_ID={JOURNAL_MISSED_MESSAGE_ID}"]
-    rc, out, dummy = module.run_command(cmd)
-    if rc != 0:
-        return  # lost_records stays null: unknown
-    entries = []
-    for line in out.splitlines():
-        try:
-            entries.append(json.loads(line))
-        except ValueError:
-            continue
-    summary.feed_missed_entries(entries)
-
-
-def read_kmsg(summary: Summary) -> None:
-    """Read every record in the kernel ring buffer, without blocking (O_NONBLOCK until EAGAIN)."""
-    try:
-        fd = os.open(KMSG, os.O_RDONLY | os.O_NONBLOCK)
-    except OSError as exc:
-        raise ConntrackModuleError(f"cannot open {KMSG}: {exc.strerror}") from exc
-    try:
-        while True:
-            try:
-                chunk = os.read(fd, 16384)  # one record per read
-            except OSError as exc:
-                if exc.errno == errno.EAGAIN:
-                    break
-                if exc.errno == errno.EPIPE:
-                    # Records were overwritten before we read them; the next read returns the oldest one left,
-                    # and its sequence number shows how many were lost.
-                    summary.note_overrun()
-                    continue
-                raise ConntrackModuleError(f"cannot read {KMSG}: {exc.strerror}") from exc
-            if not chunk:
-                break
-            summary.feed_lines(chunk.decode("utf-8", "replace").splitlines(), sequences=True)
-    finally:
-        os.close(fd)
-
-
-def read_dmesg(module: AnsibleModule, summary: Summary) -> None:
-    path = module.get_bin_path("dmesg")
-    if path is None:
-        raise ConntrackModuleError("source=dmesg: dmesg is not installed")
-    cmd = [path]
-    rc, out, err = module.run_command(cmd)
-    if rc != 0:
-        raise ConntrackModuleError(f"dmesg failed with rc={rc}: {err.strip()}", rc=rc, stdout=out, stderr=err, cmd=cmd)
-    summary.feed_lines(out.splitlines())
-
-
-def read_file(path: str, summary: Summary) -> None:
-    try:
-        with open(path, encoding="utf-8", errors="replace") as handle:
-            summary.feed_lines(handle)
-    except OSError as exc:
-        raise ConntrackModuleError(f"cannot read {path}: {exc.strerror}") from exc
-
-
-def check_interfaces(value: t.Any) -> dict[str, list[dict[str, t.Any]]] | None:
-    """The interfaces option as Summary wants it; refuses a shape it cannot use rather than ignoring it."""
-    if not value:
-        return None
-    owners = {}
-    for label, interfaces in value.items():
-        if not isinstance(interfaces, list) or not all(isinstance(one, dict) and one.get("name") for one in interfaces):
-            raise ConntrackModuleError(f"interfaces[{label!r}] must be a list of dictionaries with a name (and ifindex, mac)")
-        owners[str(label)] = interfaces
-    return owners
+from ansible_collections.netfilter.conntrack.plugins.module_utils._errors import exit_with_result
+from ansible_collections.netfilter.conntrack.plugins.module_utils._host import ModuleHost
+from ansible_collections.netfilter.conntrack.plugins.module_utils._kernel_log import SOURCES, read_invalid_log
 
 
 def run(module: AnsibleModule) -> dict:
     params = module.params
-    if params["max_samples"] < 0 or params["top_peers"] < 0:
-        raise ConntrackModuleError("max_samples and top_peers must be 0 or more")
-    now = time.time()
-    try:
-        since_realtime = parse_since(params["since"], now=now)
-    except ValueError as exc:
-        raise ConntrackModuleError(str(exc)) from exc
-    since = Since(monotonic=params["since_monotonic"], realtime=since_realtime)
-    source = params["source"]
-    # A file may come from another host: its kernel timestamps cannot be converted with this host's boot time.
-    summary = Summary(since, None if source == "file" else boot_epoch(), params["max_samples"], params["top_peers"],
-                      check_interfaces(params["interfaces"]))
-
-    if source == "auto":
-        if journal_has_kernel_messages(module):
-            source = "journal"
-        elif os.access(KMSG, os.R_OK):
-            source = "kmsg"
-        elif module.get_bin_path("dmesg"):
-            source = "dmesg"
-        else:
-            raise ConntrackModuleError(
-                f"no kernel log source: journald has no kernel messages of this boot, {KMSG} is not readable"
-                " and dmesg is not installed"
-            )
-    if source == "journal":
-        read_journal(module, summary)
-        if not summary.lines_read:
-            module.warn("the journal holds no kernel messages of the current boot; try source=kmsg")
-    elif source == "kmsg":
-        read_kmsg(summary)
-        summary.loss_checked()
-    elif source == "dmesg":
-        read_dmesg(module, summary)
-    else:
-        if not params["log_path"]:
-            raise ConntrackModuleError("source=file needs log_path")
-        read_file(params["log_path"], summary)
-
-    facts = summary.finish()
-    if facts["diagnosis"]:
-        module.warn(facts["diagnosis"])
-    facts["source"] = source
-    facts["since"] = iso_utc(since_realtime) if since_realtime is not None else "boot"
-    facts["since_monotonic"] = params["since_monotonic"]
-    facts["boot_id"] = read_boot_id()
+    facts = read_invalid_log(ModuleHost(module), source=params["source"], log_path=params["log_path"],
+                             since=params["since"], since_monotonic=params["since_monotonic"],
+                             max_samples=params["max_samples"], top_peers=params["top_peers"],
+                             interfaces=params["interfaces"])
     return {"changed": False, "ansible_facts": {"conntrack_invalid": facts}}
 
 
 def main() -> None:
     module = AnsibleModule(
         argument_spec={
-            "source": {"type": "str", "choices": ["auto", "journal", "kmsg", "dmesg", "file"], "default": "auto"},
+            "source": {"type": "str", "choices": list(SOURCES), "default": "auto"},
             "log_path": {"type": "path"},
             "since": {"type": "str"},
             "since_monotonic": {"type": "float"},
@@ -567,7 +375,6 @@ def main() -> None:
         required_if=[("source", "file", ("log_path",))],
         supports_check_mode=True,
     )
-    module.run_command_environ_update = {"LANGUAGE": "C", "LC_ALL": "C"}
     exit_with_result(module, run)
 
 

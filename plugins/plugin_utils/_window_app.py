@@ -126,15 +126,6 @@ class WindowApp:
             self._action._make_tmp_path()
         return shell.join_path(shell.tmpdir, name)
 
-    def put_data(self, name: str, data: str) -> str:
-        """Put data into a file of the action's remote temporary directory; returns its remote path.
-
-        Not stdin: connection plugins such as containers.podman.podman do not pass stdin to the command.
-        """
-        remote = self._remote_tmp(name)
-        self._action._transfer_data(remote, data)
-        return remote
-
     def _transfer(self) -> str:
         if self._temporary is None:
             remote = self._remote_tmp(PROGRAM_FILE)

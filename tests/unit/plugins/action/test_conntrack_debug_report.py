@@ -4,73 +4,17 @@
 
 from __future__ import annotations
 
+import json
 import os
 import stat
+from unittest.mock import MagicMock
 
 import pytest
 
-from ansible_collections.netfilter.conntrack.plugins.action.conntrack_debug_report import (
-    CHILD_NAMESPACE_NOTE,
-    NO_WINDOW_NOTE,
-    build_report,
-    since_monotonic,
-    write_controller_file,
-)
+from ansible.errors import AnsibleActionFail
 
-ACTIVE = {"active": True, "enabled_at_monotonic": 120.5, "stats_delta": {"invalid": 4}}
-EXPIRED = {"active": False, "expired": True, "enabled_at_monotonic": 10.0}
-INACTIVE = {"active": False, "netns": None}
-
-SINCE_CASES = [
-    ("no snapshot", {"namespaces": {"init": INACTIVE}}, None),
-    ("one active window", {"namespaces": {"init": ACTIVE}}, 120.5),
-    ("an expired window does not count", {"namespaces": {"init": EXPIRED}}, None),
-    ("the earliest of several", {"namespaces": {"init": ACTIVE, "netns-a": dict(ACTIVE, enabled_at_monotonic=99.0)}}, 99.0),
-    ("no status at all (program missing)", {}, None),
-]
-
-
-@pytest.mark.parametrize("status, expected", [c[1:] for c in SINCE_CASES], ids=[c[0] for c in SINCE_CASES])
-def test_since_monotonic(status, expected):
-    assert since_monotonic(status) == expected
-
-
-def lists(*codes):
-    return {"count": 3, "discrepancy": {"findings": [{"code": code} for code in codes]}}
-
-
-# (id, status, lists, invalid total, acting in netns, window_active, notes, discrepancy codes)
-REPORT_CASES = [
-    ("host window, lines logged", {"namespaces": {"init": ACTIVE}, "order": ["init"], "nf_log_all_netns": "0"},
-     [lists()], 4, False, True, [], []),
-    ("no window: read since boot", {"namespaces": {"init": INACTIVE}, "order": ["init"], "nf_log_all_netns": "0"},
-     [lists()], 1, False, False, [NO_WINDOW_NOTE], []),
-    ("child namespace, nothing logged, all_netns off",
-     {"namespaces": {"netns-a": ACTIVE}, "order": ["netns-a"], "nf_log_all_netns": "0"},
-     [lists()], 0, True, True, [CHILD_NAMESPACE_NOTE], []),
-    ("child namespace, nothing logged, all_netns on",
-     {"namespaces": {"netns-a": ACTIVE}, "order": ["netns-a"], "nf_log_all_netns": "1"},
-     [lists()], 0, True, True, [], []),
-    ("connection inside a child namespace (no nf_log_all_netns)", {"namespaces": {"init": ACTIVE}, "order": ["init"],
-                                                                   "nf_log_all_netns": None},
-     [lists()], 0, False, True, [CHILD_NAMESPACE_NOTE], []),
-    ("discrepancy codes once each, in order", {"namespaces": {"netns-a": ACTIVE, "netns-b": ACTIVE},
-                                               "order": ["netns-a", "netns-b"], "nf_log_all_netns": "1"},
-     [lists("unconfirmed", "dying"), lists("dying")], 2, True, True, [], ["unconfirmed", "dying"]),
-]
-
-
-@pytest.mark.parametrize("status, facts, total, in_netns, active, notes, codes", [c[1:] for c in REPORT_CASES],
-                         ids=[c[0] for c in REPORT_CASES])
-def test_build_report(status, facts, total, in_netns, active, notes, codes):
-    report = build_report("h1", dict(status, now=1795766400.9), facts, {"total": total}, acting_in_netns=in_netns)
-    assert report["host"] == "h1"
-    assert report["collected_at"] == "2026-11-27T08:00:00Z"
-    assert report["window_active"] is active
-    assert report["notes"] == notes
-    assert report["discrepancy"] == codes
-    assert report["conntrack"] == dict(zip(status["order"], facts))
-    assert report["invalid_log"] == {"total": total}
+from ansible_collections.netfilter.conntrack.plugins.action import conntrack_debug_report as report_action
+from ansible_collections.netfilter.conntrack.plugins.action.conntrack_debug_report import write_controller_file
 
 
 def test_write_controller_file(tmp_path):
@@ -82,3 +26,78 @@ def test_write_controller_file(tmp_path):
         assert handle.read() == '{"a": 1}\n'
     assert stat.S_IMODE(os.stat(path).st_mode) & 0o007 == 0
     assert os.listdir(tmp_path / "reports") == ["h1.json"]
+
+
+# --- the action: one run of the host program's collect -----------------------------------------------------------
+
+REPORT = {"host": "h1", "notes": [], "invalid_log": {"total": 3}}
+
+
+class Program:
+    """The host program's collect, answering one result and recording the argument lists."""
+
+    def __init__(self, rc, answer):
+        self.rc, self.answer, self.calls = rc, answer, []
+
+    def window_app(self, action, task_vars, program_dir, install):
+        assert install is False, "collect never installs the program"
+        app = MagicMock()
+        app.run.side_effect = lambda argv: self.calls.append(list(argv)) or (self.rc, dict(self.answer))
+        return app
+
+
+def run_collect(monkeypatch, program, check_mode=False, **task_args):
+    monkeypatch.setattr(report_action, "WindowApp", program.window_app)
+    task = MagicMock()
+    task.args = dict({"facts_path": "/etc/ansible/facts.d/netfilter_conntrack.fact"}, **task_args)
+    task.check_mode = check_mode
+    task.async_val = 0
+    task.action = "netfilter.conntrack.conntrack_debug_report"
+    connection = MagicMock()
+    connection._shell.tmpdir = "/tmp/ansible-tmp-1"
+    action = report_action.ActionModule(task=task, connection=connection, play_context=MagicMock(), loader=None,
+                                        templar=None, shared_loader_obj=None)
+    action._execute_module = MagicMock(side_effect=AssertionError("collect runs no module"))
+    action._remove_tmp_path = MagicMock()
+    result = action.run(task_vars={"inventory_hostname": "h1"})
+    action._remove_tmp_path.assert_called_once()
+    return result
+
+
+def test_collect_is_one_program_run(monkeypatch, tmp_path):
+    program = Program(0, {"changed": True, "report": REPORT, "warnings": ["w"],
+                          "facts_file": {"dest": "/etc/ansible/facts.d/netfilter_conntrack.fact", "written": True}})
+    result = run_collect(monkeypatch, program, netns=["blue", "red"], max_samples=3, report_dir=str(tmp_path))
+    assert program.calls == [["collect", "--report-host=h1", "--max-samples=3", "--log-source=auto", "--netns=blue",
+                              "--netns=red", "--facts-dest=/etc/ansible/facts.d/netfilter_conntrack.fact"]]
+    assert result["changed"] is True and result["warnings"] == ["w"]
+    assert result["ansible_facts"] == {"conntrack_debug_report": REPORT}
+    assert result["facts_file"]["written"] is True
+    with open(result["report_file"], encoding="utf-8") as handle:
+        assert json.load(handle) == REPORT
+
+
+def test_collect_in_check_mode_writes_no_file(monkeypatch, tmp_path):
+    program = Program(0, {"changed": False, "report": REPORT})
+    result = run_collect(monkeypatch, program, check_mode=True, local_facts=False, log_source="file",
+                         log_path="/var/log/kern.log", report_dir=str(tmp_path))
+    assert program.calls == [["collect", "--report-host=h1", "--max-samples=10", "--log-source=file",
+                              "--log-path=/var/log/kern.log", "--check"]]
+    assert result["changed"] is False and "report_file" not in result and os.listdir(tmp_path) == []
+
+
+def test_a_failed_collect_fails_the_task(monkeypatch):
+    program = Program(1, {"failed": True, "msg": "network namespace blue does not exist"})
+    with pytest.raises(AnsibleActionFail, match="collecting on the host failed: network namespace blue does not"):
+        run_collect(monkeypatch, program, netns=["blue"])
+
+
+@pytest.mark.parametrize("task_args, error", [
+    ({"max_samples": -1}, "max_samples must be 0 or more"),
+    ({"log_source": "file"}, "log_source is file but all of the following are missing: log_path"),
+])
+def test_options_the_module_refuses_are_refused(monkeypatch, task_args, error):
+    program = Program(0, {"report": REPORT})
+    with pytest.raises(AnsibleActionFail, match=error):
+        run_collect(monkeypatch, program, **task_args)
+    assert program.calls == []

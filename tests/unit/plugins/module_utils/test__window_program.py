@@ -14,6 +14,7 @@ against the same fake. Snapshots use --no-schedule and a fake scheduler, and onl
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import stat
@@ -905,18 +906,108 @@ def test_write_file_creates_parents_and_is_idempotent(tmp_path, umask_077):
     assert os.listdir(dest.parent) == [dest.name]
 
 
-def test_write_fact_and_install_commands(tmp_path, umask_077):
-    source = tmp_path / "report.json"
-    source.write_text('{"b": 1, "a": [1]}')
+def test_install_command(tmp_path, umask_077):
     app = tmp_path / "build" / "conntrack-debug-window.pyz"
     app.parent.mkdir()
     app.write_bytes(b"PK fake archive")
     runner = wp.Program(Store(str(tmp_path / "state")), str(app))
-    fact = tmp_path / "facts.d" / "netfilter_conntrack.fact"
-    assert runner.cmd_write_fact(args("write-fact", f"--dest={fact}", f"--src={source}"))["changed"] is True
-    assert json.loads(fact.read_text()) == {"a": [1], "b": 1}
     dest = tmp_path / "libexec" / "netfilter-conntrack" / "conntrack-debug-window.pyz"
     assert runner.cmd_install(args("install", f"--dest={dest}"))["changed"] is True
     assert runner.cmd_install(args("install", f"--dest={dest}"))["changed"] is False
     assert dest.read_bytes() == b"PK fake archive" and stat.S_IMODE(dest.stat().st_mode) == 0o700
     assert stat.S_IMODE(dest.parent.stat().st_mode) == 0o755
+
+
+INVALID_LOG = os.path.join(REPO, "tests", "unit", "plugins", "module_utils", "fixtures", "invalid_log")
+PLAN_PROBES = os.path.join(REPO, "tests", "unit", "plugins", "module_utils", "fixtures", "plan")
+
+
+@pytest.fixture
+def collecting(monkeypatch):
+    """collect against the 6.1 guest's recorded probe and a fake ctnetlink dump; returns what gather was asked."""
+    with open(os.path.join(PLAN_PROBES, "probes-6.1.0-57-amd64.json"), encoding="utf-8") as handle:
+        probed = json.load(handle)["on"]
+    interfaces = [{"name": "mx-r", "ifindex": 2, "mac": "ca:f4:e6:d3:63:03"}]
+    monkeypatch.setattr(wp, "probe", lambda host, spec, outside: dict(probed, netns=spec, interfaces=interfaces))
+    monkeypatch.setattr(wp, "read_outside", lambda: ("0", 4026531840))
+    gathered = []
+
+    def gather(netns, load_module):
+        gathered.append((netns, load_module("nf_conntrack_netlink")))
+        return {"netns": netns, "count": 2, "discrepancy": {"findings": [{"code": "dying_entries_pinned"}]}}, None
+
+    monkeypatch.setattr(wp, "gather", gather)
+    monkeypatch.setattr(wp, "modprobe", lambda host, name, dry_run: None)
+    return gathered
+
+
+def collect_args(*extra):
+    return args("collect", "--report-host=h1", "--log-source=file",
+                "--log-path=" + os.path.join(INVALID_LOG, "dmesg-6.1.0-56-amd64.txt"), *extra)
+
+
+def test_collect_builds_the_report_and_writes_the_facts_file_in_one_run(program, collecting, tmp_path, umask_077):
+    fact = tmp_path / "facts.d" / "netfilter_conntrack.fact"
+    result = program.cmd_collect(collect_args(f"--facts-dest={fact}"))
+    report = result["report"]
+    assert report["host"] == "h1" and report["window_active"] is False
+    assert report["invalid_log"]["total"] == 5 and report["invalid_log"]["since"] == "boot"
+    assert report["invalid_log"]["source"] == "file"
+    assert report["discrepancy"] == ["dying_entries_pinned"] and list(report["conntrack"]) == ["init"]
+    assert list(report["plan"]) == ["init"] and "probe" not in report["plan"]["init"]
+    assert "diagnosis" in report
+    assert collecting == [(None, True)], "the initial namespace, with ctnetlink loaded when missing"
+    assert result["changed"] is True and result["facts_file"] == {"dest": str(fact), "written": True}
+    assert json.loads(fact.read_text()) == report
+    assert fact.read_text() == json.dumps(report, sort_keys=True, indent=1) + "\n"
+    again = program.cmd_collect(collect_args(f"--facts-dest={fact}"))
+    assert again["changed"] is False and again["facts_file"]["written"] is False
+
+
+def test_collect_in_check_mode_loads_nothing_and_writes_nothing(program, collecting, tmp_path):
+    fact = tmp_path / "netfilter_conntrack.fact"
+    result = program.cmd_collect(collect_args(f"--facts-dest={fact}", "--check"))
+    assert collecting == [(None, False)]
+    assert result["changed"] is False and result["facts_file"] == {"dest": str(fact), "written": False}
+    assert not fact.exists()
+
+
+def test_collect_reads_the_log_since_the_window_opened(program, collecting, proc_sys, tmp_path):
+    program.cmd_snapshot(args("snapshot", "--duration=900", "--log-invalid=tcp", "--no-schedule"))
+    start = program.cmd_status(args("status"))["namespaces"]["init"]["enabled_at_monotonic"]
+    with open(os.path.join(INVALID_LOG, "dmesg-6.1.0-56-amd64.txt"), encoding="utf-8") as handle:
+        message = handle.readline().split("] ", 1)[1]
+    log = tmp_path / "kern.log"
+    log.write_text(f"[{start - 10:12.6f}] {message}[{start + 10:12.6f}] {message}")
+    result = program.cmd_collect(args("collect", "--log-source=file", f"--log-path={log}"))
+    assert result["report"]["window_active"] is True
+    assert result["report"]["invalid_log"]["since_monotonic"] == start
+    assert result["report"]["invalid_log"]["total"] == 1, "only the line logged after enable"
+    assert "facts_file" not in result
+
+
+def test_collect_warns_of_a_dead_automatic_revert(program, collecting, proc_sys):
+    program.cmd_snapshot(args("snapshot", "--duration=900", "--log-invalid=tcp"))
+    program.scheduler.dead.add("init")
+    result = program.cmd_collect(collect_args())
+    assert any("NOT armed" in warning for warning in result["warnings"])
+    assert any("NOT armed" in note for note in result["report"]["notes"])
+
+
+def test_collect_enters_each_namespace(program, collecting, monkeypatch):
+    opened = []
+
+    @contextlib.contextmanager
+    def entered(spec, snapshot):
+        opened.append(spec)
+        yield {"path": f"/run/netns/{spec}" if spec else "/proc/self/ns/net"}
+
+    monkeypatch.setattr(program, "entered", entered)
+    report = program.cmd_collect(collect_args("--netns=blue", "--netns=red"))["report"]
+    assert opened == ["blue", "red"]
+    assert [netns for netns, dummy in collecting] == ["/run/netns/blue", "/run/netns/red"]
+    assert list(report["plan"]) == ["netns-blue", "netns-red"]
+    # Both namespaces own an interface named mx-r: the lines cannot be told apart, and the report says so.
+    attribution = report["invalid_log"]["attribution"]
+    assert attribution["unattributed"]["count"] == 5
+    assert {label: one["count"] for label, one in attribution["by_namespace"].items()} == {"netns-blue": 0, "netns-red": 0}

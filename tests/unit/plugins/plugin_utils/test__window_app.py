@@ -241,9 +241,9 @@ def test_without_install_a_temporary_copy_runs(fresh_build):
     host = Host(result(0, ""), result(0, ANSWER), result(0, ANSWER))
     app = wa.WindowApp(host.action, {}, "/usr/local/libexec/netfilter-conntrack", install=False)
     assert app.run(["status"]) == (0, ANSWER)
-    assert app.run(["write-fact"]) == (0, ANSWER)
+    assert app.run(["collect"]) == (0, ANSWER)
     # The installed copy that did not answer is not asked again in the same task.
-    assert host.programs() == [(INSTALLED, ["status"]), (TEMPORARY, ["status"]), (TEMPORARY, ["write-fact"])]
+    assert host.programs() == [(INSTALLED, ["status"]), (TEMPORARY, ["status"]), (TEMPORARY, ["collect"])]
     assert app.installed is False
     assert list(host.transferred) == [TEMPORARY], "transferred once per action"
 
@@ -270,10 +270,3 @@ def test_a_failing_command_keeps_its_exit_status_and_gets_a_message(fresh_build)
     app = wa.WindowApp(host.action, {}, "/usr/local/libexec/netfilter-conntrack", install=True)
     rc, answer = app.run(["revert"])
     assert rc == 1 and answer["msg"] == "details on stderr"
-
-
-def test_put_data_uses_the_remote_temporary_directory(fresh_build):
-    host = Host()
-    app = wa.WindowApp(host.action, {}, "/x", install=False)
-    assert app.put_data("report.json", "{}") == "/tmp/ansible-tmp-1/report.json"
-    assert host.transferred == {"/tmp/ansible-tmp-1/report.json": "{}"}
