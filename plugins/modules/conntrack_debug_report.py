@@ -11,14 +11,18 @@ short_description: Gather what a conntrack debug window showed on a host, as one
 version_added: 0.2.0
 description:
   - The host side of the C(netfilter.conntrack.debug) role's C(collect), in one task per host.
-  - Reads the debug window from the host's revert program (enable time, deadline, recorded and current values,
-    the conntrack statistics delta since enable), runs M(netfilter.conntrack.conntrack_lists_facts) in every
-    namespace of O(netns) and M(netfilter.conntrack.conntrack_invalid_log_facts) for the log lines written since
-    the window opened (since boot without a window), and returns the summary as the fact C(conntrack_debug_report).
-  - With O(local_facts), writes the report to O(facts_path) on the host so that later fact gathering shows it as
-    C(ansible_local.netfilter_conntrack); with O(report_dir), writes C(<inventory_hostname>.json) there on the
-    controller.
-  - All steps share one connection and one remote temporary directory.
+  - One run of the host program that enable installed (C(conntrack-debug-window), with the host's Ansible
+    interpreter) reads the debug window (enable time, deadline, recorded and current values, the conntrack
+    statistics delta since enable), gathers in every namespace of O(netns) what
+    M(netfilter.conntrack.conntrack_lists_facts) and M(netfilter.conntrack.conntrack_plan_facts) gather, and reads
+    the log lines written since the window opened (since boot without a window) as
+    M(netfilter.conntrack.conntrack_invalid_log_facts) does, with the same code as those modules. It returns the
+    summary as the fact C(conntrack_debug_report).
+  - With O(local_facts), the same run writes the report to O(facts_path) on the host so that later fact gathering
+    shows it as C(ansible_local.netfilter_conntrack); with O(report_dir), the action writes
+    C(<inventory_hostname>.json) there on the controller.
+  - Where the program is not installed (collect without enable, or another version), a temporary copy runs instead;
+    nothing is installed.
 author:
   - netfilter.conntrack maintainers (@netfilter-conntrack)
 extends_documentation_fragment:
@@ -26,7 +30,7 @@ extends_documentation_fragment:
   - netfilter.conntrack._attributes.action_plugin
 attributes:
   action:
-    details: Runs on the controller and calls the collection's fact modules and the host's revert program.
+    details: Runs on the controller and runs the host program once; the report file is written on the controller.
   check_mode:
     support: full
     details: Gathers the report; writes neither the local facts file nor the controller report.
