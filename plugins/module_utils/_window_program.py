@@ -27,7 +27,8 @@ operation with ``msg``, 2 on bad usage, 3 for ``--expect-sha256`` of another ver
   discard  --id ID ...                        forget a snapshot without restoring anything
   collect  [--netns NS ...] [--report-host NAME] [--max-samples N] [--log-source SRC [--log-path F]]
            [--facts-dest PATH] [--check]      the report: windows, lists, plan, invalid log
-  install --dest PATH                         copy this program to PATH atomically
+
+Before any command, ``--install-to PATH`` copies the program to PATH and runs the command as that copy.
 """
 
 from __future__ import annotations
@@ -892,9 +893,6 @@ class Program:
             result["warnings"] = warnings
         return result
 
-    def cmd_install(self, args: argparse.Namespace) -> dict:
-        with open(self.program, "rb") as handle:
-            return write_file(os.path.abspath(args.dest), handle.read(), 0o700)
 
 
 def make_dirs(directory: str) -> None:
@@ -993,6 +991,8 @@ def own_sha256(path: str) -> str:
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog=PROGRAM_NAME, description="Open, report and revert conntrack debug windows.")
     top.add_argument("--expect-sha256", metavar="HEX", help="exit with status 3 unless this program has that SHA-256")
+    top.add_argument("--install-to", metavar="PATH",
+                     help="first copy this program to PATH (atomically, mode 0700), then run the command as PATH")
     top.add_argument("--state-dir", default=os.environ.get("CONNTRACK_DEBUG_STATE_DIR", STATE_DIR),
                      help="where snapshots live (default %(default)s)")
     sub = top.add_subparsers(dest="command", required=True)
@@ -1035,9 +1035,18 @@ def parser() -> argparse.ArgumentParser:
     collect.add_argument("--log-path", help="the log file with --log-source=file")
     collect.add_argument("--facts-dest", help="also write the report to this local facts file")
     collect.add_argument("--check", action="store_true", help="load no kernel module and write no file")
-    inst = sub.add_parser("install", help="copy this program to --dest atomically, mode 0700")
-    inst.add_argument("--dest", required=True)
     return top
+
+
+def install(program: str, dest: str) -> tuple[str, dict | None]:
+    """Copy the running program to dest; returns (dest, None), or (program, the failed answer)."""
+    try:
+        with open(program, "rb") as handle:
+            write_file(dest, handle.read(), 0o700)
+    except OSError as exc:
+        return program, {"changed": False, "failed": True, "install_failed": True,
+                         "msg": f"cannot install {dest}: {exc.strerror or exc}"}
+    return dest, None
 
 
 def emit(result: dict, code: int = 0) -> int:
@@ -1054,6 +1063,11 @@ def main(argv: list[str] | None = None, program: str | None = None) -> int:
         return emit({"changed": False, "failed": True, "stale_program": True,
                      "msg": f"{program} is not the expected version (SHA-256 {args.expect_sha256})"}, 3)
     os.umask(0o077)
+    if args.install_to:
+        # The command runs as the installed copy: the automatic revert it arms names that path, not this one.
+        program, failure = install(program, os.path.abspath(args.install_to))
+        if failure:
+            return emit(failure, 1)
     # The environment (inherited by the detached watcher) shortens the waits for the fault tests.
     runner = Program(Store(args.state_dir), program,
                      lock_timeout=float(os.environ.get("CONNTRACK_DEBUG_LOCK_TIMEOUT", LOCK_TIMEOUT)),

@@ -112,13 +112,16 @@ class WindowApp:
     def interpreter(self) -> str:
         return " ".join(self._interpreter)
 
-    def _command(self, program: str, argv: list[str]) -> str:
+    def _command(self, program: str, argv: list[str], install_to: str | None = None) -> str:
         env = self._action._compute_environment_string()
-        words = self._interpreter + [program, f"--expect-sha256={self._sha256}"] + argv
+        words = self._interpreter + [program, f"--expect-sha256={self._sha256}"]
+        if install_to:
+            words.append(f"--install-to={install_to}")
+        words += argv
         return " ".join(part for part in [env, " ".join(shlex.quote(word) for word in words)] if part)
 
-    def _exec(self, program: str, argv: list[str]) -> dict[str, t.Any]:
-        return self._action._low_level_execute_command(self._command(program, argv))
+    def _exec(self, program: str, argv: list[str], install_to: str | None = None) -> dict[str, t.Any]:
+        return self._action._low_level_execute_command(self._command(program, argv, install_to))
 
     def _remote_tmp(self, name: str) -> str:
         shell = self._action._connection._shell
@@ -148,22 +151,16 @@ class WindowApp:
         answer = self._answer(res)
         if answer is None:
             temporary = self._transfer()
-            if self._install:
-                install = self._exec(temporary, ["install", f"--dest={self.path}"])
-                installed = self._answer(install)
-                if install["rc"] != 0 or installed is None:
-                    detail = (installed or {}).get("msg") or self._output(install)
-                    raise AnsibleActionFail(f"cannot install {self.path} with {self.interpreter}: {detail}",
-                                            result={"program": installed})
-                self.installed = True
-                res = self._exec(self.path, argv)
-            else:
-                res = self._exec(temporary, argv)
+            # Installing is the first thing the controller's copy does in the same run, before the command.
+            res = self._exec(temporary, argv, install_to=self.path if self._install else None)
             answer = self._answer(res)
+            if answer is not None and answer.get("install_failed"):
+                raise AnsibleActionFail(f"{answer.get('msg')} (run by {self.interpreter})", result={"program": answer})
             if answer is None:
                 raise AnsibleActionFail(
                     f"{PROGRAM_NAME} {argv[0]} did not answer when run by {self.interpreter} (exit status {res['rc']}):"
                     f" {self._output(res)}")
+            self.installed = self._install
         if res["rc"] != 0 and not answer.get("msg"):
             answer["msg"] = self._output(res) or f"exit status {res['rc']}"
         return res["rc"], answer

@@ -906,16 +906,16 @@ def test_write_file_creates_parents_and_is_idempotent(tmp_path, umask_077):
     assert os.listdir(dest.parent) == [dest.name]
 
 
-def test_install_command(tmp_path, umask_077):
+def test_install_copies_the_program(tmp_path, umask_077):
     app = tmp_path / "build" / "conntrack-debug-window.pyz"
     app.parent.mkdir()
     app.write_bytes(b"PK fake archive")
-    runner = wp.Program(Store(str(tmp_path / "state")), str(app))
     dest = tmp_path / "libexec" / "netfilter-conntrack" / "conntrack-debug-window.pyz"
-    assert runner.cmd_install(args("install", f"--dest={dest}"))["changed"] is True
-    assert runner.cmd_install(args("install", f"--dest={dest}"))["changed"] is False
+    assert wp.install(str(app), str(dest)) == (str(dest), None)
     assert dest.read_bytes() == b"PK fake archive" and stat.S_IMODE(dest.stat().st_mode) == 0o700
     assert stat.S_IMODE(dest.parent.stat().st_mode) == 0o755
+    program, failure = wp.install(str(app), str(app / "not-a-directory"))
+    assert program == str(app) and failure["install_failed"] is True and failure["failed"] is True
 
 
 INVALID_LOG = os.path.join(REPO, "tests", "unit", "plugins", "module_utils", "fixtures", "invalid_log")

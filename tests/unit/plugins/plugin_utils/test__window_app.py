@@ -123,13 +123,26 @@ def test_expect_sha256(app, tmp_path):
     assert rc == 0 and answer["program_version"] == wa.PROGRAM_NAME
 
 
-def test_the_app_installs_itself(app, tmp_path):
+def test_the_app_installs_itself_then_runs_the_command_as_the_installed_copy(app, tmp_path):
     dest = tmp_path / "libexec" / "netfilter-conntrack" / wa.PROGRAM_FILE
-    rc, answer, _stderr = run_app(app, f"--state-dir={tmp_path / 'state'}", "install", f"--dest={dest}")
-    assert rc == 0 and answer["changed"] is True
+    state = f"--state-dir={tmp_path / 'state'}"
+    rc, answer, _stderr = run_app(app, state, f"--install-to={dest}", "status")
+    assert rc == 0 and answer["program_version"] == wa.PROGRAM_NAME and "failed" not in answer
     assert hashlib.sha256(dest.read_bytes()).hexdigest() == wa.app_sha256()
     assert oct(dest.stat().st_mode & 0o777) == "0o700"
-    assert run_app(app, f"--state-dir={tmp_path / 'state'}", "install", f"--dest={dest}")[1]["changed"] is False
+    inode = dest.stat().st_ino
+    assert run_app(app, state, f"--install-to={dest}", "status")[0] == 0
+    assert dest.stat().st_ino == inode, "the same copy is not written again"
+
+
+def test_an_install_that_fails_runs_no_command(app, tmp_path):
+    blocker = tmp_path / "libexec"
+    blocker.write_text("a file where the directory should be")
+    state = tmp_path / "state"
+    rc, answer, _stderr = run_app(app, f"--state-dir={state}", f"--install-to={blocker / wa.PROGRAM_FILE}", "status")
+    assert rc == 1 and answer["install_failed"] is True and answer["failed"] is True
+    assert answer["msg"].startswith(f"cannot install {blocker / wa.PROGRAM_FILE}: ")
+    assert not state.exists()
 
 
 def test_bad_usage_exits_2(app):
@@ -205,7 +218,7 @@ class Host:
 
 INSTALLED = "/usr/local/libexec/netfilter-conntrack/" + wa.PROGRAM_FILE
 TEMPORARY = "/tmp/ansible-tmp-1/" + wa.PROGRAM_FILE
-INSTALL = (TEMPORARY, ["install", f"--dest={INSTALLED}"])
+INSTALL_TO = f"--install-to={INSTALLED}"
 
 STALE = [
     ("missing (the interpreter cannot open it)", result(2, "", "python3: can't open file")),
@@ -218,10 +231,11 @@ STALE = [
 
 @pytest.mark.parametrize("first", [s[1] for s in STALE], ids=[s[0] for s in STALE])
 def test_a_stale_copy_is_reinstalled(fresh_build, first):
-    host = Host(first, result(0, {"changed": True, "program_version": wa.PROGRAM_NAME}), result(0, ANSWER))
+    host = Host(first, result(0, ANSWER))
     app = wa.WindowApp(host.action, {}, "/usr/local/libexec/netfilter-conntrack", install=True)
     assert app.run(["status"]) == (0, ANSWER)
-    assert host.programs() == [(INSTALLED, ["status"]), INSTALL, (INSTALLED, ["status"])]
+    # The controller's copy installs itself and runs the command in the same run.
+    assert host.programs() == [(INSTALLED, ["status"]), (TEMPORARY, [INSTALL_TO, "status"])]
     assert app.installed is True
     assert host.transferred == {TEMPORARY: wa.build_app()}
     for words in host.commands:
@@ -249,16 +263,17 @@ def test_without_install_a_temporary_copy_runs(fresh_build):
 
 
 def test_a_failed_install_fails_the_action(fresh_build):
-    host = Host(result(0, ""), result(1, {"failed": True, "msg": "Read-only file system",
-                                          "program_version": wa.PROGRAM_NAME}))
+    host = Host(result(0, ""), result(1, {"failed": True, "install_failed": True, "program_version": wa.PROGRAM_NAME,
+                                          "msg": f"cannot install {INSTALLED}: Read-only file system"}))
     app = wa.WindowApp(host.action, {}, "/usr/local/libexec/netfilter-conntrack", install=True)
-    with pytest.raises(AnsibleActionFail, match=f"cannot install {INSTALLED} with /usr/bin/python3.11: Read-only"):
+    with pytest.raises(AnsibleActionFail, match=f"^cannot install {INSTALLED}: Read-only file system .run by"
+                                                " /usr/bin/python3.11.$"):
         app.run(["status"])
+    assert app.installed is False
 
 
 def test_a_program_that_never_answers_fails_the_action(fresh_build):
-    host = Host(result(0, ""), result(0, {"changed": True, "program_version": wa.PROGRAM_NAME}),
-                result(1, "", "Traceback: SyntaxError"))
+    host = Host(result(0, ""), result(1, "", "Traceback: SyntaxError"))
     app = wa.WindowApp(host.action, {}, "/usr/local/libexec/netfilter-conntrack", install=True)
     with pytest.raises(AnsibleActionFail, match="status did not answer when run by /usr/bin/python3.11 .exit status 1.:"
                                                 " Traceback: SyntaxError"):
