@@ -16,23 +16,8 @@ from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.netfilter.conntrack.plugins.plugin_utils._argspecs import REPORT_ARGUMENT_SPEC
+from ansible_collections.netfilter.conntrack.plugins.plugin_utils._controller_file import write_controller_file
 from ansible_collections.netfilter.conntrack.plugins.plugin_utils._window_app import WindowApp
-
-
-def write_controller_file(path: str, text: str) -> bool:
-    """Write text to path on the controller (directory 0750, file 0640) unless it already holds it."""
-    os.makedirs(os.path.dirname(path), mode=0o750, exist_ok=True)
-    try:
-        with open(path, encoding="utf-8") as handle:
-            if handle.read() == text:
-                return False
-    except OSError:
-        pass
-    tmp = f"{path}.{os.getpid()}.tmp"
-    with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640), "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.replace(tmp, path)
-    return True
 
 
 class ActionModule(ActionBase):

@@ -894,7 +894,6 @@ class Program:
         return result
 
 
-
 def make_dirs(directory: str) -> None:
     """Create missing parents with the usual 0755 of system directories, whatever the umask."""
     missing = []

@@ -6,12 +6,13 @@
 Note that this plugin util is **PRIVATE** to the collection. It can have breaking changes at any time.
 Do not use this from other collections or standalone plugins!
 
-The documentation-only modules ``plugins/modules/conntrack_debug_window.py`` and
-``conntrack_debug_report.py`` document these options; a unit test checks that both agree.
+The documentation-only modules ``plugins/modules/conntrack_debug_window.py``, ``conntrack_debug_report.py`` and
+``conntrack_fleet_files.py`` document these options; a unit test checks that they agree.
 """
 
 from __future__ import annotations
 
+from ansible_collections.netfilter.conntrack.plugins.module_utils._kernel_log import SOURCES
 from ansible_collections.netfilter.conntrack.plugins.plugin_utils._window_app import DEFAULT_PROGRAM_DIR
 
 DEFAULT_FACTS_PATH = "/etc/ansible/facts.d/netfilter_conntrack.fact"
@@ -35,9 +36,17 @@ REPORT_ARGUMENT_SPEC = {
     "local_facts": {"type": "bool", "default": True},
     "facts_path": {"type": "path", "default": DEFAULT_FACTS_PATH},
     "report_dir": {"type": "path"},
-    "log_source": {"type": "str", "choices": ["auto", "journal", "kmsg", "dmesg", "file"], "default": "auto"},
+    "log_source": {"type": "str", "choices": list(SOURCES), "default": "auto"},
     "log_path": {"type": "path"},
     "program_dir": {"type": "path", "default": DEFAULT_PROGRAM_DIR},
 }
 
-__all__ = ("DEFAULT_FACTS_PATH", "REPORT_ARGUMENT_SPEC", "WINDOW_ARGUMENT_SPEC")
+FLEET_FILES_ARGUMENT_SPEC = {
+    "reports": {"type": "list", "elements": "dict", "required": True},
+    "failed": {"type": "list", "elements": "str", "default": []},
+    "dest": {"type": "path", "required": True},
+    "formats": {"type": "list", "elements": "str", "choices": ["markdown", "html"], "default": ["markdown", "html"]},
+    "redact_addresses": {"type": "bool", "default": False},
+}
+
+__all__ = ("DEFAULT_FACTS_PATH", "FLEET_FILES_ARGUMENT_SPEC", "REPORT_ARGUMENT_SPEC", "WINDOW_ARGUMENT_SPEC")

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import stat
 from unittest.mock import MagicMock
 
 import pytest
@@ -14,18 +13,6 @@ import pytest
 from ansible.errors import AnsibleActionFail
 
 from ansible_collections.netfilter.conntrack.plugins.action import conntrack_debug_report as report_action
-from ansible_collections.netfilter.conntrack.plugins.action.conntrack_debug_report import write_controller_file
-
-
-def test_write_controller_file(tmp_path):
-    path = str(tmp_path / "reports" / "h1.json")
-    assert write_controller_file(path, "{}\n") is True
-    assert write_controller_file(path, "{}\n") is False
-    assert write_controller_file(path, '{"a": 1}\n') is True
-    with open(path, encoding="utf-8") as handle:
-        assert handle.read() == '{"a": 1}\n'
-    assert stat.S_IMODE(os.stat(path).st_mode) & 0o007 == 0
-    assert os.listdir(tmp_path / "reports") == ["h1.json"]
 
 
 # --- the action: one run of the host program's collect -----------------------------------------------------------

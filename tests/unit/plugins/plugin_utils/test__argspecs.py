@@ -9,12 +9,17 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from ansible_collections.netfilter.conntrack.plugins.modules import conntrack_debug_report, conntrack_debug_window
-from ansible_collections.netfilter.conntrack.plugins.plugin_utils._argspecs import REPORT_ARGUMENT_SPEC, WINDOW_ARGUMENT_SPEC
+from ansible_collections.netfilter.conntrack.plugins.modules import conntrack_debug_report, conntrack_debug_window, conntrack_fleet_files
+from ansible_collections.netfilter.conntrack.plugins.plugin_utils._argspecs import (
+    FLEET_FILES_ARGUMENT_SPEC,
+    REPORT_ARGUMENT_SPEC,
+    WINDOW_ARGUMENT_SPEC,
+)
 
 PAIRS = [
     ("conntrack_debug_window", conntrack_debug_window, WINDOW_ARGUMENT_SPEC),
     ("conntrack_debug_report", conntrack_debug_report, REPORT_ARGUMENT_SPEC),
+    ("conntrack_fleet_files", conntrack_fleet_files, FLEET_FILES_ARGUMENT_SPEC),
 ]
 FIELDS = ("type", "elements", "default", "choices", "required")
 
@@ -53,4 +58,5 @@ def test_every_option_has_a_type_and_a_description(module):
 def test_documented_defaults_are_valid_choices(module, spec):
     for name, option in spec.items():
         if "choices" in option and "default" in option:
-            assert option["default"] in option["choices"], name
+            defaults = option["default"] if option["type"] == "list" else [option["default"]]
+            assert set(defaults) <= set(option["choices"]), name
