@@ -71,7 +71,8 @@ options:
     type: path
   log_source:
     description:
-      - Where M(netfilter.conntrack.conntrack_invalid_log_facts) reads the kernel log (its O(netfilter.conntrack.conntrack_invalid_log_facts#module:source)).
+      - Where the kernel log is read, as O(netfilter.conntrack.conntrack_invalid_log_facts#module:source) of
+        M(netfilter.conntrack.conntrack_invalid_log_facts).
       - V(file) reads O(log_path), for example a kernel log file that rsyslog writes.
     type: str
     choices: [auto, journal, kmsg, dmesg, file]
@@ -86,8 +87,9 @@ options:
     type: path
     default: /usr/local/libexec/netfilter-conntrack
 notes:
-  - Needs root on the host, like the modules it runs.
-  - The modules run inside this task, so C(module_defaults) set for them do not apply; set this module's options.
+  - Needs root on the host, like the fact modules whose code the host program runs.
+  - The fact modules do not run as modules in this task, so C(module_defaults) set for them do not apply; set this
+    module's options.
 seealso:
   - module: netfilter.conntrack.conntrack_debug_window
   - module: netfilter.conntrack.conntrack_lists_facts
