@@ -29,7 +29,7 @@ class ActionModule(ActionBase):
         _validation, args = self.validate_argument_spec(argument_spec=FLEET_FILES_ARGUMENT_SPEC)
         summary = conntrack_fleet_report(args["reports"], "summary", failed=args["failed"])
         texts = {"json": json.dumps(summary, indent=4, sort_keys=True) + "\n"}
-        for name in args["formats"]:
+        for name in sorted(set(args["formats"]) - {"json"}):
             texts[name] = conntrack_fleet_report(args["reports"], name, failed=args["failed"],
                                                  redact_addresses=args["redact_addresses"])
         dest = os.path.abspath(args["dest"])

@@ -54,12 +54,13 @@ options:
     required: true
   formats:
     description:
-      - The files written besides C(fleet-summary.json), which is always written. V(markdown) is
-        C(fleet-summary.md), V(html) is C(fleet-report.html).
+      - The files written. V(json) is C(fleet-summary.json), which is written whether it is listed or not (as with
+        the role's C(conntrack_debug_report_formats)); V(markdown) is C(fleet-summary.md), V(html) is
+        C(fleet-report.html).
     type: list
     elements: str
-    choices: [markdown, html]
-    default: [markdown, html]
+    choices: [json, markdown, html]
+    default: [json, markdown, html]
   redact_addresses:
     description:
       - Replace the IP addresses of the Markdown and HTML files by C(addr-1), C(addr-2), ..., as the filter's

@@ -45,7 +45,8 @@ FLEET_FILES_ARGUMENT_SPEC = {
     "reports": {"type": "list", "elements": "dict", "required": True},
     "failed": {"type": "list", "elements": "str", "default": []},
     "dest": {"type": "path", "required": True},
-    "formats": {"type": "list", "elements": "str", "choices": ["markdown", "html"], "default": ["markdown", "html"]},
+    "formats": {"type": "list", "elements": "str", "choices": ["json", "markdown", "html"],
+                "default": ["json", "markdown", "html"]},
     "redact_addresses": {"type": "bool", "default": False},
 }
 

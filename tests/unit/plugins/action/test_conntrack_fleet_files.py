@@ -73,6 +73,7 @@ def test_only_the_asked_formats_besides_the_json(reports, tmp_path):
     assert sorted(result["files"]) == ["html", "json"]
     assert sorted(os.listdir(tmp_path)) == ["fleet-report.html", "fleet-summary.json"]
     assert sorted(run_action(reports=reports, dest=str(tmp_path), formats=[])["files"]) == ["json"]
+    assert sorted(run_action(reports=reports, dest=str(tmp_path), formats=["json"])["files"]) == ["json"]
 
 
 def test_check_mode_says_what_would_be_written_and_writes_nothing(reports, tmp_path):
