@@ -376,8 +376,8 @@ def case_host_values_enable_did_not_touch_are_not_reverted(state):
 
 def case_install_creates_system_directories_0755(state):
     dest = os.path.join(WORK, "fresh", "libexec", "netfilter-conntrack", "conntrack-debug-window.pyz")
-    rc, installed = program(state, "install", f"--dest={dest}")
-    assert rc == 0, installed
+    rc, installed = program(state, f"--install-to={dest}", "status")
+    assert rc == 0 and not installed.get("failed"), installed
     for directory in (os.path.dirname(os.path.dirname(dest)), os.path.dirname(dest)):
         assert oct(os.stat(directory).st_mode & 0o777) == "0o755", directory
     assert oct(os.stat(dest).st_mode & 0o777) == "0o700"
