@@ -17,7 +17,7 @@ export PATH := $(CACHE)/pybin:$(VENV)/bin:$(PATH)
 export ANSIBLE_COLLECTIONS_PATH := $(TREE)
 export ANSIBLE_FORCE_COLOR := 0
 
-.PHONY: setup tree demo test units units-new sanity sanity-new lint integration integration-ends ee-test docs docs-lint ee-check changelog-lint build-test molecule upgrade-test vm-test vm-matrix vm-sites
+.PHONY: setup tree demo test mitogen-test units units-new sanity sanity-new lint integration integration-ends ee-test docs docs-lint ee-check changelog-lint build-test molecule upgrade-test vm-test vm-matrix vm-sites
 
 setup:
 	.ci/setup
@@ -85,6 +85,10 @@ integration-ends: tree
 ee-test: setup
 	tests/ee/build.sh
 	tests/ee/run.sh
+
+# The collection's role driven through Mitogen's strategy (tests/mitogen/run.sh). Not part of `make test`.
+mitogen-test: setup
+	tests/mitogen/run.sh
 
 # Real-kernel tier (qemu, TCG): the targets that need a kernel with dynamic debug and modular
 # netfilter, in a Debian 6.1 guest. Not part of `make test`: see the README for its duration.
