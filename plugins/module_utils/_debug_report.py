@@ -14,6 +14,8 @@ import time
 import typing as t
 
 from ansible_collections.netfilter.conntrack.plugins.module_utils._plan import diagnose
+from ansible_collections.netfilter.conntrack.plugins.module_utils._verdict_evidence import namespace_evidence
+from ansible_collections.netfilter.conntrack.plugins.module_utils._verdicts import evaluate
 
 NO_WINDOW_NOTE = "No debug window is active (enable was not run, or it was reverted): the log was read since boot."
 CHILD_NAMESPACE_NOTE = (
@@ -22,10 +24,16 @@ CHILD_NAMESPACE_NOTE = (
 
 
 def build_report(host: str, status: dict[str, t.Any], lists: list[dict[str, t.Any]], invalid_log: dict[str, t.Any],
-                 acting_in_netns: bool, plans: dict[str, dict[str, t.Any]] | None = None) -> dict[str, t.Any]:
+                 acting_in_netns: bool, plans: dict[str, dict[str, t.Any]] | None = None,
+                 thresholds: dict[str, t.Any] | None = None, makeups: dict[str, dict[str, t.Any]] | None = None,
+                 captures: dict[str, t.Any] | None = None) -> dict[str, t.Any]:
     """The per-host report from the program's status, one conntrack_lists_facts result per namespace of
     status["order"], the conntrack_invalid_log_facts summary and, with ``plans`` (conntrack_plan_facts per
-    namespace id), the plan and the diagnosis (plan problems, counters reconciled with the log, table-full)."""
+    namespace id), the plan and the diagnosis (plan problems, counters reconciled with the log, table-full).
+
+    ``verdicts`` names the known problems per namespace (_verdicts.evaluate) with ``thresholds`` (None: the
+    defaults), the table make-up of each namespace (``makeups``, _table_makeup.read_makeup per namespace id) and,
+    where an exact capture of the invalid packets exists, its aggregate per namespace id (``captures``)."""
     windows = status.get("namespaces") or {}
     active = [window for window in windows.values() if window.get("active")]
     # nf_log_all_netns exists only in the initial namespace: None means the connection is in a child one.
@@ -39,12 +47,16 @@ def build_report(host: str, status: dict[str, t.Any], lists: list[dict[str, t.An
         for finding in (facts.get("discrepancy") or {}).get("findings") or []:
             if finding.get("code") not in codes:
                 codes.append(finding.get("code"))
+    conntrack = dict(zip(status.get("order") or [], lists))
+    for label, makeup in (makeups or {}).items():
+        if isinstance(conntrack.get(label), dict):
+            conntrack[label] = dict(conntrack[label], makeup=makeup)
     report = {
         "host": host,
         "collected_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(status.get("now") or 0))),
         "window_active": bool(active),
         "windows": windows,
-        "conntrack": dict(zip(status.get("order") or [], lists)),
+        "conntrack": conntrack,
         "invalid_log": invalid_log,
         "discrepancy": codes,
         "notes": notes,
@@ -52,6 +64,8 @@ def build_report(host: str, status: dict[str, t.Any], lists: list[dict[str, t.An
     if plans is not None:
         report["plan"] = {label: {k: v for k, v in plan.items() if k != "probe"} for label, plan in plans.items()}
         report["diagnosis"] = diagnose(plans, windows, invalid_log, dict(zip(plans, lists)))
+    report["verdicts"] = {label: evaluate(namespace_evidence(report, label, (captures or {}).get(label)), thresholds)
+                          for label in conntrack}
     return report
 
 

@@ -68,3 +68,16 @@ def test_build_report(status, facts, total, in_netns, active, notes, codes):
     assert report["discrepancy"] == codes
     assert report["conntrack"] == dict(zip(status["order"], facts))
     assert report["invalid_log"] == {"total": total}
+
+
+def test_build_report_names_verdicts_per_namespace_with_thresholds():
+    status = {"namespaces": {"netns-a": dict(ACTIVE, enabled_at=1795766100.0, stats_baseline={"insert_failed": 0},
+                                                stats_delta={"insert_failed": 12})},
+              "order": ["netns-a"], "nf_log_all_netns": "1", "now": 1795766400.0}
+    facts = [{"count": 3, "max": 100, "buckets": 64, "table": {"by_protocol": {"udp": 3}}, "discrepancy": {}}]
+    makeup = {"listed": 3, "unreplied": 0, "top_ports": [{"protocol": "udp", "dport": 53, "count": 3}]}
+    report = build_report("h1", status, facts, {"total": 0}, acting_in_netns=True, makeups={"netns-a": makeup})
+    assert [one["id"] for one in report["verdicts"]["netns-a"]] == ["udp_insert_race"]
+    assert report["conntrack"]["netns-a"]["makeup"] == makeup
+    raised = build_report("h1", status, facts, {"total": 0}, acting_in_netns=True, thresholds={"rising_min_delta": 20})
+    assert [one["id"] for one in raised["verdicts"]["netns-a"]] == ["nothing_wrong"]
