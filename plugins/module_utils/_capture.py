@@ -1,0 +1,381 @@
+# Copyright (c) 2026, netfilter.conntrack contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""The evidence collector of a debug window: nfnetlink_log in every debugged namespace, with budgets.
+
+Note that this module util is **PRIVATE** to the collection. It can have breaking changes at any time.
+Do not use this from other collections or standalone plugins/modules!
+
+What is counted.
+    Log events: one each time conntrack judged a packet invalid and called the logger
+    (``nf_l4proto_log_invalid``). That is not one per packet. A packet is judged at every conntrack
+    hook it passes. 20,000 SYN+FIN packets sent to 127.0.0.1 in a namespace give 40,000 events on
+    6.18: each is judged in OUTPUT and again in PREROUTING when loopback delivers it, and each event
+    comes from a different hook with the same payload. Sent between two namespaces over a veth pair,
+    each packet is judged once, in the receiver's PREROUTING: 20,000 packets give 20,000 events.
+    The ``invalid`` counter of ``conntrack -S`` rises by 80,000 for the loopback run because it is
+    summed over CPUs and counts every rejection (``NF_ACCEPT`` of an untracked packet included) at
+    both hooks, and ``nf_conntrack_in`` counts each rejection twice: once in the protocol's packet
+    handler (``-NF_ACCEPT``) and once where the caller records ``invalid`` for that return value.
+    docs/benchmarks.md ("Evidence capture") gives the measured numbers.
+
+One socket per namespace.
+    A netlink socket stays in the namespace it was created in, so the collector enters each
+    namespace (setns on an fd of /run/netns/NAME or /proc/PID/ns/net), creates and binds its socket,
+    resolves interface names there, and returns. It then polls all sockets from its own namespace.
+
+Budgets end the window: packets captured, events per second over ``rate_interval`` seconds, the
+collector's CPU share over ``cpu_interval`` seconds, and (when ``watch_kmsg``) kernel-log lines per
+second read from /dev/kmsg. The first one exceeded is written to the aggregate (name, value, limit,
+time), ``on_budget_exceeded`` is called with it, and the collector stops.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import errno
+import os
+import re
+import select
+import signal
+import socket
+import time
+import typing as t
+
+from ansible_collections.netfilter.conntrack.plugins.module_utils._capture_aggregate import (
+    COUNTED,
+    SCHEMA,
+    NamespaceTally,
+    classify,
+    process_start_ticks,
+    write_json_atomic,
+)
+from ansible_collections.netfilter.conntrack.plugins.module_utils._netns import InNetns, open_netns
+from ansible_collections.netfilter.conntrack.plugins.module_utils._nflog import CONNTRACK_GROUP, DEFAULT_COPY_RANGE, GroupTaken, NflogSocket
+from ansible_collections.netfilter.conntrack.plugins.module_utils._pcapng import PcapngWriter
+
+TICK = 0.1
+DRAIN_PER_TICK = 4096  # datagrams per socket between two budget checks
+_SAFE_LABEL_RE = re.compile(r"[^A-Za-z0-9_.-]")
+
+
+@dataclasses.dataclass
+class Budgets:
+    """Limits that end the window; None switches one off."""
+
+    max_packets: int | None = 1_000_000
+    max_rate: float | None = 50_000.0
+    rate_interval: float = 2.0
+    max_cpu_share: float | None = 0.5
+    cpu_interval: float = 5.0
+    max_kmsg_lines_per_second: float | None = None
+
+
+@dataclasses.dataclass
+class CaptureConfig:
+    """What to capture where: ``namespaces`` is a list of (label, netns name or path, or None for ours)."""
+
+    namespaces: list[tuple[str, str | None]]
+    aggregate_path: str
+    pcap_dir: str | None = None
+    samples_per_reason: int = 20
+    budgets: Budgets = dataclasses.field(default_factory=Budgets)
+    group: int = CONNTRACK_GROUP
+    copy_range: int = DEFAULT_COPY_RANGE
+    max_keys: int = 64
+    max_peers: int = 256
+    watch_kmsg: bool = False
+    flush_interval: float = 1.0
+    deadline: float | None = None  # epoch seconds; the window's own revert normally comes first
+
+
+class _Source:
+    """One namespace: its socket, interface names, pcapng and tally."""
+
+    def __init__(self, tally: NamespaceTally) -> None:
+        self.tally = tally
+        self.sock: NflogSocket | None = None
+        self.netns_fd: int | None = None
+        self.netns_path = ""
+        self.ifnames: dict[int, str] = {}
+        self.ifnames_refreshed = 0.0
+        self.pcap: PcapngWriter | None = None
+
+    def ifname(self, index: int | None) -> str:
+        if index is None:
+            return ""
+        name = self.ifnames.get(index)
+        if name is None and time.monotonic() - self.ifnames_refreshed > 1.0:
+            self.refresh_ifnames()  # an interface created during the window
+            name = self.ifnames.get(index)
+        return name or "if%d" % index
+
+    def refresh_ifnames(self) -> None:
+        self.ifnames_refreshed = time.monotonic()
+        with InNetns(self.netns_fd, self.netns_path):
+            self.ifnames = dict(socket.if_nameindex())
+
+    def close(self) -> None:
+        if self.sock is not None:
+            self.sock.close()
+        if self.pcap is not None:
+            self.pcap.close()
+        if self.netns_fd is not None:
+            os.close(self.netns_fd)
+
+
+def _open_source(config: CaptureConfig, label: str, netns: str | None) -> _Source:
+    source = _Source(NamespaceTally(label, netns, config.max_keys, config.max_peers))
+    tally = source.tally
+    try:
+        if netns is not None:
+            source.netns_fd, source.netns_path = open_netns(netns)
+        with InNetns(source.netns_fd, source.netns_path):
+            source.sock = NflogSocket(config.group)
+            source.ifnames = dict(socket.if_nameindex())
+        source.ifnames_refreshed = time.monotonic()
+        source.sock.bind(copy_range=config.copy_range)
+        tally.rcvbuf = source.sock.rcvbuf
+        if config.pcap_dir is not None and config.samples_per_reason > 0:
+            tally.pcapng = os.path.join(config.pcap_dir, _SAFE_LABEL_RE.sub("_", label) + ".pcapng")
+            source.pcap = PcapngWriter(tally.pcapng, label, config.copy_range)
+        tally.status = "capturing"
+    except GroupTaken as exc:
+        tally.status, tally.error = "group_taken", str(exc)
+    except Exception as exc:  # one namespace that cannot be captured must not stop the others
+        tally.status, tally.error = "error", "%s: %s" % (type(exc).__name__, exc)
+    if tally.status != "capturing" and source.sock is not None:
+        source.sock.close()  # unbinds only a group this socket had bound
+        source.sock = None
+    return source
+
+
+class _KmsgWatch:
+    """Counts the lines the kernel writes to its log from now on (all of them: the budget is on noise)."""
+
+    def __init__(self) -> None:
+        self.lines = 0
+        self.overwritten = 0
+        self.fd = os.open("/dev/kmsg", os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        os.lseek(self.fd, 0, os.SEEK_END)
+
+    def poll(self) -> None:
+        while True:
+            try:
+                os.read(self.fd, 8192)  # one record per read
+            except BlockingIOError:
+                return
+            except OSError as exc:
+                if exc.errno != errno.EPIPE:
+                    raise
+                self.overwritten += 1  # records overwritten before we read them: keep counting
+                continue
+            self.lines += 1
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
+class _Rate:
+    """Increase of a counter per second over the last ``interval`` seconds."""
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self.points: collections.deque[tuple[float, float]] = collections.deque()
+
+    def add(self, now: float, value: float) -> float | None:
+        self.points.append((now, value))
+        while len(self.points) > 2 and now - self.points[1][0] >= self.interval:
+            self.points.popleft()
+        first_time, first_value = self.points[0]
+        if now - first_time < self.interval:
+            return None
+        return (value - first_value) / (now - first_time)
+
+
+def _cpu_seconds() -> float:
+    times = os.times()
+    return times.user + times.system
+
+
+class _BudgetWatch:
+    def __init__(self, budgets: Budgets) -> None:
+        self.budgets = budgets
+        self.rate = _Rate(budgets.rate_interval)
+        self.cpu = _Rate(budgets.cpu_interval)
+        self.kmsg = _Rate(1.0)
+
+    def check(self, now: float, events: int, kmsg_lines: int | None) -> dict[str, t.Any] | None:
+        budgets = self.budgets
+        found = []
+        if budgets.max_packets is not None and events > budgets.max_packets:
+            found.append(("max_packets", events, budgets.max_packets))
+        rate = self.rate.add(now, events)
+        if budgets.max_rate is not None and rate is not None and rate > budgets.max_rate:
+            found.append(("max_rate", round(rate, 1), budgets.max_rate))
+        share = self.cpu.add(now, _cpu_seconds())
+        if budgets.max_cpu_share is not None and share is not None and share > budgets.max_cpu_share:
+            found.append(("max_cpu_share", round(share, 3), budgets.max_cpu_share))
+        if kmsg_lines is not None:
+            lines = self.kmsg.add(now, kmsg_lines)
+            limit = budgets.max_kmsg_lines_per_second
+            if limit is not None and lines is not None and lines > limit:
+                found.append(("max_kmsg_lines_per_second", round(lines, 1), limit))
+        if not found:
+            return None
+        name, value, limit = found[0]
+        return {"name": name, "value": value, "limit": limit, "at": now, "at_utc": _utc(now)}
+
+
+def _utc(epoch: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(epoch)) + ".%03dZ" % int(epoch % 1 * 1000)
+
+
+class _Collector:
+    def __init__(self, config: CaptureConfig) -> None:
+        self.config = config
+        self.started = time.time()
+        self.pid = os.getpid()
+        self.pid_start_ticks = process_start_ticks(self.pid)
+        self.state = "running"
+        self.stopped_by: str | None = None
+        self.budget: dict[str, t.Any] | None = None
+        self.callback_seconds: float | None = None
+        self.sources: list[_Source] = []
+        self.kmsg: _KmsgWatch | None = None
+        self.stop_requested = False
+
+    def events(self) -> int:
+        return sum(source.tally.events for source in self.sources)
+
+    def handle(self, source: _Source) -> None:
+        sock, tally, per_reason = source.sock, source.tally, self.config.samples_per_reason
+        assert sock is not None
+        for _ in range(DRAIN_PER_TICK):
+            overruns = sock.overruns
+            records = sock.receive()
+            if sock.overruns != overruns:
+                tally.overrun_since_last_event = True
+                continue
+            if not records:
+                break
+            tally.overrun_since_last_event = False
+            for record in records:
+                fields = classify(record, source.ifname)
+                tally.count(fields)
+                if source.pcap is not None and tally.wants_sample(fields["reason"], per_reason):
+                    source.pcap.add(record.payload, fields["reason_text"], record.timestamp)
+        tally.overruns, tally.seq_lost, tally.unnumbered = sock.overruns, sock.sequence.lost, sock.sequence.unnumbered
+
+    def aggregate(self) -> dict[str, t.Any]:
+        now = time.time()
+        usage = _resource_usage()
+        return {
+            "schema": SCHEMA,
+            "counted": COUNTED,
+            "state": self.state,
+            "stopped_by": self.stopped_by,
+            "pid": self.pid,
+            "pid_start_ticks": self.pid_start_ticks,
+            "started": self.started,
+            "started_utc": _utc(self.started),
+            "heartbeat": now,
+            "heartbeat_utc": _utc(now),
+            "group": self.config.group,
+            "events": self.events(),
+            "budgets": dataclasses.asdict(self.config.budgets),
+            "budget_exceeded": self.budget,
+            "callback_seconds": self.callback_seconds,
+            "kmsg_lines": self.kmsg.lines if self.kmsg is not None else None,
+            "cpu_seconds": round(_cpu_seconds(), 3),
+            "max_rss_kib": usage,
+            "namespaces": [source.tally.as_dict() for source in self.sources],
+        }
+
+    def flush(self) -> dict[str, t.Any]:
+        data = self.aggregate()
+        write_json_atomic(self.config.aggregate_path, data)
+        return data
+
+
+def _resource_usage() -> int | None:
+    try:
+        import resource  # not on every platform the controller imports module_utils on
+    except ImportError:
+        return None
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def _install_stop_signals(collector: _Collector) -> dict[int, t.Any]:
+    def request_stop(_signum: int, _frame: t.Any) -> None:
+        collector.stop_requested = True
+
+    return {signum: signal.signal(signum, request_stop) for signum in (signal.SIGTERM, signal.SIGINT)}
+
+
+def _loop(collector: _Collector, on_budget_exceeded: t.Callable[[dict[str, t.Any]], t.Any] | None) -> None:
+    config = collector.config
+    watch = _BudgetWatch(config.budgets)
+    poller = select.poll()
+    by_fd = {}
+    for source in collector.sources:
+        if source.sock is not None:
+            poller.register(source.sock.fileno(), select.POLLIN)
+            by_fd[source.sock.fileno()] = source
+    next_flush = time.monotonic()
+    while not collector.stop_requested:
+        for fd, _event in poller.poll(TICK * 1000):
+            collector.handle(by_fd[fd])
+        if collector.kmsg is not None:
+            collector.kmsg.poll()
+        now = time.time()
+        budget = watch.check(now, collector.events(), collector.kmsg.lines if collector.kmsg else None)
+        if budget is not None:
+            collector.budget, collector.state, collector.stopped_by = budget, "budget_exceeded", "budget"
+            collector.flush()
+            if on_budget_exceeded is not None:
+                on_budget_exceeded(budget)
+            collector.callback_seconds = round(time.time() - budget["at"], 4)
+            return
+        if config.deadline is not None and now >= config.deadline:
+            collector.stopped_by = "deadline"
+            return
+        if time.monotonic() >= next_flush:
+            collector.flush()
+            next_flush = time.monotonic() + config.flush_interval
+    collector.stopped_by = "signal"
+
+
+def run_collector(
+    config: CaptureConfig,
+    on_budget_exceeded: t.Callable[[dict[str, t.Any]], t.Any] | None = None,
+    handle_signals: bool = True,
+) -> dict[str, t.Any]:
+    """Capture until SIGTERM/SIGINT, the deadline or a budget; return the final aggregate (also written).
+
+    Namespaces whose group is taken (``status: group_taken``) or that cannot be opened (``error``) are
+    reported and left alone; the collector runs as long as one namespace captures.
+    """
+    collector = _Collector(config)
+    previous = _install_stop_signals(collector) if handle_signals else {}
+    try:
+        collector.sources = [_open_source(config, label, netns) for label, netns in config.namespaces]
+        if config.watch_kmsg:
+            collector.kmsg = _KmsgWatch()
+        if any(source.sock is not None for source in collector.sources):
+            collector.flush()
+            _loop(collector, on_budget_exceeded)
+        else:
+            collector.stopped_by = "nothing_to_capture"
+        if collector.state == "running":
+            collector.state = "stopped"
+        return collector.flush()
+    finally:
+        for source in collector.sources:
+            source.close()
+        if collector.kmsg is not None:
+            collector.kmsg.close()
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
