@@ -20,6 +20,7 @@ import os
 import re
 import typing as t
 
+from ansible_collections.netfilter.conntrack.plugins.module_utils._atomic_file import read_regular_file, write_file_atomically
 from ansible_collections.netfilter.conntrack.plugins.module_utils._errors import ConntrackModuleError
 
 SUMMARY_FORMAT = 1
@@ -161,6 +162,17 @@ def namespace_summary(
 def failed_namespace(netns: str | None, msg: str) -> dict[str, t.Any]:
     """A namespace that could not be gathered (it vanished, or entering it failed)."""
     return {"netns": netns, "error": msg}
+
+
+def unreadable_name_label(name: str) -> str | None:
+    """None for a name that is valid UTF-8; else a printable label for it, its undecodable bytes as ``\\xNN``.
+
+    os.listdir() gives such a name with surrogate escapes, which no JSON result and no textfile can hold."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return None
 
 
 def trim_invalid_log(invalid_log: dict[str, t.Any] | None) -> dict[str, t.Any]:
@@ -324,39 +336,24 @@ def render_textfile(summary: dict[str, t.Any]) -> str:
 
 
 def write_textfile(directory: str, text: str, check_mode: bool = False) -> dict[str, t.Any]:
-    """Write ``text`` to DIRECTORY/netfilter_conntrack.prom atomically (a temporary file in the same directory,
-    synced, then renamed), mode 0644, so that node_exporter never reads half a file."""
+    """Write ``text`` to DIRECTORY/netfilter_conntrack.prom atomically, mode 0644, so that node_exporter never
+    reads half a file. Whatever is at that name (a symlink, a FIFO) is neither followed nor waited on: it is
+    replaced (see ``_atomic_file``)."""
     path = os.path.join(directory, TEXTFILE_NAME)
     if not os.path.isdir(directory):
         raise ConntrackModuleError(f"textfile directory {directory} does not exist or is not a directory")
-    try:
-        with open(path, encoding="utf-8") as handle:
-            before = handle.read()
-    except OSError:
-        before = None
     result = {"dest": path, "written": False, "bytes": len(text.encode("utf-8"))}
-    if before == text or check_mode:
+    if check_mode or read_regular_file(path) == text:
         return result
     # node_exporter ignores files not ending in .prom, so the temporary name never shows up as metrics.
-    tmp = os.path.join(directory, f".{TEXTFILE_NAME}.{os.getpid()}.tmp")
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
+        write_file_atomically(directory, TEXTFILE_NAME, text.encode("utf-8"), 0o644)
     except OSError as exc:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise ConntrackModuleError(f"cannot write {path}: {exc.strerror}") from exc
+        raise ConntrackModuleError(f"cannot write {path}: {exc.strerror or exc}") from exc
     result["written"] = True
     return result
 
 
 __all__ = ("DISCREPANCY_CODES", "DROP_COUNTERS", "FACTS_ARGUMENT_SPEC", "LOGGER_FAMILIES", "LOG_SOURCES", "SUMMARY_FORMAT", "TEXTFILE_NAME", "build_summary",
            "failed_namespace", "kernel_series", "namespace_summary", "render_textfile", "table_full_events", "trim_invalid_log",
-           "write_textfile")
+           "unreadable_name_label", "write_textfile")

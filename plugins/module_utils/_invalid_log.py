@@ -95,6 +95,7 @@ _TABLE_FULL_RE = re.compile(
 _EXPECT_FULL_RE = re.compile(r"^(?:nf_conntrack: )?nf_conntrack: expectation table full\s*$")
 _RATELIMIT_RE = re.compile(r"^net_ratelimit: (?P<count>\d+) callbacks suppressed\s*$")
 MAX_INTERFACES = 20
+KERNEL_FACILITY = 0
 
 
 def parse_kernel_event(message: str) -> dict[str, t.Any] | None:
@@ -455,6 +456,28 @@ def kmsg_sequence(line: str) -> int | None:
     return int(match.group("seq")) if match else None
 
 
+def kmsg_facility(line: str) -> int | None:
+    """The syslog facility of a ``/dev/kmsg`` record (its priority shifted right by 3: 0 is the kernel), else None.
+
+    A program may write to /dev/kmsg, but the kernel gives its records facility 1 (user) unless the program asks
+    for another one, never 0: facility 0 is what tells a kernel record from a forged one."""
+    if not line[:1].isdigit():
+        return None
+    match = _KMSG_RE.match(line)
+    return int(match.group("prio")) >> 3 if match else None
+
+
+def journal_entry_from_kernel(entry: dict[str, t.Any]) -> bool:
+    """Whether a ``journalctl -o json`` entry may be a kernel record: from ``_TRANSPORT=kernel`` with
+    ``SYSLOG_FACILITY=0``. journald marks every record it reads from /dev/kmsg as kernel transport, including
+    those programs wrote there, so the facility decides; an entry that carries neither field cannot be told."""
+    transport = entry.get("_TRANSPORT")
+    if transport is not None and transport != "kernel":
+        return False
+    facility = entry.get("SYSLOG_FACILITY")
+    return facility is None or str(facility) == str(KERNEL_FACILITY)
+
+
 def journal_missed(entry: t.Any) -> int | None:
     """The number in journald's "Missed N kernel messages" entry (``journalctl -o json``), else None."""
     if not isinstance(entry, dict):
@@ -477,15 +500,22 @@ def iter_text_lines(stream: t.Iterable[bytes]) -> t.Iterator[str]:
         yield raw.decode("utf-8", "replace")
 
 
+def _journal_object(line: str) -> dict[str, t.Any] | None:
+    """The ``journalctl -o json`` object on a line, else None."""
+    stripped = line.strip()
+    if not stripped.startswith("{"):
+        return None
+    try:
+        entry = json.loads(stripped)
+    except ValueError:
+        return None
+    return entry if isinstance(entry, dict) else None
+
+
 def split_any(line: str) -> tuple[str, float | None, float | None]:
     """Like split_line, but also accepts a line that is a ``journalctl -o json`` object."""
-    stripped = line.strip()
-    if stripped.startswith("{"):
-        try:
-            return split_journal_entry(json.loads(stripped))
-        except ValueError:
-            pass
-    return split_line(line)
+    entry = _journal_object(line)
+    return split_line(line) if entry is None else split_journal_entry(entry)
 
 
 class Summary:
@@ -515,6 +545,7 @@ class Summary:
         self.samples: list[dict[str, t.Any]] = []
         self.unparsed = 0
         self.unparsed_samples: list[str] = []
+        self.forged = 0
         self.lines_read = 0
         self.first_monotonic: float | None = None
         self.last_monotonic: float | None = None
@@ -736,18 +767,38 @@ class Summary:
             if not line.strip() or line.startswith(" "):
                 # Blank, or a /dev/kmsg dictionary continuation (" SUBSYSTEM=net").
                 continue
-            message, monotonic, realtime = split_any(line)
+            entry = _journal_object(line)
+            if entry is not None:
+                self._feed_entry(entry, raw=line)
+                continue
+            message, monotonic, realtime = split_line(line)
             sequence = kmsg_sequence(line) if sequences else None
             if sequence is not None:
+                # Before the facility check: a forged record still takes a number, and skipping it is no loss.
                 self.note_sequence(sequence, monotonic, realtime)
+            if kmsg_facility(line) not in (None, KERNEL_FACILITY):
+                self._not_from_kernel(message)
+                continue
             self.add(message, monotonic, realtime, raw=line)
         return self
 
     def feed_journal_entries(self, entries: t.Iterable[t.Any]) -> Summary:
         for entry in entries:
-            message, monotonic, realtime = split_journal_entry(entry)
-            self.add(message, monotonic, realtime)
+            self._feed_entry(entry)
         return self
+
+    def _feed_entry(self, entry: t.Any, raw: str | None = None) -> None:
+        message, monotonic, realtime = split_journal_entry(entry)
+        if isinstance(entry, dict) and not journal_entry_from_kernel(entry):
+            self._not_from_kernel(message)
+        else:
+            self.add(message, monotonic, realtime, raw=raw)
+
+    def _not_from_kernel(self, message: str) -> None:
+        """A record a program wrote (not the kernel facility): never counted; counted apart when it imitates one."""
+        self.lines_read += 1
+        if parse_message(message) is not None or parse_kernel_event(message) is not None:
+            self.forged += 1
 
     def finish(self) -> dict[str, t.Any]:
         """The facts dictionary; its size is bounded by max_samples, top_peers and MAX_REASONS."""
@@ -767,6 +818,7 @@ class Summary:
             "peers_distinct": len(self.peers),
             "samples": self.samples,
             "unparsed": {"count": self.unparsed, "samples": self.unparsed_samples},
+            "forged_records": self.forged,
             "first_monotonic": self.first_monotonic,
             "last_monotonic": self.last_monotonic,
             "watermark_monotonic": self.watermark,
@@ -795,6 +847,7 @@ __all__ = (
     "JOURNAL_MISSED_MESSAGE_ID",
     "DEFAULT_MAX_SAMPLES",
     "DEFAULT_TOP_PEERS",
+    "KERNEL_FACILITY",
     "MAX_REASONS",
     "MAX_UNPARSED_SAMPLES",
     "OTHER",
@@ -804,7 +857,9 @@ __all__ = (
     "Summary",
     "iso_utc",
     "iter_text_lines",
+    "journal_entry_from_kernel",
     "journal_missed",
+    "kmsg_facility",
     "kmsg_sequence",
     "normalise_reason",
     "parse_kernel_event",

@@ -40,7 +40,7 @@ SOURCES = ("auto", "journal", "kmsg", "dmesg", "file")
 KMSG = "/dev/kmsg"
 BOOT_ID = "/proc/sys/kernel/random/boot_id"
 MAX_STDERR = 65536
-JOURNAL_FIELDS = "MESSAGE,_SOURCE_MONOTONIC_TIMESTAMP,__REALTIME_TIMESTAMP,__MONOTONIC_TIMESTAMP,_TRANSPORT"
+JOURNAL_FIELDS = "MESSAGE,_SOURCE_MONOTONIC_TIMESTAMP,__REALTIME_TIMESTAMP,__MONOTONIC_TIMESTAMP,_TRANSPORT,SYSLOG_FACILITY"
 
 
 def boot_epoch() -> float:
@@ -161,10 +161,17 @@ def read_kmsg(summary: Summary, path: str = KMSG) -> None:
 
 
 def read_dmesg(host: t.Any, summary: Summary) -> None:
+    """dmesg's kernel-facility records (``--facility=kern``: plain dmesg also prints what programs wrote to
+    /dev/kmsg); a dmesg without that option (busybox) is read whole, with a warning."""
     path = host.which("dmesg", [])
     if path is None:
         raise ConntrackModuleError("source=dmesg: dmesg is not installed")
-    rc, out, err = host.run([path])
+    rc, out, err = host.run([path, "--facility=kern"])
+    if rc != 0:
+        rc, out, err = host.run([path])
+        if rc == 0:
+            host.warn("this dmesg cannot select the kernel facility (--facility): lines programs wrote to /dev/kmsg"
+                      " are counted as well; source=kmsg tells them apart")
     if rc != 0:
         raise ConntrackModuleError(f"dmesg failed with rc={rc}: {err.strip()}", rc=rc, stdout=out, stderr=err, cmd=[path])
     summary.feed_lines(out.splitlines())
@@ -242,6 +249,9 @@ def read_invalid_log(host: t.Any, source: str = "auto", log_path: str | None = N
     facts = summary.finish()
     if facts["diagnosis"]:
         host.warn(facts["diagnosis"])
+    if facts["forged_records"]:
+        host.warn(f"{facts['forged_records']} record(s) in the kernel log look like conntrack kernel messages but were"
+                  " written by a program (not the kernel facility): not counted")
     facts["source"] = source
     facts["since"] = iso_utc(since_realtime) if since_realtime is not None else "boot"
     facts["since_monotonic"] = since_monotonic

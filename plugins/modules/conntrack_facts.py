@@ -54,6 +54,8 @@ options:
   all_named_netns:
     description:
       - Also gather every namespace named under C(/run/netns) (what C(ip netns list) shows), up to O(max_namespaces).
+      - A name that is not valid UTF-8 is not gathered; it is reported, with a warning, as a namespace with an
+        C(error) under a label that shows its undecodable bytes as C(\\xNN).
     type: bool
     default: false
   max_namespaces:
@@ -86,6 +88,10 @@ options:
     description:
       - O(netfilter.conntrack.conntrack_invalid_log_facts#module:source) for the invalid-packet and table-full lines.
       - V(none) skips the kernel log (no invalid-log summary, no table-full events).
+      - Only records of the kernel facility count, so that a line a program writes to C(/dev/kmsg) cannot pass for
+        kernel evidence. The journal, C(/dev/kmsg) and dmesg say which facility wrote a record. A file says so only
+        when it holds C(/dev/kmsg) records or C(journalctl -o json) entries; in a file of
+        plain dmesg or syslog text (C(host kernel: ...)) the facility cannot be told, and every line counts.
     type: str
     choices: [auto, journal, kmsg, dmesg, file, none]
     default: auto
@@ -111,8 +117,10 @@ options:
   textfile_dir:
     description:
       - Write the summary as node_exporter textfile-collector metrics to C(netfilter_conntrack.prom) in this directory
-        on the host (for example C(/var/lib/prometheus/node-exporter)). Written to a temporary file in the same
-        directory and renamed, mode 0644. The directory must exist.
+        on the host (for example C(/var/lib/prometheus/node-exporter)). Written to a new temporary file in the same
+        directory (never following a symlink) and renamed, mode 0644. Whatever was at that name (a symlink, a FIFO)
+        is replaced, neither followed nor waited on. The directory must exist.
+      - Label values are escaped as the text exposition format requires (backslash, double quote, newline).
       - Metric names start with C(netfilter_conntrack_); see the collection's C(docs/inventories.md) for the list.
     type: path
   plan:
@@ -309,6 +317,7 @@ from ansible_collections.netfilter.conntrack.plugins.module_utils._conntrack_sum
     namespace_summary,
     render_textfile,
     trim_invalid_log,
+    unreadable_name_label,
     write_textfile,
 )
 from ansible_collections.netfilter.conntrack.plugins.module_utils._errors import ConntrackModuleError, exit_with_result
@@ -371,7 +380,8 @@ def selected_namespaces(params: dict) -> tuple[list[str], list[str]]:
         except OSError:
             named = []
         names += [name for name in named if name not in names]
-    return names[:params["max_namespaces"]], names[params["max_namespaces"]:]
+    left_out = [unreadable_name_label(name) or name for name in names[params["max_namespaces"]:]]
+    return names[:params["max_namespaces"]], left_out
 
 
 def gather_here(params: dict, netns: str | None, inum: int | None, windows: dict, invalid_log: dict) -> dict:
@@ -400,6 +410,12 @@ def run(module: AnsibleModule) -> dict:
     selected, left_out = selected_namespaces(params)
     namespaces = {}
     for name in selected:
+        label = unreadable_name_label(name)
+        if label is not None:
+            msg = f"the namespace name {label!r} is not valid UTF-8 (shown with \\x escapes): not gathered"
+            module.warn(msg)
+            namespaces[label] = failed_namespace(label, msg)
+            continue
         try:
             fd, path = open_netns(name)
         except ConntrackModuleError as exc:

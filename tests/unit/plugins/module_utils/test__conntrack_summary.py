@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import signal
 import stat
+import subprocess
 
 import pytest
 
@@ -19,6 +22,7 @@ from ansible_collections.netfilter.conntrack.plugins.module_utils._conntrack_sum
     render_textfile,
     table_full_events,
     trim_invalid_log,
+    unreadable_name_label,
     write_textfile,
 )
 from ansible_collections.netfilter.conntrack.plugins.module_utils._errors import ConntrackModuleError
@@ -228,9 +232,61 @@ def test_write_textfile_refuses_missing_directory(tmp_path):
 
 
 def test_write_textfile_leaves_no_temporary_on_failure(tmp_path, monkeypatch):
-    def fail(src, dst):
+    def fail(src, dst, **dir_fds):
         raise OSError(28, "No space left on device")
     monkeypatch.setattr(os, "replace", fail)
     with pytest.raises(ConntrackModuleError, match="No space left"):
         write_textfile(str(tmp_path), "x\n")
     assert os.listdir(tmp_path) == []
+
+
+def test_write_textfile_replaces_a_fifo_without_waiting(tmp_path):
+    os.mkfifo(tmp_path / TEXTFILE_NAME)
+    signal.alarm(10)  # before the fix, opening the FIFO to compare waited for a writer forever
+    try:
+        result = write_textfile(str(tmp_path), "x 1\n")
+    finally:
+        signal.alarm(0)
+    assert result["written"] is True
+    assert stat.S_ISREG(os.lstat(tmp_path / TEXTFILE_NAME).st_mode)
+
+
+def test_write_textfile_replaces_a_symlink_without_following_it(tmp_path):
+    victim = tmp_path / "victim"
+    victim.write_text("x 1\n")
+    (tmp_path / TEXTFILE_NAME).symlink_to(victim)
+    assert write_textfile(str(tmp_path), "x 1\n")["written"] is True
+    assert not (tmp_path / TEXTFILE_NAME).is_symlink()
+    assert victim.read_text() == "x 1\n"
+
+
+UNREADABLE_NAMES = [
+    ("plain", "plain", None),
+    ("utf-8 accents", "r\u00e9seau", None),
+    ("quote, backslash, newline, tab", 'a"b\\c\nd\te', None),
+    ("one byte that is not UTF-8", os.fsdecode(b"bad\xff"), "bad\\xff"),
+    ("a truncated sequence", os.fsdecode(b"x\xc3"), "x\\xc3"),
+]
+
+
+@pytest.mark.parametrize("name, label", [c[1:] for c in UNREADABLE_NAMES], ids=[c[0] for c in UNREADABLE_NAMES])
+def test_unreadable_name_label(name, label):
+    assert unreadable_name_label(name) == label
+
+
+def test_textfile_of_odd_names_passes_promtool(tmp_path):
+    """The exposition format's escapes, checked by Prometheus' own parser (Debian package prometheus)."""
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.skip("promtool is not installed (Debian package prometheus)")
+    label = unreadable_name_label(os.fsdecode(b"bad\xff"))
+    names = {'q"uote': "", "back\\slash": "", "new\nline": "", "t\tab": "", label: "not UTF-8"}
+    namespaces = {name: ns(lists_facts(count=1), netns=name, inum=9) if not error else failed_namespace(name, error)
+                  for name, error in names.items()}
+    summary = build_summary(now=1795831203, kernel="6.18", own=ns(lists_facts()), namespaces=namespaces,
+                            invalid_log={}, window={}, nf_log_all_netns="0")
+    write_textfile(str(tmp_path), render_textfile(summary))
+    path = tmp_path / TEXTFILE_NAME
+    checked = subprocess.run([promtool, "check", "metrics"], input=path.read_bytes(), capture_output=True, check=False)
+    assert checked.returncode == 0, checked.stderr
+    assert 'netfilter_conntrack_gather_error{netns="bad\\\\xff"} 1' in path.read_text().splitlines()
