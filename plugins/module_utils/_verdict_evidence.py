@@ -53,11 +53,15 @@ def reasons_from_aggregate(aggregate: t.Any) -> dict[str, dict[str, t.Any]]:
 def reasons_from_log(invalid_log: dict[str, t.Any], label: str, labels: list[str]) -> dict[str, dict[str, t.Any]]:
     """The reasons of one namespace from the kernel-log summary.
 
-    With one namespace in the report (or no attribution), every line is its own and the counts are exact.
-    With several, only the sample lines carry the namespace, so the counts are the samples' (``sampled``).
+    Without attribution, or when every line was attributed to it, the counts are exact. Otherwise (several
+    namespaces, or lines of interfaces no selected namespace owns) only the sample lines carry the namespace, so the
+    counts are the samples' (``sampled``).
     """
     samples = [one for one in invalid_log.get("samples") or [] if isinstance(one, dict)]
-    own = len(labels) <= 1 or not invalid_log.get("attribution")
+    attribution = _dict(invalid_log.get("attribution"))
+    attributed = _dict(_dict(attribution.get("by_namespace")).get(label)).get("count")
+    # Every line is this namespace's when nothing attributes lines, or when all were attributed to it.
+    own = not attribution or (len(labels) <= 1 and attributed == invalid_log.get("total"))
     if not own:
         samples = [one for one in samples if one.get("netns") == label]
     peers_by_reason: dict[str, dict[str, int]] = {}

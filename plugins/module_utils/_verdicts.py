@@ -104,12 +104,14 @@ def check_udp_insert_race(ev: dict[str, t.Any], limits: dict[str, t.Any]) -> tup
     evidence = [f"insert_failed {_rate_text(failed_delta, failed_rate, seconds)}: new entries lost the race against an"
                 " identical one and their packet was dropped"]
     if clash_delta:
-        evidence.append(f"clash_resolve +{clash_delta}: races the kernel resolved by reusing the winner")
+        evidence.append(f"clash_resolve +{clash_delta}: races the kernel resolved (merged, or the loser kept as a clash"
+                        " entry) without dropping the packet; kernels without that resolution drop it")
     evidence.append(f"{udp} UDP entries in the table" + (f", {dns} of them to port 53 (DNS)" if dns else "")
                     + (f", {makeup.get('dnat')} with DNAT" if makeup.get("dnat") else ""))
     if cpus:
         evidence.append(f"the counters rose on {cpus} CPU(s): first packets of one flow were handled in parallel")
-    confidence = "high" if failed and (dns or makeup.get("dnat")) else "medium" if failed else "low"
+    nat_or_dns = bool(dns or makeup.get("dnat"))
+    confidence = "high" if failed and nat_or_dns else "medium" if failed or nat_or_dns else "low"
     return verdict("udp_insert_race", confidence, evidence,
                    {"insert_failed": failed_delta, "insert_failed_per_minute": failed_rate, "clash_resolve": clash_delta,
                     "udp_entries": udp, "dns_entries": dns, "cpus": cpus},
