@@ -58,7 +58,7 @@ class ActionModule(ActionBase):
         return bool(context.resolved)
 
     def run(self, tmp: t.Any = None, task_vars: dict[str, t.Any] | None = None) -> dict[str, t.Any]:
-        super().run(tmp, task_vars)
+        result = super().run(tmp, task_vars)
         del tmp
         task_vars = task_vars or {}
         _validation, args = self.validate_argument_spec(argument_spec=FACTS_ARGUMENT_SPEC,
@@ -67,7 +67,8 @@ class ActionModule(ActionBase):
             if args[name] < 0:
                 raise AnsibleActionFail(f"{name} must be 0 or more (got {args[name]})")
         try:
-            return self._gather(args, task_vars)
+            result.update(self._gather(args, task_vars))
+            return result
         finally:
             self._remove_tmp_path(self._connection._shell.tmpdir)
 

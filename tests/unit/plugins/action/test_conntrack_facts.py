@@ -9,6 +9,7 @@ from unittest import mock
 import pytest
 
 from ansible.errors import AnsibleActionFail
+from ansible.plugins.action import ActionBase
 
 from ansible_collections.netfilter.conntrack.plugins.action.conntrack_facts import (
     PLAN_MODULE,
@@ -143,3 +144,12 @@ def test_refusals_before_anything_runs(args, match):
     with pytest.raises(AnsibleActionFail, match=match):
         run(action)
     assert not calls
+
+
+def test_the_result_starts_from_the_base_action_s(monkeypatch):
+    """What ActionBase.run() puts in the result (here a marker) stays in the action's result."""
+    monkeypatch.setattr(ActionBase, "run", lambda self, tmp=None, task_vars=None: {"base_marker": True})
+    action, dummy = make_action({"plan": False}, ANSWERS)
+    result = run(action)
+    assert result["base_marker"] is True
+    assert "conntrack_summary" in result["ansible_facts"]
