@@ -9,16 +9,16 @@ Do not use this from other collections or standalone plugins/modules!
 
 What is counted.
     Log events: one each time conntrack judged a packet invalid and called the logger
-    (``nf_l4proto_log_invalid``). That is not one per packet. A packet is judged at every conntrack
-    hook it passes. 20,000 SYN+FIN packets sent to 127.0.0.1 in a namespace give 40,000 events on
-    6.18: each is judged in OUTPUT and again in PREROUTING when loopback delivers it, and each event
-    comes from a different hook with the same payload. Sent between two namespaces over a veth pair,
-    each packet is judged once, in the receiver's PREROUTING: 20,000 packets give 20,000 events.
-    The ``invalid`` counter of ``conntrack -S`` rises by 80,000 for the loopback run because it is
-    summed over CPUs and counts every rejection (``NF_ACCEPT`` of an untracked packet included) at
-    both hooks, and ``nf_conntrack_in`` counts each rejection twice: once in the protocol's packet
-    handler (``-NF_ACCEPT``) and once where the caller records ``invalid`` for that return value.
-    docs/benchmarks.md ("Evidence capture") gives the measured numbers.
+    (``nf_l4proto_log_invalid``). That is not one per packet sent: a packet is judged at every
+    conntrack hook it passes, and the host's own answers can be invalid too. Measured on 6.18:
+    20,000 SYN+FIN packets over a veth pair give 20,000 events (the receiver's PREROUTING). Sent to
+    127.0.0.1 inside a namespace they give 80,000: each SYN+FIN is judged in OUTPUT and again in
+    PREROUTING when loopback delivers it (40,000 "invalid tcp flag combination"), and the RST that
+    the closed port sends back is judged "invalid new" at the same two hooks (40,000), unless a rule
+    drops the invalid SYN+FIN first. With ``nf_conntrack_log_invalid=255`` the summed ``invalid``
+    counter of ``conntrack -S`` rose by exactly the number of events in each of these runs (80,000
+    for the loopback run). It can rise by more where the kernel rejects a packet without logging it
+    (some paths of older kernels only have a ``pr_debug``), never by less.
 
 One socket per namespace.
     A netlink socket stays in the namespace it was created in, so the collector enters each
@@ -250,10 +250,14 @@ class _Collector:
     def events(self) -> int:
         return sum(source.tally.events for source in self.sources)
 
-    def handle(self, source: _Source) -> None:
+    def handle(self, source: _Source, room: int | None) -> None:
+        """Read what the socket holds, up to ``room`` events (None: no limit) so max_packets is exact."""
         sock, tally, per_reason = source.sock, source.tally, self.config.samples_per_reason
         assert sock is not None
+        start = tally.events
         for _ in range(DRAIN_PER_TICK):
+            if room is not None and tally.events - start >= room:
+                break
             overruns = sock.overruns
             records = sock.receive()
             if sock.overruns != overruns:
@@ -327,7 +331,8 @@ def _loop(collector: _Collector, on_budget_exceeded: t.Callable[[dict[str, t.Any
     next_flush = time.monotonic()
     while not collector.stop_requested:
         for fd, _event in poller.poll(TICK * 1000):
-            collector.handle(by_fd[fd])
+            limit = config.budgets.max_packets
+            collector.handle(by_fd[fd], None if limit is None else max(limit + 1 - collector.events(), 0))
         if collector.kmsg is not None:
             collector.kmsg.poll()
         now = time.time()
