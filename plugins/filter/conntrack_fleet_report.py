@@ -28,9 +28,10 @@ author:
 positional: format
 options:
   _input:
-    description: The C(conntrack_debug_report) facts, one per host. Items that are not dictionaries are ignored.
-    type: list
-    elements: dict
+    description:
+      - The C(conntrack_debug_report) facts, one per host (a list, or a dictionary of host name to report).
+      - Items that are not dictionaries are left out and named as unreadable (by host name with a dictionary).
+    type: raw
     required: true
   format:
     description: What to render.
@@ -119,8 +120,9 @@ def conntrack_fleet_report(reports, format="table", failed=None, redact_addresse
     # pylint: disable=redefined-builtin
     if format not in RENDERERS:
         raise AnsibleFilterError(f"conntrack_fleet_report: format must be one of {', '.join(RENDERERS)} (got {format!r})")
-    if not isinstance(reports, (list, tuple)):
-        raise AnsibleFilterError("conntrack_fleet_report: the input must be a list of conntrack_debug_report facts")
+    if not isinstance(reports, (list, tuple, dict)):
+        raise AnsibleFilterError("conntrack_fleet_report: the input must be a list of conntrack_debug_report facts"
+                                 " or a dictionary of host name to report")
     model = build_model(reports, failed=failed or [], redact_addresses=bool(redact_addresses),
                         version=version or collection_version())
     if format == "table":

@@ -37,9 +37,11 @@ attributes:
 options:
   reports:
     description:
-      - The C(conntrack_debug_report) facts, one per host. Items that are not dictionaries are ignored.
-    type: list
-    elements: dict
+      - The C(conntrack_debug_report) facts, one per host, as a list, or as a dictionary of host name to report.
+      - "A report that is not a dictionary (a truncated or hand-edited fact-cache entry) does not stop the files: it is
+        left out and named under C(unreadable) in C(fleet-summary.json) and in the reports (by its host name when
+        O(reports) is a dictionary, by its position otherwise)."
+    type: raw
     required: true
   failed:
     description:

@@ -22,11 +22,18 @@ import re
 import time
 import typing as t
 
+from ansible_collections.netfilter.conntrack.plugins.module_utils._verdicts import DEFAULT_THRESHOLDS
+from ansible_collections.netfilter.conntrack.plugins.plugin_utils._fleet_verdicts import (
+    group_by_verdict, host_verdicts, problems, quiet_hosts, split_reports, verdict_html, verdict_lines, verdict_markdown)
+
 __all__ = ["COUNTERS", "TABLE_WIDTH", "build_model", "redact_text", "render_html", "render_markdown",
            "render_stats", "render_table", "window_line"]
 
 # The ctnetlink counters (stats_delta keys) the tables show; the HTML page shows every counter.
 COUNTERS = ("invalid", "drop", "insert_failed", "early_drop")
+RED_MEANING = ("Red: the table was full (table-full events) or drop, insert_failed or early_drop rose since enable:"
+               " packets were lost.")
+AMBER_MEANING = "Amber: the plan found a blinder, or the count and the lists disagree."
 # The default callback prints a list of lines as `        "LINE",`: 11 more columns, 119 in all.
 TABLE_WIDTH = 108
 MAX_HOSTS = 50
@@ -179,8 +186,11 @@ def _host_rows(report: dict) -> list[dict]:
 def _attention(host: dict) -> tuple[tuple, list[str]]:
     """A sort key (larger first) and the reasons a host needs attention; no reasons for a quiet host."""
     if host["failed"]:
-        return (1, 0, 0, 0, 0, 0, 0), [FAILED]
-    why = []
+        return (1, 0, 0, 0, 0, 0, 0, 0, 0), [FAILED]
+    why = [f"{one['id']} ({one['netns']})" for one in problems(host)]
+    usage = max([row["usage"] for row in host["rows"] if row["usage"] is not None] or [0])
+    if usage >= DEFAULT_THRESHOLDS["table_usage_percent"]:
+        why.append(f"table {_usage(usage)} % full")
     full = host["table_full"]["count"]
     if full:
         why.append(f"table full {full}x")
@@ -199,7 +209,8 @@ def _attention(host: dict) -> tuple[tuple, list[str]]:
         why.append(f"{len(host['findings'])} finding(s)")
     if host["total"]:
         why.append(f"{host['total']} invalid line(s)")
-    key = (0, full, drops, len(host["plan_problems"]), len(discrepancy), len(host["findings"]), host["total"])
+    key = (0, len(problems(host)), full, int(usage >= DEFAULT_THRESHOLDS["table_usage_percent"]), drops,
+           len(host["plan_problems"]), len(discrepancy), len(host["findings"]), host["total"])
     return key, why
 
 
@@ -213,9 +224,8 @@ def build_model(reports: t.Iterable[t.Any], failed: t.Iterable[t.Any] = (), reda
     peers: dict[str, dict] = {}
     problems: dict[str, dict] = {}
     enabled, deadlines, collected = [], [], []
-    for report in reports:
-        if not isinstance(report, dict):
-            continue
+    readable, unreadable = split_reports(reports)
+    for report in readable:
         name = str(report.get("host") or "?")
         seen.add(name)
         invalid_log = _dict(report.get("invalid_log"))
@@ -264,6 +274,7 @@ def build_model(reports: t.Iterable[t.Any], failed: t.Iterable[t.Any] = (), reda
                 "ratelimit_suppressed": _int(table_full.get("ratelimit_suppressed")) or 0,
             },
             "notes": [str(note) for note in _list(report.get("notes"))],
+            "verdicts": host_verdicts(report),
             "samples": samples,
             "unparsed": {"count": _int(unparsed.get("count")) or 0,
                          "samples": [redactor.text(line) for line in _list(unparsed.get("samples"))]},
@@ -286,7 +297,7 @@ def build_model(reports: t.Iterable[t.Any], failed: t.Iterable[t.Any] = (), reda
         if name in seen:
             continue
         seen.add(name)
-        hosts.append({"host": name, "failed": True, "total": 0, "by_reason": {}, "peers": {}, "rows": [],
+        hosts.append({"host": name, "failed": True, "total": 0, "by_reason": {}, "peers": {}, "rows": [], "verdicts": [],
                       "discrepancy": [], "plan_problems": [], "findings": [], "notes": [], "samples": [],
                       "table_full": {"count": 0, "by_netns": {}}, "unparsed": {"count": 0, "samples": []}})
     for host in hosts:
@@ -302,6 +313,8 @@ def build_model(reports: t.Iterable[t.Any], failed: t.Iterable[t.Any] = (), reda
         "peers": dict(sorted(peers.items(), key=lambda item: (-item[1]["lines"], -len(item[1]["hosts"]), item[0]))),
         "plan_problems": dict(sorted(problems.items(), key=lambda item: (-len(item[1]["where"]), item[0]))),
         "attention": ranked,
+        "verdicts": group_by_verdict(hosts),
+        "unreadable": unreadable,
         "window": {
             "enabled": _utc(min(enabled)) if enabled else None,
             "deadline": _utc(max(deadlines)) if deadlines else None,
@@ -371,6 +384,14 @@ def _fit(text: str, width: int) -> str:
     return text if len(text) <= width else text[:max(width - 2, 0)] + ".."
 
 
+def _fit_name(text: str, width: int) -> str:
+    """A host or namespace name in ``width``: cut in the middle, so that the unique ends of similar names show."""
+    if len(text) <= width:
+        return text
+    tail = (width - 2) // 2 + 1
+    return text[:width - 2 - tail] + ".." + text[-tail:]
+
+
 def render_table(model: dict, max_hosts: int = MAX_HOSTS, width: int = TABLE_WIDTH) -> list[str]:
     """The per-host table and the fleet roll-up as lines of at most ``width`` printable ASCII characters.
 
@@ -397,8 +418,8 @@ def render_table(model: dict, max_hosts: int = MAX_HOSTS, width: int = TABLE_WID
     cells = [[_cell(value) for value in line] for line in cells]
     widths = [max([len(headers[i])] + [len(line[i]) for line in cells if not (line[2] == FAILED and i == 2)])
               for i in range(len(headers))]
-    widths[0] = min(widths[0], 20)
-    widths[1] = min(widths[1], 14)
+    widths[0] = min(widths[0], 32)
+    widths[1] = min(widths[1], 32)
     widths[10] = min(widths[10], 14)
     fixed = sum(widths) - widths[3] - widths[11] + len(headers) - 1
     room = max(width - fixed, 20)
@@ -410,20 +431,33 @@ def render_table(model: dict, max_hosts: int = MAX_HOSTS, width: int = TABLE_WID
 
     def line(values: list[str]) -> str:
         if values[2] == FAILED:
-            return f"{_fit(values[0], widths[0]).ljust(widths[0])} {values[1].ljust(widths[1])} {FAILED}".rstrip()
+            return f"{_fit_name(values[0], widths[0]).ljust(widths[0])} {values[1].ljust(widths[1])} {FAILED}".rstrip()
         out = []
         for i, value in enumerate(values):
-            value = _fit(value, widths[i])
+            value = _fit_name(value, widths[i]) if i < 2 else _fit(value, widths[i])
             out.append(value.rjust(widths[i]) if i in numeric else value.ljust(widths[i]))
         return " ".join(out).rstrip()
 
-    lines = [line(headers)] + [line(values) for values in cells]
+    lines = [_cell(text) for text in verdict_lines(model, _wrapped)] + _attention_lines(model) + [""]
+    lines += [line(headers)] + [line(values) for values in cells]
     if hidden:
         lines.append(f"... {hidden} more host(s) with less to report (above: most attention first; all hosts:"
                      " fleet-summary.md)")
     lines.append("")
     lines += _rollup(model)
     return [_fit(text, width) for text in lines]
+
+
+def _attention_lines(model: dict) -> list[str]:
+    if not model["attention"]:
+        return ["Attention first: nothing to report on any host"]
+    lines = ["Attention first:"]
+    width = min(max(len(h["host"]) for h in model["attention"][:MAX_ATTENTION]), 32)
+    for host in model["attention"][:MAX_ATTENTION]:
+        lines.append(f"  {_fit_name(_cell(host['host']), width).ljust(width)}  {_cell('; '.join(host['attention']))}")
+    if len(model["attention"]) > MAX_ATTENTION:
+        lines.append(f"  ... {len(model['attention']) - MAX_ATTENTION} more host(s)")
+    return lines
 
 
 def _rollup(model: dict) -> list[str]:
@@ -449,15 +483,6 @@ def _rollup(model: dict) -> list[str]:
     if model["plan_problems"]:
         shown = [f"{entry['code']} on {len(entry['where'])} host(s)" for entry in model["plan_problems"].values()]
         lines += _wrapped("Plan problems: ", shown)
-    if model["attention"]:
-        lines.append("Attention first:")
-        width = min(max(len(h["host"]) for h in model["attention"][:MAX_ATTENTION]), 24)
-        for host in model["attention"][:MAX_ATTENTION]:
-            lines.append(f"  {_fit(_cell(host['host']), width).ljust(width)}  {_cell('; '.join(host['attention']))}")
-        if len(model["attention"]) > MAX_ATTENTION:
-            lines.append(f"  ... {len(model['attention']) - MAX_ATTENTION} more host(s)")
-    else:
-        lines.append("Attention first: nothing to report on any host")
     return lines
 
 
@@ -502,6 +527,7 @@ def render_markdown(model: dict) -> str:
     if model["redacted"]:
         out.append("Addresses are left out of samples and peers (addr-N stands for one address throughout).")
     out.append("")
+    out += verdict_markdown(model, md)
     out += ["## Attention first", ""]
     if model["attention"]:
         out += _md_table(["Host", "Why"], [[h["host"], "; ".join(h["attention"])] for h in model["attention"]])
@@ -669,6 +695,7 @@ def render_html(model: dict) -> str:
            f' <span id="version">{h(model["version"] or "(version unknown)")}</span>.'
            + (" Addresses are left out of samples and peers (addr-N stands for one address throughout)."
               if model["redacted"] else "") + "</p>"]
+    out.append(verdict_html(model))
     out.append("<h2>Attention first</h2>")
     if model["attention"]:
         out.append("<ol id=\"attention\">" + "".join(f"<li><strong>{h(x['host'])}</strong>: {h('; '.join(x['attention']))}</li>"
@@ -678,7 +705,7 @@ def render_html(model: dict) -> str:
 
     out.append("<h2>Hosts</h2>")
     out.append('<p class="meta">Click a column heading to sort. Counter deltas are the ctnetlink statistics since'
-               " enable.</p>")
+               " enable. " + RED_MEANING + " " + AMBER_MEANING + "</p>")
     heads = ["Host", "Netns", "Lines", "Reasons", *COUNTERS, "Usage %", "Table full", "Discrepancy", "Plan problems"]
     out.append('<table id="hosts"><thead><tr>' + "".join(f'<th scope="col">{h(x)}</th>' for x in heads)
                + "</tr></thead><tbody>")
@@ -687,8 +714,8 @@ def render_html(model: dict) -> str:
             out.append(f'<tr class="bad">{_td(row["host"])}{_td("-")}{_td(FAILED, -1)}'
                        + _td("") * len(heads[3:]) + "</tr>")
             continue
-        cls = ' class="bad"' if row["full"] or any(row["deltas"][n] for n in COUNTERS[1:]) else (
-            ' class="warn"' if row["plan"] or row["discrepancy"] else "")
+        cls = f' class="bad" title="{h(RED_MEANING)}"' if row["full"] or any(row["deltas"][n] for n in COUNTERS[1:]) else (
+            f' class="warn" title="{h(AMBER_MEANING)}"' if row["plan"] or row["discrepancy"] else "")
         out.append(f"<tr{cls}>{_td(row['host'])}{_td(row['netns'])}"
                    f"{_td(_number(row['lines']), row['lines'] if row['lines'] is not None else -1)}"
                    f"{_td(_reasons_text(row['by_reason']), cls='wrap')}"
@@ -800,9 +827,16 @@ def render_stats(model: dict, max_hosts: int = 100) -> dict:
 
 
 def render_summary(model: dict) -> dict:
-    """fleet-summary.json: per key, the hosts that collected (hosts whose collect failed have no report)."""
+    """fleet-summary.json: per key, the hosts that collected (hosts whose collect failed have no report), with the
+    window, the collection times and the collection version to tie it to an incident."""
     hosts = [x for x in model["hosts"] if not x["failed"]]
     return {
+        "version": model["version"],
+        "window": model["window"],
+        "hosts_by_verdict": {ident: g["where"] for ident, g in model["verdicts"].items()},
+        "verdicts": {x["host"]: x["verdicts"] for x in hosts},
+        "nothing_wrong": [one["host"] for one in quiet_hosts(hosts)],
+        "unreadable": model["unreadable"],
         "hosts": [x["host"] for x in hosts],
         "collect_failed": model["failed"],
         "invalid_logged": {x["host"]: x["total"] for x in hosts},

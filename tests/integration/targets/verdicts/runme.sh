@@ -14,4 +14,4 @@ done
 for tool in nft ip; do
   command -v "$tool" >/dev/null || { echo "$tool is missing (Debian packages nftables, iproute2)" >&2; exit 1; }
 done
-PYTHONPATH="$root" /usr/bin/python3 files/reproduce.py "$(pwd)/../diagnosis/files/send.py" "$@"
+PYTHONPATH="$root" /usr/bin/python3 files/reproduce.py "$(pwd)/../diagnosis/files/send.py"

@@ -92,3 +92,16 @@ def test_check_mode_says_what_would_be_written_and_writes_nothing(reports, tmp_p
 def test_refuses_what_the_documentation_refuses(task_args, error):
     with pytest.raises(AnsibleActionFail, match=error):
         run_action(**task_args)
+
+
+@pytest.mark.parametrize("broken", ["{\"host\": \"web-2\", \"conntr", 42, None, ["not", "a", "mapping"]])
+def test_an_unreadable_cached_report_is_named_and_the_rest_written(reports, tmp_path, broken):
+    by_host = {"localhost": reports[0], "web-2": broken}
+    result = run_action(reports=by_host, dest=str(tmp_path))
+    assert result["changed"] is True
+    summary = json.loads((tmp_path / "fleet-summary.json").read_text(encoding="utf-8"))
+    assert summary["unreadable"] == ["web-2"]
+    assert summary["hosts"] == ["localhost"]
+    assert summary["version"] and summary["window"]["collected_last"] == "2026-12-02T05:02:05Z"
+    assert "web-2" in (tmp_path / "fleet-summary.md").read_text(encoding="utf-8")
+    assert 'id="unreadable"' in (tmp_path / "fleet-report.html").read_text(encoding="utf-8")

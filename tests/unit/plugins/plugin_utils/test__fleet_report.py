@@ -133,9 +133,11 @@ def test_host_with_no_lines_and_failed_host():
     model = fr.build_model([quiet], failed=["db-01"], version="0.3.0")
     assert [h["host"] for h in model["attention"]] == ["db-01"]
     lines = fr.render_table(model)
-    assert lines[0].split()[:4] == ["HOST", "NETNS", "LINES", "TOP"]
+    # Verdicts and "Attention first" come before the host table.
+    assert lines.index("Attention first:") < next(i for i, line in enumerate(lines) if line.split()[:4] == ["HOST", "NETNS", "LINES", "TOP"])
+    assert lines[0].startswith("Verdicts")
     assert any(re.fullmatch(r"db-01 +- +collect failed", line) for line in lines)
-    assert "Attention first:" in lines and "  db-01  collect failed" in lines
+    assert "  db-01  collect failed" in lines
     assert not model["reasons"]
     markdown = fr.render_markdown(model)
     assert "| db-01 | - | collect failed |" in markdown
@@ -149,7 +151,8 @@ def test_host_with_no_lines_and_failed_host():
 def test_no_report_at_all():
     model = fr.build_model([], failed=[])
     lines = fr.render_table(model)
-    assert lines[-1] == "Attention first: nothing to report on any host"
+    assert lines[0] == "Verdicts: nothing wrong found on any host"
+    assert "Attention first: nothing to report on any host" in lines
     parse_html(fr.render_html(model))
     assert fr.render_stats(model)["hosts"] == 0
 
