@@ -13,7 +13,7 @@ from ansible.plugins.action import ActionBase
 
 from ansible_collections.netfilter.conntrack.plugins.module_utils._errors import ConntrackModuleError
 from ansible_collections.netfilter.conntrack.plugins.module_utils._names import resolve_family
-from ansible_collections.netfilter.conntrack.plugins.module_utils._window_program import check_duration, validate_site
+from ansible_collections.netfilter.conntrack.plugins.module_utils._window_request import check_duration, validate_site
 from ansible_collections.netfilter.conntrack.plugins.plugin_utils._argspecs import WINDOW_ARGUMENT_SPEC
 from ansible_collections.netfilter.conntrack.plugins.plugin_utils._window_app import WindowApp
 
@@ -139,19 +139,14 @@ class ActionModule(ActionBase):
                     f"revert_scope=all reverts every namespace; it contradicts netns ({args['netns']}): set one or the other")
             ids = ["--all"]
         else:
-            ids = [f"--netns={name}" for name in args["netns"]]
-            if not args["netns"] or args["all_netns"]:
-                ids.append("--id=init")
-            if args["dynamic_debug_sites"]:
-                ids.append("--host-sites")
+            # The host-wide values (nf_log_all_netns, the sites) are restored with the last window that holds them:
+            # naming the host's window here would end a window of its own that is open beside these.
+            ids = [f"--netns={name}" for name in args["netns"]] or ["--id=init"]
         program = WindowApp(self, self._vars, args["program_dir"], install=False)
         if self._task.check_mode:
-            rc, status = program.run(["status"] + ids)
-            if rc != 0:
-                raise AnsibleActionFail(f"reading the debug window failed: {status.get('msg')}", result=status)
-            active = [ident for ident, one in status.get("namespaces", {}).items() if one.get("active") or one.get("expired")]
-            return {"changed": bool(active), "namespaces": {ident: {"would_revert": True} for ident in active},
-                    "msg": f"check mode: would revert {', '.join(active) or 'nothing'}"}
+            # The program's own check mode: what a real revert would restore, for exactly these windows; nothing
+            # is changed, not even an overdue window of another namespace.
+            ids.append("--check")
         rc, reverted = program.run(["revert"] + ids)
         if rc != 0:
             raise AnsibleActionFail(reverted.get("msg") or "revert failed", result=reverted)

@@ -16,8 +16,9 @@ from ansible_collections.netfilter.conntrack.plugins.module_utils._errors import
 from ansible_collections.netfilter.conntrack.plugins.module_utils._kmod import modprobe
 from ansible_collections.netfilter.conntrack.plugins.module_utils._names import PROTOCOL_NONE, protocol_name
 from ansible_collections.netfilter.conntrack.plugins.module_utils._sysctl import key_exists, read_key, write_key
+from ansible_collections.netfilter.conntrack.plugins.module_utils._sysctl_keys import KEY_LOG_INVALID
 
-KEY = "net.netfilter.nf_conntrack_log_invalid"
+KEY = KEY_LOG_INVALID
 
 
 def set_log_invalid(host, target: int, load_module: bool, etc_protocols: dict) -> dict:

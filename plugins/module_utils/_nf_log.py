@@ -17,6 +17,7 @@ from ansible_collections.netfilter.conntrack.plugins.module_utils._errors import
 from ansible_collections.netfilter.conntrack.plugins.module_utils._kmod import modprobe
 from ansible_collections.netfilter.conntrack.plugins.module_utils._names import SYSLOG_LOGGERS, family_name, resolve_family
 from ansible_collections.netfilter.conntrack.plugins.module_utils._sysctl import key_exists, read_key, write_key
+from ansible_collections.netfilter.conntrack.plugins.module_utils._sysctl_keys import KEY_ALL_NETNS
 
 NF_LOG_PROC = "/proc/net/netfilter/nf_log"
 NONE = "NONE"
@@ -83,7 +84,7 @@ def wanted_logger(backend: str, family: int) -> str:
     return backend
 
 
-ALL_NETNS_KEY = "net.netfilter.nf_log_all_netns"
+ALL_NETNS_KEY = KEY_ALL_NETNS
 
 
 def family_key(number: int) -> str:

@@ -2,18 +2,26 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""Arm, inspect and cancel the automatic revert of a debug window.
+"""Arm, inspect and cancel the automatic revert of the debug windows of one state directory.
 
 Note that this module util is **PRIVATE** to the collection. It can have breaking changes at any time.
 Do not use this from other collections or standalone plugins/modules!
 
-Where systemd is PID 1 the revert is a transient timer (``systemd-run --on-active``); elsewhere it
-is a detached session leader that sleeps until the snapshot's deadline. Both run the program with
-the interpreter that runs this code (``sys.executable``): the one Ansible uses for the host, so a
-host without ``/usr/bin/python3`` reverts as well as any other.
+Two lines of defence, so that no single process or unit has to stay alive:
 
-Unit names and pid files are the ones release 0.2.0 used, so cancelling a window cancels the
-automatic revert that an older release armed for it.
+* Where systemd is PID 1, each window has a transient timer (``systemd-run --on-active``): a unit of
+  PID 1, no resident process, so a thousand windows cost no memory. Beside them one periodic *sweep*
+  timer per state directory reverts any window past its deadline whose own timer was lost (stopped,
+  its unit removed, or re-armed late by a ``daemon-reload``), and stops itself when no window is left.
+* Elsewhere one detached *watcher* process per state directory reverts every window at its deadline,
+  whatever their number, and a *partner* process does the same; each starts the other again when it
+  is gone. Both exit when no window is left.
+
+Deadlines are on ``CLOCK_BOOTTIME`` (see ``_window_store``). Everything runs the program with the
+interpreter that runs this code (``sys.executable``): the one Ansible uses for the host.
+
+The per-window unit names and pid files are the ones release 0.2.0 used, so cancelling a window
+cancels the automatic revert that an older release armed for it.
 """
 
 from __future__ import annotations
@@ -29,9 +37,14 @@ import typing as t
 
 from ansible_collections.netfilter.conntrack.plugins.module_utils._errors import ConntrackModuleError
 from ansible_collections.netfilter.conntrack.plugins.module_utils._host import run_argv
-from ansible_collections.netfilter.conntrack.plugins.module_utils._window_store import Store
+from ansible_collections.netfilter.conntrack.plugins.module_utils._window_store import STATE_DIR, Store
 
 UNIT_PREFIX = "netfilter-conntrack-revert-"
+SWEEP_UNIT_PREFIX = "netfilter-conntrack-sweep"
+# How late the sweep reverts a window whose own timer was lost, at most.
+SWEEP_PERIOD_SECONDS = 10
+WATCHER = "watcher"
+PARTNER = "watcher-partner"
 
 
 def unit_name(ident: str) -> str:
@@ -43,8 +56,16 @@ def systemd_booted() -> bool:
     return os.path.isdir("/run/systemd/system") and shutil.which("systemd-run") is not None
 
 
+def process_argv(pid: int) -> list[bytes] | None:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            return handle.read().split(b"\0")
+    except OSError:
+        return None
+
+
 class Scheduler:
-    """The automatic revert of each snapshot of one state directory, run as ``interpreter program``."""
+    """The automatic revert of the windows of one state directory, run as ``interpreter program``."""
 
     def __init__(self, store: Store, program: str, interpreter: str = sys.executable,
                  use_systemd: t.Callable[[], bool] = systemd_booted) -> None:
@@ -53,67 +74,117 @@ class Scheduler:
         self._interpreter = interpreter
         self._use_systemd = use_systemd
 
-    def revert_command(self, ident: str) -> list[str]:
-        return [self._interpreter, self._program, f"--state-dir={self._store.directory}", "revert", "--id", ident,
-                "--scheduled"]
+    # ------------------------------------------------------------------ names and commands
 
-    def arm(self, ident: str, deadline: float, retry: bool = False) -> dict:
-        """Arrange for the revert of ident at deadline, replacing an earlier arrangement; describes it.
+    def _base_argv(self) -> list[str]:
+        return [self._interpreter, self._program, f"--state-dir={self._store.directory}"]
+
+    def revert_command(self, ident: str) -> list[str]:
+        return self._base_argv() + ["revert", "--id", ident, "--scheduled"]
+
+    @property
+    def sweep_unit(self) -> str:
+        """One sweep per state directory: the default one keeps a plain name, the others get a hash of theirs."""
+        if os.path.abspath(self._store.directory) == STATE_DIR:
+            return SWEEP_UNIT_PREFIX
+        return SWEEP_UNIT_PREFIX + "-" + hashlib.sha256(self._store.directory.encode()).hexdigest()[:12]
+
+    # ------------------------------------------------------------------ arming
+
+    def arm(self, ident: str, deadline_boot: float, retry: bool = False) -> dict:
+        """Arrange for the revert of ident at deadline_boot (CLOCK_BOOTTIME), replacing an earlier arrangement.
 
         A retry (from inside the running revert unit) needs a unit name of its own: the current one is busy.
         """
-        delay = max(1, int(round(deadline - time.time())))
+        delay = max(1, int(round(deadline_boot - time.clock_gettime(time.CLOCK_BOOTTIME))))
         if self._use_systemd():
             unit = unit_name(ident) + (f"-retry{int(time.time())}" if retry else "")
             if not retry:
                 run_argv(["systemctl", "stop", unit + ".timer", unit + "-retry*.timer"])
                 run_argv(["systemctl", "reset-failed", unit + ".timer", unit + ".service"])
-            proc = run_argv(["systemd-run", "--quiet", "--collect", f"--unit={unit}", f"--on-active={delay}s",
-                             "--timer-property=AccuracySec=1s"] + self.revert_command(ident))
-            if proc.returncode != 0:
-                raise ConntrackModuleError(f"systemd-run could not schedule the automatic revert: {proc.stderr.strip()}")
+            self._systemd_run(["--unit=" + unit, f"--on-active={delay}s", "--timer-property=AccuracySec=1s"],
+                              self.revert_command(ident))
+            self.ensure_sweep()
             return {"kind": "systemd-timer", "unit": unit + ".timer", "in_seconds": delay,
                     "interpreter": self._interpreter}
-        pid = self.watcher_pid(ident)
-        if pid is not None and pid != os.getpid():
-            # Replace it, as systemd-run replaces the timer above: it may run another program (release 0.2.0's
-            # conntrack-debug-revert), which cannot read the snapshot just saved and would exit at its next look.
-            _kill(pid)
-            pid = None
-        if pid is None:
-            pid = self._spawn_watcher(ident)
+        legacy = self.legacy_watcher_pid(ident)
+        if legacy is not None:
+            # 0.2.0's per-window watcher runs another program, which cannot read the snapshot just saved.
+            _kill(legacy)
+        pid = self.ensure_watchers()
+        self._store.write_pid(ident, pid)
         return {"kind": "detached-process", "pid": pid, "in_seconds": delay, "interpreter": self._interpreter}
 
+    def _systemd_run(self, options: list[str], argv: list[str]) -> None:
+        proc = run_argv(["systemd-run", "--quiet", "--collect"] + options + argv)
+        if proc.returncode != 0:
+            raise ConntrackModuleError(f"systemd-run could not schedule the automatic revert: {proc.stderr.strip()}")
+
+    def ensure_sweep(self) -> None:
+        """The periodic sweep timer of this state directory, started unless it is already waiting."""
+        if self.unit_active(self.sweep_unit + ".timer"):
+            return
+        run_argv(["systemctl", "reset-failed", self.sweep_unit + ".timer", self.sweep_unit + ".service"])
+        self._systemd_run(["--unit=" + self.sweep_unit, f"--on-active={SWEEP_PERIOD_SECONDS}s",
+                           f"--on-unit-active={SWEEP_PERIOD_SECONDS}s", "--timer-property=AccuracySec=1s"],
+                          self._base_argv() + ["sweep"])
+
+    def ensure_watchers(self, own_slot: str | None = None) -> int:
+        """Start the watcher and its partner where they are not running; returns the watcher's pid."""
+        pids = {}
+        for slot in (WATCHER, PARTNER):
+            pid = self.watcher_pid(slot)
+            if pid is None and slot != own_slot:
+                pid = self._spawn_watcher(slot)
+            pids[slot] = pid
+        return pids[WATCHER] if pids[WATCHER] is not None else os.getpid()
+
+    # ------------------------------------------------------------------ liveness
+
+    @staticmethod
+    def unit_active(unit: str) -> bool:
+        return bool(shutil.which("systemctl")) and run_argv(["systemctl", "is-active", "--quiet", unit]).returncode == 0
+
     def alive(self, scheduler: dict | None, ident: str) -> bool:
-        """Whether something will still run the revert of ident (a live timer or watcher)."""
+        """Whether the window's own revert is armed (its timer, or the watcher of its state directory)."""
         if not scheduler:
             return False
         if scheduler.get("kind") == "systemd-timer":
-            if not shutil.which("systemctl"):
-                return False
             base = scheduler["unit"][:-len(".timer")]
             units = [scheduler["unit"], base + ".service"] + [line.split()[0] for line in run_argv(
                 ["systemctl", "list-units", "--all", "--plain", "--no-legend", unit_name(ident) + "-retry*.timer"]
             ).stdout.splitlines() if line.strip()]
-            return any(run_argv(["systemctl", "is-active", "--quiet", unit]).returncode == 0 for unit in units)
-        return self.watcher_pid(ident) is not None
+            return any(self.unit_active(unit) for unit in units)
+        return self.watcher_pid(WATCHER) is not None or self.watcher_pid(PARTNER) is not None
 
-    def watcher_pid(self, ident: str) -> int | None:
-        """The pid of a live wait-and-revert process for ident, or None."""
-        pid = self._store.read_pid(ident)
-        if pid is None:
-            return None
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as handle:
-                argv = handle.read().split(b"\0")
-        except OSError:
-            return None
-        if b"wait-and-revert" in argv and ident.encode() in argv:
+    def backstop(self) -> dict:
+        """The second line of defence: the sweep timer, or the partner watcher."""
+        if self._use_systemd():
+            return {"kind": "systemd-sweep-timer", "unit": self.sweep_unit + ".timer",
+                    "period_seconds": SWEEP_PERIOD_SECONDS, "alive": self.unit_active(self.sweep_unit + ".timer")}
+        pid = self.watcher_pid(PARTNER)
+        return {"kind": "partner-process", "pid": pid, "alive": pid is not None}
+
+    def watcher_pid(self, slot: str) -> int | None:
+        """The pid of this state directory's live watcher (or partner), or None."""
+        pid = self._store.read_pid(slot)
+        argv = process_argv(pid) if pid is not None else None
+        if argv and b"wait-and-revert" in argv and f"--state-dir={self._store.directory}".encode() in argv:
             return pid
         return None
 
-    def _spawn_watcher(self, ident: str) -> int:
-        """Double-fork a session leader with stdio on /dev/null that reverts at the snapshot's deadline."""
+    def legacy_watcher_pid(self, ident: str) -> int | None:
+        """The pid of a per-window watcher an older release started for ident (its pid file names it), or None."""
+        pid = self._store.read_pid(ident)
+        argv = process_argv(pid) if pid is not None else None
+        if argv and b"wait-and-revert" in argv and ident.encode() in argv:
+            return pid
+        return None
+
+    # ------------------------------------------------------------------ the watcher processes
+
+    def _spawn_watcher(self, slot: str) -> int:
+        """Double-fork a session leader with stdio on /dev/null that reverts the windows at their deadlines."""
         read_end, write_end = os.pipe()
         first = os.fork()
         if first == 0:
@@ -127,8 +198,7 @@ class Scheduler:
                     os.chdir("/")
                     os.write(write_end, str(os.getpid()).encode())
                     os.close(write_end)
-                    argv = [self._interpreter, self._program, f"--state-dir={self._store.directory}",
-                            "wait-and-revert", "--id", ident]
+                    argv = self._base_argv() + ["wait-and-revert", f"--slot={slot}"]
                     os.execv(self._interpreter, argv)
                 os._exit(0)
             except BaseException:
@@ -140,24 +210,43 @@ class Scheduler:
         if not pid:
             raise ConntrackModuleError("could not start the detached revert process")
         try:
-            self._store.write_pid(ident, pid)
+            self._store.write_pid(slot, pid)
         except BaseException:
             _kill(pid)
             raise
         return pid
 
+    # ------------------------------------------------------------------ cancelling
+
     def cancel(self, ident: str) -> list[str]:
-        """Cancel the timer or the detached process of ident (not the process running this code)."""
+        """Cancel the timer of ident, or 0.2.0's watcher of it; the shared watcher stays for the other windows."""
         cancelled = []
         if shutil.which("systemctl") and os.path.isdir("/run/systemd/system"):
             unit = unit_name(ident)
             if run_argv(["systemctl", "stop", unit + ".timer", unit + "-retry*.timer"]).returncode == 0:
                 cancelled.append(unit + ".timer")
-        pid = self.watcher_pid(ident)
+        pid = self.legacy_watcher_pid(ident)
         if pid is not None and pid != os.getpid() and _kill(pid):
             cancelled.append(f"pid {pid}")
         self._store.remove_pid(ident)
         return cancelled
+
+    def settle(self) -> list[str]:
+        """Once no window is left: stop the sweep timer and the watchers (not the process running this code)."""
+        stopped = []
+        if self._store.windows():
+            return stopped
+        if shutil.which("systemctl") and os.path.isdir("/run/systemd/system"):
+            if self.unit_active(self.sweep_unit + ".timer"):
+                run_argv(["systemctl", "stop", self.sweep_unit + ".timer"])
+                stopped.append(self.sweep_unit + ".timer")
+        for slot in (WATCHER, PARTNER):
+            pid = self.watcher_pid(slot)
+            if pid is not None and pid != os.getpid() and _kill(pid):
+                stopped.append(f"pid {pid}")
+            if pid is None or pid != os.getpid():
+                self._store.remove_pid(slot)
+        return stopped
 
 
 def _kill(pid: int) -> bool:
@@ -168,4 +257,5 @@ def _kill(pid: int) -> bool:
         return False
 
 
-__all__ = ("UNIT_PREFIX", "Scheduler", "systemd_booted", "unit_name")
+__all__ = ("PARTNER", "SWEEP_PERIOD_SECONDS", "UNIT_PREFIX", "WATCHER", "Scheduler", "process_argv", "systemd_booted",
+           "unit_name")

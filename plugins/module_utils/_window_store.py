@@ -8,21 +8,28 @@ Note that this module util is **PRIVATE** to the collection. It can have breakin
 Do not use this from other collections or standalone plugins/modules!
 
 State lives in a directory on tmpfs (``/run``), so a reboot clears the runtime values and the
-snapshots together. One snapshot per network namespace, named by how the namespace was given
-(``init``, ``netns-NAME``, ``path-HASH``) and bound to *which* namespace it is by the identity
-recorded in it. Every change happens under an flock on the directory's lock file; a snapshot is
-written to a temporary file opened with ``O_EXCL|O_NOFOLLOW``, synced, and renamed into place.
+snapshots together. One snapshot per window, that is per network namespace, named by how the namespace
+was given (``init``, ``netns-NAME``, ``path-HASH``) and bound to *which* namespace it is by the
+identity recorded in it. The host-wide values that windows of several namespaces need at once
+(``nf_log_all_netns``, the dynamic-debug sites) live in one more record, ``shared``, with the windows
+that hold them: they are restored when the last holder ends, and no window's deadline moves for them.
+Every change happens under an flock on the directory's lock file; a record is written to a temporary
+file opened with ``O_EXCL|O_NOFOLLOW``, synced, and renamed into place.
+
+Deadlines are kept on ``CLOCK_BOOTTIME`` (``deadline_boot``), which no wall-clock step moves; the
+wall-clock ``deadline`` is only for display.
 
 Snapshot formats, oldest first:
 
 * 1 (release 0.2.0): ``netns`` is the spec string; dynamic-debug records are ``{file, line, module,
   func, original, applied}`` with flags in 0.2.0's order; no namespace identity, no window token.
-* 2: ``netns`` is ``{spec, path, dev, ino}``; dynamic-debug records name the whole site; a
-  ``window`` token ties a snapshot to the enable that opened it; ``links`` names the host snapshot
-  an enable with ``all_netns`` extended on the way.
+* 2 (development builds of 0.3.0): ``netns`` is ``{spec, path, dev, ino}``; dynamic-debug records name
+  the whole site; a ``window`` token; ``links`` names the host snapshot holding the host-wide values.
+* 3: as 2, with ``deadline_boot``, and the host-wide values in the ``shared`` record.
 
-:func:`load` reads every format up to :data:`FORMAT` and returns format 2; a newer one is refused
-with a message, never guessed at.
+:func:`load` reads every format up to :data:`FORMAT` and returns format 3 (the host-wide values of
+an older snapshot are moved to the ``shared`` record by the program, under the lock); a newer one is
+refused with a message, never guessed at.
 """
 
 from __future__ import annotations
@@ -42,13 +49,15 @@ from ansible_collections.netfilter.conntrack.plugins.module_utils._errors import
 from ansible_collections.netfilter.conntrack.plugins.module_utils._netns import netns_path
 
 STATE_DIR = "/run/netfilter-conntrack"
-FORMAT = 2
-READABLE_FORMATS = (1, 2)
+FORMAT = 3
+READABLE_FORMATS = (1, 2, 3)
+SHARED_ID = "shared"
 LOCK_TIMEOUT = 60.0
 MAX_SNAPSHOT_BYTES = 1 << 20
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.@:+-]{1,255}$")
-_ID_RE = re.compile(r"^(init|netns-[A-Za-z0-9_.@:+-]{1,255}|path-[0-9a-f]{16})$")
+_ID_RE = re.compile(r"^(init|shared|netns-[A-Za-z0-9_.@:+-]{1,255}|path-[0-9a-f]{16})$")
+_PID_NAME_RE = re.compile(r"^[a-z]+(-[a-z0-9]+)?$")
 
 
 class Busy(ConntrackModuleError):
@@ -74,21 +83,45 @@ def check_id(ident: str) -> str:
     return ident
 
 
+def boot_now() -> float:
+    """Seconds on CLOCK_BOOTTIME: no wall-clock step (NTP, a resumed VM) moves it, and it counts suspend."""
+    return time.clock_gettime(time.CLOCK_BOOTTIME)
+
+
+def monotonic_now() -> float:
+    """CLOCK_MONOTONIC, the clock of the kernel log's timestamps (collect reads the log since enable by it)."""
+    return round(time.clock_gettime(time.CLOCK_MONOTONIC), 3)
+
+
+def remaining_seconds(data: dict, now_boot: float | None = None) -> float:
+    return data["deadline_boot"] - (boot_now() if now_boot is None else now_boot)
+
+
 def checksum(data: dict) -> str:
     body = {k: v for k, v in data.items() if k != "checksum"}
     return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
 def upgrade(data: dict) -> dict:
-    """Turn a snapshot of any readable format into format 2 (in memory; the file is rewritten on save)."""
+    """Turn a snapshot of any readable format into format 3 (in memory; the file is rewritten on save).
+
+    The deadline of an older format was a wall-clock time: what remains of it now is carried over to
+    CLOCK_BOOTTIME once, here.
+    """
     version = data.get("format")
     if version == FORMAT:
         return data
+    if version == 2:
+        upgraded = dict(data, format=FORMAT, upgraded_from=data.get("upgraded_from", 2))
+        if "deadline" in data and data.get("id") != SHARED_ID:
+            upgraded["deadline_boot"] = boot_now() + (data["deadline"] - time.time())
+        return upgraded
     if version != 1:
         raise ValueError(f"format {version!r}")
     spec = data.get("netns")
     upgraded = dict(data)
     upgraded["format"] = FORMAT
+    upgraded["deadline_boot"] = boot_now() + (data["deadline"] - time.time())
     upgraded["netns"] = {"spec": spec, "path": netns_path(spec) if spec else None, "dev": None, "ino": None}
     upgraded["dyndbg"] = [
         # 0.2.0 recorded module and func too, and printed flags in the order pmfltsd where the kernel's control
@@ -229,9 +262,15 @@ class Store:
             return []
         return sorted(name[:-5] for name in names if name.endswith(".json") and _ID_RE.match(name[:-5]))
 
-    # ------------------------------------------------------------------ watcher pid files
+    def windows(self) -> list[str]:
+        """The ids of the windows (every snapshot but the shared record)."""
+        return [ident for ident in self.ids() if ident != SHARED_ID]
+
+    # ------------------------------------------------------------------ pid files (supervisors, 0.2.0's watchers)
 
     def pid_path(self, ident: str) -> str:
+        if isinstance(ident, str) and _PID_NAME_RE.match(ident) and not _ID_RE.match(ident):
+            return os.path.join(self.directory, ident + ".pid")
         return os.path.join(self.directory, check_id(ident) + ".pid")
 
     def write_pid(self, ident: str, pid: int) -> None:
@@ -251,7 +290,7 @@ class Store:
             pass
 
     def remove_if_empty(self) -> None:
-        """Remove the lock file and the directory once no snapshot is left (a clean host after revert)."""
+        """Remove the lock file and the directory once no snapshot (nor a pid file) is left: a clean host after revert."""
         try:
             names = os.listdir(self.directory)
         except FileNotFoundError:
@@ -308,5 +347,5 @@ class Lock:
             self._fd = None
 
 
-__all__ = ("FORMAT", "LOCK_TIMEOUT", "READABLE_FORMATS", "STATE_DIR", "Busy", "Lock", "Store", "check_id", "checksum",
-           "snapshot_id", "upgrade", "write_atomically")
+__all__ = ("FORMAT", "LOCK_TIMEOUT", "READABLE_FORMATS", "SHARED_ID", "STATE_DIR", "Busy", "Lock", "Store", "boot_now",
+           "check_id", "monotonic_now", "checksum", "remaining_seconds", "snapshot_id", "upgrade", "write_atomically")

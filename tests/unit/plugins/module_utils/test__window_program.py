@@ -26,6 +26,7 @@ from ansible_collections.netfilter.conntrack.plugins.module_utils import _conntr
 from ansible_collections.netfilter.conntrack.plugins.module_utils import _dynamic_debug as dd
 from ansible_collections.netfilter.conntrack.plugins.module_utils import _nf_log as nl
 from ansible_collections.netfilter.conntrack.plugins.module_utils import _window_program as wp
+from ansible_collections.netfilter.conntrack.plugins.module_utils import _window_revert as wr
 from ansible_collections.netfilter.conntrack.plugins.module_utils._errors import ConntrackModuleError
 from ansible_collections.netfilter.conntrack.plugins.module_utils._sysctl import key_path
 from ansible_collections.netfilter.conntrack.plugins.module_utils._window_store import Store, checksum
@@ -101,6 +102,12 @@ class FakeScheduler:
         self.cancelled.append(ident)
         return []
 
+    def backstop(self):
+        return {"kind": "fake", "alive": False}
+
+    def settle(self):
+        return []
+
 
 def read_sample(path):
     with open(path, encoding="utf-8") as handle:
@@ -128,20 +135,20 @@ def sysctl(root, key, value=None):
 @pytest.fixture(autouse=True)
 def proc_sys_writes_replace(monkeypatch):
     """A write to a /proc/sys file replaces its value; to a plain file it overwrites only its first bytes."""
-    real = wp.write_key
+    real = wr.write_key
 
     def write_key(key, value, root):
         with open(key_path(key, root), "w", encoding="ascii"):
             pass
         real(key, value, root)
 
-    monkeypatch.setattr(wp, "write_key", write_key)
+    monkeypatch.setattr(wr, "write_key", write_key)
 
 
 @pytest.fixture
 def kernel(tmp_path, monkeypatch):
     fake = FakeKernel(str(tmp_path / "control"), read_sample(SAMPLE_5_10) + SYNTHETIC)
-    monkeypatch.setattr(wp, "write_control", fake.write)
+    monkeypatch.setattr(wr, "write_control", fake.write)
     monkeypatch.setattr(dd, "write_control", fake.write)
     return fake
 

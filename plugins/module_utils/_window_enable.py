@@ -1,0 +1,377 @@
+# Copyright (c) 2026, netfilter.conntrack contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""The host program's enable: snapshot, apply (the modules' own functions), confirm, and the plan.
+
+Note that this module util is **PRIVATE** to the collection. It can have breaking changes at any time.
+Do not use this from other collections or standalone plugins/modules!
+
+One window per namespace, each with its own token, deadline (on CLOCK_BOOTTIME) and revert. A second
+enable of the same namespace with the same settings extends that window: the only way a deadline
+moves. The host-wide values go to the shared record (``_window_shared``) and move no deadline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import time
+import uuid
+
+from ansible_collections.netfilter.conntrack.plugins.module_utils._conntrack_log_invalid import set_log_invalid
+from ansible_collections.netfilter.conntrack.plugins.module_utils._dynamic_debug import set_site
+from ansible_collections.netfilter.conntrack.plugins.module_utils._errors import ConntrackModuleError
+from ansible_collections.netfilter.conntrack.plugins.module_utils._host import ProcessHost
+from ansible_collections.netfilter.conntrack.plugins.module_utils._names import load_etc_protocols, resolve_family, resolve_protocol
+from ansible_collections.netfilter.conntrack.plugins.module_utils._netns import InNetns
+from ansible_collections.netfilter.conntrack.plugins.module_utils._nf_log import set_loggers, wanted_logger
+from ansible_collections.netfilter.conntrack.plugins.module_utils._plan import intended_changes, plan_from, probe, read_outside
+from ansible_collections.netfilter.conntrack.plugins.module_utils._sysctl_keys import KEY_LOG_INVALID, logger_key
+from ansible_collections.netfilter.conntrack.plugins.module_utils._window_request import check_duration, site_query
+from ansible_collections.netfilter.conntrack.plugins.module_utils._window_revert import process_start
+from ansible_collections.netfilter.conntrack.plugins.module_utils._window_store import boot_now, monotonic_now, snapshot_id
+
+PROGRAM_NAME = "conntrack-debug-window"
+
+
+class EnableFailed(Exception):
+    """A step of enable failed after the snapshot: cmd_enable rolls back."""
+
+    def __init__(self, step: str, result: dict) -> None:
+        super().__init__(step)
+        self.step = step
+        self.result = result
+
+    def answer(self, steps: list) -> dict:
+        return {"changed": False, "failed": True, "failed_step": self.step, "step_failure": self.result, "steps": steps,
+                "msg": f"{self.step}: {self.result.get('msg') or 'unknown error'}"}
+
+
+def all_netns_value(args: argparse.Namespace) -> str | None:
+    return None if args.all_netns is None else ("1" if args.all_netns == "on" else "0")
+
+
+class EnableCommands:
+    """snapshot, enable and confirm (mixed into Program)."""
+
+    def wanted_keys(self, args: argparse.Namespace) -> dict:
+        """{key: applied value} for what enable sets in the current namespace (same tables as the modules)."""
+        keys = {}
+        if args.log_invalid is not None:
+            keys[KEY_LOG_INVALID] = str(resolve_protocol(args.log_invalid, load_etc_protocols()))
+        if args.backend is not None:
+            for family in args.family or []:
+                number = resolve_family(family)
+                keys[logger_key(number)] = wanted_logger(str(args.backend).strip(), number)
+        return keys
+
+    def refuse_conflict(self, ident: str, existing: dict | None, wanted: dict, identity: dict) -> None:
+        """A second enable may extend an open window, not change what it set: revert would lose track."""
+        for other in self.store.windows():
+            if other == ident:
+                continue
+            try:
+                data = self.store.load(other, self.command)
+            except ConntrackModuleError:
+                # A damaged snapshot of another window is that window's problem (status and revert report it);
+                # it must not block enabling this one.
+                continue
+            recorded = data["netns"] if data else None
+            if recorded and recorded.get("ino") is not None and (recorded["dev"], recorded["ino"]) == (
+                    identity["dev"], identity["ino"]):
+                raise ConntrackModuleError(
+                    f"{identity['path']} is the namespace of the open window {other} ({recorded['path']}): give the"
+                    " namespace the same way as when the window was opened, or revert that window first")
+        if existing is None:
+            return
+        conflicts = [f"{key}={existing['keys'][key]['applied']} (now asked: {value})" for key, value in wanted.items()
+                     if key in existing["keys"] and not self.same_value(key, existing["keys"][key]["applied"], value)]
+        if conflicts:
+            raise ConntrackModuleError(f"a debug window with other settings is open in {ident}: {', '.join(conflicts)};"
+                                       " revert it first, or enable with the same settings to extend it")
+
+    def plan_windows(self, args: argparse.Namespace, opened: dict, result: dict) -> dict:
+        """Per namespace: (spec, fd, identity, wanted keys, the open window or None), refusing conflicts."""
+        plan = {}
+        for ident, (spec, fd, identity) in opened.items():
+            with InNetns(fd, identity["path"]):
+                wanted = self.wanted_keys(args)
+            existing = self.store.load(ident, self.command)
+            if existing is not None and not self.same_namespace(existing, identity):
+                result.setdefault("dropped", {})[ident] = (
+                    f"the window recorded for {identity['path']} belonged to a namespace that no longer exists"
+                    " (deleted and re-created): its snapshot was dropped without restoring anything")
+                self.forget(ident)
+                existing = None
+            if existing is not None and existing.get("expired"):
+                # A window reverted (or run out) before its enable confirmed: finish that revert, then open this one
+                # from the values as they are now.
+                result.setdefault("finished", {})[ident] = self.revert_one(ident)
+                existing = None
+            self.refuse_conflict(ident, existing, wanted, identity)
+            plan[ident] = (spec, fd, identity, wanted, existing)
+        return plan
+
+    def cmd_snapshot(self, args: argparse.Namespace, enabler: dict | None = None) -> dict:
+        duration = check_duration(args.duration)
+        queries = [site_query(text) for text in args.dyndbg_site or []]
+        control = self.control() if queries else None
+        result = {"changed": False, "namespaces": {}, "dynamic_debug": bool(control),
+                  "state_dir": self.store.directory, "program": self.program}
+        created = []
+        with self.store.lock(self.lock_timeout):
+            self.migrate_legacy()
+            result["overdue"] = self.revert_overdue()
+            opened = {}
+            try:
+                # Bad names and missing namespaces are refused here, before anything is written.
+                for spec in args.netns or [None]:
+                    opened[snapshot_id(spec)] = (spec,) + self.open_namespace(spec)
+                plan = self.plan_windows(args, opened, result)
+                window = next((p[4]["window"] for p in plan.values() if p[4] is not None), uuid.uuid4().hex)
+                shared = self.acquire_shared(list(plan), all_netns_value(args), queries, control)
+                if shared:
+                    result["shared"] = shared
+                    result["changed"] = result["changed"] or bool(shared["recorded"])
+                for ident, entry in plan.items():
+                    one = self.save_window(ident, entry, window, duration, enabler, args.no_schedule)
+                    if one["created"]:
+                        created.append(ident)
+                    result["namespaces"][ident] = one
+                    result["changed"] = result["changed"] or one["created"] or bool(one["recorded"]) or one["rearmed"]
+                    if one["rearmed"]:
+                        result.setdefault("warnings", []).append(
+                            f"{ident}: the automatic revert of this window was NOT armed (its timer or watcher was"
+                            " gone): armed again")
+            except BaseException:
+                # A failure half-way (a full state filesystem, a scheduler that cannot start) leaves no new
+                # snapshot and no armed revert behind.
+                for ident in created:
+                    self.forget(ident)
+                self.prune_shared()
+                self.store.remove_if_empty()
+                raise
+            finally:
+                for _spec, fd, _identity in opened.values():
+                    if fd is not None:
+                        os.close(fd)
+        result["window"] = window
+        result["deadline"] = max(ns["deadline"] for ns in result["namespaces"].values())
+        return result
+
+    def save_window(self, ident: str, entry: tuple, window: str, duration: float, enabler: dict | None,
+                    no_schedule: bool) -> dict:
+        """Record (or extend) one namespace's window and arm its revert; returns what the answer says of it."""
+        spec, fd, identity, wanted, existing = entry
+        now, now_boot = time.time(), boot_now()
+        data = existing or {"id": ident, "netns": identity, "created": now, "created_monotonic": monotonic_now(),
+                            "keys": {}, "dyndbg": [], "window": window}
+        new_keys = []
+        with InNetns(fd, identity["path"]):
+            if existing is None:
+                data["stats_baseline"] = self.read_stats()
+            for key, applied in wanted.items():
+                if key not in data["keys"]:
+                    data["keys"][key] = {"original": self.read(key), "applied": applied}
+                    new_keys.append(key)
+                else:
+                    data["keys"][key]["applied"] = applied
+        asked = now_boot + duration
+        extended = existing is not None and asked > existing["deadline_boot"]
+        # Its timer or watcher died (stopped, killed, its unit lost): arming it again below changes what the host
+        # does at the deadline, so it counts as a change and is said.
+        rearmed = existing is not None and not no_schedule and not self.scheduler.alive(existing.get("scheduler"), ident)
+        data["deadline_boot"] = max(asked, (existing or {}).get("deadline_boot", 0))
+        data["deadline"] = now + (data["deadline_boot"] - now_boot)
+        data.update(window=window, written_by=PROGRAM_NAME, confirmed=False, scheduler={"kind": "none"})
+        if enabler:
+            data["enabler"] = enabler
+        self.store.save(data)
+        if not no_schedule:
+            data["scheduler"] = self.scheduler.arm(ident, data["deadline_boot"])
+            self.store.save(data)
+        return {"netns": spec, "identity": {"dev": identity["dev"], "ino": identity["ino"]},
+                "snapshot": self.store.path(ident), "created": existing is None, "recorded": new_keys,
+                "deadline": data["deadline"], "deadline_extended": extended, "rearmed": rearmed,
+                "enabled_at": data["created"], "enabled_at_monotonic": data["created_monotonic"],
+                "scheduler": data["scheduler"], "original": {k: v["original"] for k, v in data["keys"].items()}}
+
+    # ------------------------------------------------------------------ enable in one run
+
+    def cmd_enable(self, args: argparse.Namespace) -> dict:
+        """Snapshot, apply (the modules' own functions), confirm and plan: the whole host side of enable.
+
+        A failing step or confirm reverts exactly the snapshots this enable took or extended, and the answer says
+        which step failed (``failed_step``, ``step_failure``) and what the rollback did (``rollback``). ``--check``
+        takes no snapshot and only predicts the steps (not the dynamic-debug sites) and the plan.
+        """
+        host = ProcessHost(check_mode=args.check, diff=args.diff)
+        sites = [json.loads(text) for text in args.dyndbg_site or []]
+        steps, diffs = [], []
+        if args.check:
+            try:
+                self.apply(args, host, steps, diffs, [], None)
+            except EnableFailed as failure:
+                return failure.answer(steps)
+            return self.enabled({"changed": any(step["changed"] for step in steps)}, args, host, steps, diffs)
+        snapshot = self.cmd_snapshot(args, enabler={"pid": os.getpid(), "start": process_start(os.getpid())})
+        # Exactly the windows this enable opened or extended.
+        ids, window = list(snapshot["namespaces"]), snapshot["window"]
+        try:
+            snapshot = self.apply(args, host, steps, diffs, sites, snapshot)
+            # The revert was armed before the settings were applied; a window that ran out meanwhile (a short
+            # duration across a large fleet) is reverted here instead of being left half-done.
+            try:
+                confirm = self.cmd_confirm(argparse.Namespace(window=window, id=ids, netns=None))
+            except (ConntrackModuleError, OSError) as exc:
+                confirm = {"failed": True, "msg": getattr(exc, "msg", None) or str(exc)}
+            if confirm.get("failed"):
+                raise EnableFailed("Confirm the window is applied", confirm)
+        except EnableFailed as failure:
+            answer = failure.answer(steps)
+            try:
+                answer["rollback"] = self.cmd_revert(argparse.Namespace(
+                    window=window, id=ids, netns=None, all=False, scheduled=False, check=False))
+            except (ConntrackModuleError, OSError) as exc:
+                answer["rollback"] = {"changed": False, "failed": True, "msg": getattr(exc, "msg", None) or str(exc)}
+            return answer
+        if sites and not snapshot.get("dynamic_debug"):
+            host.warn("this kernel has no dynamic debug: dynamic_debug_sites were skipped")
+        result = dict(snapshot, changed=bool(snapshot.get("changed")) or any(step["changed"] for step in steps))
+        return self.enabled(result, args, host, steps, diffs)
+
+    def enabled(self, result: dict, args: argparse.Namespace, host: ProcessHost, steps: list, diffs: list) -> dict:
+        """Add the steps, the diffs, the plan of every namespace (what enable would set, in check mode) and the
+        warnings. The plan only informs: a namespace whose plan cannot be made gets a warning, not a failed enable."""
+        intended = {}
+        if args.check:
+            try:
+                protocol = str(resolve_protocol(args.log_invalid, load_etc_protocols()))
+            except ConntrackModuleError:
+                protocol = None
+            intended = intended_changes(protocol, str(args.backend).strip().lower() == "auto", args.all_netns == "on")
+        plans, outside = {}, read_outside()
+        for spec in args.netns or [None]:
+            try:
+                with self.entered(spec, None):
+                    plans[snapshot_id(spec)] = plan_from(probe(host, spec, outside), intended)
+            except ConntrackModuleError as exc:
+                host.warn(f"no plan for {spec or 'this namespace'}: {exc.msg}")
+        result.update(steps=steps, plan=plans)
+        if diffs:
+            result["diff"] = diffs
+        # The snapshot's own warnings (a re-armed revert) come first; the steps' and the plan's follow.
+        warnings = list(dict.fromkeys((result.get("warnings") or []) + host.warnings))
+        if warnings:
+            result["warnings"] = warnings
+        return result
+
+    @contextlib.contextmanager
+    def entered(self, spec: str | None, snapshot: dict | None):
+        """Run a block in namespace spec; with the snapshot, only if it is still the namespace that was recorded."""
+        fd, identity = self.open_namespace(spec)
+        try:
+            recorded = ((snapshot or {}).get("namespaces", {}).get(snapshot_id(spec)) or {}).get("identity")
+            if recorded and (recorded["dev"], recorded["ino"]) != (identity["dev"], identity["ino"]):
+                raise ConntrackModuleError(f"{identity['path']} is no longer the network namespace enable recorded"
+                                           " (deleted and re-created while enable ran)")
+            with InNetns(fd, identity["path"]):
+                yield identity
+        finally:
+            if fd is not None:
+                os.close(fd)
+
+    def step(self, steps: list, diffs: list, name: str, spec: str | None, snapshot: dict | None, apply) -> dict:
+        """One step, recorded as the action reports it; a failure raises EnableFailed naming the step."""
+        entry = {"step": name, "netns": spec, "changed": False}
+        steps.append(entry)
+        try:
+            with self.entered(spec, snapshot):
+                result = apply()
+        except ConntrackModuleError as exc:
+            raise EnableFailed(name, dict(exc.details, failed=True, msg=exc.msg)) from None
+        except Exception as exc:  # pylint: disable=broad-exception-caught
+            # Whatever breaks after the snapshot must still end in the rollback, not in a traceback.
+            raise EnableFailed(name, {"failed": True, "msg": f"{type(exc).__name__}: {exc}"}) from None
+        entry["changed"] = bool(result.get("changed"))
+        loaded = result.get("loaded_module") or result.get("loaded_modules")
+        if loaded:
+            entry["loaded"] = loaded
+        if result.get("diff"):
+            diffs.append(result["diff"])
+        return result
+
+    def apply(self, args: argparse.Namespace, host: ProcessHost, steps: list, diffs: list, sites: list,
+              snapshot: dict | None) -> dict | None:
+        """The steps of enable in order, as the modules would run them; returns the snapshot (taken again when
+        this enable loaded nf_conntrack: its dynamic-debug sites exist only now)."""
+        specs = args.netns or [None]
+        etc_protocols = load_etc_protocols()
+        loaded = False
+        for spec in specs:
+            result = self.step(steps, diffs, "Log invalid packets", spec, snapshot, lambda: set_log_invalid(
+                host, resolve_protocol(args.log_invalid, etc_protocols), True, etc_protocols))
+            loaded = loaded or bool(result.get("loaded_module"))
+        for spec in specs:
+            all_netns = True if spec is None and args.all_netns == "on" else None
+            self.step(steps, diffs, "Bind the loggers", spec, snapshot, lambda spec=spec, all_netns=all_netns: set_loggers(
+                host, args.family, args.backend, all_netns, True, in_netns=spec is not None))
+        if args.all_netns == "on" and args.netns:
+            self.step(steps, diffs, "Let log lines of other namespaces reach the kernel log", None, snapshot,
+                      lambda: set_loggers(host, None, None, True, True, in_netns=False))
+        if not sites or not (snapshot or {}).get("dynamic_debug"):
+            return snapshot
+        if loaded:
+            try:
+                snapshot = self.cmd_snapshot(args)
+            except (ConntrackModuleError, OSError) as exc:
+                raise EnableFailed("Record the dynamic-debug sites",
+                                   {"failed": True, "msg": getattr(exc, "msg", None) or str(exc)}) from None
+        # The control file the snapshot read the sites from.
+        control = self.control()
+        for site in sites:
+            options = dict({"flags": "p", "state": "enabled"}, control_path=control, **site)
+            result = self.step(steps, diffs, "Switch the dynamic-debug sites on", None, snapshot,
+                               lambda options=options: set_site(host, options))
+            steps[-1]["matched"] = len(result.get("sites") or [])
+            if not result.get("sites"):
+                # Only reachable with require_match=false (the role's default): say so rather than report a window
+                # whose dynamic-debug part does nothing.
+                host.warn(f"dynamic_debug_sites entry {json.dumps(site, sort_keys=True)} matches no site on this"
+                          " kernel: nothing was switched on for it")
+        return snapshot
+
+    def same_namespace(self, data: dict, identity: dict) -> bool:
+        recorded = data["netns"]
+        return recorded.get("ino") is None or (recorded["dev"], recorded["ino"]) == (identity["dev"], identity["ino"])
+
+    def cmd_confirm(self, args: argparse.Namespace) -> dict:
+        """The last step of enable. A window taken away meanwhile (reverted, expired) is undone here, and said so."""
+        result = {"changed": False, "namespaces": {}}
+        with self.store.lock(self.lock_timeout):
+            for ident in self.select(args):
+                data = self.store.load(ident, self.command)
+                if data is None or data.get("window") != args.window:
+                    one = {"changed": False, "failed": True, "window_gone": True,
+                           "msg": f"the window of {ident} was reverted or replaced while enable was running"}
+                elif data.get("expired"):
+                    one = self.revert_one(ident)
+                    one.update(failed=True, expired=True,
+                               msg=f"the debug window ended (or was reverted) before enable had finished on this host, so"
+                                   f" everything was reverted ({one['msg']}): use a longer duration, or do not revert"
+                                   " while enable runs")
+                else:
+                    one = {"changed": False, "deadline": data["deadline"]}
+                    if not data.get("confirmed"):
+                        data["confirmed"] = True
+                        self.store.save(data)
+                result["namespaces"][ident] = one
+                result["changed"] = result["changed"] or one["changed"]
+        failures = [f"{ident}: {one['msg']}" for ident, one in result["namespaces"].items() if one.get("failed")]
+        if failures:
+            result.update(failed=True, msg="; ".join(failures))
+        return result
+
