@@ -65,6 +65,6 @@ def hook(event, args):
         wait_for_go()
 
 
-# sys.argv: the program, --expect-sha256=..., then the command.
-if FAULT and sys.argv[0].endswith(".pyz") and "enable" in sys.argv[1:3]:
+# sys.argv: the program (or -c, the bootstrap's, and the program, its digest), --expect-sha256=..., then the command.
+if FAULT and any(word.endswith(".pyz") for word in sys.argv[:2]) and "enable" in sys.argv[1:5]:
     sys.addaudithook(hook)
