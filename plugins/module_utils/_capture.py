@@ -190,7 +190,7 @@ class _Rate:
         while len(self.points) > 2 and now - self.points[1][0] >= self.interval:
             self.points.popleft()
         first_time, first_value = self.points[0]
-        if now - first_time < self.interval:
+        if now <= first_time or now - first_time < self.interval:
             return None
         return (value - first_value) / (now - first_time)
 

@@ -42,15 +42,22 @@ import socket
 import struct
 import typing as t
 
-NETLINK_NETFILTER = 12
-SOL_NETLINK = 270
+from ansible_collections.netfilter.conntrack.plugins.module_utils._ctnetlink import (
+    NETLINK_NETFILTER,
+    NLM_F_ACK,
+    NLM_F_REQUEST,
+    NLMSG_ERROR,
+    align4,
+    iter_attrs,
+    msg_type,
+)
+
 SO_RCVBUFFORCE = 33
 
 NFNL_SUBSYS_ULOG = 4
 NFULNL_MSG_PACKET = 0
 NFULNL_MSG_CONFIG = 1
-NLMSG_NOOP, NLMSG_ERROR, NLMSG_DONE, NLMSG_OVERRUN = 1, 2, 3, 4
-NLM_F_REQUEST, NLM_F_MULTI, NLM_F_ACK = 0x1, 0x2, 0x4
+PACKET_MSG_TYPE = (NFNL_SUBSYS_ULOG << 8) | NFULNL_MSG_PACKET
 
 NFULA_CFG_CMD, NFULA_CFG_MODE, NFULA_CFG_NLBUFSIZ, NFULA_CFG_TIMEOUT, NFULA_CFG_QTHRESH, NFULA_CFG_FLAGS = 1, 2, 3, 4, 5, 6
 NFULNL_CFG_CMD_BIND, NFULNL_CFG_CMD_UNBIND = 1, 2
@@ -59,7 +66,6 @@ NFULNL_CFG_F_SEQ, NFULNL_CFG_F_SEQ_GLOBAL = 0x1, 0x2
 
 NFULA_PACKET_HDR, NFULA_MARK, NFULA_TIMESTAMP, NFULA_IFINDEX_INDEV, NFULA_IFINDEX_OUTDEV = 1, 2, 3, 4, 5
 NFULA_PAYLOAD, NFULA_PREFIX, NFULA_SEQ, NFULA_SEQ_GLOBAL = 9, 10, 12, 13
-NLA_TYPE_MASK = 0x3FFF
 
 CONNTRACK_GROUP = 0
 DEFAULT_COPY_RANGE = 256  # enough for IPv6 + TCP with options, and bounds the pcapng
@@ -101,20 +107,16 @@ class Record(t.NamedTuple):
     mark: int | None
 
 
-def _align(length: int) -> int:
-    return (length + 3) & ~3
-
-
 def pack_attr(attr_type: int, data: bytes) -> bytes:
     length = _NLATTR.size + len(data)
-    return _NLATTR.pack(length, attr_type) + data + b"\0" * (_align(length) - length)
+    return _NLATTR.pack(length, attr_type) + data + b"\0" * (align4(length) - length)
 
 
 def pack_config(group: int, attrs: t.Sequence[tuple[int, bytes]], seq: int, family: int = socket.AF_UNSPEC) -> bytes:
     """One NFULNL_MSG_CONFIG request for ``group`` asking for an ACK."""
     body = _NFGENMSG.pack(family, 0, 0)[:2] + struct.pack("!H", group) + b"".join(pack_attr(a, d) for a, d in attrs)
-    msg_type = (NFNL_SUBSYS_ULOG << 8) | NFULNL_MSG_CONFIG
-    return _NLMSGHDR.pack(_NLMSGHDR.size + len(body), msg_type, NLM_F_REQUEST | NLM_F_ACK, seq, 0) + body
+    config_type = msg_type(NFNL_SUBSYS_ULOG, NFULNL_MSG_CONFIG)
+    return _NLMSGHDR.pack(_NLMSGHDR.size + len(body), config_type, NLM_F_REQUEST | NLM_F_ACK, seq, 0) + body
 
 
 def config_bind(group: int, seq: int) -> bytes:
@@ -141,20 +143,11 @@ def iter_messages(buffer: bytes) -> t.Iterator[tuple[int, int, int, bytes]]:
     """(type, flags, seq, payload) of each netlink message in one datagram; stops at a truncated one."""
     offset = 0
     while offset + _NLMSGHDR.size <= len(buffer):
-        length, msg_type, flags, seq, _pid = _NLMSGHDR.unpack_from(buffer, offset)
+        length, message_type, flags, seq, _pid = _NLMSGHDR.unpack_from(buffer, offset)
         if length < _NLMSGHDR.size or offset + length > len(buffer):
             return
-        yield msg_type, flags, seq, buffer[offset + _NLMSGHDR.size : offset + length]
-        offset += _align(length)
-
-
-def iter_attrs(data: bytes, offset: int = 0) -> t.Iterator[tuple[int, bytes]]:
-    while offset + _NLATTR.size <= len(data):
-        length, attr_type = _NLATTR.unpack_from(data, offset)
-        if length < _NLATTR.size or offset + length > len(data):
-            return
-        yield attr_type & NLA_TYPE_MASK, data[offset + _NLATTR.size : offset + length]
-        offset += _align(length)
+        yield message_type, flags, seq, buffer[offset + _NLMSGHDR.size : offset + length]
+        offset += align4(length)
 
 
 def _be32(data: bytes) -> int | None:
@@ -164,7 +157,7 @@ def _be32(data: bytes) -> int | None:
 def parse_packet(payload: bytes) -> Record:
     """Parse the body (nfgenmsg + attributes) of one NFULNL_MSG_PACKET."""
     family = payload[0] if payload else 0
-    values: dict[int, bytes] = dict(iter_attrs(payload, _NFGENMSG.size))
+    values = {attr: payload[start:end] for attr, start, end in iter_attrs(payload, _NFGENMSG.size, len(payload))}
     hw_protocol = hook = 0
     header = values.get(NFULA_PACKET_HDR, b"")
     if len(header) >= 3:
@@ -255,9 +248,9 @@ class NflogSocket:
     def _wait_ack(self, seq: int) -> None:
         while True:
             data = self.sock.recv(65536)
-            for msg_type, _flags, msg_seq, payload in iter_messages(data):
-                if msg_type == NLMSG_ERROR and msg_seq == seq:
-                    code = -struct.unpack("=i", payload[:4])[0]
+            for message_type, _flags, message_seq, payload in iter_messages(data):
+                if message_type == NLMSG_ERROR and message_seq == seq:
+                    code = -struct.unpack_from("=i", payload)[0] if len(payload) >= 4 else errno.EPROTO
                     if code:
                         raise self._error(code)
                     return
@@ -292,8 +285,8 @@ class NflogSocket:
             self.overruns += 1
             return []
         records = []
-        for msg_type, _flags, _seq, payload in iter_messages(data):
-            if msg_type == (NFNL_SUBSYS_ULOG << 8) | NFULNL_MSG_PACKET:
+        for message_type, _flags, _seq, payload in iter_messages(data):
+            if message_type == PACKET_MSG_TYPE:
                 record = parse_packet(payload)
                 self.sequence.note(record.seq)
                 records.append(record)
