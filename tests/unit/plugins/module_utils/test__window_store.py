@@ -108,17 +108,37 @@ UPGRADES = [
 ]
 
 
+@pytest.fixture
+def clocks(monkeypatch):
+    """The wall clock and CLOCK_BOOTTIME at fixed, unrelated values: an upgrade carries over only what remains."""
+    monkeypatch.setattr(ws.time, "time", lambda: 1795766700.25)
+    monkeypatch.setattr(ws, "boot_now", lambda: 5000.0)
+
+
 @pytest.mark.parametrize("ident, spec, netns", [c[1:] for c in UPGRADES], ids=[c[0] for c in UPGRADES])
-def test_upgrade_format1_netns(ident, spec, netns):
+def test_upgrade_format1_netns(clocks, ident, spec, netns):
     old = format1(ident, spec)
     new = ws.upgrade(old)
-    assert new["format"] == ws.FORMAT == 2
+    assert new["format"] == ws.FORMAT == 3
     assert new["upgraded_from"] == 1
     assert new["netns"] == netns
     assert new["keys"] == old["keys"]
-    assert new["links"] == []
+    assert new["links"] == [], "an empty links marks it for migrate_legacy, which removes it"
     assert new["window"] == "format1-1795766400.25"
+    # 600 s of the wall-clock deadline were left at the upgrade: the same 600 s on CLOCK_BOOTTIME.
+    assert new["deadline_boot"] == 5600.0
     assert old["format"] == 1 and old["netns"] == spec, "upgrade works on a copy"
+
+
+def test_upgrade_format2_carries_the_remaining_time_to_boottime(clocks):
+    old = {"format": 2, "id": "netns-blue", "deadline": 1795766760.25, "links": ["init"]}
+    new = ws.upgrade(old)
+    assert new == dict(old, format=3, upgraded_from=2, deadline_boot=5060.0)
+    assert old["format"] == 2 and "deadline_boot" not in old, "upgrade works on a copy"
+
+
+def test_upgrade_format2_overdue_stays_overdue(clocks):
+    assert ws.upgrade({"format": 2, "id": "init", "deadline": 1795766600.25})["deadline_boot"] == 4900.0
 
 
 def test_upgrade_format1_dyndbg_records():
@@ -137,12 +157,12 @@ def test_upgrade_format1_flags_in_kernel_order():
     assert (new["dyndbg"][0]["original"], new["dyndbg"][0]["applied"]) == ("pfl", "pfslt")
 
 
-def test_upgrade_format2_is_unchanged():
-    data = {"format": 2, "id": "init"}
+def test_upgrade_format3_is_unchanged():
+    data = {"format": 3, "id": "init", "deadline_boot": 1.0}
     assert ws.upgrade(data) is data
 
 
-@pytest.mark.parametrize("version", [None, 0, 3, "1"])
+@pytest.mark.parametrize("version", [None, 0, 4, "1"])
 def test_upgrade_refuses_unknown(version):
     with pytest.raises(ValueError):
         ws.upgrade({"format": version})
@@ -175,12 +195,21 @@ def format2(ident="init", **extra):
     return data
 
 
+def format3(ident="init", **extra):
+    data = {"format": 3, "id": ident, "netns": {"spec": None, "path": "/proc/self/ns/net", "dev": 4, "ino": 4026531840},
+            "created": 1.0, "created_monotonic": 1.0, "deadline": 2.0, "deadline_boot": 3.0, "keys": {}, "dyndbg": [],
+            "window": "w1"}
+    data.update(extra)
+    data["checksum"] = ws.checksum(data)
+    return data
+
+
 def test_load_missing_is_none(store):
     assert store.load("init") is None
 
 
 def test_save_then_load(store):
-    data = format2()
+    data = format3()
     del data["checksum"]
     store.save(dict(data))
     assert store.load("init") == dict(data, checksum=ws.checksum(data))
@@ -191,18 +220,18 @@ def test_save_then_load(store):
 def test_load_upgrades_format1_file(store):
     plant(store, "netns-blue", format1("netns-blue", "blue", dyndbg=[TCP_RECORD_1]))
     data = store.load("netns-blue")
-    assert data["format"] == 2 and data["upgraded_from"] == 1
+    assert data["format"] == 3 and data["upgraded_from"] == 1 and "deadline_boot" in data
     assert data["netns"]["path"] == "/run/netns/blue"
     store.save(data)
     with open(store.path("netns-blue"), encoding="utf-8") as handle:
-        assert json.load(handle)["format"] == 2, "saving rewrites the file in the current format"
+        assert json.load(handle)["format"] == 3, "saving rewrites the file in the current format"
     assert store.load("netns-blue")["dyndbg"] == data["dyndbg"]
 
 
 REFUSED = [
-    ("format 3 names the newer release", lambda: format2(format=3, written_by="conntrack-debug-window 0.4.0"),
-     0o600, r"has format 3, written by a newer release of netfilter.conntrack \(conntrack-debug-window 0.4.0\);"
-            r" this program reads formats 1-2 and will not guess"),
+    ("format 4 names the newer release", lambda: format3(format=4, written_by="conntrack-debug-window 0.5.0"),
+     0o600, r"has format 4, written by a newer release of netfilter.conntrack \(conntrack-debug-window 0.5.0\);"
+            r" this program reads formats 1-3 and will not guess"),
     ("format 99 without written_by", lambda: format2(format=99), 0o600, r"newer release of netfilter.conntrack \(unknown\)"),
     ("format 0", lambda: format2(format=0), 0o600, "has an unknown format"),
     ("format as a string", lambda: format2(format="2"), 0o600, "has an unknown format"),
@@ -336,6 +365,45 @@ def test_ids_and_remove_if_empty(store):
     store.remove_if_empty()
     assert not os.path.exists(store.directory)
     assert store.ids() == []
+
+
+def test_load_upgrades_format2_file(store, clocks):
+    plant(store, "netns-blue", format2("netns-blue", deadline=1795766730.25, links=["init"]))
+    data = store.load("netns-blue")
+    assert (data["format"], data["upgraded_from"], data["deadline_boot"]) == (3, 2, 5030.0)
+    assert data["links"] == ["init"], "the program moves the host-wide values under the lock, not load"
+
+
+def test_windows_are_every_snapshot_but_the_shared_record(store):
+    assert ws.check_id(ws.SHARED_ID) == "shared"
+    for ident in ("netns-b", "init", ws.SHARED_ID):
+        store.save(format3(ident))
+    assert store.ids() == ["init", "netns-b", "shared"]
+    assert store.windows() == ["init", "netns-b"]
+
+
+def test_remaining_seconds_is_measured_on_boottime(monkeypatch):
+    monkeypatch.setattr(ws, "boot_now", lambda: 100.0)
+    monkeypatch.setattr(ws.time, "time", lambda: 9e9)
+    assert ws.remaining_seconds({"deadline_boot": 160.0, "deadline": 1.0}) == 60.0
+    assert ws.remaining_seconds({"deadline_boot": 160.0}, now_boot=170.0) == -10.0
+
+
+def test_boot_now_is_clock_boottime_and_ignores_the_wall_clock(monkeypatch):
+    before = ws.boot_now()
+    monkeypatch.setattr(ws.time, "time", lambda: 0.0)
+    after = ws.boot_now()
+    assert 0 <= after - before < 5
+    assert abs(after - ws.time.clock_gettime(ws.time.CLOCK_BOOTTIME)) < 5
+
+
+def test_pid_files_of_the_watchers(store):
+    store.write_pid("watcher", 11)
+    store.write_pid("watcher-partner", 12)
+    assert (store.read_pid("watcher"), store.read_pid("watcher-partner")) == (11, 12)
+    assert sorted(os.listdir(store.directory)) == ["watcher-partner.pid", "watcher.pid"]
+    with pytest.raises(ConntrackModuleError, match="is not a snapshot id"):
+        store.pid_path("../watcher")
 
 
 def test_pid_files(store):
