@@ -224,21 +224,33 @@ def test_check_mode_enable_reports_a_step_that_would_fail(host):
         run_action(host, check_mode=True, duration=900)
 
 
-def test_check_mode_revert_reads_status(host):
-    status = {"changed": False, "namespaces": {"init": {"active": True}, "netns-a": {"active": False},
-                                               "netns-b": {"active": False, "expired": True}}}
-    host.program = {"status": (0, status)}
+def test_check_mode_revert_runs_the_programs_own_check_mode(host):
+    """Only the named windows, with --check: the program says what a real revert would do and changes nothing."""
+    answer = {"changed": True, "msg": "check mode: would revert netns-b; nothing was changed",
+              "namespaces": {"netns-a": {"changed": False, "check_mode": True},
+                             "netns-b": {"changed": True, "check_mode": True,
+                                         "restored": {"net.netfilter.nf_conntrack_log_invalid": {"from": "6", "to": "0"}}}}}
+    host.program = {"revert": (0, answer)}
     result = run_action(host, check_mode=True, state="reverted", netns=["a", "b"])
-    assert host.program_calls() == [["status", "--netns=a", "--netns=b"]]
+    assert host.program_calls() == [["revert", "--netns=a", "--netns=b", "--check"]]
+    assert host.program_calls("status") == [], "no status: a status run may revert an overdue window"
     assert host.app_args == [{"program_dir": "/usr/local/libexec/netfilter-conntrack", "install": False}]
-    assert result["changed"] is True
-    assert result["namespaces"] == {"init": {"would_revert": True}, "netns-b": {"would_revert": True}}
+    assert result["changed"] is True and result["namespaces"] == answer["namespaces"]
+    assert result["msg"] == "check mode: would revert netns-b; nothing was changed"
+
+
+def test_check_mode_revert_of_the_connections_namespace(host):
+    host.program = {"revert": (0, {"changed": False, "namespaces": {}, "msg": "check mode: would revert nothing"})}
+    result = run_action(host, check_mode=True, state="reverted")
+    assert host.program_calls() == [["revert", "--id=init", "--check"]]
+    assert result["changed"] is False
 
 
 def test_check_mode_revert_honours_the_program_exit_status(host):
-    host.program = {"status": (1, {"failed": True, "msg": "snapshot init.json fails its checksum"})}
-    with pytest.raises(AnsibleActionFail, match="reading the debug window failed: snapshot init.json fails its checksum"):
+    host.program = {"revert": (1, {"failed": True, "msg": "init: snapshot init.json fails its checksum"})}
+    with pytest.raises(AnsibleActionFail, match="init: snapshot init.json fails its checksum"):
         run_action(host, check_mode=True, state="reverted")
+    assert host.program_calls() == [["revert", "--id=init", "--check"]]
 
 
 # --- revert ---------------------------------------------------------------------------------------------------
@@ -246,8 +258,10 @@ def test_check_mode_revert_honours_the_program_exit_status(host):
 REVERT_IDS = [
     ("connection's namespace", {}, ["--id=init"]),
     ("namespaces", {"netns": ["a", "b"]}, ["--netns=a", "--netns=b"]),
-    ("namespaces and the host's nf_log_all_netns", {"netns": ["a"], "all_netns": True}, ["--netns=a", "--id=init"]),
-    ("with the host's sites", {"netns": ["a"], "dynamic_debug_sites": [{"func": "x"}]}, ["--netns=a", "--host-sites"]),
+    # The host-wide values go with the last window holding them: naming the host's window would end its own window.
+    ("namespaces with nf_log_all_netns: not the host's window", {"netns": ["a"], "all_netns": True}, ["--netns=a"]),
+    ("namespaces with sites: not the host's window", {"netns": ["a"], "dynamic_debug_sites": [{"func": "x"}]},
+     ["--netns=a"]),
     ("every snapshot", {"revert_scope": "all"}, ["--all"]),
 ]
 
