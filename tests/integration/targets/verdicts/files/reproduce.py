@@ -102,6 +102,9 @@ def run_case(name, traffic, expected, absent=(), exactly=False):
     traffic()
     report = collect(name, started, started_monotonic, baseline)
     verdicts = report["verdicts"][f"netns-{name}"]
+    if os.environ.get("VERDICT_REPORTS"):  # kept for the constructed groups test
+        with open(os.path.join(os.environ["VERDICT_REPORTS"], name), "w", encoding="utf-8") as handle:
+            json.dump(report, handle)
     ids = [one["id"] for one in verdicts]
     print(f"{name}: {ids} in {time.monotonic() - clock:.1f} s")
     print(json.dumps(verdicts, indent=1))
