@@ -209,4 +209,3 @@ def collector_liveness(aggregate: dict[str, t.Any] | None, now: float | None = N
     alive = isinstance(pid, int) and process_start_ticks(pid) == aggregate.get("pid_start_ticks")
     fresh = isinstance(aggregate.get("heartbeat"), (int, float)) and now - aggregate["heartbeat"] <= stale_after
     return "running" if alive and fresh else "dead"
-
