@@ -136,12 +136,23 @@ def test_the_app_installs_itself_then_runs_the_command_as_the_installed_copy(app
 
 
 def test_an_install_that_fails_runs_no_command(app, tmp_path):
+    dest = tmp_path / "libexec" / wa.PROGRAM_FILE
+    dest.mkdir(parents=True, mode=0o700)   # a directory where the program should be: the rename fails
+    state = tmp_path / "state"
+    rc, answer, _stderr = run_app(app, f"--state-dir={state}", f"--install-to={dest}", "status")
+    assert rc == 1 and answer["install_failed"] is True and answer["failed"] is True
+    assert answer["msg"].startswith(f"cannot install {dest}: ") and "unsafe_path" not in answer
+    assert not state.exists()
+
+
+def test_an_install_into_a_planted_path_is_refused_and_runs_no_command(app, tmp_path):
     blocker = tmp_path / "libexec"
     blocker.write_text("a file where the directory should be")
     state = tmp_path / "state"
     rc, answer, _stderr = run_app(app, f"--state-dir={state}", f"--install-to={blocker / wa.PROGRAM_FILE}", "status")
-    assert rc == 1 and answer["install_failed"] is True and answer["failed"] is True
-    assert answer["msg"].startswith(f"cannot install {blocker / wa.PROGRAM_FILE}: ")
+    assert rc == 1 and answer["install_failed"] is True and answer["unsafe_path"] is True
+    assert answer["msg"].startswith(f"refusing to install {blocker / wa.PROGRAM_FILE} as root: {blocker} is not a"
+                                    " directory")
     assert not state.exists()
 
 
