@@ -17,7 +17,12 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import pathlib
+import signal
 import stat
+import subprocess
+import sys
+import time
 import types
 
 import pytest
@@ -25,8 +30,12 @@ import pytest
 from ansible_collections.netfilter.conntrack.plugins.module_utils import _conntrack_log_invalid as li
 from ansible_collections.netfilter.conntrack.plugins.module_utils import _dynamic_debug as dd
 from ansible_collections.netfilter.conntrack.plugins.module_utils import _nf_log as nl
+from ansible_collections.netfilter.conntrack.plugins.module_utils import _sysctl as sc
+from ansible_collections.netfilter.conntrack.plugins.module_utils import _window_enable as we
 from ansible_collections.netfilter.conntrack.plugins.module_utils import _window_program as wp
+from ansible_collections.netfilter.conntrack.plugins.module_utils import _window_request as wq
 from ansible_collections.netfilter.conntrack.plugins.module_utils import _window_revert as wr
+from ansible_collections.netfilter.conntrack.plugins.module_utils import _window_status as wt
 from ansible_collections.netfilter.conntrack.plugins.module_utils._errors import ConntrackModuleError
 from ansible_collections.netfilter.conntrack.plugins.module_utils._sysctl import key_path
 from ansible_collections.netfilter.conntrack.plugins.module_utils._window_store import Store, checksum
@@ -45,6 +54,7 @@ SYNTHETIC = "\n".join([
 ]) + "\n"
 PROGRAM_PATH = "/usr/local/libexec/netfilter-conntrack/conntrack-debug-window.pyz"
 LOG_INVALID = "net.netfilter.nf_conntrack_log_invalid"
+ALL_NETNS = "net.netfilter.nf_log_all_netns"
 NF_LOG_4 = "net.netfilter.nf_log.2"
 NF_LOG_6 = "net.netfilter.nf_log.10"
 
@@ -83,30 +93,40 @@ class FakeKernel:
 
 
 class FakeScheduler:
-    """Records what would be armed and cancelled; nothing is started."""
+    """Records what would be armed, cancelled and stopped (every call that changes something, in ``calls``); nothing
+    is started."""
 
     def __init__(self):
         self.armed = []
         self.cancelled = []
+        self.calls = []
         self.dead = set()   # ids whose timer or watcher was stopped or killed behind the program's back
+        self.backstop_alive = False
 
-    def arm(self, ident, deadline, retry=False):
+    def arm(self, ident, deadline_boot, retry=False):
         self.armed.append((ident, retry))
+        self.calls.append(("arm", ident))
         self.dead.discard(ident)
-        return {"kind": "fake", "in_seconds": 1}
+        return {"kind": "fake", "in_seconds": 1, "deadline_boot": deadline_boot}
 
     def alive(self, scheduler, ident):
         return bool(scheduler) and scheduler.get("kind") == "fake" and ident not in self.dead
 
     def cancel(self, ident):
         self.cancelled.append(ident)
+        self.calls.append(("cancel", ident))
         return []
 
     def backstop(self):
-        return {"kind": "fake", "alive": False}
+        return {"kind": "fake", "alive": self.backstop_alive}
 
     def settle(self):
+        self.calls.append(("settle",))
         return []
+
+    def ensure_watchers(self, own_slot=None):
+        self.calls.append(("ensure_watchers", own_slot))
+        return 4242
 
 
 def read_sample(path):
@@ -160,6 +180,45 @@ def program(tmp_path, proc_sys, kernel, monkeypatch):
                         control_finder=lambda _mount: (kernel.path, None))
     runner.scheduler = FakeScheduler()
     return runner
+
+
+HOST_PATH = "/proc/self/ns/net"
+
+
+@pytest.fixture
+def namespaces(program, proc_sys, tmp_path, monkeypatch):
+    """Named namespaces, each with a /proc/sys tree of its own (without nf_log_all_netns: the host's alone); entering
+    one (InNetns) points the program, and the modules with the applying fixture, at its tree. Returns the tree of a
+    namespace by its spec (None: the host's)."""
+    trees = {HOST_PATH: str(proc_sys), None: str(proc_sys)}
+
+    def tree(spec):
+        path = HOST_PATH if spec is None else f"/run/netns/{spec}"
+        if path not in trees:
+            root = tmp_path / f"proc_sys-{spec}"
+            (root / "net" / "netfilter" / "nf_log").mkdir(parents=True)
+            for key, value in {LOG_INVALID: "0", NF_LOG_4: "NONE", NF_LOG_6: "NONE"}.items():
+                root.joinpath(*key.split(".")).write_text(value + "\n")
+            trees[path] = str(root)
+        return path
+
+    def open_namespace(spec):
+        path = tree(spec or None)
+        return None, {"spec": spec or None, "path": path, "dev": 1, "ino": 1 if path == HOST_PATH else 1000 + len(trees)}
+
+    @contextlib.contextmanager
+    def in_netns(_fd, path):
+        before = program.proc_sys
+        program.proc_sys = trees[path]
+        try:
+            yield
+        finally:
+            program.proc_sys = before
+
+    monkeypatch.setattr(program, "open_namespace", open_namespace)
+    for module in (we, wr, wt):
+        monkeypatch.setattr(module, "InNetns", in_netns)
+    return lambda spec: pathlib.Path(trees[tree(spec)])
 
 
 def snapshot_args(*sites, duration="900", extra=()):
@@ -217,18 +276,20 @@ SELECTIONS = [
 @pytest.mark.parametrize("site, expected", [c[1:] for c in SELECTIONS], ids=[c[0] for c in SELECTIONS])
 def test_snapshot_records_what_the_module_selects(program, kernel, site, expected):
     result = program.cmd_snapshot(snapshot_args(site))
-    recorded = [(r["filename"], r["lineno"]) for r in result["namespaces"]["init"]["dyndbg"]]
+    recorded = [(r["filename"], r["lineno"]) for r in result["shared"]["dyndbg"]]
     module = [(s["filename"], s["lineno"]) for s in module_run(kernel, check_mode=True, **site)["sites"]]
     assert recorded == module == expected
     assert kernel.writes == [], "snapshot only reads the control file"
-    for record in result["namespaces"]["init"]["dyndbg"]:
+    for record in result["shared"]["dyndbg"]:
         assert (record["original"], record["applied"]) == ("_", "p")
+    assert result["shared"]["holders"] == ["init"], "the sites are host-wide: the shared record holds them"
+    assert program.store.load("init")["dyndbg"] == [], "the window itself records no site"
 
 
 def test_article_formats_are_one_query():
     """Both spellings of the article's format make the same query, with the module's builder."""
-    octal = wp.validate_site(ARTICLE)
-    c_style = wp.validate_site(dict(ARTICLE, format=r"Invalid dir=%i index=%u ostate=%u\n"))
+    octal = wq.validate_site(ARTICLE)
+    c_style = wq.validate_site(dict(ARTICLE, format=r"Invalid dir=%i index=%u ostate=%u\n"))
     assert octal == c_style
     assert octal[0].format == "Invalid dir=%i index=%u ostate=%u\n"
 
@@ -238,7 +299,7 @@ def test_snapshot_records_flags_and_state(program, kernel):
     result = program.cmd_snapshot(snapshot_args({"func": "tcp_new", "flags": "lt", "state": "enabled"},
                                                 {"file": "nf_conntrack_proto_tcp.c", "line": 827, "flags": "p",
                                                  "state": "disabled"}))
-    records = {r["lineno"]: (r["original"], r["applied"]) for r in result["namespaces"]["init"]["dyndbg"]}
+    records = {r["lineno"]: (r["original"], r["applied"]) for r in result["shared"]["dyndbg"]}
     assert records == {827: ("pf", "flt"), 780: ("_", "lt")}
 
 
@@ -258,6 +319,9 @@ def test_snapshot_records_the_keys_and_identity(program, proc_sys):
     assert data["confirmed"] is False and data["window"] == result["window"]
     assert data["scheduler"] == {"kind": "none"} and program.scheduler.armed == []
     assert result["dynamic_debug"] is False, "no site asked: the control file is not even looked up"
+    assert "shared" not in result and program.store.ids() == ["init"], "no host-wide value asked: no shared record"
+    assert "enabler" not in data, "the plain snapshot command records no enabler: its confirm may still come"
+    assert data["deadline_boot"] - wr.boot_now() == pytest.approx(900, abs=5)
     assert sysctl(proc_sys, LOG_INVALID) == "0", "snapshot changes nothing"
 
 
@@ -267,7 +331,8 @@ def test_second_snapshot_keeps_the_originals_and_extends(program, proc_sys, kern
     init = again["namespaces"]["init"]
     assert init["created"] is False and init["recorded"] == [] and init["deadline_extended"] is True
     assert init["original"][LOG_INVALID] == "0", "not the value the first enable applied"
-    assert [(r["lineno"], r["original"]) for r in init["dyndbg"]] == [(827, "_"), (780, "_")]
+    assert again["shared"]["created"] is False and again["shared"]["recorded"] == []
+    assert [(r["lineno"], r["original"]) for r in again["shared"]["dyndbg"]] == [(827, "_"), (780, "_")]
     assert again["window"] == first["window"]
     assert again["changed"] is False
 
@@ -348,14 +413,14 @@ def test_revert_restores_keys_and_sites(program, proc_sys, kernel):
     enable(program, proc_sys, kernel, ARTICLE, {"func": "tcp_new"})
     assert kernel.flags()[(TCP, 1020, "nf_ct_tcp: Invalid dir=%i index=%u ostate=%u\n")] == "p"
     result = program.cmd_revert(args("revert", "--id=init"))
-    init = result["namespaces"]["init"]
+    init, shared = result["namespaces"]["init"], result["namespaces"]["shared"]
     assert result["changed"] is True and not result.get("failed")
-    assert init["restored"] == {
-        LOG_INVALID: {"from": "6", "to": "0"}, NF_LOG_4: {"from": "nf_log_ipv4", "to": "NONE"},
+    assert init["restored"] == {LOG_INVALID: {"from": "6", "to": "0"}, NF_LOG_4: {"from": "nf_log_ipv4", "to": "NONE"}}
+    assert init["unchanged"] == [NF_LOG_6] and init["left"] == {}
+    assert shared["restored"] == {
         f"dyndbg {TCP}:1020": {"from": "p", "to": "_"}, f"dyndbg {TCP}:827": {"from": "p", "to": "_"},
         f"dyndbg {TCP}:780": {"from": "p", "to": "_"},
-    }
-    assert init["unchanged"] == [NF_LOG_6] and init["left"] == {}
+    }, "the last holder's revert restores the host-wide sites"
     assert kernel.flags() == before
     assert (sysctl(proc_sys, LOG_INVALID), sysctl(proc_sys, NF_LOG_4)) == ("0", "NONE")
     assert program.store.ids() == [] and not os.path.exists(program.store.directory)
@@ -391,7 +456,7 @@ def test_revert_of_a_site_whose_format_has_a_backslash(program, proc_sys, kernel
     enable(program, proc_sys, kernel, {"func": "slash"})
     assert kernel.flags()[("drivers/x/twice.c", 9, "path C:\\data\\x %s\n")] == "p"
     result = program.cmd_revert(args("revert", "--id=init"))
-    assert result["namespaces"]["init"]["restored"]["dyndbg drivers/x/twice.c:9"] == {"from": "p", "to": "_"}
+    assert result["namespaces"]["shared"]["restored"]["dyndbg drivers/x/twice.c:9"] == {"from": "p", "to": "_"}
     assert kernel.flags() == before
 
 
@@ -400,17 +465,15 @@ def test_revert_leaves_and_reports_values_changed_by_someone_else(program, proc_
     sysctl(proc_sys, LOG_INVALID, "17")
     kernel.set_flags(TCP, 780, "pmf")
     result = program.cmd_revert(args("revert", "--id=init"))
-    init = result["namespaces"]["init"]
-    assert init["left"] == {
-        LOG_INVALID: {"current": "17", "set_by_enable": "6", "original": "0",
-                      "reason": "changed by someone else during the debug window: left as it is"},
-        f"dyndbg {TCP}:780": {"current": "pmf", "set_by_enable": "p", "original": "_",
-                              "reason": "changed by someone else during the debug window: left as it is"},
-    }
-    assert sorted(init["restored"]) == sorted([NF_LOG_4, f"dyndbg {TCP}:827"])
+    init, shared = result["namespaces"]["init"], result["namespaces"]["shared"]
+    reason = "changed by someone else during the debug window: left as it is"
+    assert init["left"] == {LOG_INVALID: {"current": "17", "set_by_enable": "6", "original": "0", "reason": reason}}
+    assert shared["left"] == {f"dyndbg {TCP}:780": {"current": "pmf", "set_by_enable": "p", "original": "_",
+                                                    "reason": reason}}
+    assert sorted(init["restored"]) == [NF_LOG_4] and sorted(shared["restored"]) == [f"dyndbg {TCP}:827"]
     assert sysctl(proc_sys, LOG_INVALID) == "17"
     assert kernel.flags()[(TCP, 780, "nf_ct_tcp: invalid new deleting.\n")] == "pmf"
-    assert "left 2 changed by others" in init["msg"]
+    assert "left 1 changed by others" in init["msg"] and "left 1 changed by others" in shared["msg"]
     assert program.store.ids() == [], "what is left is reported, and the window is closed"
 
 
@@ -463,40 +526,37 @@ def line_flags(kernel):
     return {(filename, lineno): flags for (filename, lineno, _format), flags in kernel.flags().items()}
 
 
-def test_host_values_other_windows_rely_on_stay_until_the_last_of_them(program, proc_sys, kernel):
-    """A namespace's window links to the host snapshot for nf_log_all_netns and the sites: reverting the host
-    snapshot while that window is open restores the host's own values only, and keeps the shared ones."""
+def test_a_host_snapshot_of_an_older_release_is_migrated_and_its_shared_values_stay(program, proc_sys, kernel):
+    """Format 2 kept nf_log_all_netns and the sites in the host's snapshot, linked by the namespaces' windows: the
+    first revert moves them to the shared record, restores the host's own value, and keeps the shared ones for the
+    linking window; once that window's snapshot is gone, they are restored too."""
     site = {"file": "nf_conntrack_proto_tcp.c", "line": 1014}
     snap = program.cmd_snapshot(snapshot_args(site, extra=["--all-netns=on"]))
-    sysctl(proc_sys, LOG_INVALID, "6")
-    sysctl(proc_sys, "net.netfilter.nf_log_all_netns", "1")
-    module_run(kernel, **site)
     program.cmd_confirm(args("confirm", f"--window={snap['window']}", "--id=init"))
-    holder = dict(program.store.load("init"), id="netns-other", keys={}, dyndbg=[], links=["init"])
-    program.store.save(holder)
+    module_run(kernel, **site)
+    sysctl(proc_sys, LOG_INVALID, "6")
+    sysctl(proc_sys, ALL_NETNS, "1")
+    # The same values as format 2 recorded them: in the host's snapshot, and no shared record.
+    shared, host = program.store.load("shared"), program.store.load("init")
+    host["keys"][ALL_NETNS], host["dyndbg"] = shared["keys"][ALL_NETNS], shared["dyndbg"]
+    host["links"] = []
+    program.store.save(host)
+    program.store.remove("shared")
+    program.store.save(dict(host, id="netns-other", keys={}, dyndbg=[], links=["init"]))
 
-    first = program.cmd_revert(args("revert", "--id=init"))["namespaces"]["init"]
-    assert first["restored"] == {LOG_INVALID: {"from": "6", "to": "0"}}
-    assert first["kept"] == {"values": ["net.netfilter.nf_log_all_netns", "1 dynamic-debug site(s)"],
-                             "for": ["netns-other"]}
-    assert sysctl(proc_sys, "net.netfilter.nf_log_all_netns") == "1" and line_flags(kernel)[(TCP, 1014)] == "p"
-    assert sorted(program.store.ids()) == ["init", "netns-other"]
-    assert list(program.store.load("init")["keys"]) == ["net.netfilter.nf_log_all_netns"]
+    first = program.cmd_revert(args("revert", "--id=init"))["namespaces"]
+    assert first["init"]["restored"] == {LOG_INVALID: {"from": "6", "to": "0"}}
+    assert first["shared"]["kept"] == {"values": [ALL_NETNS, "1 dynamic-debug site(s)"], "for": ["netns-other"]}
+    assert sysctl(proc_sys, ALL_NETNS) == "1" and line_flags(kernel)[(TCP, 1014)] == "p"
+    assert program.store.ids() == ["netns-other", "shared"]
+    assert "links" not in program.store.load("netns-other")
+    assert program.store.load("shared")["holders"] == ["netns-other"]
 
     program.store.remove("netns-other")
-    last = program.cmd_revert(args("revert", "--id=init"))["namespaces"]["init"]
-    assert "kept" not in last and last["restored"]["net.netfilter.nf_log_all_netns"] == {"from": "1", "to": "0"}
+    last = program.cmd_revert(args("revert", "--id=init"))
+    assert last["namespaces"]["init"]["msg"] == "nothing to revert"
+    assert sysctl(proc_sys, ALL_NETNS) == "0", "a holder whose snapshot is gone holds nothing"
     assert line_flags(kernel)[(TCP, 1014)] == "_" and program.store.ids() == []
-
-
-def test_revert_all_does_not_keep_host_values(program, proc_sys):
-    snap = program.cmd_snapshot(snapshot_args(extra=["--all-netns=on"]))
-    sysctl(proc_sys, "net.netfilter.nf_log_all_netns", "1")
-    program.cmd_confirm(args("confirm", f"--window={snap['window']}", "--id=init"))
-    program.store.save(dict(program.store.load("init"), id="netns-other", keys={}, links=["init"]))
-    result = program.cmd_revert(args("revert", "--all"))
-    assert "kept" not in result["namespaces"]["init"] and program.store.ids() == []
-    assert sysctl(proc_sys, "net.netfilter.nf_log_all_netns") == "0"
 
 
 def test_revert_of_another_namespace_with_the_same_name_drops_the_snapshot(program, proc_sys, kernel):
@@ -539,15 +599,16 @@ NF_LOG_TABLE = " 2 NONE (nf_log_ipv4,nfnetlink_log)\n10 nf_log_ipv6 (nf_log_ipv6
 
 
 @pytest.fixture
-def applying(monkeypatch, proc_sys):
-    """The apply functions against the same /proc/sys tree as the program; the plan's probe reads nothing real."""
+def applying(monkeypatch, program):
+    """The apply functions against the program's /proc/sys tree (the namespace's, with the namespaces fixture); the
+    plan's probe reads nothing real."""
     for module in (li, nl):
-        monkeypatch.setattr(module, "key_exists", lambda key: wp.key_exists(key, str(proc_sys)))
-        monkeypatch.setattr(module, "read_key", lambda key: wp.read_key(key, str(proc_sys)))
-        monkeypatch.setattr(module, "write_key", lambda key, value: wp.write_key(key, value, str(proc_sys)))
+        monkeypatch.setattr(module, "key_exists", lambda key: sc.key_exists(key, program.proc_sys))
+        monkeypatch.setattr(module, "read_key", lambda key: sc.read_key(key, program.proc_sys))
+        monkeypatch.setattr(module, "write_key", lambda key, value: sc.write_key(key, value, program.proc_sys))
     monkeypatch.setattr(nl, "read_nf_log", lambda: nl.parse_nf_log(NF_LOG_TABLE))
-    monkeypatch.setattr(wp, "probe", lambda host, spec, outside: {"netns": spec})
-    monkeypatch.setattr(wp, "plan_from", lambda probed, intended: {"probe": probed, "intended": intended})
+    monkeypatch.setattr(we, "probe", lambda host, spec, outside: {"netns": spec})
+    monkeypatch.setattr(we, "plan_from", lambda probed, intended: {"probe": probed, "intended": intended})
 
 
 def raising(error):
@@ -604,8 +665,8 @@ def test_a_failing_step_rolls_back_exactly_the_snapshotted_ids(program, proc_sys
     result = program.cmd_enable(enable_args({"func": "tcp_new"}))
     assert result["failed"] is True and result["failed_step"] == step
     assert result["step_failure"]["msg"].startswith("the kernel said no")
-    assert list(result["rollback"]["namespaces"]) == ["init"]
-    assert not result["rollback"].get("failed")
+    assert list(result["rollback"]["namespaces"]) == ["init", "shared"], "the window and the sites it held"
+    assert not result["rollback"].get("failed") and "kept" not in result["rollback"]["namespaces"]["shared"]
     assert (sysctl(proc_sys, LOG_INVALID), sysctl(proc_sys, NF_LOG_4)) == ("0", "NONE")
     assert "p" not in {flags for (name, _line, _fmt), flags in kernel.flags().items() if name == TCP}
     assert program.store.ids() == [] and result["steps"][-1]["step"] == step
@@ -619,7 +680,7 @@ def test_a_failing_confirm_rolls_back(program, proc_sys, applying, monkeypatch):
         program.cmd_revert(wp.parser().parse_args(["revert", "--id=init"]))
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(wp, "set_loggers", revert_meanwhile)
+    monkeypatch.setattr(we, "set_loggers", revert_meanwhile)
     result = program.cmd_enable(enable_args())
     assert result["failed_step"] == "Confirm the window is applied"
     assert result["step_failure"]["namespaces"]["init"]["expired"] is True
@@ -636,52 +697,49 @@ def test_a_confirm_that_raises_still_rolls_back(program, proc_sys, applying, mon
     assert sysctl(proc_sys, LOG_INVALID) == "0"
 
 
-def test_enable_in_a_namespace_snapshots_the_host_and_rolls_back_both(program, proc_sys, applying, monkeypatch):
-    """With netns and all_netns the host's snapshot holds nf_log_all_netns; a failure reverts both ids, no others."""
-    monkeypatch.setattr(wp, "snapshot_id", lambda spec: "init" if spec is None else f"netns-{spec}")
-    opened = []
-
-    def open_namespace(spec):
-        opened.append(spec)
-        return None, {"spec": spec, "path": f"/run/netns/{spec}" if spec else "/proc/self/ns/net", "dev": 1,
-                      "ino": 7 if spec else 1}
-
-    monkeypatch.setattr(program, "open_namespace", open_namespace)
+def test_enable_in_a_namespace_rolls_back_its_window_and_the_shared_record_only(program, proc_sys, applying,
+                                                                               namespaces, monkeypatch):
+    """With netns and all_netns, nf_log_all_netns goes to the shared record (no host window is opened); a failure
+    reverts this enable's window and releases its hold, and leaves the other windows alone."""
     monkeypatch.setattr(nl, "write_key", lambda key, value: raising(ConntrackModuleError(f"{key} is read-only"))()
-                        if key == "net.netfilter.nf_log_all_netns" else wp.write_key(key, value, str(proc_sys)))
-    program.store.ensure()
-    program.store.save({"id": "netns-other", "netns": {"spec": "other", "path": "/run/netns/other", "dev": 1, "ino": 9},
-                        "created": 0, "created_monotonic": 0, "keys": {}, "dyndbg": [], "links": [], "window": "w",
-                        "deadline": 10 ** 10, "confirmed": True, "scheduler": {"kind": "fake"}})
+                        if key == ALL_NETNS else sc.write_key(key, value, program.proc_sys))
+    sysctl(namespaces("other"), LOG_INVALID, "6")
+    other = program.cmd_snapshot(snapshot_args(extra=["--netns=other"]))
+    program.cmd_confirm(args("confirm", f"--window={other['window']}", "--netns=other"))
+    before = {ident: open(program.store.path(ident), "rb").read() for ident in program.store.ids()}
     result = program.cmd_enable(enable_args(extra=["--netns=a", "--all-netns=on"]))
     assert [step["step"] for step in result["steps"]] == [
         "Log invalid packets", "Bind the loggers", "Let log lines of other namespaces reach the kernel log"]
     assert result["failed_step"] == "Let log lines of other namespaces reach the kernel log"
-    assert sorted(result["rollback"]["namespaces"]) == ["init", "netns-a"]
+    assert sorted(result["rollback"]["namespaces"]) == ["netns-a", "shared"]
+    assert (sysctl(namespaces("a"), LOG_INVALID), sysctl(namespaces("a"), NF_LOG_4)) == ("0", "NONE")
     assert program.store.ids() == ["netns-other"]
+    assert {ident: open(program.store.path(ident), "rb").read() for ident in program.store.ids()} == before
+    assert sysctl(namespaces("other"), LOG_INVALID) == "6" and sysctl(proc_sys, LOG_INVALID) == "0"
 
 
 def test_a_module_load_takes_the_snapshot_again_before_the_sites(program, proc_sys, kernel, applying, monkeypatch):
     """conntrack_log_invalid loaded nf_conntrack: its sites exist only now, so they are recorded before any write."""
-    monkeypatch.setattr(wp, "set_log_invalid", lambda *_args: {"changed": True, "loaded_module": "nf_conntrack"})
+    monkeypatch.setattr(we, "set_log_invalid", lambda *_args: {"changed": True, "loaded_module": "nf_conntrack"})
     snapshots = []
     real = program.cmd_snapshot
-    monkeypatch.setattr(program, "cmd_snapshot", lambda a: snapshots.append(len(kernel.writes)) or real(a))
+    monkeypatch.setattr(program, "cmd_snapshot",
+                        lambda a, **kwargs: snapshots.append(len(kernel.writes)) or real(a, **kwargs))
     result = program.cmd_enable(enable_args({"func": "tcp_new"}))
     assert snapshots == [0, 0], "both snapshots come before the first write to the control file"
     assert result["steps"][0]["loaded"] == "nf_conntrack" and not result.get("failed")
 
 
 def test_a_failing_second_snapshot_rolls_back_the_first(program, proc_sys, kernel, applying, monkeypatch):
-    monkeypatch.setattr(wp, "set_log_invalid", lambda *_args: {"changed": True, "loaded_module": "nf_conntrack"})
+    monkeypatch.setattr(we, "set_log_invalid", lambda *_args: {"changed": True, "loaded_module": "nf_conntrack"})
     real = program.cmd_snapshot
     calls = []
 
-    def snapshot(a):
+    def snapshot(a, **kwargs):
         calls.append(a)
         if len(calls) == 2:
             raise ConntrackModuleError("disk full")
-        return real(a)
+        return real(a, **kwargs)
 
     monkeypatch.setattr(program, "cmd_snapshot", snapshot)
     result = program.cmd_enable(enable_args({"func": "tcp_new"}))
@@ -718,7 +776,7 @@ def test_check_mode_reports_a_step_that_would_fail(program, applying):
 
 
 def test_a_plan_that_cannot_be_made_is_a_warning(program, applying, monkeypatch):
-    monkeypatch.setattr(wp, "probe", raising(ConntrackModuleError("gone")))
+    monkeypatch.setattr(we, "probe", raising(ConntrackModuleError("gone")))
     result = program.cmd_enable(enable_args())
     assert not result.get("failed") and result["plan"] == {}
     assert result["warnings"] == ["no plan for this namespace: gone"]
@@ -741,7 +799,7 @@ def test_status_reports_values_and_a_dead_scheduler(program, proc_sys, kernel):
 def test_status_reverts_an_overdue_window_whose_scheduler_is_gone(program, proc_sys, kernel):
     enable(program, proc_sys, kernel)
     data = program.store.load("init")
-    data["deadline"] = 1.0
+    data["deadline_boot"] = wr.boot_now() - program.overdue_grace - 1   # the wall-clock deadline is still ahead
     program.store.save(data)
     status = program.cmd_status(args("status"))
     assert "the automatic revert did not run" in status["overdue"]["init"]["msg"]
@@ -799,13 +857,13 @@ BAD_DURATIONS = [
 
 @pytest.mark.parametrize("value, expected", [c[1:] for c in DURATIONS], ids=[c[0] for c in DURATIONS])
 def test_check_duration(value, expected):
-    assert wp.check_duration(value) == expected
+    assert wq.check_duration(value) == expected
 
 
 @pytest.mark.parametrize("value, message", [c[1:] for c in BAD_DURATIONS], ids=[c[0] for c in BAD_DURATIONS])
 def test_check_duration_refuses(value, message):
     with pytest.raises(ConntrackModuleError, match=message):
-        wp.check_duration(value)
+        wq.check_duration(value)
 
 
 # --- validate_site mirrors dynamic_debug_site -----------------------------------------------------------------
@@ -854,13 +912,13 @@ WINDOW_ONLY = [
 @pytest.mark.parametrize("entry, refused", [c[1:] for c in SITES], ids=[c[0] for c in SITES])
 def test_validate_site_agrees_with_the_module(kernel, entry, refused):
     if refused is None:
-        _query, op, flags = wp.validate_site(entry)
-        assert op == wp.OPERATIONS[entry.get("state", "enabled")]
+        _query, op, flags = wq.validate_site(entry)
+        assert op == dd.OPERATIONS[entry.get("state", "enabled")]
         assert flags == dd.parse_flags(entry.get("flags", "p"))
         module_run(kernel, check_mode=True, **entry)
     else:
         with pytest.raises(ConntrackModuleError, match=refused):
-            wp.validate_site(entry)
+            wq.validate_site(entry)
         with pytest.raises(ConntrackModuleError, match=refused):
             module_run(kernel, check_mode=True, **entry)
     assert kernel.writes == []
@@ -869,16 +927,16 @@ def test_validate_site_agrees_with_the_module(kernel, entry, refused):
 @pytest.mark.parametrize("entry, refused", [c[1:] for c in WINDOW_ONLY], ids=[c[0] for c in WINDOW_ONLY])
 def test_validate_site_window_only_refusals(entry, refused):
     with pytest.raises(ConntrackModuleError, match=refused):
-        wp.validate_site(entry)
+        wq.validate_site(entry)
 
 
 def test_validate_site_takes_require_match():
-    assert wp.validate_site({"func": "tcp_new", "require_match": False})[1] == "+"
+    assert wq.validate_site({"func": "tcp_new", "require_match": False})[1] == "+"
 
 
 def test_site_query_refuses_bad_json():
     with pytest.raises(ConntrackModuleError, match="is not JSON"):
-        wp.site_query("{func: tcp_new}")
+        wq.site_query("{func: tcp_new}")
 
 
 # --- files on the host ----------------------------------------------------------------------------------------
@@ -893,22 +951,22 @@ def umask_077():
 
 def test_make_dirs_0755_under_umask_077(tmp_path, umask_077):
     target = tmp_path / "etc" / "ansible" / "facts.d"
-    wp.make_dirs(str(target))
+    wt.make_dirs(str(target))
     for path in (tmp_path / "etc", tmp_path / "etc" / "ansible", target):
         assert stat.S_IMODE(path.stat().st_mode) == 0o755, path
-    wp.make_dirs(str(target))   # existing: nothing to do
+    wt.make_dirs(str(target))   # existing: nothing to do
 
 
 def test_write_file_creates_parents_and_is_idempotent(tmp_path, umask_077):
     dest = tmp_path / "etc" / "ansible" / "facts.d" / "netfilter_conntrack.fact"
-    assert wp.write_file(str(dest), b"{}\n", 0o644) == {"changed": True, "dest": str(dest)}
+    assert wt.write_file(str(dest), b"{}\n", 0o644) == {"changed": True, "dest": str(dest)}
     assert stat.S_IMODE(dest.stat().st_mode) == 0o644
     assert stat.S_IMODE(dest.parent.stat().st_mode) == 0o755
     assert stat.S_IMODE((tmp_path / "etc").stat().st_mode) == 0o755
-    assert wp.write_file(str(dest), b"{}\n", 0o644)["changed"] is False
+    assert wt.write_file(str(dest), b"{}\n", 0o644)["changed"] is False
     os.chmod(dest, 0o600)
-    assert wp.write_file(str(dest), b"{}\n", 0o644)["changed"] is True, "a wrong mode is rewritten"
-    assert wp.write_file(str(dest), b'{"a": 1}\n', 0o644)["changed"] is True
+    assert wt.write_file(str(dest), b"{}\n", 0o644)["changed"] is True, "a wrong mode is rewritten"
+    assert wt.write_file(str(dest), b'{"a": 1}\n', 0o644)["changed"] is True
     assert dest.read_bytes() == b'{"a": 1}\n'
     assert os.listdir(dest.parent) == [dest.name]
 
@@ -935,16 +993,16 @@ def collecting(monkeypatch):
     with open(os.path.join(PLAN_PROBES, "probes-6.1.0-57-amd64.json"), encoding="utf-8") as handle:
         probed = json.load(handle)["on"]
     interfaces = [{"name": "mx-r", "ifindex": 2, "mac": "ca:f4:e6:d3:63:03"}]
-    monkeypatch.setattr(wp, "probe", lambda host, spec, outside: dict(probed, netns=spec, interfaces=interfaces))
-    monkeypatch.setattr(wp, "read_outside", lambda: ("0", 4026531840))
+    monkeypatch.setattr(wt, "probe", lambda host, spec, outside: dict(probed, netns=spec, interfaces=interfaces))
+    monkeypatch.setattr(wt, "read_outside", lambda: ("0", 4026531840))
     gathered = []
 
     def gather(netns, load_module):
         gathered.append((netns, load_module("nf_conntrack_netlink")))
         return {"netns": netns, "count": 2, "discrepancy": {"findings": [{"code": "dying_entries_pinned"}]}}, None
 
-    monkeypatch.setattr(wp, "gather", gather)
-    monkeypatch.setattr(wp, "modprobe", lambda host, name, dry_run: None)
+    monkeypatch.setattr(wt, "gather", gather)
+    monkeypatch.setattr(wt, "modprobe", lambda host, name, dry_run: None)
     return gathered
 
 
