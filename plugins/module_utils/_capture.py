@@ -53,7 +53,7 @@ from ansible_collections.netfilter.conntrack.plugins.module_utils._capture_aggre
     write_json_atomic,
 )
 from ansible_collections.netfilter.conntrack.plugins.module_utils._netns import InNetns, open_netns
-from ansible_collections.netfilter.conntrack.plugins.module_utils._nflog import CONNTRACK_GROUP, DEFAULT_COPY_RANGE, GroupTaken, NflogSocket
+from ansible_collections.netfilter.conntrack.plugins.module_utils._nflog import CONNTRACK_GROUP, DEFAULT_COPY_RANGE, DEFAULT_RCVBUF, GroupTaken, NflogSocket
 from ansible_collections.netfilter.conntrack.plugins.module_utils._pcapng import PcapngWriter
 
 TICK = 0.1
@@ -84,6 +84,7 @@ class CaptureConfig:
     budgets: Budgets = dataclasses.field(default_factory=Budgets)
     group: int = CONNTRACK_GROUP
     copy_range: int = DEFAULT_COPY_RANGE
+    rcvbuf: int = DEFAULT_RCVBUF  # the kernel doubles it: 64 MiB, about 80,000 queued events, per namespace
     max_keys: int = 64
     max_peers: int = 256
     watch_kmsg: bool = False
@@ -133,7 +134,7 @@ def _open_source(config: CaptureConfig, label: str, netns: str | None) -> _Sourc
         if netns is not None:
             source.netns_fd, source.netns_path = open_netns(netns)
         with InNetns(source.netns_fd, source.netns_path):
-            source.sock = NflogSocket(config.group)
+            source.sock = NflogSocket(config.group, config.rcvbuf)
             source.ifnames = dict(socket.if_nameindex())
         source.ifnames_refreshed = time.monotonic()
         source.sock.bind(copy_range=config.copy_range)
@@ -153,29 +154,44 @@ def _open_source(config: CaptureConfig, label: str, netns: str | None) -> _Sourc
 
 
 class _KmsgWatch:
-    """Counts the lines the kernel writes to its log from now on (all of them: the budget is on noise)."""
+    """Kernel-log lines written from now on, all of them (the budget is on noise, whatever its source).
+
+    Each /dev/kmsg record starts ``prio,seq,...``; the sequence numbers count the lines the kernel wrote
+    even when the ring buffer overwrote them before they were read (EPIPE), so ``lines`` is exact.
+    """
 
     def __init__(self) -> None:
         self.lines = 0
-        self.overwritten = 0
+        self.read = 0
+        self._last_seq: int | None = None
         self.fd = os.open("/dev/kmsg", os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         os.lseek(self.fd, 0, os.SEEK_END)
 
     def poll(self) -> None:
         while True:
             try:
-                os.read(self.fd, 8192)  # one record per read
+                record = os.read(self.fd, 8192)  # one record per read
             except BlockingIOError:
                 return
             except OSError as exc:
                 if exc.errno != errno.EPIPE:
                     raise
-                self.overwritten += 1  # records overwritten before we read them: keep counting
-                continue
-            self.lines += 1
+                continue  # overwritten before we read them: the next sequence number counts them
+            self.read += 1
+            seq = _kmsg_seq(record)
+            if seq is None or self._last_seq is None:
+                self.lines += 1
+            else:
+                self.lines += max(seq - self._last_seq, 1)
+            self._last_seq = seq if seq is not None else self._last_seq
 
     def close(self) -> None:
         os.close(self.fd)
+
+
+def _kmsg_seq(record: bytes) -> int | None:
+    fields = record.split(b";", 1)[0].split(b",")
+    return int(fields[1]) if len(fields) > 1 and fields[1].isdigit() else None
 
 
 class _Rate:
@@ -273,6 +289,7 @@ class _Collector:
                 if source.pcap is not None and tally.wants_sample(fields["reason"], per_reason):
                     source.pcap.add(record.payload, fields["reason_text"], record.timestamp)
         tally.overruns, tally.seq_lost, tally.unnumbered = sock.overruns, sock.sequence.lost, sock.sequence.unnumbered
+        tally.socket_drops = sock.drops()
 
     def aggregate(self) -> dict[str, t.Any]:
         now = time.time()
@@ -294,12 +311,16 @@ class _Collector:
             "budget_exceeded": self.budget,
             "callback_seconds": self.callback_seconds,
             "kmsg_lines": self.kmsg.lines if self.kmsg is not None else None,
+            "kmsg_lines_read": self.kmsg.read if self.kmsg is not None else None,
             "cpu_seconds": round(_cpu_seconds(), 3),
             "max_rss_kib": usage,
             "namespaces": [source.tally.as_dict() for source in self.sources],
         }
 
     def flush(self) -> dict[str, t.Any]:
+        for source in self.sources:
+            if source.sock is not None:  # drops after the last readable moment (the tail) count too
+                source.tally.socket_drops = source.sock.drops()
         data = self.aggregate()
         write_json_atomic(self.config.aggregate_path, data)
         return data
@@ -370,7 +391,7 @@ def run_collector(
         collector.sources = [_open_source(config, label, netns) for label, netns in config.namespaces]
         if config.watch_kmsg:
             collector.kmsg = _KmsgWatch()
-        if any(source.sock is not None for source in collector.sources):
+        if collector.kmsg is not None or any(source.sock is not None for source in collector.sources):
             collector.flush()
             _loop(collector, on_budget_exceeded)
         else:

@@ -89,6 +89,7 @@ class NamespaceTally:
         self.pcapng: str | None = None
         self.overruns = 0
         self.seq_lost = 0
+        self.socket_drops: int | None = None
         self.unnumbered = 0
         self.overrun_since_last_event = False
         self.rcvbuf: int | None = None
@@ -117,18 +118,24 @@ class NamespaceTally:
         return True
 
     def loss(self) -> dict[str, t.Any]:
-        lost = self.seq_lost
+        """Exact loss: the socket's drop counter where the kernel gives it, else the sequence gaps.
+
+        Sequence gaps miss the events dropped after the last one received; the drop counter does not.
+        """
+        lost = self.seq_lost if self.socket_drops is None else max(self.socket_drops, self.seq_lost)
         if lost == 0 and self.overruns == 0 and self.unnumbered == 0:
             summary = "none"
         else:
             summary = "%d event(s) lost in %d socket overrun(s)" % (lost, self.overruns)
+        tail_unknown = self.socket_drops is None and self.overrun_since_last_event
         return {
             "summary": summary,
             "events_lost": lost,
+            "socket_drops": self.socket_drops,
+            "sequence_gaps": self.seq_lost,
             "overruns": self.overruns,
             "unnumbered": self.unnumbered,
-            # an overrun after the last received event may have dropped events no later sequence number reveals
-            "exact": not self.overrun_since_last_event and self.unnumbered == 0,
+            "exact": not tail_unknown and self.unnumbered == 0,
         }
 
     def as_dict(self) -> dict[str, t.Any]:

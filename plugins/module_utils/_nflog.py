@@ -28,10 +28,15 @@ Exact loss.
     With ``NFULNL_CFG_F_SEQ`` each message carries the instance's own sequence number, which the
     kernel increments for every message it builds, whether or not the socket can take it. A gap
     of ``n`` between two received messages is exactly ``n`` messages lost (dropped with ENOBUFS).
+    Once a netlink socket overflows, the kernel marks it congested and drops every message until the
+    reader has emptied the queue, so a burst can lose thousands at once, possibly after the last
+    message that will ever arrive. The socket's own drop counter (``SO_MEMINFO``, ``SK_MEMINFO_DROPS``)
+    counts those too: it is the exact loss at any moment, and the sequence gaps confirm it.
+    conntrack's events always reach user space one per datagram: ``default_loginfo`` carries
+    ``qthreshold`` 1, which overrides the instance's, so batching settings have no effect on them.
     ``NFULA_SEQ_GLOBAL`` counts over every group of the namespace, so it orders events but its
-    gaps are not losses. Two losses no counter shows: messages dropped after the last one received
-    (no later sequence number reveals them), and ``nfulnl_log_packet()`` failing to allocate its
-    buffer under memory pressure before a sequence number is taken.
+    gaps are not losses. One loss no counter shows: ``nfulnl_log_packet()`` failing to allocate its
+    buffer under memory pressure, before a sequence number is taken.
 """
 
 from __future__ import annotations
@@ -53,6 +58,8 @@ from ansible_collections.netfilter.conntrack.plugins.module_utils._ctnetlink imp
 )
 
 SO_RCVBUFFORCE = 33
+SO_MEMINFO = 55
+SK_MEMINFO_DROPS = 8  # index in the u32 array SO_MEMINFO returns (since 4.7)
 
 NFNL_SUBSYS_ULOG = 4
 NFULNL_MSG_PACKET = 0
@@ -70,8 +77,7 @@ NFULA_PAYLOAD, NFULA_PREFIX, NFULA_SEQ, NFULA_SEQ_GLOBAL = 9, 10, 12, 13
 CONNTRACK_GROUP = 0
 DEFAULT_COPY_RANGE = 256  # enough for IPv6 + TCP with options, and bounds the pcapng
 DEFAULT_RCVBUF = 32 * 1024 * 1024
-DEFAULT_NLBUFSIZ = 65536
-DEFAULT_QTHRESHOLD = 64
+DEFAULT_QTHRESHOLD = 1  # what conntrack's default_loginfo imposes anyway
 DEFAULT_TIMEOUT_CS = 10  # flush a partly filled batch after 0.1 s (hundredths of a second)
 
 _NLMSGHDR = struct.Struct("=IHHII")
@@ -127,11 +133,16 @@ def config_unbind(group: int, seq: int) -> bytes:
     return pack_config(group, [(NFULA_CFG_CMD, struct.pack("B", NFULNL_CFG_CMD_UNBIND))], seq)
 
 
-def config_parameters(group: int, seq: int, copy_range: int, qthreshold: int, timeout_cs: int, nlbufsiz: int) -> bytes:
-    """Copy mode packet (bounded), batching, and per-instance plus global sequence numbers."""
-    attrs = [
-        (NFULA_CFG_MODE, struct.pack("!IBx", copy_range, NFULNL_COPY_PACKET)),
-        (NFULA_CFG_NLBUFSIZ, struct.pack("!I", nlbufsiz)),
+def config_parameters(group: int, seq: int, copy_range: int, qthreshold: int, timeout_cs: int, nlbufsiz: int | None = None) -> bytes:
+    """Copy mode packet (bounded), batching, and per-instance plus global sequence numbers.
+
+    ``nlbufsiz`` None keeps the kernel's default (one page): every datagram is allocated that large
+    before netlink trims it, so a larger one only costs the packet path more.
+    """
+    attrs = [(NFULA_CFG_MODE, struct.pack("!IBx", copy_range, NFULNL_COPY_PACKET))]
+    if nlbufsiz is not None:
+        attrs.append((NFULA_CFG_NLBUFSIZ, struct.pack("!I", nlbufsiz)))
+    attrs += [
         (NFULA_CFG_QTHRESH, struct.pack("!I", qthreshold)),
         (NFULA_CFG_TIMEOUT, struct.pack("!I", timeout_cs)),
         (NFULA_CFG_FLAGS, struct.pack("!H", NFULNL_CFG_F_SEQ | NFULNL_CFG_F_SEQ_GLOBAL)),
@@ -237,6 +248,16 @@ class NflogSocket:
     def rcvbuf(self) -> int:
         return self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
 
+    def drops(self) -> int | None:
+        """Messages the kernel dropped because this socket was full (sk_drops), tail included; None if unknown."""
+        try:
+            raw = self.sock.getsockopt(socket.SOL_SOCKET, SO_MEMINFO, 4 * (SK_MEMINFO_DROPS + 1))
+        except OSError:
+            return None
+        if len(raw) < 4 * (SK_MEMINFO_DROPS + 1):
+            return None
+        return struct.unpack_from("=I", raw, 4 * SK_MEMINFO_DROPS)[0]
+
     def fileno(self) -> int:
         return self.sock.fileno()
 
@@ -266,7 +287,7 @@ class NflogSocket:
         copy_range: int = DEFAULT_COPY_RANGE,
         qthreshold: int = DEFAULT_QTHRESHOLD,
         timeout_cs: int = DEFAULT_TIMEOUT_CS,
-        nlbufsiz: int = DEFAULT_NLBUFSIZ,
+        nlbufsiz: int | None = None,
     ) -> None:
         """Bind the group and configure it; raises GroupTaken, never takes the group over."""
         self._request(lambda seq: config_bind(self.group, seq))

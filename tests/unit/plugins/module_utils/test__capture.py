@@ -85,18 +85,22 @@ def test_samples_first_n_of_each_reason():
 
 
 @pytest.mark.parametrize(
-    "overruns, lost, unnumbered, after_last, summary, exact",
+    "overruns, gaps, drops, unnumbered, after_last, summary, exact",
     [
-        (0, 0, 0, False, "none", True),
-        (2, 150, 0, False, "150 event(s) lost in 2 socket overrun(s)", True),
-        (1, 0, 0, True, "0 event(s) lost in 1 socket overrun(s)", False),
-        (0, 0, 3, False, "0 event(s) lost in 0 socket overrun(s)", False),
+        (0, 0, 0, 0, False, "none", True),
+        (2, 150, 150, 0, False, "150 event(s) lost in 2 socket overrun(s)", True),
+        (1, 0, 17480, 0, True, "17480 event(s) lost in 1 socket overrun(s)", True),  # tail loss: only the drop counter sees it
+        (1, 0, None, 0, True, "0 event(s) lost in 1 socket overrun(s)", False),  # no drop counter: the tail is unknown
+        (1, 40, None, 0, False, "40 event(s) lost in 1 socket overrun(s)", True),
+        (0, 0, 0, 3, False, "0 event(s) lost in 0 socket overrun(s)", False),
     ],
 )
-def test_loss(overruns, lost, unnumbered, after_last, summary, exact):
+def test_loss(overruns, gaps, drops, unnumbered, after_last, summary, exact):
     tally = aggregate.NamespaceTally("ns", None, 8, 8)
-    tally.overruns, tally.seq_lost, tally.unnumbered, tally.overrun_since_last_event = overruns, lost, unnumbered, after_last
-    assert tally.loss()["summary"] == summary and tally.loss()["exact"] is exact
+    tally.overruns, tally.seq_lost, tally.socket_drops = overruns, gaps, drops
+    tally.unnumbered, tally.overrun_since_last_event = unnumbered, after_last
+    loss = tally.loss()
+    assert (loss["summary"], loss["exact"], loss["sequence_gaps"], loss["socket_drops"]) == (summary, exact, gaps, drops)
 
 
 def test_write_json_atomic_and_read_back(tmp_path):
