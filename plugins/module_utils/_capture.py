@@ -48,16 +48,18 @@ from ansible_collections.netfilter.conntrack.plugins.module_utils._capture_aggre
     COUNTED,
     SCHEMA,
     NamespaceTally,
+    classification_key,
     classify,
     process_start_ticks,
     write_json_atomic,
 )
 from ansible_collections.netfilter.conntrack.plugins.module_utils._netns import InNetns, open_netns
-from ansible_collections.netfilter.conntrack.plugins.module_utils._nflog import CONNTRACK_GROUP, DEFAULT_COPY_RANGE, DEFAULT_RCVBUF, GroupTaken, NflogSocket
+from ansible_collections.netfilter.conntrack.plugins.module_utils._nflog import CONNTRACK_GROUP, DEFAULT_COPY_RANGE, DEFAULT_RCVBUF, GroupTaken, NflogSocket, Record
 from ansible_collections.netfilter.conntrack.plugins.module_utils._pcapng import PcapngWriter
 
 TICK = 0.1
 DRAIN_PER_TICK = 4096  # datagrams per socket between two budget checks
+CLASSIFY_CACHE = 4096
 _SAFE_LABEL_RE = re.compile(r"[^A-Za-z0-9_.-]")
 
 
@@ -103,6 +105,17 @@ class _Source:
         self.ifnames: dict[int, str] = {}
         self.ifnames_refreshed = 0.0
         self.pcap: PcapngWriter | None = None
+        self._classified: dict[tuple[t.Any, ...], dict[str, str]] = {}
+
+    def classify(self, record: Record) -> dict[str, str]:
+        """classify() with a bounded cache: a flood repeats few reasons, peers and interfaces."""
+        key = classification_key(record)
+        fields = self._classified.get(key)
+        if fields is None:
+            if len(self._classified) >= CLASSIFY_CACHE:
+                self._classified.clear()
+            fields = self._classified[key] = classify(record, self.ifname)
+        return fields
 
     def ifname(self, index: int | None) -> str:
         if index is None:
@@ -284,7 +297,7 @@ class _Collector:
                 break
             tally.overrun_since_last_event = False
             for record in records:
-                fields = classify(record, source.ifname)
+                fields = source.classify(record)
                 tally.count(fields)
                 if source.pcap is not None and tally.wants_sample(fields["reason"], per_reason):
                     source.pcap.add(record.payload, fields["reason_text"], record.timestamp)

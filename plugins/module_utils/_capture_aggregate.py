@@ -74,6 +74,16 @@ def classify(record: Record, ifname: t.Callable[[int | None], str]) -> dict[str,
     }
 
 
+def classification_key(record: Record) -> tuple[t.Any, ...]:
+    """What classify() reads from a record: equal keys give equal fields, so the result can be reused."""
+    packet = record.payload
+    if packet[:1] and packet[0] >> 4 == 6:
+        header = packet[6:7] + packet[8:40]
+    else:
+        header = packet[:1] + packet[9:10] + packet[12:20]
+    return record.prefix, record.family, record.indev, record.outdev, header
+
+
 class NamespaceTally:
     """Exact, bounded counts of one namespace's events, and its capture state."""
 

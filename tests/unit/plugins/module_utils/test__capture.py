@@ -169,3 +169,12 @@ def test_a_namespace_that_cannot_be_opened_is_reported(tmp_path):
     assert (summary["state"], summary["stopped_by"], spot["status"]) == ("stopped", "nothing_to_capture", "error")
     assert "does not exist" in spot["error"]
     assert aggregate.read_aggregate(config.aggregate_path)["namespaces"][0]["status"] == "error"
+
+
+def test_classification_key_separates_what_classify_reads():
+    veth = records("veth_mix")
+    loopback = records("loopback_synfin")
+    keys = [aggregate.classification_key(record) for record in veth + loopback]
+    # the two IPv4 SYN+FIN/SYN+RST events differ only in ports and flags: the same fields, the same key
+    assert keys[0] == keys[1]
+    assert len(set(keys)) == len(keys) - 1
