@@ -2,9 +2,15 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""Whether the automatic revert is still armed: the systemd units' states as systemctl reports them, mocked."""
+"""The automatic revert: per-window systemd timers and the sweep timer (systemctl and systemd-run mocked), and the one
+watcher and its partner per state directory (real processes, told apart by their command line)."""
 
 from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
 
 import pytest
 
@@ -46,3 +52,199 @@ def test_alive_systemd_timer(tmp_path, monkeypatch, scheduler, active, retries, 
 def test_alive_systemd_timer_without_systemctl(tmp_path, monkeypatch):
     monkeypatch.setattr(sched.shutil, "which", lambda name: None)
     assert sched.Scheduler(Store(str(tmp_path)), "/p.pyz").alive(TIMER, "init") is False
+
+
+# --- systemd: a timer per window, one sweep timer per state directory --------------------------------------------
+
+
+class Systemd:
+    """systemctl and systemd-run as run_argv calls them: the units that are active, and every call."""
+
+    def __init__(self, active=()):
+        self.active = set(active)
+        self.calls = []
+
+    def run(self, argv):
+        self.calls.append(argv)
+        if argv[:3] == ["systemctl", "is-active", "--quiet"]:
+            return Completed(0 if argv[3] in self.active else 3, "", "")
+        if argv[0] == "systemd-run":
+            unit = next(arg[len("--unit="):] for arg in argv if arg.startswith("--unit="))
+            self.active.add(unit + ".timer")
+        if argv[:2] == ["systemctl", "stop"]:
+            self.active -= set(argv[2:])
+        return Completed(0, "", "")
+
+    def runs(self):
+        return [argv for argv in self.calls if argv[0] == "systemd-run"]
+
+
+@pytest.fixture
+def systemd(monkeypatch):
+    fake = Systemd()
+    monkeypatch.setattr(sched, "run_argv", fake.run)
+    monkeypatch.setattr(sched.shutil, "which", lambda name: "/usr/bin/" + name)
+    real_isdir = os.path.isdir
+    monkeypatch.setattr(sched.os.path, "isdir", lambda path: path == "/run/systemd/system" or real_isdir(path))
+    return fake
+
+
+def boottime():
+    return time.clock_gettime(time.CLOCK_BOOTTIME)
+
+
+def test_arm_starts_the_windows_timer_and_one_sweep(tmp_path, systemd, monkeypatch):
+    store = Store(str(tmp_path / "state"))
+    scheduler = sched.Scheduler(store, "/p.pyz", interpreter="/usr/bin/python3", use_systemd=lambda: True)
+    monkeypatch.setattr(sched.time, "time", lambda: 0.0)   # the wall clock plays no part in the delay
+    armed = scheduler.arm("netns-a", boottime() + 300)
+    assert armed == {"kind": "systemd-timer", "unit": UNIT[:-len("init")] + "netns-a.timer", "in_seconds": 300,
+                     "interpreter": "/usr/bin/python3"}
+    window, sweep = systemd.runs()
+    assert window == ["systemd-run", "--quiet", "--collect", "--unit=netfilter-conntrack-revert-netns-a",
+                      "--on-active=300s", "--timer-property=AccuracySec=1s", "/usr/bin/python3", "/p.pyz",
+                      f"--state-dir={store.directory}", "revert", "--id", "netns-a", "--scheduled"]
+    assert sweep[3:] == [f"--unit={scheduler.sweep_unit}", "--on-active=10s", "--on-unit-active=10s",
+                         "--timer-property=AccuracySec=1s", "/usr/bin/python3", "/p.pyz",
+                         f"--state-dir={store.directory}", "sweep"]
+    scheduler.arm("init", boottime() + 60)
+    assert len(systemd.runs()) == 3, "a second window starts its own timer, and no second sweep"
+    assert scheduler.backstop() == {"kind": "systemd-sweep-timer", "unit": scheduler.sweep_unit + ".timer",
+                                    "period_seconds": 10, "alive": True}
+
+
+def test_a_lost_sweep_is_started_again_by_the_next_arm(tmp_path, systemd):
+    scheduler = sched.Scheduler(Store(str(tmp_path / "state")), "/p.pyz", use_systemd=lambda: True)
+    scheduler.arm("init", boottime() + 60)
+    systemd.active.discard(scheduler.sweep_unit + ".timer")
+    assert scheduler.backstop()["alive"] is False
+    scheduler.arm("init", boottime() + 60)
+    assert [argv[3] for argv in systemd.runs()].count(f"--unit={scheduler.sweep_unit}") == 2
+    assert scheduler.backstop()["alive"] is True
+
+
+def test_one_sweep_unit_per_state_directory(tmp_path):
+    default = sched.Scheduler(Store(sched.STATE_DIR), "/p.pyz").sweep_unit
+    one = sched.Scheduler(Store(str(tmp_path / "one")), "/p.pyz").sweep_unit
+    other = sched.Scheduler(Store(str(tmp_path / "other")), "/p.pyz").sweep_unit
+    assert default == "netfilter-conntrack-sweep"
+    assert len({default, one, other}) == 3 and one.startswith("netfilter-conntrack-sweep-")
+
+
+def test_settle_stops_the_sweep_only_when_no_window_is_left(tmp_path, systemd):
+    store = Store(str(tmp_path / "state"))
+    store.ensure()
+    scheduler = sched.Scheduler(store, "/p.pyz", use_systemd=lambda: True)
+    scheduler.arm("init", boottime() + 60)
+    store.save({"id": "init"})
+    store.save({"id": "shared"})
+    assert scheduler.settle() == [] and scheduler.backstop()["alive"] is True
+    store.remove("init")
+    assert scheduler.settle() == [scheduler.sweep_unit + ".timer"], "the shared record alone is no window"
+    assert scheduler.backstop()["alive"] is False
+
+
+def test_cancel_stops_the_windows_timers(tmp_path, systemd):
+    scheduler = sched.Scheduler(Store(str(tmp_path / "state")), "/p.pyz", use_systemd=lambda: True)
+    assert scheduler.cancel("netns-a") == ["netfilter-conntrack-revert-netns-a.timer"]
+    assert ["systemctl", "stop", "netfilter-conntrack-revert-netns-a.timer",
+            "netfilter-conntrack-revert-netns-a-retry*.timer"] in systemd.calls
+    assert not any(argv[:2] == ["systemctl", "stop"] and scheduler.sweep_unit + ".timer" in argv
+                   for argv in systemd.calls), "the sweep serves the other windows"
+
+
+# --- elsewhere: one watcher and its partner per state directory ---------------------------------------------------
+
+
+@pytest.fixture
+def processes():
+    """Start stand-in processes with a given command line; every one is killed at the end."""
+    started = []
+
+    def start(*argv):
+        proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"] + list(argv))
+        started.append(proc)
+        for _attempt in range(100):   # the command line is there once the interpreter has started
+            if sched.process_argv(proc.pid) and list(argv)[-1].encode() in sched.process_argv(proc.pid):
+                break
+            time.sleep(0.01)
+        return proc
+
+    yield start
+    for proc in started:
+        proc.kill()
+        proc.wait()
+
+
+def watcher_argv(store, slot):
+    return ["wait-and-revert", f"--state-dir={store.directory}", f"--slot={slot}"]
+
+
+def test_watcher_pid_is_a_live_watcher_of_this_state_directory(tmp_path, processes):
+    store, elsewhere = Store(str(tmp_path / "state")), Store(str(tmp_path / "elsewhere"))
+    store.ensure()
+    scheduler = sched.Scheduler(store, "/p.pyz", use_systemd=lambda: False)
+    assert scheduler.watcher_pid(sched.WATCHER) is None
+    other = processes(*watcher_argv(elsewhere, sched.WATCHER))
+    store.write_pid(sched.WATCHER, other.pid)
+    assert scheduler.watcher_pid(sched.WATCHER) is None, "the watcher of another state directory"
+    unrelated = processes("--state-dir=" + store.directory)
+    store.write_pid(sched.WATCHER, unrelated.pid)
+    assert scheduler.watcher_pid(sched.WATCHER) is None, "a reused pid: not a watcher"
+    watcher = processes(*watcher_argv(store, sched.WATCHER))
+    store.write_pid(sched.WATCHER, watcher.pid)
+    assert scheduler.watcher_pid(sched.WATCHER) == watcher.pid
+    assert scheduler.alive({"kind": "detached-process", "pid": 1}, "netns-a") is True
+    assert scheduler.backstop() == {"kind": "partner-process", "pid": None, "alive": False}
+    watcher.kill()
+    watcher.wait()
+    assert scheduler.watcher_pid(sched.WATCHER) is None
+    assert scheduler.alive({"kind": "detached-process", "pid": watcher.pid}, "netns-a") is False
+
+
+def test_arm_starts_the_watcher_and_its_partner_once_whatever_the_number_of_windows(tmp_path, monkeypatch, processes):
+    store = Store(str(tmp_path / "state"))
+    store.ensure()
+    scheduler = sched.Scheduler(store, "/p.pyz", use_systemd=lambda: False)
+    spawned = []
+
+    def spawn(slot):
+        proc = processes(*watcher_argv(store, slot))
+        store.write_pid(slot, proc.pid)
+        spawned.append(slot)
+        return proc.pid
+
+    monkeypatch.setattr(scheduler, "_spawn_watcher", spawn)
+    for number in range(20):
+        armed = scheduler.arm(f"netns-n{number}", boottime() + 60)
+        assert armed["kind"] == "detached-process" and armed["pid"] == store.read_pid(sched.WATCHER)
+    assert spawned == [sched.WATCHER, sched.PARTNER]
+    assert scheduler.backstop()["alive"] is True
+
+
+def test_arm_ends_the_per_window_watcher_of_an_older_release(tmp_path, monkeypatch, processes):
+    store = Store(str(tmp_path / "state"))
+    store.ensure()
+    scheduler = sched.Scheduler(store, "/p.pyz", use_systemd=lambda: False)
+    legacy = processes("wait-and-revert", "--id", "init")
+    store.write_pid("init", legacy.pid)
+    assert scheduler.legacy_watcher_pid("init") == legacy.pid
+    monkeypatch.setattr(scheduler, "ensure_watchers", lambda own_slot=None: 4242)
+    scheduler.arm("init", boottime() + 60)
+    assert legacy.wait(timeout=10) == -15, "SIGTERM"
+    assert store.read_pid("init") == 4242
+
+
+def test_settle_ends_the_watchers_once_no_window_is_left(tmp_path, processes):
+    store = Store(str(tmp_path / "state"))
+    store.ensure()
+    scheduler = sched.Scheduler(store, "/p.pyz", use_systemd=lambda: False)
+    watchers = {slot: processes(*watcher_argv(store, slot)) for slot in (sched.WATCHER, sched.PARTNER)}
+    for slot, proc in watchers.items():
+        store.write_pid(slot, proc.pid)
+    store.save({"id": "netns-a"})
+    assert scheduler.settle() == [] and all(proc.poll() is None for proc in watchers.values())
+    store.remove("netns-a")
+    assert sorted(scheduler.settle()) == sorted(f"pid {proc.pid}" for proc in watchers.values())
+    assert [proc.wait(timeout=10) for proc in watchers.values()] == [-15, -15]
+    assert store.read_pid(sched.WATCHER) is None and store.read_pid(sched.PARTNER) is None
