@@ -169,8 +169,9 @@ def _open_source(config: CaptureConfig, label: str, netns: str | None) -> _Sourc
 class _KmsgWatch:
     """Kernel-log lines written from now on, all of them (the budget is on noise, whatever its source).
 
-    Each /dev/kmsg record starts ``prio,seq,...``; the sequence numbers count the lines the kernel wrote
-    even when the ring buffer overwrote them before they were read (EPIPE), so ``lines`` is exact.
+    Each /dev/kmsg record starts ``prio,seq,...``. The sequence numbers count the lines the kernel
+    wrote even when the ring buffer overwrote them before they were read (EPIPE), so ``lines`` is
+    exact. The records already in the ring are read once at the start, uncounted, for the baseline.
     """
 
     def __init__(self) -> None:
@@ -178,7 +179,8 @@ class _KmsgWatch:
         self.read = 0
         self._last_seq: int | None = None
         self.fd = os.open("/dev/kmsg", os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-        os.lseek(self.fd, 0, os.SEEK_END)
+        self.poll()
+        self.lines = self.read = 0
 
     def poll(self) -> None:
         while True:
