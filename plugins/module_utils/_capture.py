@@ -33,9 +33,7 @@ time), ``on_budget_exceeded`` is called with it, and the collector stops.
 
 from __future__ import annotations
 
-import collections
 import dataclasses
-import errno
 import os
 import re
 import select
@@ -53,6 +51,7 @@ from ansible_collections.netfilter.conntrack.plugins.module_utils._capture_aggre
     process_start_ticks,
     write_json_atomic,
 )
+from ansible_collections.netfilter.conntrack.plugins.module_utils._capture_budget import Budgets, BudgetWatch, KmsgWatch, cpu_seconds, utc
 from ansible_collections.netfilter.conntrack.plugins.module_utils._netns import InNetns, open_netns
 from ansible_collections.netfilter.conntrack.plugins.module_utils._nflog import CONNTRACK_GROUP, DEFAULT_COPY_RANGE, DEFAULT_RCVBUF, GroupTaken, NflogSocket, Record
 from ansible_collections.netfilter.conntrack.plugins.module_utils._pcapng import PcapngWriter
@@ -61,18 +60,6 @@ TICK = 0.1
 DRAIN_PER_TICK = 4096  # datagrams per socket between two budget checks
 CLASSIFY_CACHE = 4096
 _SAFE_LABEL_RE = re.compile(r"[^A-Za-z0-9_.-]")
-
-
-@dataclasses.dataclass
-class Budgets:
-    """Limits that end the window; None switches one off."""
-
-    max_packets: int | None = 1_000_000
-    max_rate: float | None = 50_000.0
-    rate_interval: float = 2.0
-    max_cpu_share: float | None = 0.5
-    cpu_interval: float = 5.0
-    max_kmsg_lines_per_second: float | None = None
 
 
 @dataclasses.dataclass
@@ -166,104 +153,6 @@ def _open_source(config: CaptureConfig, label: str, netns: str | None) -> _Sourc
     return source
 
 
-class _KmsgWatch:
-    """Kernel-log lines written from now on, all of them (the budget is on noise, whatever its source).
-
-    Each /dev/kmsg record starts ``prio,seq,...``. The sequence numbers count the lines the kernel
-    wrote even when the ring buffer overwrote them before they were read (EPIPE), so ``lines`` is
-    exact. The records already in the ring are read once at the start, uncounted, for the baseline.
-    """
-
-    def __init__(self) -> None:
-        self.lines = 0
-        self.read = 0
-        self._last_seq: int | None = None
-        self.fd = os.open("/dev/kmsg", os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-        self.poll()
-        self.lines = self.read = 0
-
-    def poll(self) -> None:
-        while True:
-            try:
-                record = os.read(self.fd, 8192)  # one record per read
-            except BlockingIOError:
-                return
-            except OSError as exc:
-                if exc.errno != errno.EPIPE:
-                    raise
-                continue  # overwritten before we read them: the next sequence number counts them
-            self.read += 1
-            seq = _kmsg_seq(record)
-            if seq is None or self._last_seq is None:
-                self.lines += 1
-            else:
-                self.lines += max(seq - self._last_seq, 1)
-            self._last_seq = seq if seq is not None else self._last_seq
-
-    def close(self) -> None:
-        os.close(self.fd)
-
-
-def _kmsg_seq(record: bytes) -> int | None:
-    fields = record.split(b";", 1)[0].split(b",")
-    return int(fields[1]) if len(fields) > 1 and fields[1].isdigit() else None
-
-
-class _Rate:
-    """Increase of a counter per second over the last ``interval`` seconds."""
-
-    def __init__(self, interval: float) -> None:
-        self.interval = interval
-        self.points: collections.deque[tuple[float, float]] = collections.deque()
-
-    def add(self, now: float, value: float) -> float | None:
-        self.points.append((now, value))
-        while len(self.points) > 2 and now - self.points[1][0] >= self.interval:
-            self.points.popleft()
-        first_time, first_value = self.points[0]
-        if now <= first_time or now - first_time < self.interval:
-            return None
-        return (value - first_value) / (now - first_time)
-
-
-def _cpu_seconds() -> float:
-    times = os.times()
-    return times.user + times.system
-
-
-class _BudgetWatch:
-    def __init__(self, budgets: Budgets) -> None:
-        self.budgets = budgets
-        self.rate = _Rate(budgets.rate_interval)
-        self.cpu = _Rate(budgets.cpu_interval)
-        self.kmsg = _Rate(1.0)
-
-    def check(self, now: float, events: int, kmsg_lines: int | None) -> dict[str, t.Any] | None:
-        budgets = self.budgets
-        found = []
-        if budgets.max_packets is not None and events > budgets.max_packets:
-            found.append(("max_packets", events, budgets.max_packets))
-        rate = self.rate.add(now, events)
-        if budgets.max_rate is not None and rate is not None and rate > budgets.max_rate:
-            found.append(("max_rate", round(rate, 1), budgets.max_rate))
-        share = self.cpu.add(now, _cpu_seconds())
-        if budgets.max_cpu_share is not None and share is not None and share > budgets.max_cpu_share:
-            found.append(("max_cpu_share", round(share, 3), budgets.max_cpu_share))
-        if kmsg_lines is not None:
-            lines = self.kmsg.add(now, kmsg_lines)
-            limit = budgets.max_kmsg_lines_per_second
-            if limit is not None and lines is not None and lines > limit:
-                found.append(("max_kmsg_lines_per_second", round(lines, 1), limit))
-        if not found:
-            return None
-        name, value, limit = found[0]
-        return {"name": name, "value": value, "limit": limit, "at": now, "at_utc": _utc(now)}
-
-
-def _utc(epoch: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(epoch)) + ".%03dZ" % int(epoch % 1 * 1000)
-
-
 class _Collector:
     def __init__(self, config: CaptureConfig) -> None:
         self.config = config
@@ -275,7 +164,7 @@ class _Collector:
         self.budget: dict[str, t.Any] | None = None
         self.callback_seconds: float | None = None
         self.sources: list[_Source] = []
-        self.kmsg: _KmsgWatch | None = None
+        self.kmsg: KmsgWatch | None = None
         self.stop_requested = False
 
     def events(self) -> int:
@@ -317,9 +206,9 @@ class _Collector:
             "pid": self.pid,
             "pid_start_ticks": self.pid_start_ticks,
             "started": self.started,
-            "started_utc": _utc(self.started),
+            "started_utc": utc(self.started),
             "heartbeat": now,
-            "heartbeat_utc": _utc(now),
+            "heartbeat_utc": utc(now),
             "group": self.config.group,
             "events": self.events(),
             "budgets": dataclasses.asdict(self.config.budgets),
@@ -327,7 +216,7 @@ class _Collector:
             "callback_seconds": self.callback_seconds,
             "kmsg_lines": self.kmsg.lines if self.kmsg is not None else None,
             "kmsg_lines_read": self.kmsg.read if self.kmsg is not None else None,
-            "cpu_seconds": round(_cpu_seconds(), 3),
+            "cpu_seconds": round(cpu_seconds(), 3),
             "max_rss_kib": usage,
             "namespaces": [source.tally.as_dict() for source in self.sources],
         }
@@ -358,7 +247,7 @@ def _install_stop_signals(collector: _Collector) -> dict[int, t.Any]:
 
 def _loop(collector: _Collector, on_budget_exceeded: t.Callable[[dict[str, t.Any]], t.Any] | None) -> None:
     config = collector.config
-    watch = _BudgetWatch(config.budgets)
+    watch = BudgetWatch(config.budgets)
     poller = select.poll()
     by_fd = {}
     for source in collector.sources:
@@ -405,7 +294,7 @@ def run_collector(
     try:
         collector.sources = [_open_source(config, label, netns) for label, netns in config.namespaces]
         if config.watch_kmsg:
-            collector.kmsg = _KmsgWatch()
+            collector.kmsg = KmsgWatch()
         if collector.kmsg is not None or any(source.sock is not None for source in collector.sources):
             collector.flush()
             _loop(collector, on_budget_exceeded)

@@ -11,6 +11,7 @@ import pytest
 
 from ansible_collections.netfilter.conntrack.plugins.module_utils import _capture as capture
 from ansible_collections.netfilter.conntrack.plugins.module_utils import _capture_aggregate as aggregate
+from ansible_collections.netfilter.conntrack.plugins.module_utils import _capture_budget as capture_budget
 from ansible_collections.netfilter.conntrack.plugins.module_utils import _nflog as nflog
 
 FIXTURE = os.path.join(os.path.dirname(__file__), "fixtures", "nflog", "nflog-6.18.44.json")
@@ -131,7 +132,7 @@ def test_collector_liveness():
 
 
 def test_rate_over_interval():
-    rate = capture._Rate(2.0)
+    rate = capture_budget.Rate(2.0)
     assert rate.add(0.0, 0) is None
     assert rate.add(1.0, 100) is None
     assert rate.add(2.0, 400) == 200.0
@@ -147,7 +148,7 @@ def test_rate_over_interval():
     ],
 )
 def test_budget_watch(budgets, events, name):
-    watch = capture._BudgetWatch(budgets)
+    watch = capture_budget.BudgetWatch(budgets)
     watch.check(100.0, 0, None)
     found = watch.check(101.0, events, None)
     assert (found or {}).get("name") == name
@@ -156,7 +157,7 @@ def test_budget_watch(budgets, events, name):
 
 
 def test_kmsg_budget():
-    watch = capture._BudgetWatch(capture.Budgets(max_packets=None, max_rate=None, max_cpu_share=None, max_kmsg_lines_per_second=50))
+    watch = capture_budget.BudgetWatch(capture.Budgets(max_packets=None, max_rate=None, max_cpu_share=None, max_kmsg_lines_per_second=50))
     watch.check(10.0, 0, 0)
     assert watch.check(11.0, 0, 40) is None
     assert watch.check(12.0, 0, 200)["name"] == "max_kmsg_lines_per_second"
