@@ -51,7 +51,13 @@ from ansible_collections.netfilter.conntrack.plugins.module_utils._capture_aggre
     process_start_ticks,
     write_json_atomic,
 )
-from ansible_collections.netfilter.conntrack.plugins.module_utils._capture_budget import Budgets, BudgetWatch, KmsgWatch, cpu_seconds, utc
+from ansible_collections.netfilter.conntrack.plugins.module_utils._capture_budget import (
+    Budgets,
+    BudgetWatch,
+    KmsgWatch,
+    cpu_seconds,
+    utc,
+)
 from ansible_collections.netfilter.conntrack.plugins.module_utils._netns import InNetns, open_netns
 from ansible_collections.netfilter.conntrack.plugins.module_utils._nflog import CONNTRACK_GROUP, DEFAULT_COPY_RANGE, DEFAULT_RCVBUF, GroupTaken, NflogSocket, Record
 from ansible_collections.netfilter.conntrack.plugins.module_utils._pcapng import PcapngWriter
