@@ -9,6 +9,7 @@ import json
 import os
 import typing as t
 
+from ansible.errors import AnsibleActionFail, AnsibleFilterError
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.netfilter.conntrack.plugins.filter.conntrack_fleet_report import conntrack_fleet_report
@@ -30,8 +31,12 @@ class ActionModule(ActionBase):
         summary = conntrack_fleet_report(args["reports"], "summary", failed=args["failed"])
         texts = {"json": json.dumps(summary, indent=4, sort_keys=True) + "\n"}
         for name in sorted(set(args["formats"]) - {"json"}):
-            texts[name] = conntrack_fleet_report(args["reports"], name, failed=args["failed"],
-                                                 redact_addresses=args["redact_addresses"])
+            try:
+                texts[name] = conntrack_fleet_report(args["reports"], name, failed=args["failed"],
+                                                     redact_addresses=args["redact_addresses"],
+                                                     template=args[f"template_{name}"])
+            except AnsibleFilterError as exc:  # a user's template: say which and why, write nothing
+                raise AnsibleActionFail(exc.message) from exc
         dest = os.path.abspath(args["dest"])
         files = {}
         for name, text in texts.items():

@@ -57,6 +57,12 @@ options:
   version:
     description: The collection version to show; by default the version of this collection.
     type: str
+  template:
+    description:
+      - With V(markdown) or V(html), a Jinja2 template of your own (a path on the controller) instead of the
+        collection's; see the options C(template_markdown) and C(template_html) of
+        M(netfilter.conntrack.conntrack_fleet_files) for its variables.
+    type: path
 """
 
 EXAMPLES = r"""
@@ -89,6 +95,7 @@ import json
 import os
 
 from ansible.errors import AnsibleFilterError
+from jinja2 import TemplateError
 
 from ansible_collections.netfilter.conntrack.plugins.plugin_utils._fleet_report import (
     MAX_HOSTS, build_model, render_html, render_markdown, render_stats, render_summary, render_table)
@@ -116,7 +123,7 @@ def collection_version() -> str | None:
 
 
 def conntrack_fleet_report(reports, format="table", failed=None, redact_addresses=False, max_hosts=MAX_HOSTS,
-                           version=None):
+                           version=None, template=None):
     # pylint: disable=redefined-builtin
     if format not in RENDERERS:
         raise AnsibleFilterError(f"conntrack_fleet_report: format must be one of {', '.join(RENDERERS)} (got {format!r})")
@@ -127,6 +134,12 @@ def conntrack_fleet_report(reports, format="table", failed=None, redact_addresse
                         version=version or collection_version())
     if format == "table":
         return render_table(model, max_hosts=int(max_hosts))
+    if format in ("markdown", "html"):
+        try:
+            return RENDERERS[format](model, template=template)
+        except (OSError, TemplateError) as exc:
+            raise AnsibleFilterError(f"conntrack_fleet_report: cannot render {format} from {template or 'the collection'}'s"
+                                     f" template: {exc}") from exc
     return RENDERERS[format](model)
 
 

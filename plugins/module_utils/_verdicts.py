@@ -285,8 +285,8 @@ def evaluate(evidence: dict[str, t.Any], thresholds: dict[str, t.Any] | None = N
     lines = sum(one["count"] for one in evidence["reasons"].values())
     invalid = (evidence["delta"] or {}).get("invalid") or 0
     top = max(evidence["reasons"].items(), key=lambda item: item[1]["count"])[0] if lines else None
-    checked.append(f"invalid +{invalid}, {lines} invalid line(s)" + (f" (top reason: {top}), no known problem's signature"
-                                                                      if lines else ""))
+    signature = f" (top reason: {top}), no known problem's signature" if lines else ""
+    checked.append(f"invalid +{invalid}, {lines} invalid line(s){signature}")
     # Without a baseline the counters were not judged, and unexplained invalid lines leave a doubt.
     confidence = "low" if evidence["delta"] is None else "medium" if lines or invalid else "high"
     seconds = evidence["window"]["seconds"]

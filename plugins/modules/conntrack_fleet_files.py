@@ -70,6 +70,28 @@ options:
         like the per-host reports.
     type: bool
     default: false
+  template_markdown:
+    description:
+      - A Jinja2 template of your own for C(fleet-summary.md), instead of the collection's
+        (C(roles/debug/templates/fleet-summary.md.j2) in the collection, a good start for a copy).
+      - "It gets the variables the collection's template uses: C(hosts), C(total), C(version), C(window_text),
+        C(redacted), C(verdicts) (hosts grouped by verdict id), C(verdict_groups), C(verdict_items) (each verdict
+        with its C(host)), C(quiet) (hosts where nothing was found, with what was C(checked)), C(unreadable),
+        C(attention), C(host_headers), C(host_rows), C(reasons), C(peers), C(plan_problems), C(findings),
+        C(table_full), C(samples) and C(notes). Values are not escaped by themselves: pass each through the filter
+        C(md), as the collection's template does."
+      - Read on the controller; the environment has C(StrictUndefined), C(trim_blocks) and C(lstrip_blocks).
+    type: path
+  template_html:
+    description:
+      - A Jinja2 template of your own for C(fleet-report.html), instead of the collection's
+        (C(roles/debug/templates/fleet-report.html.j2) in the collection). Every value is HTML-escaped
+        (autoescape).
+      - It gets the Markdown template's variables plus C(title), C(style), C(script) and C(csp) (the page's
+        Content-Security-Policy, which allows only that style and script; change it if your page loads anything),
+        C(html_rows), C(chart), C(counters), C(delta_rows), C(samples_by_reason), C(unparsed), C(red_meaning) and
+        C(amber_meaning).
+    type: path
 seealso:
   - module: netfilter.conntrack.conntrack_debug_report
   - plugin: netfilter.conntrack.conntrack_fleet_report
@@ -83,6 +105,13 @@ EXAMPLES = r"""
     failed: "{{ ansible_play_hosts_all | difference(ansible_play_hosts) }}"
     dest: "{{ playbook_dir }}/conntrack-debug-reports"
     redact_addresses: true
+  run_once: true
+
+- name: The same with our own HTML page (a runbook link, a logo), from a copy of the collection's template
+  netfilter.conntrack.conntrack_fleet_files:
+    reports: "{{ ansible_play_hosts | map('extract', hostvars, 'conntrack_debug_report') | select('defined') | list }}"
+    dest: "{{ playbook_dir }}/conntrack-debug-reports"
+    template_html: "{{ playbook_dir }}/templates/our-fleet-report.html.j2"
   run_once: true
 """
 

@@ -22,9 +22,12 @@ import re
 import time
 import typing as t
 
+from markupsafe import Markup
+
 from ansible_collections.netfilter.conntrack.plugins.module_utils._verdicts import DEFAULT_THRESHOLDS
+from ansible_collections.netfilter.conntrack.plugins.plugin_utils._fleet_templates import render
 from ansible_collections.netfilter.conntrack.plugins.plugin_utils._fleet_verdicts import (
-    group_by_verdict, host_verdicts, problems, quiet_hosts, split_reports, verdict_html, verdict_lines, verdict_markdown)
+    UNREADABLE, group_by_verdict, host_verdicts, problems, quiet_hosts, split_reports, verdict_lines)
 
 __all__ = ["COUNTERS", "TABLE_WIDTH", "build_model", "redact_text", "render_html", "render_markdown",
            "render_stats", "render_table", "window_line"]
@@ -500,40 +503,12 @@ def _wrapped(prefix: str, items: list[str], width: int = TABLE_WIDTH) -> list[st
 
 # ---------------------------------------------------------------------------------------------- Markdown
 
-_MD_SPECIAL_RE = re.compile(r"([\\`*_{}\[\]<>|~&])")
-
-
-def md(value: t.Any) -> str:
-    """Text for a Markdown table cell: one line, every character Markdown or HTML would act on escaped."""
-    text = " ".join(str(value if value is not None else "").split())
-    return _MD_SPECIAL_RE.sub(r"\\\1", text)
-
-
-def _md_table(headers: list[str], rows: list[list[t.Any]]) -> list[str]:
-    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    lines += ["| " + " | ".join(md(cell) for cell in row) + " |" for row in rows]
-    return lines + [""]
-
-
 def _reasons_text(by_reason: dict) -> str:
     return "; ".join(f"{count} {reason}" for reason, count in sorted(by_reason.items(), key=lambda i: (-i[1], i[0])))
 
 
-def render_markdown(model: dict) -> str:
-    """fleet-summary.md: tables that paste into a ticket."""
-    out = ["# conntrack debug report", ""]
-    out.append(md(f"{len(model['hosts'])} host(s), {model['total']} invalid line(s); {window_text(model)}."
-                  f" Collection netfilter.conntrack {model['version'] or '(version unknown)'}.") + "")
-    if model["redacted"]:
-        out.append("Addresses are left out of samples and peers (addr-N stands for one address throughout).")
-    out.append("")
-    out += verdict_markdown(model, md)
-    out += ["## Attention first", ""]
-    if model["attention"]:
-        out += _md_table(["Host", "Why"], [[h["host"], "; ".join(h["attention"])] for h in model["attention"]])
-    else:
-        out += ["Nothing to report on any host.", ""]
-    out += ["## Hosts", ""]
+def markdown_context(model: dict) -> dict:
+    """The variables of the Markdown template: the model's lists as rows of cells."""
     rows = []
     for row in _table_rows(model):
         if row["failed"]:
@@ -542,42 +517,31 @@ def render_markdown(model: dict) -> str:
         rows.append([row["host"], row["netns"], _number(row["lines"]), _reasons_text(row["by_reason"]),
                      *(_number(row["deltas"][name]) for name in COUNTERS), _usage(row["usage"]), row["full"],
                      ", ".join(row["discrepancy"]), ", ".join(row["plan"])])
-    out += _md_table(["Host", "Netns", "Lines", "Reasons", *COUNTERS, "Usage %", "Table full", "Discrepancy",
-                      "Plan problems"], rows)
-    if model["reasons"]:
-        out += ["## Invalid reasons", ""]
-        out += _md_table(["Reason", "Hosts", "Lines", "Where"],
-                         [[reason, len(e["hosts"]), e["lines"], ", ".join(e["hosts"])] for reason, e in model["reasons"].items()])
-    if model["peers"]:
-        out += ["## Top peers", ""]
-        out += _md_table(["Peer", "Lines", "Hosts"],
-                         [[peer, e["lines"], ", ".join(e["hosts"])] for peer, e in list(model["peers"].items())[:20]])
-    if model["plan_problems"]:
-        out += ["## Plan problems", ""]
-        out += _md_table(["Problem", "Where"], [[key, ", ".join(e["where"])] for key, e in model["plan_problems"].items()])
-    findings = [[h["host"], f["netns"], f["code"], f["text"]] for h in model["hosts"] for f in h["findings"]]
-    if findings:
-        out += ["## Reconciliation findings", ""]
-        out += _md_table(["Host", "Netns", "Code", "Finding"], findings)
     full = [h for h in model["hosts"] if h["table_full"]["count"] or h["table_full"].get("expect_full")]
-    if full:
-        out += ["## Table full", ""]
-        out += _md_table(["Host", "Events", "First", "Last", "Where", "Expectation table full"],
-                         [[h["host"], h["table_full"]["count"], h["table_full"].get("first") or "",
-                           h["table_full"].get("last") or "",
-                           ", ".join(f"{k}: {v}" for k, v in h["table_full"]["by_netns"].items()),
-                           h["table_full"].get("expect_full", 0)] for h in full])
-    samples = _samples_by_reason(model)
-    if samples:
-        out += ["## Sample lines", ""]
-        out += _md_table(["Reason", "Host", "Netns", "Line"],
-                         [[reason, s["host"], s["netns"] or "", s["line"]] for reason, items in samples.items()
-                          for s in items])
-    notes = [[h["host"], note] for h in model["hosts"] for note in h["notes"]]
-    if notes:
-        out += ["## Notes", ""]
-        out += _md_table(["Host", "Note"], notes)
-    return "\n".join(out).rstrip() + "\n"
+    return dict(
+        model, window_text=window_text(model), unreadable_text=UNREADABLE, quiet=quiet_hosts(model["hosts"]),
+        verdict_groups=[[g["name"], len(g["hosts"]), ", ".join(g["where"]), g["guide"]] for g in model["verdicts"].values()],
+        verdict_items=[dict(one, host=host["host"]) for host in model["hosts"] for one in problems(host)],
+        attention=[[h["host"], "; ".join(h["attention"])] for h in model["attention"]],
+        host_headers=["Host", "Netns", "Lines", "Reasons", *COUNTERS, "Usage %", "Table full", "Discrepancy",
+                      "Plan problems"],
+        host_rows=rows,
+        reasons=[[reason, len(e["hosts"]), e["lines"], ", ".join(e["hosts"])] for reason, e in model["reasons"].items()],
+        peers=[[peer, e["lines"], ", ".join(e["hosts"])] for peer, e in list(model["peers"].items())[:20]],
+        plan_problems=[[key, ", ".join(e["where"])] for key, e in model["plan_problems"].items()],
+        findings=[[h["host"], f["netns"], f["code"], f["text"]] for h in model["hosts"] for f in h["findings"]],
+        table_full=[[h["host"], h["table_full"]["count"], h["table_full"].get("first") or "", h["table_full"].get("last") or "",
+                     ", ".join(f"{k}: {v}" for k, v in h["table_full"]["by_netns"].items()),
+                     h["table_full"].get("expect_full", 0)] for h in full],
+        samples=[[reason, s["host"], s["netns"] or "", s["line"]] for reason, items in _samples_by_reason(model).items()
+                 for s in items],
+        notes=[[h["host"], note] for h in model["hosts"] for note in h["notes"]],
+    )
+
+
+def render_markdown(model: dict, template: str | None = None) -> str:
+    """fleet-summary.md: tables that paste into a ticket, from the collection's template or ``template``."""
+    return render("markdown", markdown_context(model), template).rstrip() + "\n"
 
 
 def _samples_by_reason(model: dict, per_reason: int = SAMPLES_PER_REASON) -> dict[str, list[dict]]:
@@ -645,165 +609,59 @@ def _csp_hash(text: str) -> str:
     return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode("utf-8")).digest()).decode("ascii") + "'"
 
 
-def _td(value: t.Any, number: t.Any = None, cls: str = "") -> str:
-    attrs = ""
-    if number is not None:
-        attrs += f' data-v="{h(number)}"'
-        cls = (cls + " n").strip()
-    if cls:
-        attrs += f' class="{cls}"'
-    return f"<td{attrs}>{h(value)}</td>"
-
-
-def reason_chart(model: dict, width: int = 760) -> str:
-    """An inline SVG bar chart of the invalid reasons across the fleet (lines; hosts in the label)."""
+def reason_chart(model: dict, width: int = 760) -> dict:
+    """The numbers of the inline SVG bar chart of the invalid reasons across the fleet (lines; hosts in the label)."""
     reasons = list(model["reasons"].items())[:20]
-    if not reasons:
-        return '<p class="meta">No invalid lines on any host.</p>'
     label_w, row_h, right = 300, 24, 150
-    bar_w = width - label_w - right
-    top = max(entry["lines"] for entry in dict(reasons).values()) or 1
-    height = row_h * len(reasons) + 10
-    parts = [f'<svg id="reason-chart" xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}"'
-             f' viewBox="0 0 {width} {height}" role="img" aria-label="Invalid lines by reason across the fleet">']
-    for index, (reason, entry) in enumerate(reasons):
-        y = 5 + index * row_h
-        length = max(1, round(bar_w * entry["lines"] / top)) if entry["lines"] else 0
-        shown = reason if len(reason) <= 44 else reason[:42] + ".."
-        parts.append(f'<g class="bar"><title>{h(reason)}: {entry["lines"]} line(s) on {len(entry["hosts"])}'
-                     f' host(s)</title>'
-                     f'<text x="{label_w - 6}" y="{y + 16}" text-anchor="end" font-size="12">{h(shown)}</text>'
-                     f'<rect x="{label_w}" y="{y + 3}" width="{length}" height="{row_h - 8}" fill="#c0392b"></rect>'
-                     f'<text x="{label_w + length + 6}" y="{y + 16}" font-size="12">{entry["lines"]} lines,'
-                     f' {len(entry["hosts"])} host(s)</text></g>')
-    parts.append("</svg>")
-    return "".join(parts)
+    top = max([entry["lines"] for dummy, entry in reasons] or [1]) or 1
+    bars = [{"reason": reason, "shown": reason if len(reason) <= 44 else reason[:42] + "..", "y": 5 + index * row_h,
+             "length": max(1, round((width - label_w - right) * entry["lines"] / top)) if entry["lines"] else 0,
+             "lines": entry["lines"], "hosts": len(entry["hosts"])} for index, (reason, entry) in enumerate(reasons)]
+    return {"width": width, "height": row_h * len(reasons) + 10, "label_w": label_w, "row_h": row_h, "bars": bars}
 
 
-def render_html(model: dict) -> str:
-    """fleet-report.html: one self-contained page (inline style, script and SVG; a CSP that forbids fetching)."""
+def _html_rows(model: dict) -> list[dict]:
+    """The host table's rows as (text, sort number or None, class) cells, with the row's colour and its meaning."""
+    rows = []
+    for row in _table_rows(model):
+        if row["failed"]:
+            rows.append({"cls": "bad", "title": FAILED, "cells": [(row["host"], None, ""), ("-", None, ""),
+                                                                  (FAILED, -1, "")] + [("", None, "")] * 9})
+            continue
+        red = row["full"] or any(row["deltas"][n] for n in COUNTERS[1:])
+        cls = "bad" if red else "warn" if row["plan"] or row["discrepancy"] else ""
+        cells = [(row["host"], None, ""), (row["netns"], None, ""),
+                 (_number(row["lines"]), row["lines"] if row["lines"] is not None else -1, ""),
+                 (_reasons_text(row["by_reason"]), None, "wrap")]
+        cells += [(_number(row["deltas"][n]), row["deltas"][n] if row["deltas"][n] is not None else -1, "") for n in COUNTERS]
+        cells += [(_usage(row["usage"]), row["usage"] if row["usage"] is not None else -1, ""), (row["full"], row["full"], ""),
+                  (", ".join(row["discrepancy"]), None, ""), (", ".join(row["plan"]), None, "")]
+        rows.append({"cls": cls, "title": RED_MEANING if red else AMBER_MEANING, "cells": cells})
+    return rows
+
+
+def html_context(model: dict) -> dict:
+    """The variables of the HTML template (on top of the Markdown template's)."""
     style, script = _STYLE.strip(), _SCRIPT.strip()
     csp = (f"default-src 'none'; style-src {_csp_hash(style)}; script-src {_csp_hash(script)}; img-src 'none';"
            " connect-src 'none'; form-action 'none'; base-uri 'none'")
-    title = f"conntrack debug report: {len(model['hosts'])} host(s), {model['total']} invalid line(s)"
-    out = ["<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8">',
-           f'<meta http-equiv="Content-Security-Policy" content="{h(csp)}">',
-           '<meta name="viewport" content="width=device-width, initial-scale=1">',
-           f"<title>{h(title)}</title>", f"<style>{style}</style>", "</head>", "<body>",
-           f"<h1>{h(title)}</h1>",
-           f'<p class="meta">Window: {h(window_text(model))}. Collection netfilter.conntrack'
-           f' <span id="version">{h(model["version"] or "(version unknown)")}</span>.'
-           + (" Addresses are left out of samples and peers (addr-N stands for one address throughout)."
-              if model["redacted"] else "") + "</p>"]
-    out.append(verdict_html(model))
-    out.append("<h2>Attention first</h2>")
-    if model["attention"]:
-        out.append("<ol id=\"attention\">" + "".join(f"<li><strong>{h(x['host'])}</strong>: {h('; '.join(x['attention']))}</li>"
-                                                     for x in model["attention"]) + "</ol>")
-    else:
-        out.append('<p class="meta">Nothing to report on any host.</p>')
-
-    out.append("<h2>Hosts</h2>")
-    out.append('<p class="meta">Click a column heading to sort. Counter deltas are the ctnetlink statistics since'
-               " enable. " + RED_MEANING + " " + AMBER_MEANING + "</p>")
-    heads = ["Host", "Netns", "Lines", "Reasons", *COUNTERS, "Usage %", "Table full", "Discrepancy", "Plan problems"]
-    out.append('<table id="hosts"><thead><tr>' + "".join(f'<th scope="col">{h(x)}</th>' for x in heads)
-               + "</tr></thead><tbody>")
-    for row in _table_rows(model):
-        if row["failed"]:
-            out.append(f'<tr class="bad">{_td(row["host"])}{_td("-")}{_td(FAILED, -1)}'
-                       + _td("") * len(heads[3:]) + "</tr>")
-            continue
-        cls = f' class="bad" title="{h(RED_MEANING)}"' if row["full"] or any(row["deltas"][n] for n in COUNTERS[1:]) else (
-            f' class="warn" title="{h(AMBER_MEANING)}"' if row["plan"] or row["discrepancy"] else "")
-        out.append(f"<tr{cls}>{_td(row['host'])}{_td(row['netns'])}"
-                   f"{_td(_number(row['lines']), row['lines'] if row['lines'] is not None else -1)}"
-                   f"{_td(_reasons_text(row['by_reason']), cls='wrap')}"
-                   + "".join(_td(_number(row["deltas"][n]), row["deltas"][n] if row["deltas"][n] is not None else -1)
-                             for n in COUNTERS)
-                   + f"{_td(_usage(row['usage']), row['usage'] if row['usage'] is not None else -1)}"
-                   f"{_td(row['full'], row['full'])}{_td(', '.join(row['discrepancy']))}{_td(', '.join(row['plan']))}</tr>")
-    out.append("</tbody></table>")
-
-    out.append("<h2>Invalid reasons across the fleet</h2>")
-    out.append(reason_chart(model))
-    if model["reasons"]:
-        out.append("<table id=\"reasons\"><thead><tr><th>Reason</th><th>Hosts</th><th>Lines</th><th>Where</th></tr></thead><tbody>"
-                   + "".join(f"<tr>{_td(r)}{_td(len(e['hosts']), len(e['hosts']))}{_td(e['lines'], e['lines'])}"
-                             f"{_td(', '.join(e['hosts']))}</tr>" for r, e in model["reasons"].items())
-                   + "</tbody></table>")
-    if model["peers"]:
-        out.append("<h2>Top peers</h2><table id=\"peers\"><thead><tr><th>Peer</th><th>Lines</th><th>Hosts</th></tr>"
-                   "</thead><tbody>"
-                   + "".join(f"<tr>{_td(p)}{_td(e['lines'], e['lines'])}{_td(', '.join(e['hosts']))}</tr>"
-                             for p, e in list(model["peers"].items())[:20])
-                   + "</tbody></table>")
-
-    out.append("<h2>Counter deltas per host</h2>")
     counters = sorted({name for host in model["hosts"] for row in host["rows"] for name in row["all_deltas"]},
                       key=lambda name: (name not in COUNTERS, COUNTERS.index(name) if name in COUNTERS else 0, name))
-    if counters:
-        out.append('<table id="deltas"><thead><tr><th>Host</th><th>Netns</th>'
-                   + "".join(f"<th>{h(c)}</th>" for c in counters) + "</tr></thead><tbody>")
-        for host in model["hosts"]:
-            for row in host["rows"]:
-                if not row["all_deltas"]:
-                    continue
-                out.append(f"<tr>{_td(host['host'])}{_td(row['netns'])}"
-                           + "".join(_td(_number(row["all_deltas"].get(c)), row["all_deltas"].get(c),
-                                         "nz" if row["all_deltas"].get(c) else "") for c in counters) + "</tr>")
-        out.append("</tbody></table>")
-    else:
-        out.append('<p class="meta">No active window on any host: no counter deltas.</p>')
+    delta_rows = [{"host": host["host"], "netns": row["netns"], "deltas": [row["all_deltas"].get(c) for c in counters]}
+                  for host in model["hosts"] for row in host["rows"] if row["all_deltas"]]
+    # The style and the script are the page's own text (their hashes are in the CSP): not escaped.
+    return dict(markdown_context(model), style=Markup(style), script=Markup(script), csp=csp,
+                title=f"conntrack debug report: {len(model['hosts'])} host(s), {model['total']} invalid line(s)",
+                red_meaning=RED_MEANING, amber_meaning=AMBER_MEANING, html_rows=_html_rows(model),
+                chart=reason_chart(model), counters=counters, delta_rows=delta_rows,
+                samples_by_reason=_samples_by_reason(model), plan_problems=model["plan_problems"],
+                unparsed=[(x["host"], line) for x in model["hosts"] for line in x["unparsed"]["samples"]])
 
-    samples = _samples_by_reason(model)
-    out.append("<h2>Sample lines per reason</h2>")
-    if samples:
-        for reason, items in samples.items():
-            out.append(f"<details open><summary>{h(reason)} ({len(items)} sample(s))</summary><table class=\"samples\">"
-                       "<thead><tr><th>Host</th><th>Netns</th><th>Line</th></tr></thead><tbody>"
-                       + "".join(f"<tr>{_td(s['host'])}{_td(s['netns'] or '')}{_td(s['line'], cls='line')}</tr>"
-                                 for s in items) + "</tbody></table></details>")
-    else:
-        out.append('<p class="meta">No sample lines.</p>')
-    unparsed = [(x["host"], line) for x in model["hosts"] for line in x["unparsed"]["samples"]]
-    if unparsed:
-        out.append("<h3>Lines that did not parse</h3><table><tbody>"
-                   + "".join(f"<tr>{_td(host)}{_td(line, cls='line')}</tr>" for host, line in unparsed)
-                   + "</tbody></table>")
 
-    out.append("<h2>Plan problems</h2>")
-    if model["plan_problems"]:
-        out.append('<table id="plan"><thead><tr><th>Problem</th><th>Hosts</th><th>Where</th></tr></thead><tbody>'
-                   + "".join(f"<tr>{_td(k)}{_td(len(e['where']), len(e['where']))}{_td(', '.join(e['where']))}</tr>"
-                             for k, e in model["plan_problems"].items()) + "</tbody></table>")
-    else:
-        out.append('<p class="meta">The plan found no problem on any host.</p>')
-    findings = [(x["host"], f) for x in model["hosts"] for f in x["findings"]]
-    if findings:
-        out.append("<h2>Reconciliation findings</h2><table><thead><tr><th>Host</th><th>Netns</th><th>Code</th>"
-                   "<th>Finding</th></tr></thead><tbody>"
-                   + "".join(f"<tr>{_td(host)}{_td(f['netns'])}{_td(f['code'])}{_td(f['text'])}</tr>" for host, f in findings)
-                   + "</tbody></table>")
-    full = [x for x in model["hosts"] if x["table_full"]["count"] or x["table_full"].get("expect_full")]
-    if full:
-        out.append("<h2>Table full</h2><table><thead><tr><th>Host</th><th>Events</th><th>First</th><th>Last</th>"
-                   "<th>Where</th><th>Expectation table full</th></tr></thead><tbody>"
-                   + "".join(f"<tr>{_td(x['host'])}{_td(x['table_full']['count'], x['table_full']['count'])}"
-                             f"{_td(x['table_full'].get('first') or '')}{_td(x['table_full'].get('last') or '')}"
-                             f"{_td(', '.join(f'{k}: {v}' for k, v in x['table_full']['by_netns'].items()))}"
-                             f"{_td(x['table_full'].get('expect_full', 0))}</tr>" for x in full)
-                   + "</tbody></table>")
-    if model["failed"]:
-        out.append(f"<h2>Collect failed</h2><p>{h(', '.join(model['failed']))}: no report (see the play output).</p>")
-    notes = [(x["host"], note) for x in model["hosts"] for note in x["notes"]]
-    if notes:
-        out.append("<h2>Notes</h2><ul>" + "".join(f"<li><strong>{h(host)}</strong>: {h(note)}</li>" for host, note in notes)
-                   + "</ul>")
-    out.append(f'<p class="meta">netfilter.conntrack {h(model["version"] or "(version unknown)")}; nothing on this'
-               " page is loaded from elsewhere.</p>")
-    out += [f"<script>{script}</script>", "</body>", "</html>"]
-    return "\n".join(out) + "\n"
+def render_html(model: dict, template: str | None = None) -> str:
+    """fleet-report.html: one self-contained page (inline style, script and SVG; a CSP that forbids fetching), from
+    the collection's template or ``template``."""
+    return render("html", html_context(model), template).rstrip() + "\n"
 
 
 # --------------------------------------------------------------------------------------------- AWX stats

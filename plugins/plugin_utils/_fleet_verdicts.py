@@ -10,7 +10,6 @@ Do not use this from other collections or standalone plugins/modules!
 
 from __future__ import annotations
 
-import html
 import typing as t
 
 from ansible_collections.netfilter.conntrack.plugins.module_utils._verdict_evidence import namespace_evidence
@@ -96,48 +95,5 @@ def verdict_lines(model: dict, wrapped: t.Callable[[str, list[str]], list[str]])
     return lines
 
 
-def verdict_markdown(model: dict, md: t.Callable[[t.Any], str]) -> list[str]:
-    out = ["## Verdicts", ""]
-    if model["verdicts"]:
-        out += ["| Verdict | Hosts | Where | Guide |", "|---|---|---|---|"]
-        out += [f"| {md(g['name'])} | {len(g['hosts'])} | {md(', '.join(g['where']))} | {md(g['guide'])} |"
-                for g in model["verdicts"].values()]
-        out.append("")
-        for host in model["hosts"]:
-            for one in problems(host):
-                out.append(f"- **{md(host['host'])} {md(one['netns'])}: {md(one['name'])}** ({md(one['confidence'])})"
-                           f" {md('; '.join(one['evidence']))}. What to do: {md(one['action'])}")
-        out.append("")
-    for one in quiet_hosts(model["hosts"]):
-        out.append(f"- {md(one['host'])}: nothing wrong found. Checked: {md('; '.join(one['checked']))}")
-    if model.get("unreadable"):
-        out.append(f"- {md(UNREADABLE)}: {md(', '.join(model['unreadable']))}")
-    return out + [""]
-
-
-def verdict_html(model: dict) -> str:
-    def h(value: t.Any) -> str:
-        return html.escape(str(value), quote=True)
-    out = ["<h2>Verdicts</h2>"]
-    if model["verdicts"]:
-        out.append('<ul id="verdicts">' + "".join(
-            f"<li><strong>{len(g['hosts'])} host(s): {h(g['name'])}</strong> <code>{h(ident)}</code>:"
-            f" {h(', '.join(g['where']))} <span class=\"meta\">(guide: {h(g['guide'])})</span></li>"
-            for ident, g in model["verdicts"].items()) + "</ul>")
-        out.append('<table id="verdict-evidence"><thead><tr><th>Host</th><th>Netns</th><th>Verdict</th><th>Confidence</th>'
-                   "<th>Evidence</th><th>What to do</th></tr></thead><tbody>" + "".join(
-                       f"<tr><td>{h(host['host'])}</td><td>{h(one['netns'])}</td><td>{h(one['name'])}</td>"
-                       f"<td>{h(one['confidence'])}</td><td class=\"wrap\">{h('; '.join(one['evidence']))}</td>"
-                       f"<td class=\"wrap\">{h(one['action'])}</td></tr>"
-                       for host in model["hosts"] for one in problems(host)) + "</tbody></table>")
-    quiet = quiet_hosts(model["hosts"])
-    if quiet:
-        out.append('<p id="nothing-wrong">Nothing wrong found on ' + h(", ".join(one["host"] for one in quiet))
-                   + ". Checked: " + h("; ".join(quiet[0]["checked"])) + "</p>")
-    if model.get("unreadable"):
-        out.append(f'<p class="nz" id="unreadable">{h(UNREADABLE)}: {h(", ".join(model["unreadable"]))}</p>')
-    return "\n".join(out)
-
-
 __all__ = ("NOTHING", "UNREADABLE", "group_by_verdict", "host_verdicts", "problems", "quiet_hosts", "split_reports",
-           "verdict_html", "verdict_lines", "verdict_markdown")
+           "verdict_lines")

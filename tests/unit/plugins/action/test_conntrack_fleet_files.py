@@ -105,3 +105,21 @@ def test_an_unreadable_cached_report_is_named_and_the_rest_written(reports, tmp_
     assert summary["version"] and summary["window"]["collected_last"] == "2026-12-02T05:02:05Z"
     assert "web-2" in (tmp_path / "fleet-summary.md").read_text(encoding="utf-8")
     assert 'id="unreadable"' in (tmp_path / "fleet-report.html").read_text(encoding="utf-8")
+
+
+def test_a_users_templates(reports, tmp_path):
+    (tmp_path / "page.html.j2").write_text("<h1>{{ title }}</h1>{% for ident, g in verdicts.items() %}{{ ident }}{% endfor %}"
+                                           "{{ quiet[0].host }} {{ '<b>' }}\n", encoding="utf-8")
+    (tmp_path / "summary.md.j2").write_text("# Ours\n{{ hosts | length }} {{ 'a|b' | md }}\n", encoding="utf-8")
+    dest = tmp_path / "out"
+    run_action(reports=reports, dest=str(dest), template_html=str(tmp_path / "page.html.j2"),
+               template_markdown=str(tmp_path / "summary.md.j2"))
+    assert (dest / "fleet-report.html").read_text(encoding="utf-8") == (
+        "<h1>conntrack debug report: 1 host(s), 5 invalid line(s)</h1>localhost &lt;b&gt;\n")
+    assert (dest / "fleet-summary.md").read_text(encoding="utf-8") == "# Ours\n1 a\\|b\n"
+
+
+def test_a_broken_template_fails_with_its_name(reports, tmp_path):
+    (tmp_path / "bad.html.j2").write_text("{{ no_such_variable }}", encoding="utf-8")
+    with pytest.raises(AnsibleActionFail, match="bad.html.j2|no_such_variable"):
+        run_action(reports=reports, dest=str(tmp_path / "out"), template_html=str(tmp_path / "bad.html.j2"))

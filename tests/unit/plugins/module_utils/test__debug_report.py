@@ -71,8 +71,8 @@ def test_build_report(status, facts, total, in_netns, active, notes, codes):
 
 
 def test_build_report_names_verdicts_per_namespace_with_thresholds():
-    status = {"namespaces": {"netns-a": dict(ACTIVE, enabled_at=1795766100.0, stats_baseline={"insert_failed": 0},
-                                                stats_delta={"insert_failed": 12})},
+    window = dict(ACTIVE, enabled_at=1795766100.0, stats_baseline={"insert_failed": 0}, stats_delta={"insert_failed": 12})
+    status = {"namespaces": {"netns-a": window},
               "order": ["netns-a"], "nf_log_all_netns": "1", "now": 1795766400.0}
     facts = [{"count": 3, "max": 100, "buckets": 64, "table": {"by_protocol": {"udp": 3}}, "discrepancy": {}}]
     makeup = {"listed": 3, "unreplied": 0, "top_ports": [{"protocol": "udp", "dport": 53, "count": 3}]}

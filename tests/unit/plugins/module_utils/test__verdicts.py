@@ -36,8 +36,8 @@ def report(delta=None, window=True, count=10, maximum=1000, buckets=1024, sample
     """A collect report of one namespace 'netns-a', shaped as build_report makes it."""
     facts = {"loaded": True, "count": count, "max": maximum, "buckets": buckets,
              "count_samples": samples or [count, count, count], "table": {"by_protocol": by_protocol or {"tcp": count}},
-             "stats": {"per_cpu": per_cpu or []}, "discrepancy": discrepancy or {"counted": count, "listed": count,
-                                                                                   "findings": []}}
+             "stats": {"per_cpu": per_cpu or []},
+             "discrepancy": discrepancy or {"counted": count, "listed": count, "findings": []}}
     if makeup is not None:
         facts["makeup"] = makeup
     windows = {"netns-a": {"active": True, "enabled_at": ENABLED_AT, "stats_baseline": {"invalid": 0},

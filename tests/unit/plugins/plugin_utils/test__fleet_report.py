@@ -22,6 +22,7 @@ from ansible_collections.netfilter.conntrack.plugins.filter.conntrack_fleet_repo
     collection_version, conntrack_fleet_report)
 from ansible_collections.netfilter.conntrack.plugins.filter.conntrack_window_line import conntrack_window_line
 from ansible_collections.netfilter.conntrack.plugins.plugin_utils import _fleet_report as fr
+from ansible_collections.netfilter.conntrack.plugins.plugin_utils._fleet_templates import md
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures", "fleet_report")
 HOSTILE = "<script>alert(\"x\")</script> 'quoted' & \"double\" | pipe `tick` *star* [link](http://evil)"
@@ -180,7 +181,7 @@ def test_hostile_strings_are_escaped_in_html():
     texts = "".join(document.itertext())
     assert HOSTILE in texts  # shown as text, verbatim
     assert "evil\"<b>host" in texts
-    assert "<script>alert" not in page and "&lt;script&gt;alert(&quot;x&quot;)" in page
+    assert "<script>alert" not in page and "&lt;script&gt;alert(&#34;x&#34;)" in page
     # The chart's labels are text of the SVG, which parses as XML on its own.
     svg = re.search(r"<svg id=\"reason-chart\".*?</svg>", page, re.S).group(0)
     xml.dom.minidom.parseString(svg)
@@ -206,7 +207,7 @@ def test_hostile_strings_in_the_terminal_table():
 
 
 def test_md_and_html_escapers():
-    assert fr.md("a|b\nc <x> *y* _z_ [l](u) & `t`") == "a\\|b c \\<x\\> \\*y\\* \\_z\\_ \\[l\\](u) \\& \\`t\\`"
+    assert md("a|b\nc <x> *y* _z_ [l](u) & `t`") == "a\\|b c \\<x\\> \\*y\\* \\_z\\_ \\[l\\](u) \\& \\`t\\`"
     assert fr.h("<a href=\"x\">'&") == "&lt;a href=&quot;x&quot;&gt;&#x27;&amp;"
 
 

@@ -172,8 +172,9 @@ def out_of_window(be_liberal):
     netns(sender)
     veth(sender, "vd-peer", net)
     nsctl(sender, "nf_conntrack_tcp_be_liberal", "1" if be_liberal else "0")
-    send = lambda: sh("ip", "netns", "exec", sender, "python3", SEND_PY, "oow", f"{net}.1", f"{net}.2", "8766", "10",
-                      "vd-peer")
+
+    def send():
+        sh("ip", "netns", "exec", sender, "python3", SEND_PY, "oow", f"{net}.1", f"{net}.2", "8766", "10", "vd-peer")
     if be_liberal:
         run_case(sender, send, "blinded_window", absent=("tcp_out_of_window",))
     else:
