@@ -352,3 +352,51 @@ def test_fleet_summary_json_groups_hosts_like_the_table():
     assert no_logger == ["no_logger_bound: log_invalid on but nothing can be logged"]
     assert summary["hosts_by_plan_problem"][no_logger[0]] == ["web-06", "web-12"]
     assert json.loads(json.dumps(summary)) == summary, "plain JSON, as fleet-summary.json is written"
+
+
+def test_a_full_table_with_an_expired_window_needs_attention():
+    report = demo_report()
+    label = "netns-nfct-demo-rcv"
+    report["windows"] = {name: dict(window, active=False, expired=True) for name, window in report["windows"].items()}
+    report["conntrack"][label].update(usage_percent=98.0, count=256901)
+    report["diagnosis"]["plan_problems"] = []
+    report["diagnosis"]["findings"] = []
+    report["invalid_log"].update(total=0, by_reason={})
+    model = fr.build_model([report], version="0.3.0")
+    assert [host["host"] for host in model["attention"]] == ["localhost"]
+    assert "table 98 % full" in model["attention"][0]["attention"]
+
+
+def test_verdicts_group_the_hosts_and_come_first():
+    reports = fleet(10)
+    model = fr.build_model(reports, version="0.3.0")
+    # web-04's early_drop +4 stays under the engine's rising_min_delta (5); web-08's +8 does not.
+    assert model["verdicts"]["table_full"]["hosts"] == ["web-05", "web-08", "web-10"]
+    lines = fr.render_table(model)
+    assert lines[0] == "Verdicts:"
+    assert lines[1].startswith("  3 host(s): Conntrack table full: new connections are dropped [table_full]: web-05,")
+    assert any(line.startswith("  nothing wrong found on 7 host(s): web-01, web-02") for line in lines)
+    assert lines.index("Attention first:") < next(i for i, line in enumerate(lines) if line.startswith("HOST"))
+    summary = fr.render_summary(model)
+    assert summary["hosts_by_verdict"]["table_full"] == [f"{h} netns-nfct-demo-rcv" for h in ("web-05", "web-08", "web-10")]
+    assert summary["nothing_wrong"][:2] == ["web-01", "web-02"]
+    assert summary["window"]["collected_last"] == "2026-12-02T05:02:05Z" and summary["version"] == "0.3.0"
+    markdown = fr.render_markdown(model)
+    assert markdown.index("## Verdicts") < markdown.index("## Attention first") < markdown.index("## Hosts")
+    assert "- web-01: nothing wrong found. Checked: insert\\_failed +0" in markdown
+    page = fr.render_html(model)
+    parse_html(page)
+    assert page.index('id="verdicts"') < page.index('id="attention"')
+    assert 'class="bad" title="Red: the table was full' in page
+
+
+def test_similar_long_names_stay_distinct_in_the_table():
+    reports = []
+    for suffix in ("a", "b"):
+        report = demo_report()
+        report["host"] = "kubernetes-worker-node-in-the-frankfurt-zone-" + suffix
+        reports.append(report)
+    lines = fr.render_table(fr.build_model(reports, version="0.3.0"))
+    rows = [line for line in lines if line.startswith("kubernetes")]
+    assert len(rows) == 4 and len({row.split()[0] for row in rows}) == 2
+    assert all(row.split()[0].endswith(("-a", "-b")) for row in rows)
