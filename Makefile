@@ -17,34 +17,73 @@ export PATH := $(CACHE)/pybin:$(VENV)/bin:$(PATH)
 export ANSIBLE_COLLECTIONS_PATH := $(TREE)
 export ANSIBLE_FORCE_COLOR := 0
 
-.PHONY: setup tree demo test mitogen-test units units-new sanity sanity-new lint integration integration-ends ee-test docs docs-lint ee-check changelog-lint build-test molecule upgrade-test vm-test vm-matrix vm-sites
+.PHONY: setup tree demo test mitogen-test units units-new sanity sanity-new lint integration integration-ends ee-test docs docs-lint ee-check changelog-lint build-test molecule molecule-image upgrade-test vm-test vm-matrix vm-sites
 
 setup:
 	.ci/setup
 
+sync_tree = mkdir -p $(1) && \
+	rsync -a --delete --exclude .git --exclude /.tmp --exclude /tests/output --exclude __pycache__ ./ $(1)/
 tree:
-	mkdir -p $(COLLECTION)
-	rsync -a --delete --exclude .git --exclude /.tmp --exclude /tests/output --exclude __pycache__ ./ $(COLLECTION)/
+	$(call sync_tree,$(COLLECTION))
+
+# The units and the sanity stage of each ansible-core series get a copy each ($(TREE)-units-2.16, ...-sanity-2.16),
+# so that they can run beside each other and beside the stages that use $(COLLECTION): ansible-test keeps its
+# scratch files and the venv of `--venv` in the copy's tests/output/.tmp. That venv is kept in $(CACHE), one per
+# stage, and so reused by the next run and by a fresh clone.
+stage_collection = $(TREE)-$(1)/ansible_collections/netfilter/conntrack
+stage_tree = $(call sync_tree,$(call stage_collection,$(1))) && \
+	mkdir -p $(CACHE)/ansible-test-venv/$(1) $(call stage_collection,$(1))/tests/output/.tmp && \
+	ln -sfn $(CACHE)/ansible-test-venv/$(1) $(call stage_collection,$(1))/tests/output/.tmp/delegation
 
 demo: setup tree
 	ansible-playbook -i localhost, -c local -e ansible_python_interpreter=/usr/bin/python3 demo/demo.yml
 
-test: setup tree units sanity lint docs-lint ee-check changelog-lint build-test integration integration-ends upgrade-test molecule
+# `make test` runs every stage below through .ci/stages, which prints a table of their times at the end (also when
+# one fails), and the log of each failed stage. HOST_STAGES change state of this machine that the others read
+# (the init namespace's nf_log_all_netns, the kernel log, /run/netfilter-conntrack, podman containers): they run
+# one after another. CHECK_STAGES share no host state with them or with each other; CHECK_JOBS lanes run them
+# beside the host lane, taking the longest first.
+HOST_STAGES := integration integration-ends upgrade-test molecule
+MATRIX_ENDS := $(lastword $(MATRIX)) $(firstword $(MATRIX))
+CHECK_STAGES := molecule-image $(addprefix sanity-,$(MATRIX_ENDS)) $(addprefix units-,$(MATRIX)) \
+	$(addprefix sanity-,$(filter-out $(MATRIX_ENDS),$(MATRIX))) lint docs-lint build-test ee-check changelog-lint
+CHECK_JOBS ?= 2
+test:
+	.ci/stages -j $(CHECK_JOBS) -f "setup tree" -s "$(HOST_STAGES)" $(CHECK_STAGES)
 
 # units-<series> and sanity-<series> for every series of the matrix; units-new and sanity-new are the newest.
 units: $(addprefix units-,$(MATRIX))
 sanity: $(addprefix sanity-,$(MATRIX))
 units-new: units-$(lastword $(MATRIX))
 sanity-new: sanity-$(lastword $(MATRIX))
-# A series whose Python is missing is skipped with a message (.ci/setup said so too).
+# matrix_env SERIES,STAGE: into the stage's copy with the series' venv first on PATH. A series whose Python is
+# missing is skipped with a message (.ci/setup said so too).
 matrix_env = py=$(call matrix_python,$(1)); \
 	if [ ! -x $(CACHE)/pybin/python$$py ] || [ ! -x $(CACHE)/venv-$(1)/bin/ansible-test ]; then \
 	  echo "no Python $$py or venv-$(1): skipping ansible-core $(1)"; exit 0; fi; \
-	cd $(COLLECTION) && export PATH=$(CACHE)/venv-$(1)/bin:$$PATH
-units-2.%: tree
-	$(call matrix_env,2.$*) && ansible-test units --venv --python $$py --color no
-sanity-2.%: tree
-	$(call matrix_env,2.$*) && ansible-test sanity --venv --color no $(SANITY_ARGS_2.$*)
+	cd $(call stage_collection,$(2)) && export PATH=$(CACHE)/venv-$(1)/bin:$$PATH ANSIBLE_COLLECTIONS_PATH=$(TREE)-$(2)
+units-2.%:
+	$(call stage_tree,units-2.$*)
+	$(call matrix_env,2.$*,units-2.$*) && ansible-test units --venv --python $$py --color no
+# Sanity runs every test on the oldest and the newest series. A series between them runs only the tests whose
+# verdict depends on the ansible-core it brings (its module_utils, plugin loader, documentation and argument-spec
+# schemas), on its own Python: SANITY_SERIES_TESTS. The others give the same verdict whatever the series (the file
+# checks, whose code is byte-identical to the oldest's or the newest's, shellcheck, and compile, which depends on
+# the Python only: the two ends cover 3.8 - 3.13) or come from linters (pylint, pep8, yamllint) whose pinned
+# versions the two ends bracket. `make sanity SANITY_FULL=1` runs every test on every series.
+SANITY_SERIES_TESTS := action-plugin-docs ansible-doc import runtime-metadata validate-modules
+sanity_scope = $(if $(or $(SANITY_FULL),$(filter $(1),$(MATRIX_ENDS))),, \
+	--python $(call matrix_python,$(1)) $(addprefix --test ,$(SANITY_SERIES_TESTS)))
+# ansible-test keeps the venvs of the sanity tests in ~/.ansible/test/venv, shared by every series and every
+# clone; two runs creating the same one at once break each other. --prime-venvs creates the missing ones,
+# under a lock, so that only their creation waits and the tests of several series run at once.
+sanity-2.%:
+	$(call stage_tree,sanity-2.$*)
+	$(call matrix_env,2.$*,sanity-2.$*) && \
+	flock $(CACHE)/ansible-test-venv/sanity.lock \
+	  ansible-test sanity --venv --color no --prime-venvs $(call sanity_scope,2.$*) $(SANITY_ARGS_2.$*) && \
+	ansible-test sanity --venv --color no $(call sanity_scope,2.$*) $(SANITY_ARGS_2.$*)
 
 lint: tree
 	cd $(COLLECTION) && ansible-lint --profile production --offline
@@ -69,9 +108,10 @@ changelog-lint:
 build-test: tree
 	.ci/build-test $(COLLECTION)
 
-# Integration targets run against this machine's kernel in network namespaces they create.
+# Integration targets run against this machine's kernel in network namespaces they create: every directory under
+# tests/integration/targets, or those named in TARGETS (make integration TARGETS="role_debug_netns verdicts").
 integration: tree
-	.ci/integration $(COLLECTION)
+	.ci/integration $(COLLECTION) $(TARGETS)
 
 # The role's namespace target on the oldest and the newest ansible-core of the matrix.
 integration-ends: tree
@@ -111,6 +151,12 @@ vm-sites: setup
 upgrade-test:
 	tests/upgrade/run.sh
 
-# The debug role in systemd (and one non-systemd) podman containers from a locally built image.
+# The debug role in systemd (and one non-systemd) podman containers from a locally built image: every scenario,
+# or those named in SCENARIOS (make molecule SCENARIOS=full_cycle), NFCT_MOLECULE_JOBS at a time (default 2).
 molecule:
-	extensions/molecule/run-all.sh
+	extensions/molecule/run-all.sh $(SCENARIOS)
+
+# That image (debootstrap, a few minutes the first time on a machine, then nothing): a stage of its own so that
+# make test builds it beside the host stages, before molecule needs it.
+molecule-image:
+	flock $${TMPDIR:-/tmp}/nfct-molecule-image.lock extensions/molecule/build-image.sh

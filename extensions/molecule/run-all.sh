@@ -3,7 +3,12 @@
 #   extensions/molecule/run-all.sh [SCENARIO...]      default: all scenarios
 # Needs: podman, runc, debootstrap (apt) and a Python with molecule, molecule-plugins[podman] and the
 # ansible package (for containers.podman). Set NFCT_PYTHON_BIN to the bin directory of that Python
-# (default: the one molecule is found in). Prints one line per scenario with its time; exit 1 if any failed.
+# (default: the one molecule is found in). Prints each scenario's log when it ends, then one line per scenario
+# with its time; exit 1 if any failed.
+# Scenarios run NFCT_MOLECULE_JOBS at a time (default 2): each has its own containers, and so its own network
+# namespace, /run and systemd, and its own Molecule directory. HOST_STATE_SCENARIOS also write state of this
+# machine (full_cycle sets the host's nf_log_all_netns for a moment to see its container's log lines in the
+# kernel log, which another scenario's invalid packets would then reach): they run alone, before the others.
 # Copyright (c) 2026, netfilter.conntrack contributors
 # SPDX-License-Identifier: GPL-3.0-or-later
 set -euo pipefail
@@ -11,13 +16,16 @@ set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
 SCENARIOS=(full_cycle auto_revert timer_lost no_systemd second_enable enable_failure fleet upgrade interpreter)
+HOST_STATE_SCENARIOS=(full_cycle)
 [[ $# -gt 0 ]] && SCENARIOS=("$@")
+JOBS="${NFCT_MOLECULE_JOBS:-2}"
 
 if [[ -n "${NFCT_PYTHON_BIN:-}" ]]; then export PATH="$NFCT_PYTHON_BIN:$PATH"; fi
 command -v molecule >/dev/null || { echo "molecule not found (set NFCT_PYTHON_BIN)" >&2; exit 1; }
 
 export CONTAINERS_CONF="$HERE/containers.conf"
-"$HERE/build-image.sh"
+# make test builds the image early, beside other stages (make molecule-image); wait for that build, never run two.
+flock "${TMPDIR:-/tmp}/nfct-molecule-image.lock" "$HERE/build-image.sh"
 
 # The collection must be importable as netfilter.conntrack whatever the checkout is called.
 COLLECTIONS="$(mktemp -d "${TMPDIR:-/tmp}/nfct-molecule.XXXXXX")"
@@ -27,16 +35,42 @@ ln -s "$ROOT" "$COLLECTIONS/ansible_collections/netfilter/conntrack"
 export NFCT_COLLECTIONS_PATH="$COLLECTIONS"
 export ANSIBLE_COLLECTIONS_PATH="$COLLECTIONS"
 export ANSIBLE_FORCE_COLOR=0 PY_COLORS=0 ANSIBLE_NOCOLOR=1
+export LOGS="$COLLECTIONS/logs"
+mkdir -p "$LOGS"
+
+# run_scenario SCENARIO: molecule test into the scenario's log, printed whole when it ends (one at a time),
+# and its summary line.
+run_scenario() {
+    local scenario=$1 start status
+    start=$(date +%s)
+    if molecule test -s "$scenario" >"$LOGS/$scenario.log" 2>&1 </dev/null; then status=passed; else status=FAILED; fi
+    printf '%-16s %-7s %4ss\n' "$scenario" "$status" "$(( $(date +%s) - start ))" >"$LOGS/$scenario.result"
+    {
+        flock 9
+        printf '===== molecule scenario %s: %s =====\n' "$scenario" "$status"
+        cat "$LOGS/$scenario.log"
+    } 9>"$LOGS/.print"
+}
+export -f run_scenario
 
 cd "$ROOT"
-failed=()
-summary=()
+alone=()
+shared=()
 for scenario in "${SCENARIOS[@]}"; do
-    start=$(date +%s)
-    if molecule test -s "$scenario"; then status=passed; else status=FAILED; failed+=("$scenario"); fi
-    summary+=("$(printf '%-16s %-7s %4ss' "$scenario" "$status" "$(( $(date +%s) - start ))")")
+    if [[ " ${HOST_STATE_SCENARIOS[*]} " == *" $scenario "* ]]; then alone+=("$scenario"); else shared+=("$scenario"); fi
 done
-printf '%s\n' "--- molecule scenarios ---" "${summary[@]}"
+for scenario in "${alone[@]}"; do run_scenario "$scenario"; done
+if ((${#shared[@]})); then
+    # shellcheck disable=SC2016  # $1 is the child bash's argument: xargs passes each scenario there
+    printf '%s\0' "${shared[@]}" | xargs -0 -n 1 -P "$JOBS" bash -c 'run_scenario "$1"' run_scenario
+fi
+
+failed=()
+echo "--- molecule scenarios ($JOBS at a time; ${alone[*]:-none} alone) ---"
+for scenario in "${SCENARIOS[@]}"; do
+    if [[ -f "$LOGS/$scenario.result" ]]; then cat "$LOGS/$scenario.result"; else printf '%-16s %s\n' "$scenario" "not run"; fi
+    grep -q ' passed ' "$LOGS/$scenario.result" 2>/dev/null || failed+=("$scenario")
+done
 # Never leave a container behind, even after a failure in destroy.
 podman ps -a --filter label=owner=molecule --format '{{.Names}}' | grep -E '^nfct-' | xargs -r podman rm -f -t 0 >/dev/null || true
 [[ ${#failed[@]} -eq 0 ]] || { echo "failed: ${failed[*]}" >&2; exit 1; }
