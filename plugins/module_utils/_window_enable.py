@@ -368,8 +368,12 @@ class EnableCommands:
                     if not data.get("confirmed"):
                         data["confirmed"] = True
                         self.store.save(data)
+                one.pop("shared", None)
                 result["namespaces"][ident] = one
                 result["changed"] = result["changed"] or one["changed"]
+            if any(one.get("expired") for one in result["namespaces"].values()):
+                self.scheduler.settle()
+                self.store.remove_if_empty()
         failures = [f"{ident}: {one['msg']}" for ident, one in result["namespaces"].items() if one.get("failed")]
         if failures:
             result.update(failed=True, msg="; ".join(failures))

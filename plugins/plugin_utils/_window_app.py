@@ -12,18 +12,25 @@ is reproducible (sorted members, fixed timestamps, stored uncompressed), so its 
 collection's version of the program; the installed copy is run with ``--expect-sha256`` and is
 replaced when it answers anything else.
 
-The program always runs as ``INTERPRETER PROGRAM ...`` with the interpreter Ansible uses for the
-host (``ansible_python_interpreter`` or the discovered one), never through a shebang.
+The program always runs with the interpreter Ansible uses for the host (``ansible_python_interpreter``
+or the discovered one), never through a shebang, and never before a short bootstrap (``python -c``)
+has checked, as the user that will run it (root), that nobody else could have written it: every
+directory from ``/`` down to the program's must be owned by root and not writable by group or others
+(a sticky one such as ``/tmp`` is accepted above the program's own directory), else the run is
+refused with a message naming the directory (exit status 4). A program file that is missing, a
+symlink, not root's, writable by others or of another version is not run: the bootstrap answers
+"stale" (exit status 3) and the controller's copy replaces it. Only that answer is retried; a
+program that crashes is reported, not run twice.
 """
 
 from __future__ import annotations
 
+import ast
 import functools
 import hashlib
 import io
 import json
 import os
-import re
 import shlex
 import typing as t
 import zipfile
@@ -39,7 +46,48 @@ PACKAGE_PATH = "ansible_collections/netfilter/conntrack/plugins/module_utils"
 MODULE_UTILS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "module_utils")
 # The documentation-only module whose interpreter Ansible resolves for the host, as for any module.
 INTERPRETER_PROBE_MODULE = "netfilter.conntrack.conntrack_debug_window"
-_IMPORT_RE = re.compile(r"^from ansible_collections\.netfilter\.conntrack\.plugins\.module_utils\.(\w+) import", re.M)
+_MODULE_UTILS_PACKAGE = PACKAGE_PATH.replace("/", ".") + "."
+# Runs as root on the host before the program: argv is PROGRAM SHA256 ARGS...; see the module docstring.
+BOOTSTRAP = r"""
+import hashlib, json, os, runpy, stat, sys
+def stop(code, **fields):
+    fields.update(changed=False, failed=True, program_version="conntrack-debug-window")
+    sys.stdout.write(json.dumps(fields) + "\n")
+    sys.exit(code)
+program, digest = sys.argv[1], sys.argv[2]
+home = os.path.dirname(program)
+chain = [home]
+while chain[-1] != os.path.dirname(chain[-1]):
+    chain.append(os.path.dirname(chain[-1]))
+for directory in reversed(chain):
+    try:
+        info = os.lstat(directory)
+    except FileNotFoundError:
+        stop(3, stale_program=True, msg=program + " is not installed")
+    mode = stat.S_IMODE(info.st_mode)
+    why = ("is not a directory" if not stat.S_ISDIR(info.st_mode) else
+           "is owned by uid %d" % info.st_uid if info.st_uid not in (0, os.geteuid()) else
+           "is writable by group or others (mode %04o)" % mode
+           if mode & 0o022 and not (info.st_mode & stat.S_ISVTX and directory != home) else None)
+    if why:
+        stop(4, unsafe_program=True, msg="refusing to run %s as uid %d: %s %s; use a directory that only root can write"
+             " (conntrack_debug_program_dir)" % (program, os.geteuid(), directory, why))
+try:
+    fd = os.open(program, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+except OSError as exc:
+    stop(3, stale_program=True, msg="%s cannot be run: %s" % (program, exc.strerror))
+info = os.fstat(fd)
+with os.fdopen(fd, "rb") as handle:
+    body = handle.read() if stat.S_ISREG(info.st_mode) else b""
+if (info.st_uid not in (0, os.geteuid()) or stat.S_IMODE(info.st_mode) & 0o022
+        or hashlib.sha256(body).hexdigest() != digest.lower()):
+    stop(3, stale_program=True, msg=program + " is not the expected version, or not root's alone")
+sys.argv = [program] + sys.argv[3:]
+sys.path.insert(0, program)
+runpy.run_path(program, run_name="__main__")
+"""
+STALE_EXIT = 3
+UNSAFE_EXIT = 4
 _MAIN = (
     "import sys\n"
     f"from ansible_collections.netfilter.conntrack.plugins.module_utils.{ENTRY_MODULE} import main\n"
@@ -57,8 +105,22 @@ def module_closure(entry: str = ENTRY_MODULE, directory: str = MODULE_UTILS_DIR)
             continue
         seen.add(name)
         with open(os.path.join(directory, name + ".py"), encoding="utf-8") as handle:
-            pending.extend(_IMPORT_RE.findall(handle.read()))
+            pending.extend(imported_module_utils(handle.read()))
     return sorted(seen)
+
+
+def imported_module_utils(source: str) -> list[str]:
+    """The collection's module_utils a source imports, found by walking its syntax tree as AnsiballZ does."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(_MODULE_UTILS_PACKAGE):
+            found.append(node.module[len(_MODULE_UTILS_PACKAGE):].split(".")[0])
+        elif isinstance(node, ast.ImportFrom) and node.module == _MODULE_UTILS_PACKAGE[:-1]:
+            found.extend(alias.name for alias in node.names)
+        elif isinstance(node, ast.Import):
+            found.extend(alias.name[len(_MODULE_UTILS_PACKAGE):].split(".")[0] for alias in node.names
+                         if alias.name.startswith(_MODULE_UTILS_PACKAGE))
+    return found
 
 
 @functools.lru_cache(maxsize=1)
@@ -114,7 +176,7 @@ class WindowApp:
 
     def _command(self, program: str, argv: list[str], install_to: str | None = None) -> str:
         env = self._action._compute_environment_string()
-        words = self._interpreter + [program, f"--expect-sha256={self._sha256}"]
+        words = self._interpreter + ["-c", BOOTSTRAP, program, self._sha256, f"--expect-sha256={self._sha256}"]
         if install_to:
             words.append(f"--install-to={install_to}")
         words += argv
@@ -140,27 +202,27 @@ class WindowApp:
     def run(self, argv: list[str]) -> tuple[int, dict[str, t.Any]]:
         """Run the program with argv; returns (exit status, its JSON answer).
 
-        Whatever does not answer as this version of the program (missing, another version, a file replaced by
-        something else) is replaced by the controller's copy, or bypassed with a temporary one.
+        A copy that is missing or not this version (the bootstrap's "stale") is replaced by the controller's copy, or
+        bypassed with a temporary one. A directory others can write is refused, and a crash is reported: neither is
+        run again.
         """
-        if self._temporary is not None and not self._install:
-            # The installed copy already failed to answer in this task: do not ask it again.
-            res = self._exec(self._temporary, argv)
-        else:
-            res = self._exec(self.path, argv)
+        program = self._temporary if self._temporary is not None and not self._install else self.path
+        res = self._exec(program, argv)
         answer = self._answer(res)
-        if answer is None:
+        if res["rc"] == STALE_EXIT and (answer or {}).get("stale_program") and program == self.path:
             temporary = self._transfer()
             # Installing is the first thing the controller's copy does in the same run, before the command.
             res = self._exec(temporary, argv, install_to=self.path if self._install else None)
             answer = self._answer(res)
             if answer is not None and answer.get("install_failed"):
                 raise AnsibleActionFail(f"{answer.get('msg')} (run by {self.interpreter})", result={"program": answer})
-            if answer is None:
-                raise AnsibleActionFail(
-                    f"{PROGRAM_NAME} {argv[0]} did not answer when run by {self.interpreter} (exit status {res['rc']}):"
-                    f" {self._output(res)}")
-            self.installed = self._install
+            self.installed = self._install and answer is not None and not answer.get("stale_program")
+        if answer is not None and answer.get("unsafe_program"):
+            raise AnsibleActionFail(str(answer.get("msg")), result={"program": answer})
+        if answer is None or answer.get("stale_program"):
+            raise AnsibleActionFail(
+                f"{PROGRAM_NAME} {argv[0]} did not answer when run by {self.interpreter} (exit status {res['rc']}):"
+                f" {self._output(res)}")
         if res["rc"] != 0 and not answer.get("msg"):
             answer["msg"] = self._output(res) or f"exit status {res['rc']}"
         return res["rc"], answer
@@ -176,10 +238,10 @@ class WindowApp:
             data = json.loads(res.get("stdout") or "")
         except ValueError:
             return None
-        if not isinstance(data, dict) or data.get("stale_program") or data.get("program_version") != PROGRAM_NAME:
+        if not isinstance(data, dict) or data.get("program_version") != PROGRAM_NAME:
             return None
         return data
 
 
-__all__ = ("DEFAULT_PROGRAM_DIR", "PROGRAM_FILE", "PROGRAM_NAME", "WindowApp", "app_sha256", "build_app",
+__all__ = ("BOOTSTRAP", "DEFAULT_PROGRAM_DIR", "PROGRAM_FILE", "PROGRAM_NAME", "WindowApp", "app_sha256", "build_app",
            "host_interpreter", "module_closure")
