@@ -59,7 +59,14 @@ from ansible_collections.netfilter.conntrack.plugins.module_utils._capture_budge
     utc,
 )
 from ansible_collections.netfilter.conntrack.plugins.module_utils._netns import InNetns, open_netns
-from ansible_collections.netfilter.conntrack.plugins.module_utils._nflog import CONNTRACK_GROUP, DEFAULT_COPY_RANGE, DEFAULT_RCVBUF, GroupTaken, NflogSocket, Record
+from ansible_collections.netfilter.conntrack.plugins.module_utils._nflog import (
+    CONNTRACK_GROUP,
+    DEFAULT_COPY_RANGE,
+    DEFAULT_RCVBUF,
+    GroupTaken,
+    NflogSocket,
+    Record,
+)
 from ansible_collections.netfilter.conntrack.plugins.module_utils._pcapng import PcapngWriter
 
 TICK = 0.1
@@ -182,7 +189,7 @@ class _Collector:
         if sock is None:
             return
         start = tally.events
-        for _ in range(DRAIN_PER_TICK):
+        for _datagram in range(DRAIN_PER_TICK):
             if room is not None and tally.events - start >= room:
                 break
             overruns = sock.overruns

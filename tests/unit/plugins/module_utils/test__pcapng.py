@@ -68,7 +68,7 @@ def test_file_has_header_interface_and_packets_and_appends_sections(tmp_path):
     writer.close()
     pcapng.PcapngWriter(path, "netns-a", 256).close()  # a restarted collector
     found = blocks(open(path, "rb").read())
-    assert [block_type for block_type, _ in found] == [pcapng.BLOCK_SHB, pcapng.BLOCK_IDB, pcapng.BLOCK_EPB, pcapng.BLOCK_SHB, pcapng.BLOCK_IDB]
+    assert [block_type for block_type, _body in found] == [pcapng.BLOCK_SHB, pcapng.BLOCK_IDB, pcapng.BLOCK_EPB, pcapng.BLOCK_SHB, pcapng.BLOCK_IDB]
     magic, major, minor, section_length = struct.unpack_from("<IHHq", found[0][1])
     assert (magic, major, minor, section_length) == (pcapng.BYTE_ORDER_MAGIC, 1, 0, -1)
     linktype, _reserved, snaplen = struct.unpack_from("<HHI", found[1][1])

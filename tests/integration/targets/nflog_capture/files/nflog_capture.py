@@ -266,7 +266,7 @@ def case_group_taken(workdir):
     check(final["stopped_by"] == "nothing_to_capture", "the collector does not run without a group")
     check(loggers() == before, "the loggers are left as they were")
     send("synfin", "1", SRC4, DST4)
-    wait_for(lambda: holder.receive(), "the first listener still receiving")
+    wait_for(holder.receive, "the first listener still receiving")
     print("ok: the first listener keeps the group")
     holder.close()
 
