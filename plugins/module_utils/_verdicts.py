@@ -102,14 +102,16 @@ def check_udp_insert_race(ev: dict[str, t.Any], limits: dict[str, t.Any]) -> tup
     dns = sum(one["count"] for one in makeup.get("top_ports") or [] if one.get("protocol") == "udp" and one.get("dport") == DNS_PORT)
     cpus = sum(1 for row in ev["per_cpu"] if (row.get("insert_failed") or 0) + (row.get("clash_resolve") or 0) > 0)
     evidence = [f"insert_failed {_rate_text(failed_delta, failed_rate, seconds)}: new entries lost the race against an"
-                " identical one and their packet was dropped"]
+                " identical one and their packet was dropped" if failed_delta else
+                "insert_failed +0: no packet was dropped for it (this kernel resolved every clash)"]
     if clash_delta:
         evidence.append(f"clash_resolve +{clash_delta}: races the kernel resolved (merged, or the loser kept as a clash"
                         " entry) without dropping the packet; kernels without that resolution drop it")
     evidence.append(f"{udp} UDP entries in the table" + (f", {dns} of them to port 53 (DNS)" if dns else "")
                     + (f", {makeup.get('dnat')} with DNAT" if makeup.get("dnat") else ""))
     if cpus:
-        evidence.append(f"the counters rose on {cpus} CPU(s): first packets of one flow were handled in parallel")
+        evidence.append(f"insert_failed or clash_resolve is non-zero on {cpus} CPU(s) (per-CPU totals): first packets of"
+                        " one flow were handled in parallel")
     nat_or_dns = bool(dns or makeup.get("dnat"))
     confidence = "high" if failed and nat_or_dns else "medium" if failed or nat_or_dns else "low"
     return verdict("udp_insert_race", confidence, evidence,
@@ -117,7 +119,7 @@ def check_udp_insert_race(ev: dict[str, t.Any], limits: dict[str, t.Any]) -> tup
                     "udp_entries": udp, "dns_entries": dns, "cpus": cpus},
                    "Stop sending the A and AAAA queries at once from one socket (glibc resolv.conf 'options"
                    " single-request-reopen' or 'use-vc'), or run a node-local DNS cache so the queries do not go through"
-                   " DNAT; upgrade to a kernel that resolves the clash (5.0+ for most NAT cases)."), checked
+                   " DNAT. Since 5.6 the kernel resolves most such clashes (clash_resolve) instead of dropping the packet."), checked
 
 
 def _makeup_lines(makeup: dict[str, t.Any]) -> list[str]:
