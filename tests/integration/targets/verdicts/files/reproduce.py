@@ -90,7 +90,7 @@ def collect(name, started, started_monotonic, baseline):
     status = {"namespaces": {label: window}, "order": [label], "now": time.time(), "nf_log_all_netns": outside[0]}
     invalid_log = read_invalid_log(host, source="kmsg", since_monotonic=started_monotonic, max_samples=200,
                                    interfaces={label: plan["interfaces"]})
-    return build_report("verdicts-test", status, [facts], invalid_log, acting_in_netns=True, plans={label: plan},
+    return build_report(name, status, [facts], invalid_log, acting_in_netns=True, plans={label: plan},
                         makeups={label: makeup})
 
 
