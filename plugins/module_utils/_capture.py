@@ -49,6 +49,7 @@ from ansible_collections.netfilter.conntrack.plugins.module_utils._capture_aggre
     classification_key,
     classify,
     process_start_ticks,
+    read_aggregate,
     write_json_atomic,
 )
 from ansible_collections.netfilter.conntrack.plugins.module_utils._capture_budget import (
@@ -92,6 +93,7 @@ class CaptureConfig:
     watch_kmsg: bool = False
     flush_interval: float = 1.0
     deadline: float | None = None  # epoch seconds; the window's own revert normally comes first
+    window_id: str | None = None  # a collector re-armed for the same window continues the counts of a dead one
 
 
 class _Source:
@@ -179,6 +181,20 @@ class _Collector:
         self.sources: list[_Source] = []
         self.kmsg: KmsgWatch | None = None
         self.stop_requested = False
+        self.restarts = 0
+
+    def resume(self, previous: dict[str, t.Any] | None) -> None:
+        """Carry on from the aggregate of a dead collector of the same window (see CaptureConfig.window_id)."""
+        if not previous or self.config.window_id is None or previous.get("window_id") != self.config.window_id:
+            return
+        if previous.get("state") != "running":
+            return  # a capture that ended (budget, signal, deadline) is finished, not resumed
+        gap = max(self.started - float(previous.get("heartbeat") or self.started), 0.0)
+        self.restarts = int(previous.get("restarts") or 0) + 1
+        earlier = {spot.get("label"): spot for spot in previous.get("namespaces") or []}
+        for source in self.sources:
+            if source.tally.label in earlier:
+                source.tally.resume(earlier[source.tally.label], gap)
 
     def events(self) -> int:
         return sum(source.tally.events for source in self.sources)
@@ -223,6 +239,8 @@ class _Collector:
             "heartbeat": now,
             "heartbeat_utc": utc(now),
             "group": self.config.group,
+            "window_id": self.config.window_id,
+            "restarts": self.restarts,
             "events": self.events(),
             "budgets": dataclasses.asdict(self.config.budgets),
             "budget_exceeded": self.budget,
@@ -306,6 +324,7 @@ def run_collector(
     previous = _install_stop_signals(collector) if handle_signals else {}
     try:
         collector.sources = [_open_source(config, label, netns) for label, netns in config.namespaces]
+        collector.resume(read_aggregate(config.aggregate_path))
         if config.watch_kmsg:
             collector.kmsg = KmsgWatch()
         if collector.kmsg is not None or any(source.sock is not None for source in collector.sources):

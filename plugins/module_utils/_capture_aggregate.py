@@ -103,7 +103,25 @@ class NamespaceTally:
         self.unnumbered = 0
         self.overrun_since_last_event = False
         self.rcvbuf: int | None = None
+        self.carried_lost = 0
+        self.carried_overruns = 0
+        self.unobserved_seconds = 0.0
         self._caps = {name: (max_peers if name == "by_peer" else max_keys) for name in TABLES}
+
+    def resume(self, previous: dict[str, t.Any], unobserved_seconds: float) -> None:
+        """Continue the counts of a collector that died (same window, same namespace label).
+
+        Its losses are carried over; the time between its last heartbeat and this start was not
+        observed, so events of that gap are neither counted nor known, and the loss is not exact.
+        """
+        self.events = int(previous.get("events") or 0)
+        self.tables = {name: dict(previous.get(name) or {}) for name in TABLES}
+        self.samples = int(previous.get("samples") or 0)
+        self.sampled_by_reason = dict(previous.get("samples_by_reason") or {})
+        loss = previous.get("loss") or {}
+        self.carried_lost = int(loss.get("events_lost") or 0)
+        self.carried_overruns = int(loss.get("overruns") or 0)
+        self.unobserved_seconds = float(loss.get("unobserved_seconds") or 0.0) + unobserved_seconds
 
     def count(self, fields: dict[str, str]) -> None:
         self.events += 1
@@ -132,20 +150,24 @@ class NamespaceTally:
 
         Sequence gaps miss the events dropped after the last one received; the drop counter does not.
         """
-        lost = self.seq_lost if self.socket_drops is None else max(self.socket_drops, self.seq_lost)
-        if lost == 0 and self.overruns == 0 and self.unnumbered == 0:
+        lost = self.carried_lost + (self.seq_lost if self.socket_drops is None else max(self.socket_drops, self.seq_lost))
+        overruns = self.carried_overruns + self.overruns
+        if lost == 0 and overruns == 0 and self.unnumbered == 0 and not self.unobserved_seconds:
             summary = "none"
         else:
-            summary = "%d event(s) lost in %d socket overrun(s)" % (lost, self.overruns)
+            summary = "%d event(s) lost in %d socket overrun(s)" % (lost, overruns)
+            if self.unobserved_seconds:
+                summary += ", %.1f s not observed (collector restarted)" % self.unobserved_seconds
         tail_unknown = self.socket_drops is None and self.overrun_since_last_event
         return {
             "summary": summary,
             "events_lost": lost,
             "socket_drops": self.socket_drops,
             "sequence_gaps": self.seq_lost,
-            "overruns": self.overruns,
+            "overruns": overruns,
             "unnumbered": self.unnumbered,
-            "exact": not tail_unknown and self.unnumbered == 0,
+            "unobserved_seconds": round(self.unobserved_seconds, 3),
+            "exact": not tail_unknown and self.unnumbered == 0 and not self.unobserved_seconds,
         }
 
     def as_dict(self) -> dict[str, t.Any]:
@@ -158,6 +180,7 @@ class NamespaceTally:
             "loss": self.loss(),
             "pcapng": self.pcapng,
             "samples": self.samples,
+            "samples_by_reason": dict(self.sampled_by_reason),
             "rcvbuf": self.rcvbuf,
         }
         data.update({name: dict(sorted(table.items(), key=lambda item: (-item[1], item[0]))) for name, table in self.tables.items()})

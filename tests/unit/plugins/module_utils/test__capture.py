@@ -179,3 +179,34 @@ def test_classification_key_separates_what_classify_reads():
     # the two IPv4 SYN+FIN/SYN+RST events differ only in ports and flags: the same fields, the same key
     assert keys[0] == keys[1]
     assert len(set(keys)) == len(keys) - 1
+
+
+def test_resume_carries_counts_and_reports_the_unobserved_gap():
+    first = _tally_with(100, 10)
+    first.seq_lost, first.socket_drops, first.overruns = 7, 7, 1
+    first.wants_sample("r0", 3)
+    previous = json.loads(json.dumps(first.as_dict()))
+    second = aggregate.NamespaceTally("ns", "/run/netns/ns", max_keys=8, max_peers=16)
+    second.resume(previous, unobserved_seconds=2.5)
+    second.count({"reason": "r0", "protocol": "tcp", "family": "ipv4", "interface": "IN=eth0 OUT=", "peer": "10.0.0.1"})
+    assert second.events == 101 and second.tables["by_reason"]["r0"] == previous["by_reason"]["r0"] + 1
+    assert second.sampled_by_reason == {"r0": 1} and second.samples == 1
+    loss = second.loss()
+    assert (loss["events_lost"], loss["overruns"], loss["unobserved_seconds"], loss["exact"]) == (7, 1, 2.5, False)
+    assert loss["summary"] == "7 event(s) lost in 1 socket overrun(s), 2.5 s not observed (collector restarted)"
+
+
+@pytest.mark.parametrize(
+    "previous, window_id, restarts",
+    [
+        ({"schema": aggregate.SCHEMA, "window_id": "w", "state": "running", "heartbeat": 90.0, "restarts": 1, "namespaces": []}, "w", 2),
+        ({"schema": aggregate.SCHEMA, "window_id": "w", "state": "budget_exceeded", "heartbeat": 90.0, "namespaces": []}, "w", 0),
+        ({"schema": aggregate.SCHEMA, "window_id": "other", "state": "running", "heartbeat": 90.0, "namespaces": []}, "w", 0),
+        ({"schema": aggregate.SCHEMA, "window_id": None, "state": "running", "heartbeat": 90.0, "namespaces": []}, None, 0),
+        (None, "w", 0),
+    ],
+)
+def test_collector_resumes_only_a_dead_collector_of_the_same_window(previous, window_id, restarts):
+    collector = capture._Collector(capture.CaptureConfig(namespaces=[], aggregate_path="/nonexistent", window_id=window_id))
+    collector.resume(previous)
+    assert collector.restarts == restarts

@@ -105,7 +105,7 @@ class Collector:
         self.aggregate_path = os.path.join(workdir, name + ".json")
         self.pcap_dir = os.path.join(workdir, name + "-pcap")
         self.marker = os.path.join(workdir, name + ".budget")
-        os.mkdir(self.pcap_dir)
+        os.makedirs(self.pcap_dir, exist_ok=True)  # a re-armed collector appends to the same files
         config = {"namespaces": [[RCV, RCV]], "aggregate_path": self.aggregate_path, "pcap_dir": self.pcap_dir,
                   "samples_per_reason": 3, "callback_marker": self.marker,
                   "budgets": {"max_packets": None, "max_rate": None, "max_cpu_share": None}}
@@ -114,7 +114,7 @@ class Collector:
         with open(config_path, "w") as handle:
             json.dump(config, handle)
         self.process = subprocess.Popen([sys.executable, os.path.join(HERE, "collector.py"), config_path], stdout=subprocess.PIPE)
-        wait_for(lambda: (read_aggregate(self.aggregate_path) or {}).get("state") is not None or self.process.poll() is not None,
+        wait_for(lambda: (read_aggregate(self.aggregate_path) or {}).get("pid") == self.process.pid or self.process.poll() is not None,
                  "the collector's first aggregate")
 
     def aggregate(self):
@@ -240,16 +240,24 @@ def case_budget(workdir):
 
 
 def case_sigkill(workdir):
-    collector = Collector(workdir, "killed")
+    collector = Collector(workdir, "killed", window_id="window-1")
     check(collector_liveness(collector.aggregate()) == "running", "a live collector is running")
+    sent = send("synfin", "10", SRC4, DST4)
+    collector.wait_events(sent)
     collector.process.kill()
     collector.process.wait()
     check(collector_liveness(collector.aggregate()) == "dead", "after SIGKILL the aggregate shows a dead collector (pid gone, state running)")
-    rearmed = Collector(workdir, "rearmed")
-    check(rearmed.namespace()["status"] == "capturing", "the group is free again: a re-armed collector captures")
-    sent = send("synfin", "10", SRC4, DST4)
+    rearmed = Collector(workdir, "killed", window_id="window-1")
+    spot = rearmed.namespace()
+    check(spot["status"] == "capturing" and rearmed.aggregate()["restarts"] == 1, "the group is free again: a re-armed collector captures")
+    sent += send("synfin", "10", SRC4, DST4)
     rearmed.wait_events(sent)
-    rearmed.stop()
+    final = rearmed.stop()
+    spot = final["namespaces"][0]
+    check(spot["events"] == sent == 20, "the re-armed collector continues the counts (%d events)" % spot["events"])
+    check(not spot["loss"]["exact"] and spot["loss"]["unobserved_seconds"] > 0, "the unobserved time is reported: %s" % spot["loss"]["summary"])
+    output = run("tshark", "-r", spot["pcapng"], "-T", "fields", "-e", "frame.comment", stderr=subprocess.DEVNULL)
+    check(len(output.split()) > 0 and output.count("\n") == 3, "the pcapng (two sections) still holds the first 3 samples only")
 
 
 def case_group_taken(workdir):
