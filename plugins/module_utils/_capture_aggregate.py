@@ -9,7 +9,26 @@ Do not use this from other collections or standalone plugins/modules!
 
 Every table has a cap on distinct keys; events past the cap are counted under ``other``, so each
 table's values always sum to the namespace's ``events``. The JSON therefore has the same size after
-a thousand or a million events: at most ``max_keys`` keys per table and namespace.
+a thousand or a million events: at most ``max_keys`` keys per table (``max_peers`` for peers) and
+namespace.
+
+The aggregate (schema ``netfilter.conntrack.capture/1``, rewritten every second and at exit)::
+
+    schema, counted (what one event is), state (running | stopped | budget_exceeded),
+    stopped_by (signal | deadline | budget | nothing_to_capture | null while running),
+    pid, pid_start_ticks, started, started_utc, heartbeat, heartbeat_utc, window_id, restarts,
+    group, events (all namespaces), budgets (the limits), budget_exceeded (null or
+    {name, value, limit, at, at_utc}), callback_seconds, kmsg_lines, kmsg_lines_read,
+    cpu_seconds, max_rss_kib,
+    namespaces: [{label, netns, status (capturing | group_taken | error), error, events,
+                  by_reason, by_protocol, by_family, by_interface ("IN=x OUT=y"), by_peer,
+                  loss {summary ("none" or "N event(s) lost in M socket overrun(s)..."), events_lost,
+                        socket_drops, sequence_gaps, overruns, unnumbered, unobserved_seconds, exact},
+                  pcapng (path or null), samples, samples_by_reason, rcvbuf}]
+
+A collector killed by SIGKILL leaves ``state: running`` with a heartbeat that stops moving and a pid
+that is gone (or belongs to another process: ``pid_start_ticks`` differs); collector_liveness() says
+``dead`` for it.
 """
 
 from __future__ import annotations
