@@ -294,7 +294,8 @@ CASES = {
 
 
 def main():
-    workdir, chosen = sys.argv[1], sys.argv[2:] or list(CASES)
+    workdir = sys.argv[1]
+    chosen = [name for name in sys.argv[2:] if not name.startswith("-")] or list(CASES)  # ansible-test passes -v
     try:
         setup()
         for name in chosen:
