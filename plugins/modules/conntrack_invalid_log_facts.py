@@ -26,27 +26,31 @@ extends_documentation_fragment:
   - netfilter.conntrack._attributes
   - netfilter.conntrack._attributes.facts
 options:
-  source:
+  log_source:
     description:
       - Where to read the kernel log.
+      - Called O(log_source) as in M(netfilter.conntrack.conntrack_debug_report) and
+        M(netfilter.conntrack.conntrack_facts); the name C(source) of 0.2.0 still works as an alias.
       - V(auto) uses the journal (C(journalctl -k -b -o json)) when journald holds kernel messages of the current boot,
         else reads C(/dev/kmsg) without blocking, else runs C(dmesg).
       - V(journal), V(kmsg) and V(dmesg) force one reader and fail when it is not available.
       - V(file) reads O(log_path), which may hold C(dmesg) output, C(/dev/kmsg) records, C(journalctl -k) output in
         the C(short), C(short-iso), C(short-iso-precise), C(short-monotonic) or C(json) formats, or an rsyslog kernel
         log file; formats may be mixed. Kernel timestamps of a file are not converted to wall-clock time (the file
-        may come from another host), so with O(since) only lines that carry a wall-clock time are filtered.
+        may come from another host), so with O(log_since) only lines that carry a wall-clock time are filtered.
     type: str
     choices: [auto, journal, kmsg, dmesg, file]
     default: auto
+    aliases: [source]
   log_path:
     description:
-      - The file to read when O(source=file). Required then, ignored otherwise.
+      - The file to read when O(log_source=file). Required then, ignored otherwise.
     type: path
-  since:
+  log_since:
     description:
       - The start of the window, as wall-clock time.
-      - V(boot) (the default, unless O(since_monotonic) is set) reads everything the source holds for the current
+      - The name C(since) of 0.2.0 still works as an alias.
+      - V(boot) (the default, unless O(log_since_monotonic) is set) reads everything the source holds for the current
         boot. The kernel ring buffer read by V(kmsg) and V(dmesg) is bounded, so old lines may already be gone.
       - V(now) selects nothing; use it to obtain RV(ansible_facts.conntrack_invalid.watermark_monotonic) as a
         starting point for a later run.
@@ -55,9 +59,10 @@ options:
         timestamp (V(kmsg), V(dmesg)) are compared after converting the timestamp with the boot time
         (now minus C(CLOCK_MONOTONIC)), which is off by however much the kernel log clock has drifted from
         C(CLOCK_MONOTONIC) since boot (usually well under a second; more after a suspend).
-      - Mutually exclusive with O(since_monotonic).
+      - Mutually exclusive with O(log_since_monotonic).
     type: str
-  since_monotonic:
+    aliases: [since]
+  log_since_monotonic:
     description:
       - The start of the window on the kernel log clock, in seconds since boot; only records strictly after it are
         read. This is the recommended way to read "everything since X" because it works with and without journald
@@ -65,20 +70,26 @@ options:
       - The kernel log clock is the number in C([ 304.507921 ]) of C(dmesg), the third field of a C(/dev/kmsg) record
         divided by 1,000,000, and the journal's C(_SOURCE_MONOTONIC_TIMESTAMP) divided by 1,000,000.
       - The exact value to record at the start of a window is RV(ansible_facts.conntrack_invalid.watermark_monotonic)
-        of a run with O(since=now) (the kernel timestamp of the newest kernel log message at that moment). The first
+        of a run with O(log_since=now) (the kernel timestamp of the newest kernel log message at that moment). The first
         field of C(/proc/uptime) is a close approximation on hosts that never suspended (it is C(CLOCK_BOOTTIME)).
       - The value only has a meaning within one boot; compare RV(ansible_facts.conntrack_invalid.boot_id) with the
         one recorded together with it.
+      - The name C(since_monotonic) of 0.2.0 still works as an alias.
     type: float
+    aliases: [since_monotonic]
   max_samples:
     description:
       - How many parsed records to return in RV(ansible_facts.conntrack_invalid.samples) (the first ones in the
         window).
+      - The same default as O(netfilter.conntrack.conntrack_debug_report#module:max_samples), which reads the log
+        for a debug window. M(netfilter.conntrack.conntrack_facts) keeps none by default because its summary of
+        every host is meant to be stored in fact caches.
     type: int
     default: 10
   top_peers:
     description:
       - How many source addresses to return in RV(ansible_facts.conntrack_invalid.by_peer) (the most frequent).
+      - M(netfilter.conntrack.conntrack_facts) keeps 5 by default, for the same reason as for O(max_samples).
     type: int
     default: 10
   interfaces:
@@ -125,17 +136,17 @@ EXAMPLES = r"""
 
 - name: Record where the kernel log stands before a debugging window
   netfilter.conntrack.conntrack_invalid_log_facts:
-    since: now
+    log_since: now
   register: log_mark
 
 - name: Later, read only the lines written since then
   netfilter.conntrack.conntrack_invalid_log_facts:
-    since_monotonic: "{{ log_mark.ansible_facts.conntrack_invalid.watermark_monotonic | default(0, true) }}"
+    log_since_monotonic: "{{ log_mark.ansible_facts.conntrack_invalid.watermark_monotonic | default(0, true) }}"
     max_samples: 5
 
 - name: Parse a saved dmesg capture
   netfilter.conntrack.conntrack_invalid_log_facts:
-    source: file
+    log_source: file
     log_path: /tmp/dmesg.txt
 """
 
@@ -266,7 +277,7 @@ ansible_facts:
           type: str
           sample: boot
         since_monotonic:
-          description: O(since_monotonic) as given, else null.
+          description: O(log_since_monotonic) as given, else null.
           type: float
           sample: 302.1
         first_monotonic:
@@ -278,7 +289,7 @@ ansible_facts:
         watermark_monotonic:
           description:
             - Kernel timestamp of the newest kernel log message read (of any kind, in or before the window).
-            - Pass it as O(since_monotonic) to a later run to read only what was logged after this one.
+            - Pass it as O(log_since_monotonic) to a later run to read only what was logged after this one.
             - Null when the source had no message with a kernel timestamp.
           type: float
           sample: 314.934047
@@ -353,8 +364,8 @@ from ansible_collections.netfilter.conntrack.plugins.module_utils._kernel_log im
 
 def run(module: AnsibleModule) -> dict:
     params = module.params
-    facts = read_invalid_log(ModuleHost(module), source=params["source"], log_path=params["log_path"],
-                             since=params["since"], since_monotonic=params["since_monotonic"],
+    facts = read_invalid_log(ModuleHost(module), source=params["log_source"], log_path=params["log_path"],
+                             since=params["log_since"], since_monotonic=params["log_since_monotonic"],
                              max_samples=params["max_samples"], top_peers=params["top_peers"],
                              interfaces=params["interfaces"])
     return {"changed": False, "ansible_facts": {"conntrack_invalid": facts}}
@@ -363,16 +374,16 @@ def run(module: AnsibleModule) -> dict:
 def main() -> None:
     module = AnsibleModule(
         argument_spec={
-            "source": {"type": "str", "choices": list(SOURCES), "default": "auto"},
+            "log_source": {"type": "str", "choices": list(SOURCES), "default": "auto", "aliases": ["source"]},
             "log_path": {"type": "path"},
-            "since": {"type": "str"},
-            "since_monotonic": {"type": "float"},
+            "log_since": {"type": "str", "aliases": ["since"]},
+            "log_since_monotonic": {"type": "float", "aliases": ["since_monotonic"]},
             "max_samples": {"type": "int", "default": 10},
             "top_peers": {"type": "int", "default": 10},
             "interfaces": {"type": "dict"},
         },
-        mutually_exclusive=[("since", "since_monotonic")],
-        required_if=[("source", "file", ("log_path",))],
+        mutually_exclusive=[("log_since", "log_since_monotonic")],
+        required_if=[("log_source", "file", ("log_path",))],
         supports_check_mode=True,
     )
     exit_with_result(module, run)

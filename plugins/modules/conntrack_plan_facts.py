@@ -46,7 +46,10 @@ options:
     default: false
   all_netns:
     description:
-      - Plan as if C(net.netfilter.nf_log_all_netns) were 1 (what enable does with O(all_netns=true)).
+      - Plan as if C(net.netfilter.nf_log_all_netns) were 1, which is what
+        O(netfilter.conntrack.conntrack_debug_window#module:all_netns=true) sets for the length of a window. With
+        V(false) the plan uses the host's current value.
+      - The same host-wide switch as O(netfilter.conntrack.nf_log_backend#module:all_netns).
     type: bool
     default: false
   ruleset:

@@ -48,7 +48,10 @@ options:
   all_netns:
     description:
       - Set C(net.netfilter.nf_log_all_netns). With V(true), packets logged in any network namespace reach the kernel
-        log; with V(false) (the kernel default) only the initial namespace's do.
+        log; with V(false) (the kernel default) only the initial namespace's do. Omitted, the value is left alone.
+      - In every module of the collection, C(all_netns) names this one host-wide switch. Here it sets the value both
+        ways; M(netfilter.conntrack.conntrack_debug_window) sets it to 1 for the length of a window and restores it
+        (V(false) there leaves it alone), and M(netfilter.conntrack.conntrack_plan_facts) plans as if it were 1.
       - This parameter exists only in the initial network namespace, so it cannot be combined with O(netns).
     type: bool
 notes:
