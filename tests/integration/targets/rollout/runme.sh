@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# The enable playbook rolled out like a change: a canary, batches (serial) and max_fail_percentage. Five inventory
+# hosts are local connections, each debugging its own network namespace; one names a namespace that does not
+# exist, so its enable fails. Which namespaces got a window shows which hosts the rollout reached.
+set -euo pipefail
+
+run=$$
+scratch=$(mktemp -d)
+export CONNTRACK_DEBUG_STATE_DIR=$scratch/state
+program_dir=$scratch/program
+python=$(command -v python3)
+hosts=(h1 h2 h3 h4 h5)
+netns_of() { echo "nfct-ro-$1-$run"; }
+
+# Every window of this test (they share the private state directory), whichever host opened it.
+revert_all() {
+  if [ -x "$program_dir/conntrack-debug-window.pyz" ]; then
+    ansible localhost -c local -e "ansible_python_interpreter=$python" -m netfilter.conntrack.conntrack_debug_window \
+      -a "state=reverted revert_scope=all program_dir=$program_dir" >/dev/null 2>&1 || true
+  fi
+}
+
+cleanup() {
+  revert_all
+  for host in "${hosts[@]}"; do ip netns del "$(netns_of "$host")" 2>/dev/null || true; done
+  rm -rf "$scratch"
+}
+trap cleanup EXIT
+
+# inventory BAD_HOST: every host debugs its own namespace; BAD_HOST's namespace is never created.
+inventory() {
+  {
+    echo "[fleet]"
+    for host in "${hosts[@]}"; do
+      echo "$host conntrack_debug_netns='[\"$(netns_of "$host")\"]'"
+    done
+    echo "[fleet:vars]"
+    echo "ansible_connection=local"
+    echo "ansible_python_interpreter=$python"
+    echo "conntrack_debug_program_dir=$program_dir"
+    echo "conntrack_debug_duration=300"
+    echo "conntrack_debug_protocol=tcp"
+  } >"$scratch/inventory"
+}
+
+# Fresh namespaces (nothing enabled) for every host but the failing one.
+reset() {
+  revert_all
+  for host in "${hosts[@]}"; do
+    ip netns del "$(netns_of "$host")" 2>/dev/null || true
+    if [ "$host" != "$1" ]; then ip netns add "$(netns_of "$host")"; fi
+  done
+}
+
+# The hosts whose namespace logs invalid TCP packets (nf_conntrack_log_invalid=6), i.e. that enable reached.
+enabled_hosts() {
+  local host value out=()
+  for host in "${hosts[@]}"; do
+    value=$(ip netns exec "$(netns_of "$host")" cat /proc/sys/net/netfilter/nf_conntrack_log_invalid 2>/dev/null || echo -)
+    if [ "$value" = 6 ]; then out+=("$host"); fi
+  done
+  echo "${out[*]}"
+}
+
+# scenario NAME BAD_HOST EXPECTED_RC EXPECTED_ENABLED [ansible-playbook args...]
+scenario() {
+  local name=$1 bad=$2 expected_rc=$3 expected=$4 rc=0 got
+  shift 4
+  inventory
+  reset "$bad"
+  ansible-playbook netfilter.conntrack.enable -i "$scratch/inventory" "$@" >"$scratch/$name.log" 2>&1 || rc=$?
+  got=$(enabled_hosts)
+  echo "$name: rc=$rc (expected $expected_rc), enabled: '$got' (expected '$expected')"
+  if [ "$rc" != "$expected_rc" ] || [ "$got" != "$expected" ]; then
+    cat "$scratch/$name.log"
+    return 1
+  fi
+}
+
+# Defaults (canary 1, serial 10%, max_fail_percentage 0): all healthy hosts are reached.
+scenario defaults none 0 "h1 h2 h3 h4 h5"
+# The canary (h1) fails: nothing else is touched.
+scenario canary-fails h1 2 ""
+# h3 fails in the batches of one: the rollout stops there (h1 the canary, h2 before it).
+scenario batch-fails-stop h3 2 "h1 h2" -e conntrack_debug_serial=1
+# The same failure under max_fail_percentage 50 with batches of two (h2+h3: 50 %, not more): the rollout goes on,
+# and the playbook still reports the failed host.
+scenario batch-fails-threshold h3 2 "h1 h2 h4 h5" -e conntrack_debug_serial=2 -e conntrack_debug_max_fail_percentage=50
+# Two canaries, then the rest at once.
+scenario two-canaries none 0 "h1 h2 h3 h4 h5" -e conntrack_debug_canary=2 -e conntrack_debug_serial=100%
+# --check --diff: the dry run the README recommends changes nothing anywhere.
+scenario dry-run none 0 "" --check --diff
+echo "rollout: every scenario behaved as expected"
