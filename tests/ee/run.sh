@@ -17,7 +17,8 @@
 # instance; slice k of n gets hosts k, k+n, k+2n... (AWX's rule). Then one job, fleet_summary.yml
 # (netfilter.conntrack.fleet_summary) over every host, with the whole store passed in: it must name every host.
 # Checks: every job successful; the marker fact written to the store before the run survives; every host's
-# conntrack_debug_report is in the store after collect; the summary (job output, and its file) names every host;
+# conntrack_debug_report is in the store after collect, and each collect slice's reports are in its job's artifact
+# directory; the summary (job output, and its file in the job's artifact directory) names every host;
 # after revert every net.netfilter value of every container equals the value before enable and no snapshot is
 # left. Prints a summary line with the duration. Removes its containers and restores fs.inotify on any exit.
 # Environment: NFCT_EE_IMAGE, NFCT_EE_HOSTS (6), NFCT_EE_SLICES (3), ANSIBLE_RUNNER, NFCT_EE_KEEP=1 (keep $WORK).
@@ -115,10 +116,10 @@ job() {
             echo "      ansible_host: $(podman inspect -f '{{.NetworkSettings.IPAddress}}' "$host")"
         done
     } >"$pdd/inventory/hosts.yml"
-    # The template's extra variables; the role's report directory is inside the EE container, lost with it.
-    printf 'conntrack_debug_duration: 900\nconntrack_debug_report_dir: /tmp/conntrack-debug-reports\n' >"$pdd/env/extravars"
-    [[ "$playbook" == fleet_summary.yml ]] &&
-        printf 'conntrack_debug_report_dir: /runner/summary\n' >"$pdd/env/extravars"
+    # The template's extra variables. The report directory is left at its relative default: under ansible-runner the
+    # role puts it in the job's artifact directory (AWX_ISOLATED_DATA_DIR, /runner/artifacts/<ident> in the EE),
+    # which runner keeps in the private data directory when the container is gone.
+    printf 'conntrack_debug_duration: 900\n' >"$pdd/env/extravars"
     printf 'ANSIBLE_CACHE_PLUGIN: jsonfile\nANSIBLE_CACHE_PLUGIN_CONNECTION: /runner/fact_cache\nANSIBLE_CACHE_PLUGIN_TIMEOUT: 0\nANSIBLE_FORCE_COLOR: "false"\n' \
         >"$pdd/env/envvars"
     cp "$WORK/ssh/id" "$pdd/env/ssh_key"
@@ -173,6 +174,23 @@ assert facts["conntrack_debug_report"]["host"] == sys.argv[2], facts.get("conntr
 PY
 done
 log "collect: every host's conntrack_debug_report is in the fact store, next to the marker stored before"
+# Where the reports landed: each collect slice's in its own job's artifact directory, one JSON per host of the
+# slice and the slice's fleet summary naming exactly those hosts.
+for ((k = 1; k <= SLICES; k++)); do
+    slice_job="nfct-ee-$RUN_ID-collect-slice$k"
+    slice_hosts=()
+    for ((i = k - 1; i < HOSTS; i += SLICES)); do slice_hosts+=("${ALL[$i]}"); done
+    python3 - "$WORK/jobs/$slice_job/artifacts/$slice_job/conntrack-debug-reports" "${slice_hosts[@]}" <<'PY' ||
+import json, os, sys
+reports, hosts = sys.argv[1], sys.argv[2:]
+summary = json.load(open(os.path.join(reports, "fleet-summary.json")))
+assert sorted(summary["hosts"]) == sorted(hosts), (summary["hosts"], hosts)
+for host in hosts:
+    assert json.load(open(os.path.join(reports, host + ".json")))["host"] == host, host
+PY
+        fail "collect slice $k: the reports are not in the job's artifact directory ($slice_job/conntrack-debug-reports)"
+done
+log "collect: each slice's reports and fleet summary are in its job's artifact directory"
 sliced revert
 values after
 
@@ -183,7 +201,7 @@ status="$(job "$summary_job" fleet_summary.yml "${ALL[@]}")"
 python3 - "$WORK/jobs/$summary_job" "${ALL[@]}" <<'PY' || fail "the fleet summary does not name every host"
 import glob, json, os, sys
 pdd, hosts = sys.argv[1], sys.argv[2:]
-summary = json.load(open(os.path.join(pdd, "summary", "fleet-summary.json")))
+summary = json.load(open(os.path.join(pdd, "artifacts", os.path.basename(pdd), "conntrack-debug-reports", "fleet-summary.json")))
 assert sorted(summary["hosts"]) == sorted(hosts), (summary["hosts"], hosts)
 # The job's output, which AWX keeps when the container is gone: the debug task's event carries the summary.
 shown = None
@@ -195,7 +213,7 @@ for path in glob.glob(os.path.join(pdd, "artifacts", "*", "job_events", "*.json"
 assert shown is not None and sorted(shown["hosts"]) == sorted(hosts), shown
 print("fleet summary names %d hosts: %s" % (len(hosts), ", ".join(sorted(shown["hosts"]))))
 PY
-cp "$WORK/jobs/$summary_job/summary/fleet-summary.json" "$WORK/fleet-summary.json"
+cp "$WORK/jobs/$summary_job/artifacts/$summary_job/conntrack-debug-reports/fleet-summary.json" "$WORK/fleet-summary.json"
 
 # ---------------------------------------------------------------- every host back as it was
 for host in "${ALL[@]}"; do
