@@ -25,6 +25,12 @@ One socket per namespace.
     namespace (setns on an fd of /run/netns/NAME or /proc/PID/ns/net), creates and binds its socket,
     resolves interface names there, and returns. It then polls all sockets from its own namespace.
 
+Bounded cost. Kernel memory: at most ``rcvbuf`` (64 MiB, about 80,000 queued events) per namespace,
+used only while the collector lags. Process: about 20 MiB RSS whatever the number of events (measured
+with 20,000 and 200,000). Disk: the aggregate (a few KiB: bounded tables) and per namespace a pcapng of
+at most (``max_keys`` + 1) x ``samples_per_reason`` packets of at most ``copy_range`` bytes plus about
+60 bytes each (about 420 KiB with the defaults), plus one such bound for each restart of the collector.
+
 Budgets end the window: packets captured, events per second over ``rate_interval`` seconds, the
 collector's CPU share over ``cpu_interval`` seconds, and (when ``watch_kmsg``) kernel-log lines per
 second read from /dev/kmsg. The first one exceeded is written to the aggregate (name, value, limit,
