@@ -97,8 +97,9 @@ import os
 from ansible.errors import AnsibleFilterError
 from jinja2 import TemplateError
 
+from ansible_collections.netfilter.conntrack.plugins.plugin_utils._fleet_pages import render_html, render_markdown
 from ansible_collections.netfilter.conntrack.plugins.plugin_utils._fleet_report import (
-    MAX_HOSTS, build_model, render_html, render_markdown, render_stats, render_summary, render_table)
+    MAX_HOSTS, build_model, render_stats, render_summary, render_table)
 
 RENDERERS = {"table": render_table, "markdown": render_markdown, "html": render_html, "stats": render_stats,
              "summary": render_summary}

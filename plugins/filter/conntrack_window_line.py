@@ -41,7 +41,7 @@ _value:
   sample: "on until 2026-12-02 05:12:01 UTC by detached-process; changed: Log invalid packets [nfct-demo-rcv]"
 """
 
-from ansible_collections.netfilter.conntrack.plugins.plugin_utils._fleet_report import window_line
+from ansible_collections.netfilter.conntrack.plugins.plugin_utils._window_result_line import window_line
 
 
 def conntrack_window_line(result, host=""):

@@ -8,29 +8,24 @@ Do not use this from other collections or standalone plugins!
 
 Pure functions of the per-host reports (the ``conntrack_debug_report`` fact of each host, as the action
 plugin ``conntrack_debug_report`` builds it) and of the hosts whose collect failed. ``build_model`` reads the
-reports once; ``render_table``, ``render_markdown``, ``render_html`` and ``render_stats`` only lay the model
-out. Nothing here reads a clock, a file or the network, so the same reports always give the same text.
+reports once; ``render_table``, ``render_stats`` and ``render_summary`` here, and ``render_markdown`` and
+``render_html`` in _fleet_pages, only lay the model out. Nothing here reads a clock, a file or the network, so the same reports always give the same text.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import html
 import ipaddress
 import re
 import time
 import typing as t
 
-from markupsafe import Markup
-
 from ansible_collections.netfilter.conntrack.plugins.module_utils._verdicts import DEFAULT_THRESHOLDS
-from ansible_collections.netfilter.conntrack.plugins.plugin_utils._fleet_templates import render
 from ansible_collections.netfilter.conntrack.plugins.plugin_utils._fleet_verdicts import (
-    UNREADABLE, group_by_verdict, host_verdicts, problems, quiet_hosts, split_reports, verdict_lines)
+    group_by_verdict, host_verdicts, problems, quiet_hosts, split_reports, verdict_lines)
 
-__all__ = ["COUNTERS", "TABLE_WIDTH", "build_model", "redact_text", "render_html", "render_markdown",
-           "render_stats", "render_table", "window_line"]
+__all__ = ["AMBER_MEANING", "COUNTERS", "FAILED", "MAX_HOSTS", "RED_MEANING", "SAMPLES_PER_REASON", "TABLE_WIDTH",
+           "as_dict", "as_list", "build_model", "number_text", "redact_text", "render_stats", "render_summary",
+           "render_table", "table_rows", "usage_text", "utc_text", "window_text"]
 
 # The ctnetlink counters (stats_delta keys) the tables show; the HTML page shows every counter.
 COUNTERS = ("invalid", "drop", "insert_failed", "early_drop")
@@ -93,15 +88,15 @@ def _int(value: t.Any) -> int | None:
         return None
 
 
-def _dict(value: t.Any) -> dict:
+def as_dict(value: t.Any) -> dict:
     return value if isinstance(value, dict) else {}
 
 
-def _list(value: t.Any) -> list:
+def as_list(value: t.Any) -> list:
     return value if isinstance(value, list) else []
 
 
-def _utc(epoch: t.Any) -> str | None:
+def utc_text(epoch: t.Any) -> str | None:
     if epoch is None:
         return None
     try:
@@ -133,7 +128,7 @@ def sample_line(sample: dict, redactor: Redactor) -> str:
     parts.append(f"{_host_port(redactor.address(sample.get('src')), sample.get('sport'))} >"
                  f" {_host_port(redactor.address(sample.get('dst')), sample.get('dport'))}")
     if sample.get("flags"):
-        parts.append(",".join(str(flag) for flag in _list(sample.get("flags"))))
+        parts.append(",".join(str(flag) for flag in as_list(sample.get("flags"))))
     if sample.get("icmp_type") is not None:
         parts.append(f"type={sample.get('icmp_type')} code={sample.get('icmp_code')}")
     for key in ("in", "out"):
@@ -150,24 +145,24 @@ def sample_line(sample: dict, redactor: Redactor) -> str:
 
 def _host_rows(report: dict) -> list[dict]:
     """One row per namespace of the host: window ids, conntrack facts and plans together, init first."""
-    windows = _dict(report.get("windows"))
-    conntrack = _dict(report.get("conntrack"))
-    plans = _dict(report.get("plan"))
-    diagnosis = _dict(report.get("diagnosis"))
-    invalid_log = _dict(report.get("invalid_log"))
-    by_namespace = _dict(_dict(invalid_log.get("attribution")).get("by_namespace"))
-    full_by_label = _dict(_dict(diagnosis.get("table_full")).get("by_netns"))
+    windows = as_dict(report.get("windows"))
+    conntrack = as_dict(report.get("conntrack"))
+    plans = as_dict(report.get("plan"))
+    diagnosis = as_dict(report.get("diagnosis"))
+    invalid_log = as_dict(report.get("invalid_log"))
+    by_namespace = as_dict(as_dict(invalid_log.get("attribution")).get("by_namespace"))
+    full_by_label = as_dict(as_dict(diagnosis.get("table_full")).get("by_netns"))
     labels = _label_order(list(windows) + list(conntrack) + list(plans)) or ["-"]
     rows = []
     for label in labels:
-        window = _dict(windows.get(label))
+        window = as_dict(windows.get(label))
         delta = window.get("stats_delta")
-        facts = _dict(conntrack.get(label))
+        facts = as_dict(conntrack.get(label))
         if by_namespace or invalid_log.get("attribution"):
-            lines = _int(_dict(by_namespace.get(label)).get("count")) or 0
+            lines = _int(as_dict(by_namespace.get(label)).get("count")) or 0
         else:  # not attributed: every line belongs to the host's only (or first) row
             lines = (_int(invalid_log.get("total")) or 0) if label == labels[0] else None
-        codes = [finding.get("code") for finding in _list(_dict(facts.get("discrepancy")).get("findings"))
+        codes = [finding.get("code") for finding in as_list(as_dict(facts.get("discrepancy")).get("findings"))
                  if isinstance(finding, dict)]
         rows.append({
             "netns": label,
@@ -179,7 +174,7 @@ def _host_rows(report: dict) -> list[dict]:
             "max": _int(facts.get("max")),
             "full": _int(full_by_label.get(label)) or 0,
             "discrepancy": [str(code) for code in dict.fromkeys(codes) if code],
-            "plan": [str(p.get("code")) for p in _list(diagnosis.get("plan_problems"))
+            "plan": [str(p.get("code")) for p in as_list(diagnosis.get("plan_problems"))
                      if isinstance(p, dict) and str(p.get("netns")) == label],
             "window_active": window.get("active"),
         })
@@ -193,7 +188,7 @@ def _attention(host: dict) -> tuple[tuple, list[str]]:
     why = [f"{one['id']} ({one['netns']})" for one in problems(host)]
     usage = max([row["usage"] for row in host["rows"] if row["usage"] is not None] or [0])
     if usage >= DEFAULT_THRESHOLDS["table_usage_percent"]:
-        why.append(f"table {_usage(usage)} % full")
+        why.append(f"table {usage_text(usage)} % full")
     full = host["table_full"]["count"]
     if full:
         why.append(f"table full {full}x")
@@ -231,15 +226,15 @@ def build_model(reports: t.Iterable[t.Any], failed: t.Iterable[t.Any] = (), reda
     for report in readable:
         name = str(report.get("host") or "?")
         seen.add(name)
-        invalid_log = _dict(report.get("invalid_log"))
-        diagnosis = _dict(report.get("diagnosis"))
-        by_reason = {str(k): _int(v) or 0 for k, v in _dict(invalid_log.get("by_reason")).items()}
+        invalid_log = as_dict(report.get("invalid_log"))
+        diagnosis = as_dict(report.get("diagnosis"))
+        by_reason = {str(k): _int(v) or 0 for k, v in as_dict(invalid_log.get("by_reason")).items()}
         host_peers = {}
-        for address, count in _dict(invalid_log.get("by_peer")).items():
+        for address, count in as_dict(invalid_log.get("by_peer")).items():
             shown = str(redactor.address(address))
             host_peers[shown] = host_peers.get(shown, 0) + (_int(count) or 0)
-        table_full = _dict(diagnosis.get("table_full"))
-        for window in _dict(report.get("windows")).values():
+        table_full = as_dict(diagnosis.get("table_full"))
+        for window in as_dict(report.get("windows")).values():
             if isinstance(window, dict) and window.get("active"):
                 if window.get("enabled_at") is not None:
                     enabled.append(window["enabled_at"])
@@ -248,11 +243,11 @@ def build_model(reports: t.Iterable[t.Any], failed: t.Iterable[t.Any] = (), reda
         if report.get("collected_at"):
             collected.append(str(report["collected_at"]))
         samples = []
-        for sample in _list(invalid_log.get("samples")):
+        for sample in as_list(invalid_log.get("samples")):
             if isinstance(sample, dict):
                 samples.append({"reason": str(sample.get("reason") or "?"), "netns": sample.get("netns"),
                                 "line": sample_line(sample, redactor)})
-        unparsed = _dict(invalid_log.get("unparsed"))
+        unparsed = as_dict(invalid_log.get("unparsed"))
         host = {
             "host": name,
             "failed": False,
@@ -263,24 +258,24 @@ def build_model(reports: t.Iterable[t.Any], failed: t.Iterable[t.Any] = (), reda
             "peers": host_peers,
             "peers_distinct": _int(invalid_log.get("peers_distinct")) or len(host_peers),
             "rows": _host_rows(report),
-            "discrepancy": [str(code) for code in _list(report.get("discrepancy"))],
+            "discrepancy": [str(code) for code in as_list(report.get("discrepancy"))],
             "plan_problems": [{"netns": str(p.get("netns")), "code": str(p.get("code")), "text": str(p.get("text"))}
-                              for p in _list(diagnosis.get("plan_problems")) if isinstance(p, dict)],
+                              for p in as_list(diagnosis.get("plan_problems")) if isinstance(p, dict)],
             "findings": [{"netns": str(f.get("netns")), "code": str(f.get("code")), "text": str(f.get("text"))}
-                         for f in _list(diagnosis.get("findings")) if isinstance(f, dict)],
+                         for f in as_list(diagnosis.get("findings")) if isinstance(f, dict)],
             "table_full": {
                 "count": _int(table_full.get("count")) or 0,
                 "first": table_full.get("first"),
                 "last": table_full.get("last"),
-                "by_netns": {str(k): _int(v) or 0 for k, v in _dict(table_full.get("by_netns")).items()},
+                "by_netns": {str(k): _int(v) or 0 for k, v in as_dict(table_full.get("by_netns")).items()},
                 "expect_full": _int(table_full.get("expect_full")) or 0,
                 "ratelimit_suppressed": _int(table_full.get("ratelimit_suppressed")) or 0,
             },
-            "notes": [str(note) for note in _list(report.get("notes"))],
+            "notes": [str(note) for note in as_list(report.get("notes"))],
             "verdicts": host_verdicts(report),
             "samples": samples,
             "unparsed": {"count": _int(unparsed.get("count")) or 0,
-                         "samples": [redactor.text(line) for line in _list(unparsed.get("samples"))]},
+                         "samples": [redactor.text(line) for line in as_list(unparsed.get("samples"))]},
         }
         hosts.append(host)
         for reason, count in by_reason.items():
@@ -319,8 +314,8 @@ def build_model(reports: t.Iterable[t.Any], failed: t.Iterable[t.Any] = (), reda
         "verdicts": group_by_verdict(hosts),
         "unreadable": unreadable,
         "window": {
-            "enabled": _utc(min(enabled)) if enabled else None,
-            "deadline": _utc(max(deadlines)) if deadlines else None,
+            "enabled": utc_text(min(enabled)) if enabled else None,
+            "deadline": utc_text(max(deadlines)) if deadlines else None,
             "collected_first": min(collected) if collected else None,
             "collected_last": max(collected) if collected else None,
         },
@@ -340,11 +335,11 @@ def window_text(model: dict) -> str:
     return ", ".join(parts) or "no active window"
 
 
-def _number(value: t.Any) -> str:
+def number_text(value: t.Any) -> str:
     return "-" if value is None else str(value)
 
 
-def _usage(value: t.Any) -> str:
+def usage_text(value: t.Any) -> str:
     if value is None:
         return "-"
     return f"{value:.0f}" if value >= 10 else f"{value:.1f}".rstrip("0").rstrip(".")
@@ -359,7 +354,7 @@ def _top_reason(host: dict) -> str:
     return f"{count} {reason}{more}"
 
 
-def _table_rows(model: dict) -> list[dict]:
+def table_rows(model: dict) -> list[dict]:
     """The per-host rows as the tables show them: reasons and failure on the host's first row."""
     rows = []
     for host in model["hosts"]:
@@ -400,7 +395,7 @@ def render_table(model: dict, max_hosts: int = MAX_HOSTS, width: int = TABLE_WID
 
     Up to ``max_hosts`` hosts, in the order of the reports; beyond, the ``max_hosts`` hosts that need attention
     most, in that order, and a line counting the others."""
-    rows = _table_rows(model)
+    rows = table_rows(model)
     hidden = 0
     if len(model["hosts"]) > max_hosts:
         ranked = sorted(model["hosts"], key=lambda host: host["attention_key"], reverse=True)
@@ -415,8 +410,8 @@ def render_table(model: dict, max_hosts: int = MAX_HOSTS, width: int = TABLE_WID
             cells.append([row["host"], "-", FAILED, "", "", "", "", "", "", "", "", ""])
             continue
         deltas = row["deltas"]
-        cells.append([row["host"], row["netns"], _number(row["lines"]), row["reasons"],
-                      *(_number(deltas[name]) for name in COUNTERS), _usage(row["usage"]),
+        cells.append([row["host"], row["netns"], number_text(row["lines"]), row["reasons"],
+                      *(number_text(deltas[name]) for name in COUNTERS), usage_text(row["usage"]),
                       str(row["full"]), ",".join(row["discrepancy"]), ",".join(row["plan"])])
     cells = [[_cell(value) for value in line] for line in cells]
     widths = [max([len(headers[i])] + [len(line[i]) for line in cells if not (line[2] == FAILED and i == 2)])
@@ -501,169 +496,6 @@ def _wrapped(prefix: str, items: list[str], width: int = TABLE_WIDTH) -> list[st
     return lines
 
 
-# ---------------------------------------------------------------------------------------------- Markdown
-
-def _reasons_text(by_reason: dict) -> str:
-    return "; ".join(f"{count} {reason}" for reason, count in sorted(by_reason.items(), key=lambda i: (-i[1], i[0])))
-
-
-def markdown_context(model: dict) -> dict:
-    """The variables of the Markdown template: the model's lists as rows of cells."""
-    rows = []
-    for row in _table_rows(model):
-        if row["failed"]:
-            rows.append([row["host"], "-", FAILED] + [""] * 10)
-            continue
-        rows.append([row["host"], row["netns"], _number(row["lines"]), _reasons_text(row["by_reason"]),
-                     *(_number(row["deltas"][name]) for name in COUNTERS), _usage(row["usage"]), row["full"],
-                     ", ".join(row["discrepancy"]), ", ".join(row["plan"])])
-    full = [h for h in model["hosts"] if h["table_full"]["count"] or h["table_full"].get("expect_full")]
-    return dict(
-        model, window_text=window_text(model), unreadable_text=UNREADABLE, quiet=quiet_hosts(model["hosts"]),
-        verdict_groups=[[g["name"], len(g["hosts"]), ", ".join(g["where"]), g["guide"]] for g in model["verdicts"].values()],
-        verdict_items=[dict(one, host=host["host"]) for host in model["hosts"] for one in problems(host)],
-        attention=[[h["host"], "; ".join(h["attention"])] for h in model["attention"]],
-        host_headers=["Host", "Netns", "Lines", "Reasons", *COUNTERS, "Usage %", "Table full", "Discrepancy",
-                      "Plan problems"],
-        host_rows=rows,
-        reasons=[[reason, len(e["hosts"]), e["lines"], ", ".join(e["hosts"])] for reason, e in model["reasons"].items()],
-        peers=[[peer, e["lines"], ", ".join(e["hosts"])] for peer, e in list(model["peers"].items())[:20]],
-        plan_problems=[[key, ", ".join(e["where"])] for key, e in model["plan_problems"].items()],
-        findings=[[h["host"], f["netns"], f["code"], f["text"]] for h in model["hosts"] for f in h["findings"]],
-        table_full=[[h["host"], h["table_full"]["count"], h["table_full"].get("first") or "", h["table_full"].get("last") or "",
-                     ", ".join(f"{k}: {v}" for k, v in h["table_full"]["by_netns"].items()),
-                     h["table_full"].get("expect_full", 0)] for h in full],
-        samples=[[reason, s["host"], s["netns"] or "", s["line"]] for reason, items in _samples_by_reason(model).items()
-                 for s in items],
-        notes=[[h["host"], note] for h in model["hosts"] for note in h["notes"]],
-    )
-
-
-def render_markdown(model: dict, template: str | None = None) -> str:
-    """fleet-summary.md: tables that paste into a ticket, from the collection's template or ``template``."""
-    return render("markdown", markdown_context(model), template).rstrip() + "\n"
-
-
-def _samples_by_reason(model: dict, per_reason: int = SAMPLES_PER_REASON) -> dict[str, list[dict]]:
-    found: dict[str, list[dict]] = {}
-    for host in model["hosts"]:
-        for sample in host["samples"]:
-            items = found.setdefault(sample["reason"], [])
-            if len(items) < per_reason:
-                items.append(dict(sample, host=host["host"]))
-    order = list(model["reasons"])
-
-    def rank(item: tuple) -> tuple:
-        return (order.index(item[0]) if item[0] in order else len(order), item[0])
-
-    return dict(sorted(found.items(), key=rank))
-
-
-# -------------------------------------------------------------------------------------------------- HTML
-
-def h(value: t.Any) -> str:
-    return html.escape("" if value is None else str(value), quote=True)
-
-
-_STYLE = """
-body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#1b1b1b;background:#fff}
-h1{font-size:1.5em;margin:0 0 .2em}h2{font-size:1.15em;margin:1.6em 0 .4em;border-bottom:1px solid #ccc}
-table{border-collapse:collapse;margin:.3em 0;font-size:13px}td{white-space:nowrap}
-td.wrap{white-space:normal;min-width:16em}th,td{border:1px solid #ccc;padding:2px 6px;text-align:left;vertical-align:top}
-th{background:#eef1f5}td.n{text-align:right;font-variant-numeric:tabular-nums}
-tr.bad td{background:#fdecea}tr.warn td{background:#fff6e0}code,.line{font-family:ui-monospace,monospace;font-size:12px}
-th button{font:inherit;font-weight:bold;border:0;background:none;cursor:pointer;padding:0}
-th[aria-sort=ascending] button::after{content:" \\25b2"}th[aria-sort=descending] button::after{content:" \\25bc"}
-.meta{color:#555}.nz{font-weight:bold;color:#a40000}
-"""
-
-_SCRIPT = """
-(function(){
-  var table=document.getElementById('hosts');
-  if(!table){return;}
-  var heads=table.querySelectorAll('thead th');
-  heads.forEach(function(th,col){
-    var b=document.createElement('button');b.type='button';b.textContent=th.textContent;
-    th.textContent='';th.appendChild(b);
-    b.addEventListener('click',function(){
-      var dir=th.getAttribute('aria-sort')==='ascending'?-1:1;
-      heads.forEach(function(o){o.removeAttribute('aria-sort');});
-      th.setAttribute('aria-sort',dir>0?'ascending':'descending');
-      var body=table.tBodies[0];var rows=Array.prototype.slice.call(body.rows);
-      rows.sort(function(x,y){
-        var a=x.cells[col],c=y.cells[col];
-        var p=a?a.getAttribute('data-v'):null,q=c?c.getAttribute('data-v'):null;
-        if(p!==null&&q!==null&&p!==''&&q!==''){return (parseFloat(p)-parseFloat(q))*dir;}
-        var s=a?a.textContent:'',u=c?c.textContent:'';
-        return s.localeCompare(u)*dir;
-      });
-      rows.forEach(function(r){body.appendChild(r);});
-    });
-  });
-  table.setAttribute('data-sortable','ready');
-})();
-"""
-
-
-def _csp_hash(text: str) -> str:
-    return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode("utf-8")).digest()).decode("ascii") + "'"
-
-
-def reason_chart(model: dict, width: int = 760) -> dict:
-    """The numbers of the inline SVG bar chart of the invalid reasons across the fleet (lines; hosts in the label)."""
-    reasons = list(model["reasons"].items())[:20]
-    label_w, row_h, right = 300, 24, 150
-    top = max([entry["lines"] for dummy, entry in reasons] or [1]) or 1
-    bars = [{"reason": reason, "shown": reason if len(reason) <= 44 else reason[:42] + "..", "y": 5 + index * row_h,
-             "length": max(1, round((width - label_w - right) * entry["lines"] / top)) if entry["lines"] else 0,
-             "lines": entry["lines"], "hosts": len(entry["hosts"])} for index, (reason, entry) in enumerate(reasons)]
-    return {"width": width, "height": row_h * len(reasons) + 10, "label_w": label_w, "row_h": row_h, "bars": bars}
-
-
-def _html_rows(model: dict) -> list[dict]:
-    """The host table's rows as (text, sort number or None, class) cells, with the row's colour and its meaning."""
-    rows = []
-    for row in _table_rows(model):
-        if row["failed"]:
-            rows.append({"cls": "bad", "title": FAILED, "cells": [(row["host"], None, ""), ("-", None, ""),
-                                                                  (FAILED, -1, "")] + [("", None, "")] * 9})
-            continue
-        red = row["full"] or any(row["deltas"][n] for n in COUNTERS[1:])
-        cls = "bad" if red else "warn" if row["plan"] or row["discrepancy"] else ""
-        cells = [(row["host"], None, ""), (row["netns"], None, ""),
-                 (_number(row["lines"]), row["lines"] if row["lines"] is not None else -1, ""),
-                 (_reasons_text(row["by_reason"]), None, "wrap")]
-        cells += [(_number(row["deltas"][n]), row["deltas"][n] if row["deltas"][n] is not None else -1, "") for n in COUNTERS]
-        cells += [(_usage(row["usage"]), row["usage"] if row["usage"] is not None else -1, ""), (row["full"], row["full"], ""),
-                  (", ".join(row["discrepancy"]), None, ""), (", ".join(row["plan"]), None, "")]
-        rows.append({"cls": cls, "title": RED_MEANING if red else AMBER_MEANING, "cells": cells})
-    return rows
-
-
-def html_context(model: dict) -> dict:
-    """The variables of the HTML template (on top of the Markdown template's)."""
-    style, script = _STYLE.strip(), _SCRIPT.strip()
-    csp = (f"default-src 'none'; style-src {_csp_hash(style)}; script-src {_csp_hash(script)}; img-src 'none';"
-           " connect-src 'none'; form-action 'none'; base-uri 'none'")
-    counters = sorted({name for host in model["hosts"] for row in host["rows"] for name in row["all_deltas"]},
-                      key=lambda name: (name not in COUNTERS, COUNTERS.index(name) if name in COUNTERS else 0, name))
-    delta_rows = [{"host": host["host"], "netns": row["netns"], "deltas": [row["all_deltas"].get(c) for c in counters]}
-                  for host in model["hosts"] for row in host["rows"] if row["all_deltas"]]
-    # The style and the script are the page's own text (their hashes are in the CSP): not escaped.
-    return dict(markdown_context(model), style=Markup(style), script=Markup(script), csp=csp,
-                title=f"conntrack debug report: {len(model['hosts'])} host(s), {model['total']} invalid line(s)",
-                red_meaning=RED_MEANING, amber_meaning=AMBER_MEANING, html_rows=_html_rows(model),
-                chart=reason_chart(model), counters=counters, delta_rows=delta_rows,
-                samples_by_reason=_samples_by_reason(model), plan_problems=model["plan_problems"],
-                unparsed=[(x["host"], line) for x in model["hosts"] for line in x["unparsed"]["samples"]])
-
-
-def render_html(model: dict, template: str | None = None) -> str:
-    """fleet-report.html: one self-contained page (inline style, script and SVG; a CSP that forbids fetching), from
-    the collection's template or ``template``."""
-    return render("html", html_context(model), template).rstrip() + "\n"
-
-
 # --------------------------------------------------------------------------------------------- AWX stats
 
 def render_stats(model: dict, max_hosts: int = 100) -> dict:
@@ -706,78 +538,3 @@ def render_summary(model: dict) -> dict:
         "hosts_with_table_full": {x["host"]: x["table_full"] for x in hosts
                                   if x["table_full"]["count"] or x["table_full"]["expect_full"]},
     }
-
-
-# -------------------------------------------------------------------------------------- enable and revert
-
-def _short(key: str) -> str:
-    return str(key).replace("net.netfilter.", "")
-
-
-def window_line(result: t.Any, host: str = "") -> str:
-    """One readable line of what enable or revert did on a host, from conntrack_debug_window's result."""
-    result = _dict(result)
-    prefix = f"{host}: " if host else ""
-    namespaces = _dict(result.get("namespaces"))
-    if result.get("failed"):
-        return f"{prefix}FAILED: {result.get('msg')}"
-    if "deadline" in result or result.get("steps") is not None:
-        return prefix + _enable_line(result, namespaces)
-    return prefix + _revert_line(result, namespaces)
-
-
-def _enable_line(result: dict, namespaces: dict) -> str:
-    parts = []
-    if result.get("deadline") is not None:
-        schedulers = sorted({str(_dict(one.get("scheduler")).get("kind")) for one in namespaces.values()
-                             if isinstance(one, dict) and _dict(one.get("scheduler")).get("kind")})
-        extended = any(_dict(one).get("deadline_extended") for one in namespaces.values())
-        rearmed = sorted(str(ident) for ident, one in namespaces.items() if _dict(one).get("rearmed"))
-        parts.append(f"on until {_utc(result['deadline'])}" + (" (extended)" if extended else "")
-                     + (f" by {', '.join(schedulers)}" if schedulers else ""))
-        if rearmed:
-            parts.append(f"automatic revert was NOT armed, armed again: {', '.join(rearmed)}")
-    else:
-        parts.append("check mode: nothing recorded, nothing scheduled")
-    steps = [step for step in _list(result.get("steps")) if isinstance(step, dict)]
-
-    def named(step: dict) -> str:
-        return str(step.get("step")) + (f" [{step['netns']}]" if step.get("netns") else "")
-    changed = [named(step) for step in steps if step.get("changed")]
-    kept = [named(step) for step in steps if not step.get("changed")]
-    parts.append("changed: " + (", ".join(changed) if changed else "nothing"))
-    if kept:
-        parts.append("already as wanted, left alone: " + ", ".join(kept))
-    recorded = sum(len(_list(_dict(one).get("recorded"))) for one in namespaces.values())
-    if namespaces:
-        parts.append(f"{recorded} original value(s) recorded in {len(namespaces)} snapshot(s)")
-    return "; ".join(parts)
-
-
-def _revert_line(result: dict, namespaces: dict) -> str:
-    restored, left, dropped, shared = [], [], [], []
-    for ident, one in namespaces.items():
-        one = _dict(one)
-        where = "" if ident == "init" else f" [{ident}]"
-        held = _dict(one.get("kept"))
-        if held:
-            values = ", ".join(_short(str(value)) for value in _list(held.get("values")))
-            holders = ", ".join(str(name) for name in _list(held.get("for")))
-            shared.append(f"{values} (still needed by {holders})")
-        for key, change in _dict(one.get("restored")).items():
-            change = _dict(change)
-            restored.append(f"{_short(key)} {change.get('from')}->{change.get('to')}{where}")
-        for key, kept in _dict(one.get("left")).items():
-            left.append(f"{_short(key)}={_dict(kept).get('current')}{where}")
-        if one.get("dropped"):
-            dropped.append(str(ident))
-    if not restored and not left and not dropped and not shared:
-        return str(result.get("msg") or "nothing to revert")
-    parts = ["restored: " + (", ".join(restored) if restored else "nothing")]
-    if left:
-        parts.append("left alone (changed by someone else): " + ", ".join(left))
-    if shared:
-        parts.append("kept for windows still open: " + "; ".join(shared))
-    if dropped:
-        parts.append("namespace gone, snapshot dropped: " + ", ".join(dropped))
-    return "; ".join(parts)

@@ -21,6 +21,7 @@ import pytest
 from ansible_collections.netfilter.conntrack.plugins.filter.conntrack_fleet_report import (
     collection_version, conntrack_fleet_report)
 from ansible_collections.netfilter.conntrack.plugins.filter.conntrack_window_line import conntrack_window_line
+from ansible_collections.netfilter.conntrack.plugins.plugin_utils import _fleet_pages as pages
 from ansible_collections.netfilter.conntrack.plugins.plugin_utils import _fleet_report as fr
 from ansible_collections.netfilter.conntrack.plugins.plugin_utils._fleet_templates import md
 
@@ -140,10 +141,10 @@ def test_host_with_no_lines_and_failed_host():
     assert any(re.fullmatch(r"db-01 +- +collect failed", line) for line in lines)
     assert "  db-01  collect failed" in lines
     assert not model["reasons"]
-    markdown = fr.render_markdown(model)
+    markdown = pages.render_markdown(model)
     assert "| db-01 | - | collect failed |" in markdown
     assert "## Invalid reasons" not in markdown
-    page = fr.render_html(model)
+    page = pages.render_html(model)
     parse_html(page)
     assert "No invalid lines on any host." in page
     assert "<h2>Collect failed</h2><p>db-01: no report" in page
@@ -154,7 +155,7 @@ def test_no_report_at_all():
     lines = fr.render_table(model)
     assert lines[0] == "Verdicts: nothing wrong found on any host"
     assert "Attention first: nothing to report on any host" in lines
-    parse_html(fr.render_html(model))
+    parse_html(pages.render_html(model))
     assert fr.render_stats(model)["hosts"] == 0
 
 
@@ -208,7 +209,7 @@ def test_hostile_strings_in_the_terminal_table():
 
 def test_md_and_html_escapers():
     assert md("a|b\nc <x> *y* _z_ [l](u) & `t`") == "a\\|b c \\<x\\> \\*y\\* \\_z\\_ \\[l\\](u) \\& \\`t\\`"
-    assert fr.h("<a href=\"x\">'&") == "&lt;a href=&quot;x&quot;&gt;&#x27;&amp;"
+    assert pages.h("<a href=\"x\">'&") == "&lt;a href=&quot;x&quot;&gt;&#x27;&amp;"
 
 
 def test_redacted_addresses():
@@ -381,10 +382,10 @@ def test_verdicts_group_the_hosts_and_come_first():
     assert summary["hosts_by_verdict"]["table_full"] == [f"{h} netns-nfct-demo-rcv" for h in ("web-05", "web-08", "web-10")]
     assert summary["nothing_wrong"][:2] == ["web-01", "web-02"]
     assert summary["window"]["collected_last"] == "2026-12-02T05:02:05Z" and summary["version"] == "0.3.0"
-    markdown = fr.render_markdown(model)
+    markdown = pages.render_markdown(model)
     assert markdown.index("## Verdicts") < markdown.index("## Attention first") < markdown.index("## Hosts")
     assert "- web-01: nothing wrong found. Checked: insert\\_failed +0" in markdown
-    page = fr.render_html(model)
+    page = pages.render_html(model)
     parse_html(page)
     assert page.index('id="verdicts"') < page.index('id="attention"')
     assert 'class="bad" title="Red: the table was full' in page
