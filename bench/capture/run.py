@@ -73,19 +73,18 @@ def bind_logger(name):
 
 def collector_main(config_path):
     """The collector process: run_collector with the config, the callback writing when it ran."""
-    from ansible_collections.netfilter.conntrack.plugins.module_utils._capture import Budgets, CaptureConfig, run_collector
+    from ansible_collections.netfilter.conntrack.plugins.module_utils._capture import run_collector
+    from ansible_collections.netfilter.conntrack.plugins.module_utils._capture_config import config_from_dict
 
     with open(config_path) as handle:
         raw = json.load(handle)
     marker = raw.pop("callback_marker")
-    raw["budgets"] = Budgets(**raw["budgets"])
-    raw["namespaces"] = [tuple(item) for item in raw["namespaces"]]
 
     def on_budget_exceeded(budget):
         with open(marker, "w") as handle:
             json.dump({"ran": time.time(), "budget": budget}, handle)
 
-    run_collector(CaptureConfig(**raw), on_budget_exceeded)
+    run_collector(config_from_dict(raw), on_budget_exceeded)
 
 
 def start_collector(workdir, name, netlink, budgets):

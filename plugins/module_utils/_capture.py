@@ -59,17 +59,14 @@ from ansible_collections.netfilter.conntrack.plugins.module_utils._capture_aggre
     write_json_atomic,
 )
 from ansible_collections.netfilter.conntrack.plugins.module_utils._capture_budget import (
-    Budgets,
     BudgetWatch,
     KmsgWatch,
     cpu_seconds,
     utc,
 )
+from ansible_collections.netfilter.conntrack.plugins.module_utils._capture_config import CaptureConfig
 from ansible_collections.netfilter.conntrack.plugins.module_utils._netns import InNetns, open_netns
 from ansible_collections.netfilter.conntrack.plugins.module_utils._nflog import (
-    CONNTRACK_GROUP,
-    DEFAULT_COPY_RANGE,
-    DEFAULT_RCVBUF,
     GroupTaken,
     NflogSocket,
     Record,
@@ -80,26 +77,6 @@ TICK = 0.1
 DRAIN_PER_TICK = 4096  # datagrams per socket between two budget checks
 CLASSIFY_CACHE = 4096
 _SAFE_LABEL_RE = re.compile(r"[^A-Za-z0-9_.-]")
-
-
-@dataclasses.dataclass
-class CaptureConfig:
-    """What to capture where: ``namespaces`` is a list of (label, netns name or path, or None for ours)."""
-
-    namespaces: list[tuple[str, str | None]]
-    aggregate_path: str
-    pcap_dir: str | None = None
-    samples_per_reason: int = 20
-    budgets: Budgets = dataclasses.field(default_factory=Budgets)
-    group: int = CONNTRACK_GROUP
-    copy_range: int = DEFAULT_COPY_RANGE
-    rcvbuf: int = DEFAULT_RCVBUF  # the kernel doubles it: 64 MiB, about 80,000 queued events, per namespace
-    max_keys: int = 64
-    max_peers: int = 256
-    watch_kmsg: bool = False
-    flush_interval: float = 1.0
-    deadline: float | None = None  # epoch seconds; the window's own revert normally comes first
-    window_id: str | None = None  # a collector re-armed for the same window continues the counts of a dead one
 
 
 class _Source:
@@ -326,6 +303,7 @@ def run_collector(
     Namespaces whose group is taken (``status: group_taken``) or that cannot be opened (``error``) are
     reported and left alone; the collector runs as long as one namespace captures.
     """
+    config.check()
     collector = _Collector(config)
     previous = _install_stop_signals(collector) if handle_signals else {}
     try:

@@ -142,9 +142,9 @@ def test_rate_over_interval():
 @pytest.mark.parametrize(
     "budgets, events, name",
     [
-        (capture.Budgets(max_packets=10, max_rate=None, max_cpu_share=None), 11, "max_packets"),
-        (capture.Budgets(max_packets=10, max_rate=None, max_cpu_share=None), 10, None),
-        (capture.Budgets(max_packets=None, max_rate=1.0, rate_interval=0.0, max_cpu_share=None), 5, "max_rate"),
+        (capture_budget.Budgets(max_packets=10, max_rate=None, max_cpu_share=None), 11, "max_packets"),
+        (capture_budget.Budgets(max_packets=10, max_rate=None, max_cpu_share=None), 10, None),
+        (capture_budget.Budgets(max_packets=None, max_rate=1.0, rate_interval=0.0, max_cpu_share=None), 5, "max_rate"),
     ],
 )
 def test_budget_watch(budgets, events, name):
@@ -157,7 +157,7 @@ def test_budget_watch(budgets, events, name):
 
 
 def test_kmsg_budget():
-    watch = capture_budget.BudgetWatch(capture.Budgets(max_packets=None, max_rate=None, max_cpu_share=None, max_kmsg_lines_per_second=50))
+    watch = capture_budget.BudgetWatch(capture_budget.Budgets(max_packets=None, max_rate=None, max_cpu_share=None, max_kmsg_lines_per_second=50))
     watch.check(10.0, 0, 0)
     assert watch.check(11.0, 0, 40) is None
     assert watch.check(12.0, 0, 200)["name"] == "max_kmsg_lines_per_second"

@@ -11,16 +11,15 @@ import json
 import sys
 import time
 
-from ansible_collections.netfilter.conntrack.plugins.module_utils._capture import Budgets, CaptureConfig, run_collector
+from ansible_collections.netfilter.conntrack.plugins.module_utils._capture import run_collector
+from ansible_collections.netfilter.conntrack.plugins.module_utils._capture_config import config_from_dict
 
 
 def main():
     with open(sys.argv[1]) as handle:
         raw = json.load(handle)
     marker = raw.pop("callback_marker", None)
-    raw["budgets"] = Budgets(**raw.get("budgets", {}))
-    raw["namespaces"] = [tuple(item) for item in raw["namespaces"]]
-    config = CaptureConfig(**raw)
+    config = config_from_dict(raw)
 
     def on_budget_exceeded(budget):
         if marker:
