@@ -129,9 +129,11 @@ class RevertCommands:
         self.store.remove(ident)
         return self.release_shared(ident)
 
-    def revert_one(self, ident: str, scheduled: bool = False, window: str | None = None, dry_run: bool = False) -> dict:
+    def revert_one(self, ident: str, scheduled: bool = False, window: str | None = None, dry_run: bool = False,
+                   leaving: tuple = ()) -> dict:
         """Compare-and-restore one window. ``window`` is the token of the enable that rolls itself back: its
-        unconfirmed window is removed at once instead of being kept for that enable's confirm."""
+        unconfirmed window is removed at once instead of being kept for that enable's confirm. ``leaving`` (check
+        mode) are the windows the same revert ends."""
         data = self.store.load(ident, self.command)
         if data is None:
             return {"changed": False, "msg": "nothing to revert", "restored": {}, "left": {}}
@@ -159,7 +161,7 @@ class RevertCommands:
                            " kept so a later revert can retry"}
         if dry_run:
             return {"changed": bool(report["restored"]) or not data.get("expired"), **report, "check_mode": True,
-                    "netns": data["netns"]["spec"], "shared": self.release_shared(ident, dry_run=True),
+                    "netns": data["netns"]["spec"], "shared": self.release_shared(ident, dry_run=True, leaving=leaving),
                     "msg": f"would revert {len(report['restored'])} value(s), leave {len(report['left'])} changed by"
                            " others"}
         rolling_back = window is not None and window == data.get("window")
@@ -212,10 +214,11 @@ class RevertCommands:
         with self.lock_for(args):
             if not dry_run:
                 self.migrate_legacy()
-            for ident in self.select(args):
+            selected = self.select(args)
+            for ident in selected:
                 try:
                     one = self.revert_one(ident, scheduled=args.scheduled, window=getattr(args, "window", None),
-                                          dry_run=dry_run)
+                                          dry_run=dry_run, leaving=tuple(selected))
                 except ConntrackModuleError as exc:
                     one = {"changed": False, "failed": True, "msg": exc.msg}
                 result["namespaces"][ident] = one
@@ -307,25 +310,34 @@ class RevertCommands:
         alive, and exit when no window is left."""
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
         slot = args.slot or WATCHER
-        while True:
+        while not self.exit_if_idle(slot):
             try:
                 due, next_in = self.due_windows()
                 if due and self.revert_due(due).get("failed"):
                     next_in = RETRY_SLEEP_SECONDS
-                if not self.store.windows():
-                    break
-                self.scheduler.ensure_watchers(own_slot=slot)
+                if self.store.windows():
+                    self.scheduler.ensure_watchers(own_slot=slot)
             except (ConntrackModuleError, OSError):
                 next_in = RETRY_SLEEP_SECONDS
-            time.sleep(max(0.05, min(next_in, RETRY_SLEEP_SECONDS)))
+            if self.store.windows():
+                time.sleep(max(0.05, min(next_in, RETRY_SLEEP_SECONDS)))
+        return {"changed": False, "msg": "no window left"}
+
+    def exit_if_idle(self, slot: str) -> bool:
+        """With no window left, give up this watcher's pid file and the state directory; decided under the lock, so
+        that an enable arming a window meanwhile (and seeing this watcher alive) is never left without one."""
+        if self.store.windows():
+            return False
         try:
             with self.store.lock(self.lock_timeout):
+                if self.store.windows():
+                    return False
                 if self.store.read_pid(slot) == os.getpid():
                     self.store.remove_pid(slot)
                 self.store.remove_if_empty()
         except (ConntrackModuleError, OSError):
-            pass
-        return {"changed": False, "msg": "no window left"}
+            return False
+        return True
 
     def cmd_sweep(self, args: argparse.Namespace) -> dict:
         """The periodic sweep timer (systemd): revert the windows past their deadline whose own timer was lost or

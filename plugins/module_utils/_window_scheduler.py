@@ -9,8 +9,9 @@ Do not use this from other collections or standalone plugins/modules!
 
 Two lines of defence, so that no single process or unit has to stay alive:
 
-* Where systemd is PID 1, each window has a transient timer (``systemd-run --on-active``): a unit of
-  PID 1, no resident process, so a thousand windows cost no memory. Beside them one periodic *sweep*
+* Where systemd is PID 1, each window has a transient timer that elapses at a fixed time since the
+  service manager started (``systemd-run --on-startup``, which a ``daemon-reload`` does not re-arm): a
+  unit of PID 1, no resident process, so a thousand windows cost no memory. Beside them one periodic *sweep*
   timer per state directory reverts any window past its deadline whose own timer was lost (stopped,
   its unit removed, or re-armed late by a ``daemon-reload``), and stops itself when no window is left.
 * Elsewhere one detached *watcher* process per state directory reverts every window at its deadline,
@@ -27,6 +28,7 @@ cancels the automatic revert that an older release armed for it.
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import re
 import shutil
@@ -102,7 +104,7 @@ class Scheduler:
             if not retry:
                 run_argv(["systemctl", "stop", unit + ".timer", unit + "-retry*.timer"])
                 run_argv(["systemctl", "reset-failed", unit + ".timer", unit + ".service"])
-            self._systemd_run(["--unit=" + unit, f"--on-active={delay}s", "--timer-property=AccuracySec=1s"],
+            self._systemd_run(["--unit=" + unit, self.elapse_option(delay), "--timer-property=AccuracySec=1s"],
                               self.revert_command(ident))
             self.ensure_sweep()
             return {"kind": "systemd-timer", "unit": unit + ".timer", "in_seconds": delay,
@@ -114,6 +116,23 @@ class Scheduler:
         pid = self.ensure_watchers()
         self._store.write_pid(ident, pid)
         return {"kind": "detached-process", "pid": pid, "in_seconds": delay, "interpreter": self._interpreter}
+
+    @staticmethod
+    def elapse_option(delay: int) -> str:
+        """When the timer elapses, as a time since the service manager started (OnStartupSec=).
+
+        A relative OnActiveSec= timer is armed again by a ``daemon-reload`` (systemd 252 does: its countdown restarts,
+        systemd issue 31914); a time since the manager's start is absolute and survives it. In a container that
+        start is the container's, which OnBootSec= would not account for.
+        """
+        proc = run_argv(["systemctl", "show", "--property=UserspaceTimestampMonotonic", "--value"])
+        try:
+            started = int(proc.stdout.strip()) / 1e6
+        except ValueError:
+            started = 0.0
+        if proc.returncode != 0 or started <= 0:
+            return f"--on-active={delay}s"
+        return f"--on-startup={math.ceil(time.clock_gettime(time.CLOCK_MONOTONIC) + delay - started)}s"
 
     def _systemd_run(self, options: list[str], argv: list[str]) -> None:
         proc = run_argv(["systemd-run", "--quiet", "--collect"] + options + argv)

@@ -89,13 +89,17 @@ class SharedValues:
                 "original": {key: entry["original"] for key, entry in data["keys"].items()}, "dyndbg": data["dyndbg"],
                 "snapshot": self.store.path(SHARED_ID)}
 
-    def release_shared(self, ident: str, dry_run: bool = False) -> dict | None:
-        """Give up ident's hold; the last holder restores the values. None when ident held nothing."""
+    def release_shared(self, ident: str, dry_run: bool = False, leaving: tuple = ()) -> dict | None:
+        """Give up ident's hold; the last holder restores the values. None when ident held nothing.
+
+        ``leaving`` are the other windows the same (check-mode) revert ends: they hold nothing any more either.
+        """
         data = self.store.load(SHARED_ID, self.command)
         if data is None or ident not in data["holders"]:
             return None
         # A holder whose snapshot is gone (dropped, discarded) holds nothing any more.
-        holders = [other for other in data["holders"] if other != ident and self.store.exists(other)]
+        holders = [other for other in data["holders"]
+                   if other != ident and other not in leaving and self.store.exists(other)]
         if holders:
             if not dry_run:
                 data["holders"] = holders
@@ -140,11 +144,10 @@ class SharedValues:
         if not legacy:
             return []
         host = legacy.get("init")
-        holders = [ident for ident, data in legacy.items()
-                   if ident != "init" and ("init" in (data.get("links") or []) or data.get("upgraded_from") == 1)]
-        # A host snapshot no namespace window links to is a window of its own: it restores its values itself.
-        if host is not None and holders:
-            self._move_host_values(host, holders)
+        if host is not None:
+            self._move_host_values(host, [ident for ident, data in legacy.items() if ident != "init" and (
+                "init" in (data.get("links") or [])
+                or (data.get("upgraded_from") == 1 and data.get("created") == host["created"]))])
         for ident, data in legacy.items():
             if ident == "init":
                 continue
@@ -153,20 +156,23 @@ class SharedValues:
         return sorted(legacy)
 
     def _move_host_values(self, host: dict, netns_holders: list[str]) -> None:
+        """The host-wide values of an older host snapshot move to the shared record. 0.2.0 recorded every value of
+        the host in the snapshot it took for a namespace's enable (and applied only the host-wide ones): all of it
+        moves, and that snapshot goes. Any other host snapshot stays a window of its own (with no values left, if
+        it had only host-wide ones) that holds the shared record until its deadline."""
         shared = self.store.load(SHARED_ID, self.command) or {
             "id": SHARED_ID, "keys": {}, "dyndbg": [], "holders": [], "created": host.get("created", time.time())}
-        moved = {key: entry for key, entry in host["keys"].items() if key == KEY_ALL_NETNS}
+        opened_with_namespaces = bool(netns_holders) and host.get("upgraded_from") == 1
+        moved = {key: entry for key, entry in host["keys"].items() if key == KEY_ALL_NETNS or opened_with_namespaces}
         for key, entry in moved.items():
             shared["keys"].setdefault(key, entry)
         known = {site_key(record) for record in shared["dyndbg"]}
         shared["dyndbg"] += [record for record in host.get("dyndbg") or [] if site_key(record) not in known]
         own = {key: entry for key, entry in host["keys"].items() if key not in moved}
-        holders = set(shared["holders"]) | set(netns_holders)
-        if own:
-            holders.add("init")
-        shared["holders"] = sorted(holders)
+        keep_host = bool(own) or not netns_holders
+        shared["holders"] = sorted(set(shared["holders"]) | set(netns_holders) | ({"init"} if keep_host else set()))
         self.store.save(shared)
-        if own:
+        if keep_host:
             host.update(keys=own, dyndbg=[])
             host.pop("links", None)
             self.store.save(host)

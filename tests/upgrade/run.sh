@@ -126,6 +126,9 @@ all_netns() { sysctl -n net.netfilter.nf_log_all_netns; }
 ids() { if [[ "$ALL_NETNS" == 1 ]]; then echo "init netns-$C_NS"; else echo "netns-$C_NS"; fi; }
 formats() { local id; for id in $(ids); do jq -r .format "$C_STATE/$id.json" 2>/dev/null || echo none; done | paste -sd' '; }
 per_id() { local id; for id in $(ids); do printf '%s\n' "${1//ID/$id}"; done | paste -sd' '; }
+# Once this tree has acted on the old windows: 0.2.0's host snapshot (all_netns) became the shared record held by the
+# namespace's window.
+new_snapshots() { if [[ "$ALL_NETNS" == 1 ]]; then echo "netns-$C_NS.json shared.json"; else echo "netns-$C_NS.json"; fi; }
 
 snapshots() { (cd "$C_STATE" 2>/dev/null && ls -- *.json 2>/dev/null) | paste -sd' '; }
 
@@ -179,7 +182,7 @@ watchers() {
         *"/$NEW_PROGRAM "*) echo "$(basename "$file" .pid):$NEW_PROGRAM" ;;
         *) echo "$(basename "$file" .pid):unknown" ;;
         esac
-    done | sort | paste -sd' '
+    done | LC_ALL=C sort | paste -sd' '
 }
 
 alive() { # alive PID...: the given pids that still run wait-and-revert
@@ -297,7 +300,7 @@ extend() {
     old_enable || return 1
     run_step new enable new-enable -e "{\"conntrack_debug_duration\": $((DURATION + 15))}" || return 1
     still_open enable
-    local ns=".enabled.namespaces[\"netns-$C_NS\"]" init='.enabled.namespaces.init' originals="$NS_ORIGINAL"
+    local ns=".enabled.namespaces[\"netns-$C_NS\"]" init='.enabled.shared' originals="$NS_ORIGINAL"
     local recorded="$ns.original[\"net.netfilter.nf_conntrack_log_invalid\", \"net.netfilter.nf_log.2\", \"net.netfilter.nf_log.10\"]"
     if [[ "$ALL_NETNS" == 1 ]]; then
         originals+=" $C_ALL_NETNS_BEFORE"
@@ -314,12 +317,15 @@ extend() {
     expect "new deadline later than the old one" "$((${NEW_DEADLINE:-0} > ${OLD_DEADLINE:-0} + 10))" 1
     local snapshot
     snapshot="$(cat "$C_STATE/netns-$C_NS.json" 2>/dev/null || true)"
-    expect "same snapshot, re-saved as format 2" "$(jq -r '[.format, .upgraded_from, .created, (.keys | tojson)] | join(" ")' <<<"$snapshot")" \
-        "2 1 $(jq -r '[.created, (.keys | tojson)] | join(" ")' <<<"$OLD_SNAPSHOT")"
+    expect "same snapshot, re-saved as format 3" "$(jq -r '[.format, .upgraded_from, .created, (.keys | tojson)] | join(" ")' <<<"$snapshot")" \
+        "3 1 $(jq -r '[.created, (.keys | tojson)] | join(" ")' <<<"$OLD_SNAPSHOT")"
+    expect "the host's snapshot became the shared record" "$(snapshots)" "$(new_snapshots)"
     expect_debug
     sleep 2
     expect "the old watchers were replaced" "$(alive "${OLD_WATCHERS[@]}")" ""
-    expect "re-armed with this tree's program" "$(watchers)" "$(per_id "ID:$NEW_PROGRAM")"
+    # One watcher and its partner for every window of the state directory; the window's pid file names the watcher.
+    expect "re-armed with this tree's program" "$(watchers)" \
+        "netns-$C_NS:$NEW_PROGRAM watcher-partner:$NEW_PROGRAM watcher:$NEW_PROGRAM"
 }
 
 case_extend-revert() {
@@ -336,7 +342,7 @@ case_extend-auto() {
     extend || return 0
     # Past the old deadline (plus the watcher's 5 s polling): still on, whoever was watching.
     while (($(date +%s) < OLD_DEADLINE + 8)); do sleep 1; done
-    expect "still on after the old deadline" "$(snapshots) $(ns_values)" "$(per_id ID.json) $NS_DEBUG"
+    expect "still on after the old deadline" "$(snapshots) $(ns_values)" "$(new_snapshots) $NS_DEBUG"
     if [[ "$ALL_NETNS" == 1 ]]; then
         expect "nf_log_all_netns still 1 (host-wide: another process may change it)" "$(all_netns)" 1
     fi
