@@ -174,7 +174,8 @@ class Scheduler:
                 ["systemctl", "list-units", "--all", "--plain", "--no-legend", unit_name(ident) + "-retry*.timer"]
             ).stdout.splitlines() if line.strip()]
             return any(self.unit_active(unit) for unit in units)
-        return self.watcher_pid(WATCHER) is not None or self.watcher_pid(PARTNER) is not None
+        return any(pid is not None for pid in (self.watcher_pid(WATCHER), self.watcher_pid(PARTNER),
+                                               self.legacy_watcher_pid(ident)))
 
     def backstop(self) -> dict:
         """The second line of defence: the sweep timer, or the partner watcher."""
