@@ -130,6 +130,13 @@ ansible_facts:
           and last time, C(by_netns), C(expect_full), C(ratelimit_suppressed) and C(usage_percent) per namespace at
           collect) and C(attribution) (log lines per namespace, by the C(IN=)/C(OUT=) interface's name and ifindex,
           and the lines no selected namespace owns, with the reason)."
+        - "C(verdicts): per namespace id, the known conntrack problems its evidence shows, most important first: each
+          with a stable C(id) (V(udp_insert_race), V(table_full), V(tcp_out_of_window), V(stale_udp_entries),
+          V(count_list_drift), V(long_hash_chains), V(blinded_window)), a one-line C(name), the C(evidence) with its
+          C(numbers), a C(confidence) (V(high), V(medium), V(low)), what to do (C(action)) and the C(guide) section
+          of the troubleshooting guide. A namespace where none fires gets V(nothing_wrong), whose C(evidence) lists
+          what was checked. A counter counts as rising only when it grew by at least 5 over the window at 1 per minute
+          or more; without a window no counter-based verdict fires."
       type: dict
       returned: always
 facts_file:
