@@ -15,6 +15,7 @@ against the same fake. Snapshots use --no-schedule and a fake scheduler, and onl
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import pathlib
@@ -589,8 +590,11 @@ def test_revert_of_a_format1_snapshot(program, proc_sys, kernel):
         json.dump(old, handle)
     status = program.cmd_status(args("status"))
     assert status["namespaces"]["init"]["format_read"] == 1
-    result = program.cmd_revert(args("revert", "--id=init"))["namespaces"]["init"]
-    assert result["restored"] == {LOG_INVALID: {"from": "255", "to": "0"}, f"dyndbg {TCP}:1020": {"from": "pfslt", "to": "_"}}
+    result = program.cmd_revert(args("revert", "--id=init"))["namespaces"]
+    assert result["init"]["restored"] == {LOG_INVALID: {"from": "255", "to": "0"}}
+    assert result["shared"]["restored"] == {f"dyndbg {TCP}:1020": {"from": "pfslt", "to": "_"}}, (
+        "its sites moved to the shared record, which the host window held alone")
+    assert program.store.ids() == []
 
 
 # --- enable: snapshot, the modules' functions, confirm and plan in one run ---------------------------------------
@@ -1228,8 +1232,6 @@ def test_revert_check_without_a_state_directory_creates_none(program):
     assert result["msg"] == "nothing to revert" and not os.path.exists(program.store.directory)
 
 
-@pytest.mark.xfail(strict=True, reason="revert --all --check predicts each holder's release as if the others stayed:"
-                                       " it says the shared values are kept where the real --all restores them")
 def test_revert_all_check_predicts_what_the_real_run_restores(program, namespaces, kernel):
     open_window(program, namespaces, kernel, None, all_netns=True)
     open_window(program, namespaces, kernel, "a", all_netns=True)
@@ -1326,8 +1328,8 @@ def test_enable_records_its_own_process_as_enabler(program, applying):
 # --- windows of an older release ------------------------------------------------------------------------------
 
 
-def plant_format1(program, ident, spec, keys):
-    old = {"format": 1, "id": ident, "netns": spec, "created": 1.0, "created_monotonic": 1.0, "updated": 1.0,
+def plant_format1(program, ident, spec, keys, created=1.0):
+    old = {"format": 1, "id": ident, "netns": spec, "created": created, "created_monotonic": 1.0, "updated": 1.0,
            "deadline": time.time() + 900, "confirmed": True, "scheduler": {"kind": "none"}, "stats_baseline": {},
            "keys": keys, "dyndbg": []}
     old["checksum"] = checksum(old)
@@ -1336,42 +1338,55 @@ def plant_format1(program, ident, spec, keys):
         json.dump(old, handle)
 
 
-def test_migrate_legacy_moves_nf_log_all_netns_of_a_format1_host_snapshot(program, namespaces):
-    sysctl(namespaces(None), LOG_INVALID, "255")
+def test_migrate_legacy_moves_the_host_snapshot_0_2_0_took_for_a_namespaces_enable(program, namespaces):
+    """0.2.0 recorded every value of the host in the snapshot it took with a namespace's (same creation time) and
+    applied only nf_log_all_netns there: all of it moves to the shared record, held by the namespace's window."""
     sysctl(namespaces(None), ALL_NETNS, "1")
     sysctl(namespaces("a"), LOG_INVALID, "255")
-    plant_format1(program, "init", None, {LOG_INVALID: {"original": "0", "applied": "255"},
+    plant_format1(program, "init", None, {LOG_INVALID: {"original": "0", "applied": "0"},
                                           ALL_NETNS: {"original": "0", "applied": "1"}})
     plant_format1(program, "netns-a", "a", {LOG_INVALID: {"original": "0", "applied": "255"}})
     assert program.migrate_legacy() == ["init", "netns-a"]
     shared = program.store.load("shared")
-    assert shared["keys"] == {ALL_NETNS: {"original": "0", "applied": "1"}}
-    assert shared["holders"] == ["init", "netns-a"], "the host keeps a window of its own: log_invalid"
-    assert list(program.store.load("init")["keys"]) == [LOG_INVALID]
-    assert "links" not in program.store.load("netns-a")
+    assert shared["keys"] == {LOG_INVALID: {"original": "0", "applied": "0"},
+                              ALL_NETNS: {"original": "0", "applied": "1"}}
+    assert shared["holders"] == ["netns-a"] and program.store.ids() == ["netns-a", "shared"]
+    assert program.scheduler.cancelled == ["init"] and "links" not in program.store.load("netns-a")
     assert program.migrate_legacy() == [], "done once"
 
-    program.cmd_revert(args("revert", "--id=init"))
-    assert (sysctl(namespaces(None), LOG_INVALID), sysctl(namespaces(None), ALL_NETNS)) == ("0", "1")
     program.cmd_revert(args("revert", "--netns=a"))
     assert (sysctl(namespaces("a"), LOG_INVALID), sysctl(namespaces(None), ALL_NETNS)) == ("0", "0")
     assert program.store.ids() == []
 
 
-def test_migrate_legacy_removes_a_host_snapshot_that_held_only_shared_values(program, namespaces):
-    plant_format1(program, "init", None, {ALL_NETNS: {"original": "0", "applied": "1"}})
+def test_migrate_legacy_keeps_a_host_window_of_its_own(program, namespaces):
+    """A format-1 host window opened on its own (another creation time): its nf_log_all_netns moves to the shared
+    record, which it holds; its own value stays its own, and each window ends on its own."""
+    for spec in (None, "a"):
+        sysctl(namespaces(spec), LOG_INVALID, "255")
+    sysctl(namespaces(None), ALL_NETNS, "1")
+    plant_format1(program, "init", None, {LOG_INVALID: {"original": "0", "applied": "255"},
+                                          ALL_NETNS: {"original": "0", "applied": "1"}}, created=2.0)
     plant_format1(program, "netns-a", "a", {LOG_INVALID: {"original": "0", "applied": "255"}})
     program.migrate_legacy()
-    assert program.store.ids() == ["netns-a", "shared"] and program.scheduler.cancelled == ["init"]
-    assert program.store.load("shared")["holders"] == ["netns-a"]
+    assert program.store.load("shared")["keys"] == {ALL_NETNS: {"original": "0", "applied": "1"}}
+    assert program.store.load("shared")["holders"] == ["init"]
+    assert list(program.store.load("init")["keys"]) == [LOG_INVALID]
+
+    program.cmd_revert(args("revert", "--netns=a"))
+    assert (sysctl(namespaces("a"), LOG_INVALID), sysctl(namespaces(None), LOG_INVALID)) == ("0", "255")
+    assert sysctl(namespaces(None), ALL_NETNS) == "1"
+    program.cmd_revert(args("revert", "--id=init"))
+    assert (sysctl(namespaces(None), LOG_INVALID), sysctl(namespaces(None), ALL_NETNS)) == ("0", "0")
+    assert program.store.ids() == []
 
 
-def test_a_format1_host_snapshot_alone_restores_its_own_values(program, namespaces):
+def test_a_format1_host_snapshot_alone_restores_its_values(program, namespaces):
     sysctl(namespaces(None), ALL_NETNS, "1")
     plant_format1(program, "init", None, {ALL_NETNS: {"original": "0", "applied": "1"}})
     result = program.cmd_revert(args("revert", "--id=init"))
-    assert result["namespaces"]["init"]["restored"] == {ALL_NETNS: {"from": "1", "to": "0"}}
-    assert program.store.ids() == []
+    assert result["namespaces"]["shared"]["restored"] == {ALL_NETNS: {"from": "1", "to": "0"}}
+    assert sysctl(namespaces(None), ALL_NETNS) == "0" and program.store.ids() == []
 
 
 # --- the watcher ----------------------------------------------------------------------------------------------
@@ -1472,3 +1487,59 @@ def test_install_refuses_an_unsafe_directory_and_writes_nothing(safe_root):
     assert failure["msg"].startswith(f"refusing to install {target / 'conntrack-debug-window.pyz'} as root: {target}"
                                      " is writable by group or others")
     assert os.listdir(target) == []
+
+
+def test_a_format1_host_snapshot_and_a_new_namespace_window_share_nf_log_all_netns(program, namespaces, kernel):
+    """A window of release 0.2.0 set nf_log_all_netns; a namespace window opened now asks for it too. Whichever ends
+    first, the value stays while the other is open, and the host's own value comes back after the last."""
+    sysctl(namespaces(None), ALL_NETNS, "1")
+    plant_format1(program, "init", None, {ALL_NETNS: {"original": "0", "applied": "1"}})
+    open_window(program, namespaces, kernel, "b", all_netns=True)
+    program.cmd_revert(args("revert", "--id=init"))
+    assert sysctl(namespaces(None), ALL_NETNS) == "1", "netns-b's window still needs it"
+    program.cmd_revert(args("revert", "--netns=b"))
+    assert sysctl(namespaces(None), ALL_NETNS) == "0", "the value before any window"
+    assert program.store.ids() == []
+
+
+def test_the_watcher_does_not_exit_past_a_window_opened_as_it_decides_to(program, proc_sys, kernel, monkeypatch,
+                                                                        sighup):
+    real_windows = program.store.windows
+    opened = []
+
+    def lock_is_free():
+        try:
+            fd = os.open(os.path.join(program.store.directory, "lock"), os.O_RDWR)
+        except FileNotFoundError:
+            return True
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            return False
+        finally:
+            os.close(fd)
+
+    def windows():
+        found = real_windows()
+        if not found and not opened and lock_is_free():
+            # The watcher found no window without holding the lock. Right after that look, an enable takes the lock,
+            # saves its window and arms it, seeing this watcher alive.
+            opened.append(enable(program, proc_sys, kernel))
+        return found
+
+    enable(program, proc_sys, kernel)   # the last window, which the watcher reverts at its deadline
+    start = wr.boot_now()
+    clock = {"now": start}
+
+    def sleep(seconds):
+        assert clock["now"] < start + 10000, "the watcher does not exit"
+        clock["now"] += seconds
+
+    monkeypatch.setattr(program.store, "windows", windows)
+    monkeypatch.setattr(wr, "boot_now", lambda: clock["now"])
+    monkeypatch.setattr(wr.time, "sleep", sleep)
+    program.cmd_wait_and_revert(args("wait-and-revert"))
+    assert opened, "the watcher looked for windows without the lock"
+    assert sysctl(proc_sys, LOG_INVALID) == "0", "the window opened meanwhile is reverted at its deadline"
+    assert program.store.ids() == []
