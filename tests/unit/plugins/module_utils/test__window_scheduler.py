@@ -63,6 +63,7 @@ class Systemd:
     def __init__(self, active=()):
         self.active = set(active)
         self.calls = []
+        self.userspace_started_us = ""   # systemctl show's UserspaceTimestampMonotonic; empty: not known
 
     def run(self, argv):
         self.calls.append(argv)
@@ -71,6 +72,9 @@ class Systemd:
         if argv[0] == "systemd-run":
             unit = next(arg[len("--unit="):] for arg in argv if arg.startswith("--unit="))
             self.active.add(unit + ".timer")
+        if argv[:2] == ["systemctl", "show"]:
+            assert argv[2:] == ["--property=UserspaceTimestampMonotonic", "--value"], argv
+            return Completed(0, self.userspace_started_us + "\n", "")
         if argv[:2] == ["systemctl", "stop"]:
             self.active -= set(argv[2:])
         return Completed(0, "", "")
@@ -101,6 +105,7 @@ def test_arm_starts_the_windows_timer_and_one_sweep(tmp_path, systemd, monkeypat
     assert armed == {"kind": "systemd-timer", "unit": UNIT[:-len("init")] + "netns-a.timer", "in_seconds": 300,
                      "interpreter": "/usr/bin/python3"}
     window, sweep = systemd.runs()
+    # systemctl show does not know when the manager started: the relative timer is the fallback.
     assert window == ["systemd-run", "--quiet", "--collect", "--unit=netfilter-conntrack-revert-netns-a",
                       "--on-active=300s", "--timer-property=AccuracySec=1s", "/usr/bin/python3", "/p.pyz",
                       f"--state-dir={store.directory}", "revert", "--id", "netns-a", "--scheduled"]
@@ -111,6 +116,18 @@ def test_arm_starts_the_windows_timer_and_one_sweep(tmp_path, systemd, monkeypat
     assert len(systemd.runs()) == 3, "a second window starts its own timer, and no second sweep"
     assert scheduler.backstop() == {"kind": "systemd-sweep-timer", "unit": scheduler.sweep_unit + ".timer",
                                     "period_seconds": 10, "alive": True}
+
+
+def test_the_timer_elapses_at_a_time_since_the_manager_started(tmp_path, systemd, monkeypatch):
+    """OnStartupSec= (absolute) instead of OnActiveSec=, which a daemon-reload arms again (systemd issue 31914)."""
+    monotonic = time.clock_gettime(time.CLOCK_MONOTONIC)
+    systemd.userspace_started_us = str(int((monotonic - 1000) * 1e6))   # the manager started 1000 s ago
+    scheduler = sched.Scheduler(Store(str(tmp_path / "state")), "/p.pyz", use_systemd=lambda: True)
+    scheduler.arm("init", boottime() + 300)
+    window = systemd.runs()[0]
+    assert not any(arg.startswith("--on-active=") for arg in window)
+    startup = next(int(arg[len("--on-startup="):-1]) for arg in window if arg.startswith("--on-startup="))
+    assert 1299 <= startup <= 1302
 
 
 def test_a_lost_sweep_is_started_again_by_the_next_arm(tmp_path, systemd):
