@@ -57,10 +57,10 @@ class CaptureConfig:
         budgets = self.budgets
         for name in ("max_packets", "max_rate", "max_cpu_share", "max_kmsg_lines_per_second"):
             value = getattr(budgets, name)
-            if value is not None and not value > 0:
+            if value is not None and not _positive(value):
                 found.append("budget %s must be positive or null, not %r" % (name, value))
         for name in ("rate_interval", "cpu_interval"):
-            if not getattr(budgets, name) > 0:
+            if not _positive(getattr(budgets, name)):
                 found.append("budget %s must be positive" % name)
         return found
 
@@ -68,6 +68,10 @@ class CaptureConfig:
         problems = self.problems()
         if problems:
             raise ConntrackModuleError("invalid capture configuration: " + "; ".join(problems))
+
+
+def _positive(value: t.Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
 
 
 def _out_of_range(config: CaptureConfig) -> t.Iterator[str]:
@@ -82,7 +86,7 @@ def _out_of_range(config: CaptureConfig) -> t.Iterator[str]:
         value = getattr(config, name)
         if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
             yield "%s must be an integer from %d to %d, not %r" % (name, low, high, value)
-    if not config.flush_interval > 0:
+    if not _positive(config.flush_interval):
         yield "flush_interval must be positive"
 
 

@@ -50,3 +50,9 @@ def test_kernel_log_watch_alone_is_something_to_capture():
 def test_missing_required_setting():
     with pytest.raises(ConntrackModuleError, match="incomplete capture settings"):
         config_from_dict({"namespaces": [["a", None]]})
+
+
+@pytest.mark.parametrize("value", ["10", True, float("nan"), -1])
+def test_budget_values_must_be_positive_numbers(value):
+    with pytest.raises(ConntrackModuleError, match="budget max_rate must be positive or null"):
+        config_from_dict(dict(GOOD, budgets={"max_rate": value}))
