@@ -1015,7 +1015,10 @@ def collect_args(*extra):
                 "--log-path=" + os.path.join(INVALID_LOG, "dmesg-6.1.0-56-amd64.txt"), *extra)
 
 
-def test_collect_builds_the_report_and_writes_the_facts_file_in_one_run(program, collecting, tmp_path, umask_077):
+def test_collect_builds_the_report_and_writes_the_facts_file_in_one_run(program, collecting, tmp_path, umask_077,
+                                                                        monkeypatch):
+    # The report says when it was collected (to the second): both collects happen in that same second.
+    monkeypatch.setattr(time, "time", lambda: 1795766400.5)
     fact = tmp_path / "facts.d" / "netfilter_conntrack.fact"
     result = program.cmd_collect(collect_args(f"--facts-dest={fact}"))
     report = result["report"]
@@ -1029,6 +1032,7 @@ def test_collect_builds_the_report_and_writes_the_facts_file_in_one_run(program,
     assert result["changed"] is True and result["facts_file"] == {"dest": str(fact), "written": True}
     assert json.loads(fact.read_text()) == report
     assert fact.read_text() == json.dumps(report, sort_keys=True, indent=1) + "\n"
+    assert stat.S_IMODE(fact.stat().st_mode) == wt.FACTS_FILE_MODE == 0o600, "the kernel log's samples: root's only"
     again = program.cmd_collect(collect_args(f"--facts-dest={fact}"))
     assert again["changed"] is False and again["facts_file"]["written"] is False
 
