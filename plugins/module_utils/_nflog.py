@@ -202,6 +202,23 @@ def split_prefix(prefix: str) -> tuple[int | None, str]:
     return (int(number) if number.isdigit() else None), reason.strip()
 
 
+NFULNL_INSTANCES_PROC = "/proc/net/netfilter/nfnetlink_log"
+
+
+def parse_instances(text: str) -> dict[int, int]:
+    """Bound groups of a namespace and the netlink port holding each, from /proc/net/netfilter/nfnetlink_log.
+
+    Each line is ``group portid qlen copy_mode copy_range flush_timeout use``. Read inside a namespace,
+    it tells whether conntrack's group is taken (by ulogd, say) without trying to bind it.
+    """
+    holders = {}
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) >= 2 and fields[0].isdigit() and fields[1].isdigit():
+            holders[int(fields[0])] = int(fields[1])
+    return holders
+
+
 class SequenceTracker:
     """Exact count of messages lost between received ones, from NFULA_SEQ (32-bit, wraps)."""
 

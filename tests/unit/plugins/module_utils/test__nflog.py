@@ -148,3 +148,16 @@ def test_error_names_a_taken_group():
     assert isinstance(sock._error(errno.EBUSY), nflog.GroupTaken)
     other = sock._error(errno.ENOMEM)
     assert not isinstance(other, nflog.GroupTaken) and other.errno == errno.ENOMEM
+
+
+@pytest.mark.parametrize(
+    "text, holders",
+    [
+        # 6.18, groups 0 and 7 bound by two sockets of one process (the second port id is a negative pid)
+        ("    0  15614     0 2   256     10  1\n    7 3693955907     0 2    64     10  1\n", {0: 15614, 7: 3693955907}),
+        ("", {}),
+        ("garbage\n  1\n", {}),
+    ],
+)
+def test_parse_instances(text, holders):
+    assert nflog.parse_instances(text) == holders

@@ -20,7 +20,7 @@ import time
 from ansible_collections.netfilter.conntrack.plugins.module_utils._capture_aggregate import collector_liveness, read_aggregate
 from ansible_collections.netfilter.conntrack.plugins.module_utils._invalid_log import parse_message, split_line
 from ansible_collections.netfilter.conntrack.plugins.module_utils._netns import InNetns, open_netns
-from ansible_collections.netfilter.conntrack.plugins.module_utils._nflog import NflogSocket
+from ansible_collections.netfilter.conntrack.plugins.module_utils._nflog import NFULNL_INSTANCES_PROC, NflogSocket, parse_instances
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TAG = str(os.getpid())[-5:]
@@ -267,12 +267,15 @@ def case_group_taken(workdir):
     os.close(fd)
     holder.bind()
     before = loggers()
+    instances = parse_instances(run("ip", "netns", "exec", RCV, "cat", NFULNL_INSTANCES_PROC))
+    check(instances == {0: holder.sock.getsockname()[0]}, "the kernel lists group 0 as held by the first listener's port")
     collector = Collector(workdir, "taken")
     final = collector.stop()
     spot = final["namespaces"][0]
     check(spot["status"] == "group_taken" and "another listener" in spot["error"], "the taken group is reported: %s" % spot["error"])
     check(final["stopped_by"] == "nothing_to_capture", "the collector does not run without a group")
     check(loggers() == before, "the loggers are left as they were")
+    check(parse_instances(run("ip", "netns", "exec", RCV, "cat", NFULNL_INSTANCES_PROC)) == instances, "the group still belongs to the same port")
     send("synfin", "1", SRC4, DST4)
     wait_for(holder.receive, "the first listener still receiving")
     print("ok: the first listener keeps the group")
