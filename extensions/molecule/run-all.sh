@@ -9,6 +9,7 @@
 # namespace, /run and systemd, and its own Molecule directory. HOST_STATE_SCENARIOS also write state of this
 # machine (full_cycle sets the host's nf_log_all_netns for a moment to see its container's log lines in the
 # kernel log, which another scenario's invalid packets would then reach): they run alone, before the others.
+# The first scenario always runs alone: it does Molecule's prerun, which the others skip (see NO_PRERUN).
 # Copyright (c) 2026, netfilter.conntrack contributors
 # SPDX-License-Identifier: GPL-3.0-or-later
 set -euo pipefail
@@ -38,12 +39,23 @@ export ANSIBLE_FORCE_COLOR=0 PY_COLORS=0 ANSIBLE_NOCOLOR=1
 export LOGS="$COLLECTIONS/logs"
 mkdir -p "$LOGS"
 
-# run_scenario SCENARIO: molecule test into the scenario's log, printed whole when it ends (one at a time),
-# and its summary line.
+# Molecule's prerun installs this collection with `ansible-galaxy collection install --force` into one directory
+# for every scenario; two at once delete each other's files. The first scenario does it; the others skip it
+# (the scenarios find the collection through NFCT_COLLECTIONS_PATH anyway).
+printf 'prerun: false\n' >"$COLLECTIONS/no-prerun.yml"
+export NO_PRERUN="$COLLECTIONS/no-prerun.yml"
+
+# run_scenario SCENARIO [prerun]: molecule test into the scenario's log, printed whole when it ends (one at a
+# time), and its summary line.
 run_scenario() {
-    local scenario=$1 start status
+    local scenario=$1 start status options=(-c "$NO_PRERUN")
+    [[ "${2:-}" == prerun ]] && options=()
     start=$(date +%s)
-    if molecule test -s "$scenario" >"$LOGS/$scenario.log" 2>&1 </dev/null; then status=passed; else status=FAILED; fi
+    if molecule "${options[@]}" test -s "$scenario" >"$LOGS/$scenario.log" 2>&1 </dev/null; then
+        status=passed
+    else
+        status=FAILED
+    fi
     printf '%-16s %-7s %4ss\n' "$scenario" "$status" "$(( $(date +%s) - start ))" >"$LOGS/$scenario.result"
     {
         flock 9
@@ -59,7 +71,10 @@ shared=()
 for scenario in "${SCENARIOS[@]}"; do
     if [[ " ${HOST_STATE_SCENARIOS[*]} " == *" $scenario "* ]]; then alone+=("$scenario"); else shared+=("$scenario"); fi
 done
-for scenario in "${alone[@]}"; do run_scenario "$scenario"; done
+# The first scenario runs alone whatever it is, for the prerun.
+if ((${#alone[@]} == 0)); then alone=("${shared[0]}"); shared=("${shared[@]:1}"); fi
+run_scenario "${alone[0]}" prerun
+for scenario in "${alone[@]:1}"; do run_scenario "$scenario"; done
 if ((${#shared[@]})); then
     # shellcheck disable=SC2016  # $1 is the child bash's argument: xargs passes each scenario there
     printf '%s\0' "${shared[@]}" | xargs -0 -n 1 -P "$JOBS" bash -c 'run_scenario "$1"' run_scenario
