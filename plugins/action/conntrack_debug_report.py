@@ -15,6 +15,7 @@ import typing as t
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
+from ansible_collections.netfilter.conntrack.plugins.module_utils._verdicts import thresholds_with
 from ansible_collections.netfilter.conntrack.plugins.plugin_utils._argspecs import REPORT_ARGUMENT_SPEC
 from ansible_collections.netfilter.conntrack.plugins.plugin_utils._controller_file import write_controller_file
 from ansible_collections.netfilter.conntrack.plugins.plugin_utils._window_app import WindowApp
@@ -33,6 +34,10 @@ class ActionModule(ActionBase):
         if args["max_samples"] < 0:
             raise AnsibleActionFail(f"max_samples must be 0 or more (got {args['max_samples']})")
         try:
+            thresholds_with(args["verdict_thresholds"])
+        except ValueError as exc:
+            raise AnsibleActionFail(str(exc)) from exc
+        try:
             return self._collect(args, task_vars)
         finally:
             self._remove_tmp_path(self._connection._shell.tmpdir)
@@ -46,6 +51,8 @@ class ActionModule(ActionBase):
             argv.append(f"--log-path={args['log_path']}")
         if args["local_facts"]:
             argv.append(f"--facts-dest={args['facts_path']}")
+        if args["verdict_thresholds"]:
+            argv.append("--verdict-thresholds=" + json.dumps(args["verdict_thresholds"], sort_keys=True))
         if self._task.check_mode:
             argv.append("--check")
         rc, answer = program.run(argv)

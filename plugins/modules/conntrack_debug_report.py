@@ -54,6 +54,15 @@ options:
       - How many parsed invalid-packet records are returned as samples (0 or more).
     type: int
     default: 10
+  verdict_thresholds:
+    description:
+      - The thresholds of the verdicts (C(verdicts) in the report), by name; the ones not given keep their default.
+      - V(rising_min_delta) (5) and V(rising_min_per_minute) (1.0) say when a counter rises (a delta over the window
+        and its average rate); V(table_usage_percent) (90.0, every count sample against C(nf_conntrack_max));
+        V(out_of_window_min_lines) (3); V(stale_udp_min_entries) (5, unreplied UDP entries towards one destination);
+        V(chain_entries_per_bucket) (8.0).
+      - An unknown name or a negative value is refused before the host is contacted.
+    type: dict
   local_facts:
     description:
       - Write the report to O(facts_path) on the host.

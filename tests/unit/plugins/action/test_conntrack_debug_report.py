@@ -82,9 +82,18 @@ def test_a_failed_collect_fails_the_task(monkeypatch):
 @pytest.mark.parametrize("task_args, error", [
     ({"max_samples": -1}, "max_samples must be 0 or more"),
     ({"log_source": "file"}, "log_source is file but all of the following are missing: log_path"),
+    ({"verdict_thresholds": {"no_such": 1}}, "unknown verdict threshold 'no_such'"),
+    ({"verdict_thresholds": {"rising_min_delta": -2}}, "verdict threshold rising_min_delta must be a number of 0 or more"),
 ])
 def test_options_the_module_refuses_are_refused(monkeypatch, task_args, error):
     program = Program(0, {"report": REPORT})
     with pytest.raises(AnsibleActionFail, match=error):
         run_collect(monkeypatch, program, **task_args)
     assert program.calls == []
+
+
+def test_verdict_thresholds_go_to_the_program_as_json(monkeypatch):
+    program = Program(0, {"changed": False, "report": REPORT})
+    run_collect(monkeypatch, program, local_facts=False, verdict_thresholds={"table_usage_percent": 80, "rising_min_delta": 2})
+    assert program.calls == [["collect", "--report-host=h1", "--max-samples=10", "--log-source=auto",
+                              '--verdict-thresholds={"rising_min_delta": 2, "table_usage_percent": 80}']]
