@@ -52,6 +52,8 @@ class ActionModule(ActionBase):
         try:
             if args["state"] == "reverted":
                 return self._revert(args)
+            if args["state"] == "absent":
+                return self._cleanup(args)
             return self._enable(args)
         finally:
             self._remove_tmp_path(self._connection._shell.tmpdir)
@@ -151,3 +153,15 @@ class ActionModule(ActionBase):
         if rc != 0:
             raise AnsibleActionFail(reverted.get("msg") or "revert failed", result=reverted)
         return reverted
+
+    # ------------------------------------------------------------------ cleanup
+
+    def _cleanup(self, args: dict[str, t.Any]) -> dict[str, t.Any]:
+        program = WindowApp(self, self._vars, args["program_dir"], install=False)
+        argv = ["cleanup", f"--path={args['facts_path']}", f"--program-path={program.path}"]
+        if self._task.check_mode:
+            argv.append("--check")
+        rc, cleaned = program.run(argv)
+        if rc != 0:
+            raise AnsibleActionFail(cleaned.get("msg") or "cleanup failed", result=cleaned)
+        return cleaned

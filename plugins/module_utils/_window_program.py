@@ -20,14 +20,17 @@ operation with ``msg``, 2 on bad usage, 3 for ``--expect-sha256`` of another ver
   enable   (the options of snapshot) [--check] [--diff]
                                               snapshot, apply, confirm and plan: enable's host side
   snapshot [--netns NS ...] --duration S [--log-invalid P] [--family F ... --backend B]
-           [--all-netns on|off] [--dyndbg-site JSON ...] [--no-schedule]
+           [--all-netns on|off] [--dyndbg-site JSON ...] [--capture JSON] [--no-schedule]
   confirm  --window TOKEN [--id ID ...]       last step of enable
   revert   [--netns NS ... | --id ID ... | --all] [--check]
   status   [--netns NS ... | --id ID ... | --all] [--check]
   wait-and-revert [--slot watcher|watcher-partner]
                                               the watcher where systemd is not PID 1
   sweep                                       the periodic sweep timer where it is
+  capture                                     the collector of the windows on the netlink path
   discard  --id ID ...                        forget a snapshot without restoring anything
+  cleanup  [--path F ...] [--program-path P] [--check]
+                                              remove what the collection left on the host (no window open)
   collect  [--netns NS ...] [--report-host NAME] [--max-samples N] [--log-source SRC [--log-path F]]
            [--facts-dest PATH] [--check]      the report: windows, lists, plan, invalid log
 
@@ -49,6 +52,8 @@ from ansible_collections.netfilter.conntrack.plugins.module_utils._kernel_log im
 from ansible_collections.netfilter.conntrack.plugins.module_utils._netns import identity_of_fd, open_netns
 from ansible_collections.netfilter.conntrack.plugins.module_utils._sysctl import key_exists, read_key
 from ansible_collections.netfilter.conntrack.plugins.module_utils._sysctl_keys import KEY_COUNT, KEY_LOGGER_PREFIX
+from ansible_collections.netfilter.conntrack.plugins.module_utils._window_cleanup import CleanupCommands
+from ansible_collections.netfilter.conntrack.plugins.module_utils._window_capture import CaptureCommands
 from ansible_collections.netfilter.conntrack.plugins.module_utils._window_enable import PROGRAM_NAME, EnableCommands
 from ansible_collections.netfilter.conntrack.plugins.module_utils._window_revert import RevertCommands
 from ansible_collections.netfilter.conntrack.plugins.module_utils._window_scheduler import PARTNER, WATCHER, Scheduler
@@ -65,7 +70,7 @@ STATS_FILE = "/proc/net/stat/nf_conntrack"
 PROC_STAT_NAMES = {"clashres": "clash_resolve", "icmp_error": "error", "chainlength": "chaintoolong"}
 
 
-class Program(EnableCommands, RevertCommands, StatusCommands, SharedValues):
+class Program(EnableCommands, RevertCommands, StatusCommands, SharedValues, CaptureCommands, CleanupCommands):
     """The commands, bound to one state directory and to the path this program is installed at."""
 
     def __init__(self, store: Store, program: str, proc_sys: str = "/proc/sys",
@@ -177,6 +182,8 @@ def parser() -> argparse.ArgumentParser:
         cmd.add_argument("--all-netns", choices=["on", "off"], help="value enable sets in nf_log_all_netns")
         cmd.add_argument("--dyndbg-site", action="append", help="JSON dynamic_debug_sites entry (repeatable)")
         cmd.add_argument("--no-schedule", action="store_true", help="do not schedule the automatic revert")
+        cmd.add_argument("--capture", help='JSON {"mode": "auto|netlink|kernel_log", "budgets": {...},'
+                                           ' "samples_per_reason": N}: where the evidence goes (default kernel_log)')
     enable.add_argument("--check", action="store_true", help="predict the steps and the plan; change nothing")
     enable.add_argument("--diff", action="store_true", help="return each step's before and after")
     for name, helptext in (("revert", "compare-and-restore from the snapshot"), ("status", "show the windows")):
@@ -195,8 +202,13 @@ def parser() -> argparse.ArgumentParser:
     wait = sub.add_parser("wait-and-revert", help="the watcher (no systemd): revert every window at its deadline")
     wait.add_argument("--slot", choices=[WATCHER, PARTNER], default=WATCHER, help="which of the two watchers this is")
     sub.add_parser("sweep", help="the sweep timer (systemd): revert windows past their deadline whose timer was lost")
+    sub.add_parser("capture", help="the collector (run by enable): count the netlink windows' invalid packets")
     disc = sub.add_parser("discard", help="remove a snapshot without restoring anything (recovery)")
     disc.add_argument("--id", action="append", required=True)
+    clean = sub.add_parser("cleanup", help="remove the state directory, the given files and the program (no window open)")
+    clean.add_argument("--path", action="append", help="a file the collection wrote on the host (the local facts file)")
+    clean.add_argument("--program-path", action="append", help="the installed program, removed with its directory if empty")
+    clean.add_argument("--check", action="store_true", help="say what would be removed; remove nothing")
     collect = sub.add_parser("collect", help="the windows, lists, plan and invalid log as one report")
     collect.add_argument("--netns", action="append", help="namespace name or path (repeatable); default: this one")
     collect.add_argument("--report-host", default="", help="the host's name in the report (its inventory name)")

@@ -24,7 +24,12 @@ description:
   - A second O(state=enabled) with the same settings keeps the original snapshot and only extends the deadline;
     one with other settings is refused while the window is open.
   - With O(state=reverted), restores the recorded values (compare-and-restore, a value changed by someone else
-    during the window is left alone and reported), cancels the automatic revert and removes the snapshot.
+    during the window is left alone and reported), cancels the automatic revert and removes the snapshot. The
+    host-wide values (C(nf_log_all_netns), the dynamic-debug sites) are restored with the last window that holds
+    them; a window of another namespace, or of the host itself, is never ended by this one.
+  - With O(state=absent), removes what the collection left on the host once no window is open (the state
+    directory, O(facts_path), and the program in O(program_dir) with the directory when it is then empty). Kernel
+    modules that a window loaded are never unloaded. It refuses while any window is open.
   - With O(state=enabled), the snapshot, the settings (the same code as M(netfilter.conntrack.conntrack_log_invalid),
     M(netfilter.conntrack.nf_log_backend) and M(netfilter.conntrack.dynamic_debug_site)), the confirmation and the
     plan of every namespace run in one process on the host, one run of the host program, which on a fleet is what
@@ -43,7 +48,9 @@ attributes:
       - With O(state=enabled), check mode runs the host program's steps in check mode (a temporary copy when the
         installed one is missing or stale) and reports what they would change and the plan; it takes no snapshot,
         schedules nothing, installs nothing and does not predict O(dynamic_debug_sites).
-      - With O(state=reverted), reports which snapshots would be reverted.
+      - With O(state=reverted), reports what a real revert would restore for exactly the selected windows and
+        changes nothing, not even a window of another namespace that is past its deadline.
+      - With O(state=absent), reports what would be removed.
   diff_mode:
     support: partial
     details: Returns the diffs of the steps that apply the settings (a list); not for O(state=reverted).
@@ -53,9 +60,10 @@ attributes:
 options:
   state:
     description:
-      - V(enabled) opens (or extends) the debug window; V(reverted) closes it.
+      - V(enabled) opens (or extends) the debug window; V(reverted) closes it; V(absent) removes the program, the
+        local facts file and the state directory from the host (no window may be open).
     type: str
-    choices: [enabled, reverted]
+    choices: [enabled, reverted, absent]
     default: enabled
   duration:
     description:
@@ -98,8 +106,7 @@ options:
       - Skipped with a warning on kernels without dynamic debug.
       - When this enable had to load C(nf_conntrack) (a modular kernel where nothing used conntrack yet), the sites
         are recorded again after the load, before any of them is changed.
-      - With O(state=reverted), a non-empty list also reverts the initial namespace's snapshot when it records
-        dynamic-debug sites (they are host-wide).
+      - The sites are host-wide: they are restored when the last window that asked for them is reverted.
     type: list
     elements: dict
     default: []
@@ -117,16 +124,30 @@ options:
     default: selected
   program_dir:
     description:
-      - Directory of the revert program on the host.
+      - Directory of the host program. It and every directory above it must be owned by root and not writable by
+        group or others (a sticky directory such as C(/tmp) is accepted above it); otherwise nothing is run and the
+        task fails naming the directory.
     type: path
     default: /usr/local/libexec/netfilter-conntrack
+  facts_path:
+    description:
+      - With O(state=absent), the local facts file to remove (the one M(netfilter.conntrack.conntrack_debug_report)
+        writes).
+    type: path
+    default: /etc/ansible/facts.d/netfilter_conntrack.fact
 notes:
   - Needs root on the host, like the modules it runs.
   - The host program runs with the interpreter Ansible uses for modules on that host (C(ansible_python_interpreter)
     or the discovered one), in this action and in the automatic revert (the systemd unit's command line or the
     detached process names it).
-  - The snapshots live in C(/run/netfilter-conntrack) (tmpfs), one 0600 JSON file per namespace; the environment
-    variable C(CONNTRACK_DEBUG_STATE_DIR) of the task moves them.
+  - The snapshots live in C(/run/netfilter-conntrack) (tmpfs), one 0600 JSON file per namespace, plus one for the
+    host-wide values; the environment variable C(CONNTRACK_DEBUG_STATE_DIR) of the task moves them.
+  - Deadlines are kept on C(CLOCK_BOOTTIME), so a step of the wall clock (NTP at boot, a resumed VM) neither ends a
+    window early nor keeps it on.
+  - Where systemd is PID 1 each window's revert is a transient timer that a C(daemon-reload) does not re-arm, and a
+    periodic sweep timer reverts any window whose own timer was lost; elsewhere one watcher process and its
+    partner serve every window of the host, each restarting the other. A window past its deadline with neither is
+    reverted by the next collect, enable or revert.
 seealso:
   - module: netfilter.conntrack.conntrack_debug_report
   - module: netfilter.conntrack.conntrack_log_invalid
@@ -154,6 +175,10 @@ EXAMPLES = r"""
 - name: Put everything back now
   netfilter.conntrack.conntrack_debug_window:
     state: reverted
+
+- name: Remove the program, the local facts file and the state directory (after revert)
+  netfilter.conntrack.conntrack_debug_window:
+    state: absent
 """
 
 RETURN = r"""
@@ -227,6 +252,27 @@ overdue:
   description: Windows past their deadline whose automatic revert had died, reverted by this run.
   returned: state=enabled, not in check mode
   type: dict
+shared:
+  description:
+    - The host-wide values this enable asked for (C(nf_log_all_netns), the dynamic-debug sites), recorded once for
+      every window that holds them, C(original) their values before the first of those windows, C(holders) the
+      windows that hold them now.
+  returned: state=enabled, when all_netns or dynamic_debug_sites were given, not in check mode
+  type: dict
+  version_added: 0.3.0
+  sample: {created: true, holders: [netns-pod-a], original: {net.netfilter.nf_log_all_netns: "0"}}
+removed:
+  description: With O(state=absent), the files and directories removed (or, in check mode, that would be).
+  returned: state=absent
+  type: list
+  elements: str
+  version_added: 0.3.0
+kept:
+  description: With O(state=absent), what stays on the host, and why.
+  returned: state=absent
+  type: list
+  elements: str
+  version_added: 0.3.0
 rollback:
   description: What the rollback restored after a failed step.
   returned: when a step of O(state=enabled) failed

@@ -259,4 +259,33 @@ def case_planted_program_is_not_run(state):
         ns_del(ns)
 
 
+# ----------------------------------------------------------------------------- leave nothing behind, on request
+
+def case_cleanup_leaves_no_file_of_the_collection(state):
+    """enable, collect (the local facts file), revert, cleanup through the action: the program, its directory, the
+    facts file and the state directory are gone; while a window is open cleanup refuses and removes nothing."""
+    ns = ns_add("cleanup")
+    program_dir = os.path.join(WORK, "cleanup-libexec", "netfilter-conntrack")
+    facts = os.path.join(WORK, "cleanup-facts.d", "netfilter_conntrack.fact")
+    try:
+        result = action(state, {"duration": 300, "netns": [ns], "protocol": "tcp", "program_dir": program_dir})
+        assert not result.get("failed") and result["program"]["installed"], result
+        rc, collected = program(state, "collect", f"--netns={ns}", f"--facts-dest={facts}")
+        assert rc == 0 and oct(os.stat(facts).st_mode & 0o777) == "0o600", collected
+        refused = action(state, {"state": "absent", "facts_path": facts, "program_dir": program_dir})
+        assert refused.get("failed") and "revert them first" in refused["msg"], refused
+        assert os.path.exists(facts) and os.listdir(program_dir), "cleanup removed something while a window was open"
+        result = action(state, {"state": "reverted", "netns": [ns], "program_dir": program_dir})
+        assert not result.get("failed") and ns_get(ns) == "0", result
+        cleaned = action(state, {"state": "absent", "facts_path": facts, "program_dir": program_dir})
+        assert not cleaned.get("failed") and cleaned["changed"], cleaned
+        left = [path for path in (program_dir, facts, state) if os.path.exists(path)]
+        assert left == [], f"left on the host: {left}"
+        again = action(state, {"state": "absent", "facts_path": facts, "program_dir": program_dir})
+        assert not again.get("failed") and not again["changed"], again
+    finally:
+        program(state, "revert", "--all")
+        ns_del(ns)
+
+
 CASES = {name[5:]: function for name, function in sorted(globals().items()) if name.startswith("case_")}
