@@ -10,7 +10,8 @@ Creates N network namespaces, runs the host program's enable for all of them in 
 directory, the initial namespace untouched), then sums the proportional set size (PSS, from
 /proc/PID/smaps_rollup) of every process the automatic revert left running, reverts, and deletes the
 namespaces. With --baseline, the program of that git revision (built the same way, from its module_utils) is
-measured beside it at --baseline-counts, in the same run. Run as root from the repository.
+measured beside it at --baseline-counts, in the same run. Run as root, with a Python that has ansible-core
+(building the program imports it), for example ~/.cache/netfilter-conntrack/venv-2.19/bin/python.
 """
 
 from __future__ import annotations
