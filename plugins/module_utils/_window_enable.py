@@ -30,6 +30,7 @@ from ansible_collections.netfilter.conntrack.plugins.module_utils._netns import 
 from ansible_collections.netfilter.conntrack.plugins.module_utils._nf_log import set_loggers, wanted_logger
 from ansible_collections.netfilter.conntrack.plugins.module_utils._plan import intended_changes, plan_from, probe, read_outside
 from ansible_collections.netfilter.conntrack.plugins.module_utils._sysctl_keys import KEY_LOG_INVALID, logger_key
+from ansible_collections.netfilter.conntrack.plugins.module_utils._window_capture import NETLINK, parse_request
 from ansible_collections.netfilter.conntrack.plugins.module_utils._window_request import check_duration, site_query
 from ansible_collections.netfilter.conntrack.plugins.module_utils._window_revert import process_start
 from ansible_collections.netfilter.conntrack.plugins.module_utils._window_store import boot_now, monotonic_now, snapshot_id
@@ -57,15 +58,17 @@ def all_netns_value(args: argparse.Namespace) -> str | None:
 class EnableCommands:
     """snapshot, enable and confirm (mixed into Program)."""
 
-    def wanted_keys(self, args: argparse.Namespace) -> dict:
-        """{key: applied value} for what enable sets in the current namespace (same tables as the modules)."""
+    def wanted_keys(self, args: argparse.Namespace, ident: str | None = None) -> dict:
+        """{key: applied value} for what enable sets in the current namespace (same tables as the modules); a
+        namespace on the netlink capture path binds nfnetlink_log."""
         keys = {}
+        backend = self.backend_for(args, ident)
         if args.log_invalid is not None:
             keys[KEY_LOG_INVALID] = str(resolve_protocol(args.log_invalid, load_etc_protocols()))
-        if args.backend is not None:
+        if backend is not None:
             for family in args.family or []:
                 number = resolve_family(family)
-                keys[logger_key(number)] = wanted_logger(str(args.backend).strip(), number)
+                keys[logger_key(number)] = wanted_logger(str(backend).strip(), number)
         return keys
 
     def refuse_conflict(self, ident: str, existing: dict | None, wanted: dict, identity: dict) -> None:
@@ -111,12 +114,25 @@ class EnableCommands:
                 # from the values as they are now.
                 result.setdefault("finished", {})[ident] = self.revert_one(ident)
                 existing = None
+            with InNetns(fd, identity["path"]):
+                capture = self.choose_path(args.capture_request, existing)
+            args.capture_paths[ident] = capture
+            if capture["path"] == NETLINK:
+                wanted = self.wanted_keys(args, ident)
             self.refuse_conflict(ident, existing, wanted, identity)
-            plan[ident] = (spec, fd, identity, wanted, existing)
+            plan[ident] = (spec, fd, identity, wanted, existing, capture)
+        if args.capture_request and args.all_netns == "on" and all(
+                capture["path"] == NETLINK for capture in args.capture_paths.values()):
+            # Only the kernel-log logger reads it: the netlink capture sees every namespace without it.
+            args.all_netns = None
+            result.setdefault("warnings", []).append(
+                "nf_log_all_netns was not set: every namespace is captured over netlink, which does not need it")
         return plan
 
     def cmd_snapshot(self, args: argparse.Namespace, enabler: dict | None = None) -> dict:
         duration = check_duration(args.duration)
+        args.capture_request = parse_request(getattr(args, "capture", None))
+        args.capture_paths = {}
         queries = [site_query(text) for text in args.dyndbg_site or []]
         control = self.control() if queries else None
         result = {"changed": False, "namespaces": {}, "dynamic_debug": bool(control),
@@ -165,10 +181,10 @@ class EnableCommands:
     def save_window(self, ident: str, entry: tuple, window: str, duration: float, enabler: dict | None,
                     no_schedule: bool) -> dict:
         """Record (or extend) one namespace's window and arm its revert; returns what the answer says of it."""
-        spec, fd, identity, wanted, existing = entry
+        spec, fd, identity, wanted, existing, capture = entry
         now, now_boot = time.time(), boot_now()
         data = existing or {"id": ident, "netns": identity, "created": now, "created_monotonic": monotonic_now(),
-                            "keys": {}, "dyndbg": [], "window": window}
+                            "keys": {}, "dyndbg": [], "window": window, "capture": capture}
         new_keys = []
         with InNetns(fd, identity["path"]):
             if existing is None:
@@ -197,7 +213,8 @@ class EnableCommands:
                 "snapshot": self.store.path(ident), "created": existing is None, "recorded": new_keys,
                 "deadline": data["deadline"], "deadline_extended": extended, "rearmed": rearmed,
                 "enabled_at": data["created"], "enabled_at_monotonic": data["created_monotonic"],
-                "scheduler": data["scheduler"], "original": {k: v["original"] for k, v in data["keys"].items()}}
+                "scheduler": data["scheduler"], "capture": capture,
+                "original": {k: v["original"] for k, v in data["keys"].items()}}
 
     # ------------------------------------------------------------------ enable in one run
 
@@ -213,6 +230,7 @@ class EnableCommands:
         steps, diffs = [], []
         if args.check:
             try:
+                self.predict_capture(args)
                 self.apply(args, host, steps, diffs, [], None)
             except EnableFailed as failure:
                 return failure.answer(steps)
@@ -221,6 +239,8 @@ class EnableCommands:
         # Exactly the windows this enable opened or extended.
         ids, window = list(snapshot["namespaces"]), snapshot["window"]
         try:
+            # Before the loggers are bound, so that no message finds nobody listening.
+            self.capture_step(args, steps, snapshot)
             snapshot = self.apply(args, host, steps, diffs, sites, snapshot)
             # The revert was armed before the settings were applied; a window that ran out meanwhile (a short
             # duration across a large fleet) is reverted here instead of being left half-done.
@@ -317,8 +337,9 @@ class EnableCommands:
             loaded = loaded or bool(result.get("loaded_module"))
         for spec in specs:
             all_netns = True if spec is None and args.all_netns == "on" else None
-            self.step(steps, diffs, "Bind the loggers", spec, snapshot, lambda spec=spec, all_netns=all_netns: set_loggers(
-                host, args.family, args.backend, all_netns, True, in_netns=spec is not None))
+            backend = self.backend_for(args, snapshot_id(spec))
+            self.step(steps, diffs, "Bind the loggers", spec, snapshot, lambda spec=spec, all_netns=all_netns,
+                      backend=backend: set_loggers(host, args.family, backend, all_netns, True, in_netns=spec is not None))
         if args.all_netns == "on" and args.netns:
             self.step(steps, diffs, "Let log lines of other namespaces reach the kernel log", None, snapshot,
                       lambda: set_loggers(host, None, None, True, True, in_netns=False))
@@ -343,6 +364,40 @@ class EnableCommands:
                 host.warn(f"dynamic_debug_sites entry {json.dumps(site, sort_keys=True)} matches no site on this"
                           " kernel: nothing was switched on for it")
         return snapshot
+
+    def predict_capture(self, args: argparse.Namespace) -> None:
+        """Check mode: each namespace's capture path as enable would choose it (the log group is not probed)."""
+        args.capture_request = parse_request(getattr(args, "capture", None))
+        args.capture_paths = {}
+        for spec in args.netns or [None]:
+            with self.entered(spec, None):
+                existing = self.store.load(snapshot_id(spec), self.command) if self.store.ensure(create=False) else None
+                args.capture_paths[snapshot_id(spec)] = self.choose_path(args.capture_request, existing, probe_group=False)
+        if args.capture_request and args.all_netns == "on" and all(
+                capture["path"] == NETLINK for capture in args.capture_paths.values()):
+            args.all_netns = None
+
+    def capture_step(self, args: argparse.Namespace, steps: list, snapshot: dict) -> None:
+        """Start (or re-arm, or change) the collector of the state directory for the windows on the netlink path."""
+        if not any(one.get("capture", {}).get("path") == NETLINK for one in snapshot["namespaces"].values()):
+            return
+        entry = {"step": "Start the capture collector", "netns": None, "changed": False}
+        steps.append(entry)
+        try:
+            with self.store.lock(self.lock_timeout):
+                collector = self.ensure_collector(args.capture_request)
+        except (ConntrackModuleError, OSError) as exc:
+            raise EnableFailed(entry["step"], {"failed": True, "msg": getattr(exc, "msg", None) or str(exc)}) from None
+        entry.update(changed=collector.get("pid") is not None and collector.get("state") == "running"
+                     and "kind" in collector, collector=collector)
+        if collector.get("rearmed"):
+            snapshot.setdefault("warnings", []).append(
+                "the capture collector was NOT running (killed or failed): started again, its counts carry on")
+        taken = [f"{label}: {status}" for label, status in (collector.get("namespaces") or {}).items()
+                 if status != "capturing"]
+        if taken:
+            raise EnableFailed(entry["step"], {"failed": True, "msg": "the collector cannot capture "
+                                               + "; ".join(taken)})
 
     def same_namespace(self, data: dict, identity: dict) -> bool:
         recorded = data["netns"]

@@ -227,8 +227,19 @@ class RevertCommands:
             if not dry_run:
                 self.prune_shared()
                 self.scheduler.settle()
+                self.settle_capture(result)
                 self.store.remove_if_empty()
         return self.revert_summary(result, dry_run)
+
+    def settle_capture(self, result: dict) -> None:
+        """Stop the collector with its last window (or start it again for the windows still open); its files stay."""
+        try:
+            collector = self.ensure_collector()
+        except (ConntrackModuleError, OSError) as exc:
+            result.setdefault("warnings", []).append(f"the capture collector: {getattr(exc, 'msg', None) or exc}")
+            return
+        if collector is None and os.path.isdir(self.capture_directory):
+            result["captures"] = self.capture_directory
 
     @staticmethod
     def add_shared_outcome(result: dict) -> None:

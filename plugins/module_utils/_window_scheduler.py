@@ -205,6 +205,16 @@ class Scheduler:
 
     def _spawn_watcher(self, slot: str) -> int:
         """Double-fork a session leader with stdio on /dev/null that reverts the windows at their deadlines."""
+        pid = self.spawn_detached(["wait-and-revert", f"--slot={slot}"])
+        try:
+            self._store.write_pid(slot, pid)
+        except BaseException:
+            _kill(pid)
+            raise
+        return pid
+
+    def spawn_detached(self, command: list[str]) -> int:
+        """Double-fork a session leader with stdio on /dev/null running this program's command; returns its pid."""
         read_end, write_end = os.pipe()
         first = os.fork()
         if first == 0:
@@ -218,8 +228,7 @@ class Scheduler:
                     os.chdir("/")
                     os.write(write_end, str(os.getpid()).encode())
                     os.close(write_end)
-                    argv = self._base_argv() + ["wait-and-revert", f"--slot={slot}"]
-                    os.execv(self._interpreter, argv)
+                    os.execv(self._interpreter, self._base_argv() + command)
                 os._exit(0)
             except BaseException:
                 os._exit(1)
@@ -228,12 +237,7 @@ class Scheduler:
         with os.fdopen(read_end, "rb") as handle:
             pid = int(handle.read().decode() or 0)
         if not pid:
-            raise ConntrackModuleError("could not start the detached revert process")
-        try:
-            self._store.write_pid(slot, pid)
-        except BaseException:
-            _kill(pid)
-            raise
+            raise ConntrackModuleError(f"could not start the detached process ({command[0]})")
         return pid
 
     # ------------------------------------------------------------------ cancelling

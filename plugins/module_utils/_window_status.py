@@ -72,6 +72,9 @@ class StatusCommands:
         if shared:
             result["shared"] = shared
         result["backstop"] = self.scheduler.backstop()
+        capture = self.capture_status(problems)
+        if capture:
+            result["capture"] = capture
         if problems:
             result["problems"] = problems
             result["msg"] = "; ".join(problems)
@@ -101,6 +104,7 @@ class StatusCommands:
             "scheduler": dict(data.get("scheduler") or {}, alive=scheduler_alive),
             "dyndbg": data.get("dyndbg", []), "stats_baseline": data.get("stats_baseline") or {},
             "format_read": data.get("upgraded_from", 3),
+            "capture": data.get("capture") or {"path": "kernel_log", "why": "opened without a capture"},
         }
         if not scheduler_alive:
             backstop = self.scheduler.backstop()
@@ -151,8 +155,11 @@ class StatusCommands:
             host, source=args.log_source, log_path=args.log_path, since="boot" if start is None else None,
             since_monotonic=start, max_samples=args.max_samples,
             interfaces={label: plan["interfaces"] for label, plan in plans.items()})
+        capture, captured_reasons = self.capture_report()
         report = build_report(args.report_host, status, lists, invalid_log, acting_in_netns=bool(args.netns),
-                              plans=plans)
+                              plans=plans, captures=captured_reasons)
+        if capture is not None:
+            report["capture"] = dict(capture, collector=(status.get("capture") or {}).get("collector", "stopped"))
         result = {"changed": False, "report": report}
         if args.facts_dest:
             written = False
