@@ -205,16 +205,24 @@ def case_reasons_match_kernel_log(workdir):
             handle.write("1")
         send("mix", SRC4, DST4, SRC6, DST6)
         time.sleep(0.5)
+        lines = kmsg.ours()  # before the flood below overwrites the ring
+        watcher = Collector(workdir, "kmsg-budget", namespaces=[], watch_kmsg=True,
+                            budgets={"max_packets": None, "max_rate": None, "max_cpu_share": None, "max_kmsg_lines_per_second": 200})
+        send("synfin", "2000", SRC4, DST4)
+        watcher.process.wait(timeout=15)
     finally:
         with open(ALL_NETNS, "w") as handle:
             handle.write(all_netns)
         bind_loggers("nfnetlink_log")
     logged = collections.Counter()
-    for line in kmsg.ours():
+    for line in lines:
         record = parse_message(split_line(line)[0])
         if record and record.get("ok"):
             logged[record["reason"]] += 1
     check(dict(logged) == captured, "the kernel-log path reports the same reasons: %s" % dict(logged))
+    budget = watcher.aggregate()["budget_exceeded"]
+    check(budget["name"] == "max_kmsg_lines_per_second" and budget["value"] > 200 and os.path.exists(watcher.marker),
+          "kernel-log lines per second end the kernel-log path's capture (%s lines/s)" % budget["value"])
     check(read_all_netns() == all_netns, "nf_log_all_netns restored to %s" % all_netns)
     return final["namespaces"][0]
 
