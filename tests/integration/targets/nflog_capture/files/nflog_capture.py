@@ -245,6 +245,17 @@ def case_budget(workdir):
         marker = json.load(handle)
     delay = marker["ran"] - budget["at"]
     check(marker["budget"]["name"] == "max_packets" and 0 <= delay < 1.0, "the callback ran %.3f s after the budget was exceeded" % delay)
+    for name, budgets, count in (
+        ("max_rate", {"max_rate": 500, "rate_interval": 1.0}, 5000),
+        ("max_cpu_share", {"max_cpu_share": 0.02, "cpu_interval": 1.0}, 20000),
+    ):
+        limits = dict({"max_packets": None, "max_rate": None, "max_cpu_share": None}, **budgets)
+        collector = Collector(workdir, "budget-" + name, budgets=limits)
+        send("synfin", str(count), SRC4, DST4)
+        collector.process.wait(timeout=30)
+        found = collector.aggregate()["budget_exceeded"]
+        check(found is not None and found["name"] == name and found["value"] > found["limit"],
+              "the %s budget ended the capture (%s over %s)" % (name, found and found["value"], found and found["limit"]))
 
 
 def case_sigkill(workdir):
