@@ -158,6 +158,7 @@ class Program(EnableCommands, RevertCommands, StatusCommands, SharedValues, Capt
                           " the PID was reused")
         return fd, None
 
+
 def own_sha256(path: str) -> str:
     with open(path, "rb") as handle:
         return hashlib.sha256(handle.read()).hexdigest()

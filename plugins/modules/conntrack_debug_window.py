@@ -106,10 +106,55 @@ options:
       - Skipped with a warning on kernels without dynamic debug.
       - When this enable had to load C(nf_conntrack) (a modular kernel where nothing used conntrack yet), the sites
         are recorded again after the load, before any of them is changed.
-      - The sites are host-wide: they are restored when the last window that asked for them is reverted.
+      - The sites are host-wide, so they are restored when the last window that asked for them is reverted.
     type: list
     elements: dict
     default: []
+  capture:
+    description:
+      - Where the evidence of invalid packets goes.
+      - V(netlink) binds each namespace's C(nf_log.<N>) of O(families) to C(nfnetlink_log) (instead of O(backend);
+        recorded and restored like any other value) and runs one collector on the host for every such namespace. It
+        counts every message exactly, by reason, protocol, family, interface and peer, reports the loss exactly (or
+        C(none)), and keeps the first O(samples_per_reason) packets of each reason in a pcapng file per namespace,
+        each with its reason as the packet comment. Nothing reaches the kernel log, and C(nf_log_all_netns) is not
+        needed, so O(all_netns) is not applied when every namespace is captured this way.
+      - V(kernel_log) binds O(backend) and leaves the evidence in the kernel log, as releases before 0.3.0 did;
+        the dynamic-debug sites always write there.
+      - V(auto) takes V(netlink) in each namespace where C(nfnetlink_log) is registered or loadable and no other
+        listener (ulogd, say) holds the log group conntrack uses (group 0), else V(kernel_log) for that namespace.
+        Each namespace's choice and why are returned (C(namespaces.<id>.capture)). A taken group is never taken
+        over; V(netlink) asked for explicitly is refused where it cannot be used.
+      - The collector is a transient systemd service with C(Restart=on-failure) where systemd is PID 1, a detached
+        process elsewhere. A dead one is reported by collect and status, and the next enable starts it again; its
+        counts carry on, and the time it was not observing is reported as loss.
+      - Its aggregate and pcapng files (0600) stay after revert in the state directory's path with C(-capture)
+        appended (C(/run/netfilter-conntrack-capture), tmpfs), where collect reads them and the report names them.
+      - The role C(netfilter.conntrack.debug) defaults to V(auto).
+    type: str
+    choices: [auto, netlink, kernel_log]
+    default: kernel_log
+    version_added: 0.3.0
+  capture_budget:
+    description:
+      - Limits that end the window early, by the same revert as its deadline, while a collector runs (O(capture)
+        V(netlink) or V(auto)). The report says which budget ended the window and when.
+      - Keys, each a positive number, or V(null) to switch it off; a key left out keeps its default.
+        C(max_packets) (messages captured in all namespaces together, default 1000000), C(max_rate) (messages per
+        second over C(rate_interval) seconds, default 50000 over 2), C(max_cpu_share) (the collector's share of
+        one CPU over C(cpu_interval) seconds, default 0.5 over 5), C(max_kmsg_lines_per_second) (every kernel-log
+        line, read from C(/dev/kmsg), for the dynamic-debug sites; default off).
+      - Checked with the collector's own rules before the host is touched.
+    type: dict
+    default: {}
+    version_added: 0.3.0
+  samples_per_reason:
+    description:
+      - With the netlink capture, how many packets of each reason (per namespace) go to the pcapng file, 0 to 10000.
+        The file is bounded, at most 65 reasons times this many packets of at most 256 bytes.
+    type: int
+    default: 20
+    version_added: 0.3.0
   netns:
     description:
       - Network namespaces to act in, by name under C(/run/netns) or as a path. Empty means the connection's namespace.
