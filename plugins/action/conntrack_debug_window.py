@@ -13,9 +13,16 @@ from ansible.plugins.action import ActionBase
 
 from ansible_collections.netfilter.conntrack.plugins.module_utils._errors import ConntrackModuleError
 from ansible_collections.netfilter.conntrack.plugins.module_utils._names import resolve_family
+from ansible_collections.netfilter.conntrack.plugins.module_utils._window_capture import parse_request
 from ansible_collections.netfilter.conntrack.plugins.module_utils._window_request import check_duration, validate_site
 from ansible_collections.netfilter.conntrack.plugins.plugin_utils._argspecs import WINDOW_ARGUMENT_SPEC
 from ansible_collections.netfilter.conntrack.plugins.plugin_utils._window_app import WindowApp
+
+
+def capture_argument(args: dict[str, t.Any]) -> str:
+    """The host program's --capture: the mode, the budgets given and the samples, as one JSON argument."""
+    return json.dumps({"mode": args["capture"], "budgets": args["capture_budget"] or {},
+                       "samples_per_reason": args["samples_per_reason"]}, sort_keys=True)
 
 
 def step_message(result: dict[str, t.Any]) -> str:
@@ -87,6 +94,10 @@ class ActionModule(ActionBase):
             except ConntrackModuleError as exc:
                 errors.append(f"dynamic_debug_sites entry {json.dumps(cleaned, sort_keys=True)}: {exc.msg}")
             sites.append(cleaned)
+        try:
+            parse_request(capture_argument(args))
+        except ConntrackModuleError as exc:
+            errors.append(exc.msg)
         if errors:
             raise AnsibleActionFail("Refusing to enable: " + "; ".join(errors))
         return sites
@@ -99,6 +110,7 @@ class ActionModule(ActionBase):
         if args["all_netns"]:
             argv.append("--all-netns=on")
         argv += ["--dyndbg-site=" + json.dumps(site, sort_keys=True) for site in sites]
+        argv.append("--capture=" + capture_argument(args))
         if self._task.check_mode:
             argv.append("--check")
         if self._task.diff:
