@@ -73,7 +73,8 @@ def pss_kib(pid: int) -> int:
 
 def measure(program: str, count: int, work: str) -> dict:
     names = [f"{PREFIX}{n}" for n in range(count)]
-    state = tempfile.mkdtemp(prefix="state-", dir=work)
+    # The state directory lives on tmpfs, as /run/netfilter-conntrack does on a host.
+    state = tempfile.mkdtemp(prefix="nfct-bench-sched-state-", dir="/run")
     os.rmdir(state)
     for name in names:
         subprocess.run(["ip", "netns", "add", name], check=True)
