@@ -30,10 +30,16 @@ class Dom(HTMLParser):
         self.elements: dict[str, int] = {}
         self.title = ""
         self._in_title = False
+        self.ids: list[str] = []
+        self.untitled_red_rows = 0
 
     def handle_starttag(self, tag, attrs):
         attrs = dict(attrs)
         self.elements[tag] = self.elements.get(tag, 0) + 1
+        if attrs.get("id"):
+            self.ids.append(attrs["id"])
+        if tag == "tr" and "bad" in (attrs.get("class") or "").split() and not attrs.get("title"):
+            self.untitled_red_rows += 1
         if tag == "table" and attrs.get("id") == "hosts":
             self.hosts_table = attrs
         if tag == "tr" and any(name == "tbody" for name, _attrs in self.stack) and any(
@@ -113,6 +119,11 @@ def main() -> int:
         failures.append(f"{dom.elements.get('script', 0)} script elements: a hostile string became markup")
     if "pwned" in dom.title:
         failures.append("the hostile <script> ran")
+    verdicts = [index for index, ident in enumerate(dom.ids) if ident in ("verdicts", "nothing-wrong")]
+    if not verdicts or "hosts" not in dom.ids or verdicts[0] > dom.ids.index("hosts"):
+        failures.append(f"the verdicts do not come before the host table (ids in order: {dom.ids})")
+    if dom.untitled_red_rows:
+        failures.append(f"{dom.untitled_red_rows} red row(s) without a title saying what red means")
 
     netlog = load_netlog(netlog_path)
     fetched = page_requests(netlog)
