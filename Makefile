@@ -29,12 +29,10 @@ tree:
 
 # The units and the sanity stage of each ansible-core series get a copy each ($(TREE)-units-2.16, ...-sanity-2.16),
 # so that they can run beside each other and beside the stages that use $(COLLECTION): ansible-test keeps its
-# scratch files and the venv of `--venv` in the copy's tests/output/.tmp. That venv is kept in $(CACHE), one per
-# stage, and so reused by the next run and by a fresh clone.
+# scratch files and the venv of `--venv` in the copy's tests/output/.tmp, which the next run of the stage reuses.
+# (That venv stays in the copy: its scripts name the path they were installed at.)
 stage_collection = $(TREE)-$(1)/ansible_collections/netfilter/conntrack
-stage_tree = $(call sync_tree,$(call stage_collection,$(1))) && \
-	mkdir -p $(CACHE)/ansible-test-venv/$(1) $(call stage_collection,$(1))/tests/output/.tmp && \
-	ln -sfn $(CACHE)/ansible-test-venv/$(1) $(call stage_collection,$(1))/tests/output/.tmp/delegation
+stage_tree = $(call sync_tree,$(call stage_collection,$(1)))
 
 demo: setup tree
 	ansible-playbook -i localhost, -c local -e ansible_python_interpreter=/usr/bin/python3 demo/demo.yml
@@ -81,7 +79,7 @@ sanity_scope = $(if $(or $(SANITY_FULL),$(filter $(1),$(MATRIX_ENDS))),, \
 sanity-2.%:
 	$(call stage_tree,sanity-2.$*)
 	$(call matrix_env,2.$*,sanity-2.$*) && \
-	flock $(CACHE)/ansible-test-venv/sanity.lock \
+	flock $(CACHE)/ansible-test-sanity-venvs.lock \
 	  ansible-test sanity --venv --color no --prime-venvs $(call sanity_scope,2.$*) $(SANITY_ARGS_2.$*) && \
 	ansible-test sanity --venv --color no $(call sanity_scope,2.$*) $(SANITY_ARGS_2.$*)
 
