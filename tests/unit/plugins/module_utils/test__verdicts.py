@@ -5,8 +5,12 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
+from ansible_collections.netfilter.conntrack.plugins.module_utils._debug_report import build_report
+from ansible_collections.netfilter.conntrack.plugins.module_utils._invalid_log import summarise_lines
 from ansible_collections.netfilter.conntrack.plugins.module_utils._table_makeup import summarize_entries
 from ansible_collections.netfilter.conntrack.plugins.module_utils._verdict_evidence import (
     namespace_evidence,
@@ -194,3 +198,30 @@ def test_makeup_groups_unreplied_udp_by_destination():
     assert makeup["unreplied"] == 2 and makeup["unreplied_percent"] == 66.7
     assert makeup["unreplied_udp"] == [{"dst": "10.0.0.9", "dport": 53, "nat_target": None, "count": 2, "sources": 2,
                                         "timeout_min": 20, "timeout_max": 28}]
+
+
+# Kernels before 6.17 do not name the namespace of a table-full line; this machine's 6.18 does, so the verdicts
+# target reproduces the named case for real and these real lines of the matrix guests (nf_conntrack_max lowered to
+# 40 in a child namespace, see the fixtures' headers) test the unnamed one.
+FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures", "invalid_log")
+
+
+@pytest.mark.parametrize("fixture, release", [
+    ("table-full-5.10.0-46-amd64.txt", "5.10.0-46-amd64"),
+    ("table-full-6.1.0-57-amd64.txt", "6.1.0-57-amd64"),
+    ("table-full-6.12.118+deb13-amd64.txt", "6.12.118+deb13-amd64"),
+])
+def test_table_full_from_real_lines_that_name_no_namespace(fixture, release):
+    with open(os.path.join(FIXTURES, fixture), encoding="utf-8") as handle:
+        invalid_log = summarise_lines(handle)
+    plan = {"kernel": {"release": release, "version": ".".join(release.split(".")[:2]), "backports": False},
+            "netns_inum": 4026532393, "initial_namespace": False, "problems": [], "blinders": [], "steps": {},
+            "interfaces": []}
+    window = {"active": True, "enabled_at": 1795766100.0, "stats_baseline": {"drop": 0}, "stats_delta": {"drop": 12}}
+    status = {"namespaces": {"netns-full": window}, "order": ["netns-full"], "nf_log_all_netns": "1", "now": 1795766400.0}
+    facts = {"count": 40, "max": 40, "buckets": 1024, "count_samples": [40, 40, 40], "table": {"by_protocol": {"tcp": 40}},
+             "discrepancy": {}}
+    report = build_report("guest", status, [facts], invalid_log, acting_in_netns=True, plans={"netns-full": plan})
+    found = report["verdicts"]["netns-full"][0]
+    assert found["id"] == "table_full" and found["confidence"] == "high"
+    assert any("the kernel did not name a namespace for (before 6.17)" in line for line in found["evidence"])
