@@ -10,7 +10,8 @@
 #    the default linear strategy over ssh (pipelining and ControlPersist on, as a user's would be), and the ssh
 #    floor, 3 x `ansible all -m ping`, under each. After every enable each host's net.netfilter values must
 #    differ from its starting ones and a window must be open; after every collect a report per host must exist;
-#    after every revert the values must be the starting ones again and no window open.
+#    after every revert the values must be the starting ones again and no window open. Each round also runs a play
+#    of 1 ping task and one of 31 under each, for the cost of one more task and the start-up of a run.
 # --write appends the figures to the "## Mitogen" section at the end of docs/benchmarks.md (creates it when absent).
 # Removes every container it created on any exit. Copyright (c) 2026, netfilter.conntrack contributors
 # SPDX-License-Identifier: GPL-3.0-or-later
@@ -204,9 +205,22 @@ parents="$(ANSIBLE_STRATEGY_PLUGINS="$STRATEGY_DIR" ANSIBLE_STRATEGY=mitogen_lin
 [[ "$(grep -c '(mitogen:' <<<"$parents")" == "$HOSTS" ]] || fail "tasks do not run under Mitogen: $parents"
 log "Mitogen carries the tasks on all $HOSTS hosts"
 
+# Per task and per run: a play of 1 ping task and one of 31, so that the cost of one more task and the start-up of a
+# run (what the cycle's three short runs mostly pay) are told apart.
+for n in 1 31; do
+    {
+        printf -- '- name: %d ping tasks\n  hosts: all\n  gather_facts: false\n  tasks:\n' "$n"
+        for ((t = 1; t <= n; t++)); do printf '    - name: Ping %d\n      ansible.builtin.ping:\n' "$t"; done
+    } >"$WORK/pings$n.yml"
+done
+tasks() {  # STRATEGY ROUND
+    local n
+    for n in 1 31; do timed "$1-tasks-$2-n$n" "$1" ansible-playbook -i "$WORK/inventory.yml" "$WORK/pings$n.yml"; done
+}
+
 values initial
 for ((round = 1; round <= ROUNDS; round++)); do
-    sides=("cycle mitogen" "cycle ssh" "floor mitogen" "floor ssh")
+    sides=("cycle mitogen" "cycle ssh" "floor mitogen" "floor ssh" "tasks mitogen" "tasks ssh")
     for ((k = 0; k < ${#sides[@]}; k++)); do
         read -r kind strategy <<<"${sides[$(((k + round - 1) % ${#sides[@]}))]}"
         "$kind" "$strategy" "$round"

@@ -4,7 +4,8 @@
 """The Markdown table of tests/mitogen/run.sh: medians over the rounds of each phase, cycle and ssh floor.
 
   summary.py TIMES_TSV HOSTS ROUNDS
-TIMES_TSV holds "LABEL<TAB>SECONDS" lines; labels are STRATEGY-cycle-ROUND-PHASE and STRATEGY-floor-ROUND-pingN.
+TIMES_TSV holds "LABEL<TAB>SECONDS" lines; labels are STRATEGY-cycle-ROUND-PHASE, STRATEGY-floor-ROUND-pingN and
+STRATEGY-tasks-ROUND-nN (a play of N ping tasks).
 """
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ def read_times(path: str) -> dict[tuple[str, str, str], float]:
             label, seconds = line.rstrip("\n").split("\t")
             strategy, kind, round_no, part = label.split("-", 3)
             sums[(strategy, kind, round_no)] += float(seconds)
-            if kind == "cycle":
+            if kind in ("cycle", "tasks"):
                 sums[(strategy, part, round_no)] += float(seconds)
     return sums
 
@@ -46,6 +47,13 @@ def table(sums: dict[tuple[str, str, str], float], hosts: int, rounds: int) -> s
         lines.append(f"| {title} | {mitogen:.2f} | {ssh:.2f} | {mitogen / ssh:.2f} |")
     cycle, floor = medians["cycle"], medians["floor"]
     lines.append(f"| cycle / its own floor | {cycle[0] / floor[0]:.2f} | {cycle[1] / floor[1]:.2f} | |")
+    if any(kind == "n31" for (_strategy, kind, _round) in sums):
+        # One more task costs (T31 - T1) / 30; what a run costs before its first task is T1 minus one task.
+        per_task = [(median_of(sums, s, "n31") - median_of(sums, s, "n1")) / 30 for s in STRATEGIES]
+        start = [median_of(sums, s, "n1") - per_task[i] for i, s in enumerate(STRATEGIES)]
+        lines.append(f"| one more task (play of 31 pings vs 1) | {per_task[0]:.2f} | {per_task[1]:.2f} | "
+                     f"{per_task[0] / per_task[1]:.2f} |")
+        lines.append(f"| a run before its first task | {start[0]:.2f} | {start[1]:.2f} | {start[0] / start[1]:.2f} |")
     return "\n".join(lines)
 
 
