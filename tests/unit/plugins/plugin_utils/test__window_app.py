@@ -224,19 +224,24 @@ class Host:
         return self.answers.pop(0)
 
     def programs(self):
-        return [(words[1], words[3:]) for words in self.commands]
+        """(program, its arguments) of each run: interpreter -c BOOTSTRAP PROGRAM SHA256 --expect-sha256=... ARGS."""
+        return [(words[3], words[6:]) for words in self.commands]
 
 
 INSTALLED = "/usr/local/libexec/netfilter-conntrack/" + wa.PROGRAM_FILE
 TEMPORARY = "/tmp/ansible-tmp-1/" + wa.PROGRAM_FILE
 INSTALL_TO = f"--install-to={INSTALLED}"
 
+def stale(why):
+    """The bootstrap's answer for a copy it will not run: missing, not a regular file, not root's, another version."""
+    return result(3, {"changed": False, "failed": True, "stale_program": True, "program_version": wa.PROGRAM_NAME,
+                      "msg": why})
+
+
 STALE = [
-    ("missing (the interpreter cannot open it)", result(2, "", "python3: can't open file")),
-    ("answers nothing, like /bin/true", result(0, "")),
-    ("another version", result(3, {"stale_program": True, "failed": True, "program_version": wa.PROGRAM_NAME})),
-    ("release 0.2.0's program (another name)", result(0, {"changed": False})),
-    ("not JSON", result(0, "hello")),
+    ("missing", stale(f"{INSTALLED} is not installed")),
+    ("a symlink", stale(f"{INSTALLED} cannot be run: Too many levels of symbolic links")),
+    ("another version", stale(f"{INSTALLED} is not the expected version, or not root's alone")),
 ]
 
 
@@ -250,8 +255,39 @@ def test_a_stale_copy_is_reinstalled(fresh_build, first):
     assert app.installed is True
     assert host.transferred == {TEMPORARY: wa.build_app()}
     for words in host.commands:
-        assert words[0] == "/usr/bin/python3.11", "run with the host's interpreter, never through the shebang"
-        assert words[2] == f"--expect-sha256={wa.app_sha256()}"
+        assert words[:3] == ["/usr/bin/python3.11", "-c", wa.BOOTSTRAP], "the host's interpreter, never a shebang"
+        assert words[4:6] == [wa.app_sha256(), f"--expect-sha256={wa.app_sha256()}"]
+
+
+NOT_RETRIED = [
+    ("a crash", result(1, "", "Traceback: SyntaxError"), "exit status 1.: Traceback: SyntaxError"),
+    ("answers nothing, like /bin/true", result(0, ""), "exit status 0.:"),
+    ("release 0.2.0's program (another name)", result(0, {"changed": False}), "exit status 0.:"),
+    ("not JSON", result(0, "hello"), "exit status 0.: hello"),
+    ("stale without the bootstrap's exit status", result(0, {"stale_program": True, "program_version": wa.PROGRAM_NAME}),
+     "exit status 0.:"),
+]
+
+
+@pytest.mark.parametrize("first, message", [s[1:] for s in NOT_RETRIED], ids=[s[0] for s in NOT_RETRIED])
+def test_only_stale_is_retried(fresh_build, first, message):
+    """Anything else the copy answers is reported: a crash is not run twice."""
+    host = Host(first)
+    app = wa.WindowApp(host.action, {}, "/usr/local/libexec/netfilter-conntrack", install=True)
+    with pytest.raises(AnsibleActionFail, match="status did not answer when run by /usr/bin/python3.11 ." + message):
+        app.run(["status"])
+    assert host.programs() == [(INSTALLED, ["status"])] and host.transferred == {}
+
+
+def test_an_unsafe_program_directory_is_refused_not_replaced(fresh_build):
+    refusal = result(4, {"changed": False, "failed": True, "unsafe_program": True, "program_version": wa.PROGRAM_NAME,
+                         "msg": f"refusing to run {INSTALLED} as uid 0: /usr/local/libexec is writable by group or"
+                                " others (mode 0777); use a directory that only root can write"})
+    host = Host(refusal)
+    app = wa.WindowApp(host.action, {}, "/usr/local/libexec/netfilter-conntrack", install=True)
+    with pytest.raises(AnsibleActionFail, match="^refusing to run .* /usr/local/libexec is writable by group"):
+        app.run(["status"])
+    assert host.programs() == [(INSTALLED, ["status"])] and host.transferred == {}
 
 
 def test_a_current_copy_is_run_as_it_is(fresh_build):
@@ -263,18 +299,18 @@ def test_a_current_copy_is_run_as_it_is(fresh_build):
 
 
 def test_without_install_a_temporary_copy_runs(fresh_build):
-    host = Host(result(0, ""), result(0, ANSWER), result(0, ANSWER))
+    host = Host(stale(f"{INSTALLED} is not installed"), result(0, ANSWER), result(0, ANSWER))
     app = wa.WindowApp(host.action, {}, "/usr/local/libexec/netfilter-conntrack", install=False)
     assert app.run(["status"]) == (0, ANSWER)
     assert app.run(["collect"]) == (0, ANSWER)
-    # The installed copy that did not answer is not asked again in the same task.
+    # The installed copy that was stale is not asked again in the same task.
     assert host.programs() == [(INSTALLED, ["status"]), (TEMPORARY, ["status"]), (TEMPORARY, ["collect"])]
     assert app.installed is False
     assert list(host.transferred) == [TEMPORARY], "transferred once per action"
 
 
 def test_a_failed_install_fails_the_action(fresh_build):
-    host = Host(result(0, ""), result(1, {"failed": True, "install_failed": True, "program_version": wa.PROGRAM_NAME,
+    host = Host(stale(f"{INSTALLED} is not installed"), result(1, {"failed": True, "install_failed": True, "program_version": wa.PROGRAM_NAME,
                                           "msg": f"cannot install {INSTALLED}: Read-only file system"}))
     app = wa.WindowApp(host.action, {}, "/usr/local/libexec/netfilter-conntrack", install=True)
     with pytest.raises(AnsibleActionFail, match=f"^cannot install {INSTALLED}: Read-only file system .run by"
@@ -284,7 +320,7 @@ def test_a_failed_install_fails_the_action(fresh_build):
 
 
 def test_a_program_that_never_answers_fails_the_action(fresh_build):
-    host = Host(result(0, ""), result(1, "", "Traceback: SyntaxError"))
+    host = Host(stale(f"{INSTALLED} is not installed"), result(1, "", "Traceback: SyntaxError"))
     app = wa.WindowApp(host.action, {}, "/usr/local/libexec/netfilter-conntrack", install=True)
     with pytest.raises(AnsibleActionFail, match="status did not answer when run by /usr/bin/python3.11 .exit status 1.:"
                                                 " Traceback: SyntaxError"):
