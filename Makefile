@@ -75,11 +75,14 @@ sanity_scope = $(if $(or $(SANITY_FULL),$(filter $(1),$(MATRIX_ENDS))),, \
 	--python $(call matrix_python,$(1)) $(addprefix --test ,$(SANITY_SERIES_TESTS)))
 # ansible-test keeps the venvs of the sanity tests in ~/.ansible/test/venv, shared by every series and every
 # clone; two runs creating the same one at once break each other. --prime-venvs creates the missing ones,
-# under a lock, so that only their creation waits and the tests of several series run at once.
+# under a lock, so that only their creation waits and the tests of several series run at once. Priming makes
+# a venv for every Python it finds, even one with nothing to test (pyenv's 2.7 - 3.7, whose shims fail when
+# that version is not selected): it sees only the Pythons of $(CACHE)/pybin and the system's.
+without_pyenv_shims = PATH=$$(tr : '\n' <<<"$$PATH" | grep -v '/\.pyenv/' | paste -sd:)
 sanity-2.%:
 	$(call stage_tree,sanity-2.$*)
 	$(call matrix_env,2.$*,sanity-2.$*) && \
-	flock $(CACHE)/ansible-test-sanity-venvs.lock \
+	$(without_pyenv_shims) flock $(CACHE)/ansible-test-sanity-venvs.lock \
 	  ansible-test sanity --venv --color no --prime-venvs $(call sanity_scope,2.$*) $(SANITY_ARGS_2.$*) && \
 	ansible-test sanity --venv --color no $(call sanity_scope,2.$*) $(SANITY_ARGS_2.$*)
 
