@@ -39,7 +39,8 @@ CONTROL_REASON = "writes the dynamic-debug control file, which a regular copy ca
 
 def module_strings(path: str) -> dict:
     """The DOCUMENTATION and EXAMPLES strings of a module file, without importing it."""
-    tree = ast.parse(open(path, encoding="utf-8").read())
+    with open(path, encoding="utf-8") as handle:
+        tree = ast.parse(handle.read())
     found = {}
     for node in tree.body:
         if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant):
@@ -111,9 +112,10 @@ def module_play(module: str, doc: dict, examples: str, args: dict) -> list:
 def readme_plays(readme: str, args: dict) -> list:
     """The YAML blocks of a role README that are playbooks (a list of plays with hosts)."""
     plays = []
-    for block in re.findall(r"```yaml\n(.*?)```", open(readme, encoding="utf-8").read(), re.S):
-        text = re.sub(rf"hosts: {HOST_GROUP_EXAMPLE}\b", "hosts: all", substitute(block, args))
-        parsed = yaml.safe_load(text)
+    with open(readme, encoding="utf-8") as handle:
+        text = handle.read()
+    for block in re.findall(r"```yaml\n(.*?)```", text, re.S):
+        parsed = yaml.safe_load(re.sub(rf"hosts: {HOST_GROUP_EXAMPLE}\b", "hosts: all", substitute(block, args)))
         if isinstance(parsed, list) and parsed and all(isinstance(p, dict) and "hosts" in p for p in parsed):
             for play in parsed:
                 play.setdefault("environment", {})["CONNTRACK_DEBUG_STATE_DIR"] = os.path.join(args["scratch"], "state")
