@@ -110,7 +110,9 @@ class ActionModule(ActionBase):
         if args["all_netns"]:
             argv.append("--all-netns=on")
         argv += ["--dyndbg-site=" + json.dumps(site, sort_keys=True) for site in sites]
-        argv.append("--capture=" + capture_argument(args))
+        if args["capture"] != "kernel_log":
+            # The program's default is the kernel log, where no collector runs and budgets do not apply.
+            argv.append("--capture=" + capture_argument(args))
         if self._task.check_mode:
             argv.append("--check")
         if self._task.diff:
