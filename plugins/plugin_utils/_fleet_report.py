@@ -212,113 +212,122 @@ def _attention(host: dict) -> tuple[tuple, list[str]]:
     return key, why
 
 
-def build_model(reports: t.Iterable[t.Any], failed: t.Iterable[t.Any] = (), redact_addresses: bool = False,
-                version: str | None = None) -> dict:
-    """Everything the renderers show, from the per-host reports and the names of hosts whose collect failed."""
-    redactor = Redactor(redact_addresses)
-    hosts: list[dict] = []
-    seen: set[str] = set()
-    reasons: dict[str, dict] = {}
-    peers: dict[str, dict] = {}
-    problems: dict[str, dict] = {}
-    enabled, deadlines, collected = [], [], []
-    readable, unreadable = split_reports(reports)
-    for report in readable:
-        name = str(report.get("host") or "?")
-        seen.add(name)
-        invalid_log = as_dict(report.get("invalid_log"))
-        diagnosis = as_dict(report.get("diagnosis"))
-        by_reason = {str(k): _int(v) or 0 for k, v in as_dict(invalid_log.get("by_reason")).items()}
-        host_peers = {}
-        for address, count in as_dict(invalid_log.get("by_peer")).items():
-            shown = str(redactor.address(address))
-            host_peers[shown] = host_peers.get(shown, 0) + (_int(count) or 0)
-        table_full = as_dict(diagnosis.get("table_full"))
+def _host_entry(report: dict, redactor: Redactor) -> dict:
+    """One host of the model from its report: reasons, peers (as redacted), rows, findings, verdicts, samples."""
+    invalid_log = as_dict(report.get("invalid_log"))
+    diagnosis = as_dict(report.get("diagnosis"))
+    host_peers: dict[str, int] = {}
+    for address, count in as_dict(invalid_log.get("by_peer")).items():
+        shown = str(redactor.address(address))
+        host_peers[shown] = host_peers.get(shown, 0) + (_int(count) or 0)
+    table_full = as_dict(diagnosis.get("table_full"))
+    unparsed = as_dict(invalid_log.get("unparsed"))
+    return {
+        "host": str(report.get("host") or "?"),
+        "failed": False,
+        "collected_at": report.get("collected_at"),
+        "window_active": bool(report.get("window_active")),
+        "total": _int(invalid_log.get("total")) or 0,
+        "by_reason": {str(k): _int(v) or 0 for k, v in as_dict(invalid_log.get("by_reason")).items()},
+        "peers": host_peers,
+        "peers_distinct": _int(invalid_log.get("peers_distinct")) or len(host_peers),
+        "rows": _host_rows(report),
+        "discrepancy": [str(code) for code in as_list(report.get("discrepancy"))],
+        "plan_problems": [{"netns": str(p.get("netns")), "code": str(p.get("code")), "text": str(p.get("text"))}
+                          for p in as_list(diagnosis.get("plan_problems")) if isinstance(p, dict)],
+        "findings": [{"netns": str(f.get("netns")), "code": str(f.get("code")), "text": str(f.get("text"))}
+                     for f in as_list(diagnosis.get("findings")) if isinstance(f, dict)],
+        "table_full": {
+            "count": _int(table_full.get("count")) or 0,
+            "first": table_full.get("first"),
+            "last": table_full.get("last"),
+            "by_netns": {str(k): _int(v) or 0 for k, v in as_dict(table_full.get("by_netns")).items()},
+            "expect_full": _int(table_full.get("expect_full")) or 0,
+            "ratelimit_suppressed": _int(table_full.get("ratelimit_suppressed")) or 0,
+        },
+        "notes": [str(note) for note in as_list(report.get("notes"))],
+        "verdicts": host_verdicts(report),
+        "samples": [{"reason": str(sample.get("reason") or "?"), "netns": sample.get("netns"),
+                     "line": sample_line(sample, redactor)}
+                    for sample in as_list(invalid_log.get("samples")) if isinstance(sample, dict)],
+        "unparsed": {"count": _int(unparsed.get("count")) or 0,
+                     "samples": [redactor.text(line) for line in as_list(unparsed.get("samples"))]},
+    }
+
+
+def _failed_entry(name: str) -> dict:
+    return {"host": name, "failed": True, "total": 0, "by_reason": {}, "peers": {}, "rows": [], "verdicts": [],
+            "discrepancy": [], "plan_problems": [], "findings": [], "notes": [], "samples": [],
+            "table_full": {"count": 0, "by_netns": {}}, "unparsed": {"count": 0, "samples": []}}
+
+
+def _window_span(reports: list[dict]) -> dict:
+    """The earliest enable and the latest deadline of the active windows, and the first and last collection."""
+    enabled, deadlines = [], []
+    for report in reports:
         for window in as_dict(report.get("windows")).values():
             if isinstance(window, dict) and window.get("active"):
                 if window.get("enabled_at") is not None:
                     enabled.append(window["enabled_at"])
                 if window.get("deadline") is not None:
                     deadlines.append(window["deadline"])
-        if report.get("collected_at"):
-            collected.append(str(report["collected_at"]))
-        samples = []
-        for sample in as_list(invalid_log.get("samples")):
-            if isinstance(sample, dict):
-                samples.append({"reason": str(sample.get("reason") or "?"), "netns": sample.get("netns"),
-                                "line": sample_line(sample, redactor)})
-        unparsed = as_dict(invalid_log.get("unparsed"))
-        host = {
-            "host": name,
-            "failed": False,
-            "collected_at": report.get("collected_at"),
-            "window_active": bool(report.get("window_active")),
-            "total": _int(invalid_log.get("total")) or 0,
-            "by_reason": by_reason,
-            "peers": host_peers,
-            "peers_distinct": _int(invalid_log.get("peers_distinct")) or len(host_peers),
-            "rows": _host_rows(report),
-            "discrepancy": [str(code) for code in as_list(report.get("discrepancy"))],
-            "plan_problems": [{"netns": str(p.get("netns")), "code": str(p.get("code")), "text": str(p.get("text"))}
-                              for p in as_list(diagnosis.get("plan_problems")) if isinstance(p, dict)],
-            "findings": [{"netns": str(f.get("netns")), "code": str(f.get("code")), "text": str(f.get("text"))}
-                         for f in as_list(diagnosis.get("findings")) if isinstance(f, dict)],
-            "table_full": {
-                "count": _int(table_full.get("count")) or 0,
-                "first": table_full.get("first"),
-                "last": table_full.get("last"),
-                "by_netns": {str(k): _int(v) or 0 for k, v in as_dict(table_full.get("by_netns")).items()},
-                "expect_full": _int(table_full.get("expect_full")) or 0,
-                "ratelimit_suppressed": _int(table_full.get("ratelimit_suppressed")) or 0,
-            },
-            "notes": [str(note) for note in as_list(report.get("notes"))],
-            "verdicts": host_verdicts(report),
-            "samples": samples,
-            "unparsed": {"count": _int(unparsed.get("count")) or 0,
-                         "samples": [redactor.text(line) for line in as_list(unparsed.get("samples"))]},
-        }
-        hosts.append(host)
-        for reason, count in by_reason.items():
-            entry = reasons.setdefault(reason, {"lines": 0, "hosts": []})
-            entry["lines"] += count
-            entry["hosts"].append(name)
-        for address, count in host_peers.items():
-            entry = peers.setdefault(address, {"lines": 0, "hosts": []})
-            entry["lines"] += count
-            entry["hosts"].append(name)
+    collected = [str(report["collected_at"]) for report in reports if report.get("collected_at")]
+    return {
+        "enabled": utc_text(min(enabled)) if enabled else None,
+        "deadline": utc_text(max(deadlines)) if deadlines else None,
+        "collected_first": min(collected) if collected else None,
+        "collected_last": max(collected) if collected else None,
+    }
+
+
+def _fleet_totals(hosts: list[dict]) -> tuple[dict, dict, dict]:
+    """Reasons and peers (lines, hosts) and plan problems (where) across the hosts, most widespread first."""
+    reasons: dict[str, dict] = {}
+    peers: dict[str, dict] = {}
+    problems: dict[str, dict] = {}
+    for host in hosts:
+        name = host["host"]
+        for table, counts in ((reasons, host["by_reason"]), (peers, host["peers"])):
+            for key, count in counts.items():
+                entry = table.setdefault(key, {"lines": 0, "hosts": []})
+                entry["lines"] += count
+                entry["hosts"].append(name)
         for problem in host["plan_problems"]:
             key = f"{problem['code']}: {problem['text'].split(' (')[0]}"
             where = name if problem["netns"] == "init" else f"{name} {problem['netns']}"
             problems.setdefault(key, {"code": problem["code"], "where": []})["where"].append(where)
-    for name in failed or ():
-        name = str(name)
-        if name in seen:
-            continue
-        seen.add(name)
-        hosts.append({"host": name, "failed": True, "total": 0, "by_reason": {}, "peers": {}, "rows": [], "verdicts": [],
-                      "discrepancy": [], "plan_problems": [], "findings": [], "notes": [], "samples": [],
-                      "table_full": {"count": 0, "by_netns": {}}, "unparsed": {"count": 0, "samples": []}})
+    return (dict(sorted(reasons.items(), key=lambda item: (-len(item[1]["hosts"]), -item[1]["lines"], item[0]))),
+            dict(sorted(peers.items(), key=lambda item: (-item[1]["lines"], -len(item[1]["hosts"]), item[0]))),
+            dict(sorted(problems.items(), key=lambda item: (-len(item[1]["where"]), item[0]))))
+
+
+def build_model(reports: t.Iterable[t.Any] | dict, failed: t.Iterable[t.Any] = (), redact_addresses: bool = False,
+                version: str | None = None) -> dict:
+    """Everything the renderers show, from the per-host reports (a list, or a mapping of host name to report) and
+    the names of hosts whose collect failed; a report that is not a mapping is named under ``unreadable``."""
+    redactor = Redactor(redact_addresses)
+    readable, unreadable = split_reports(reports)
+    hosts = [_host_entry(report, redactor) for report in readable]
+    seen = {host["host"] for host in hosts}
+    for name in dict.fromkeys(str(one) for one in failed or ()):
+        if name not in seen:
+            hosts.append(_failed_entry(name))
     for host in hosts:
         host["attention_key"], host["attention"] = _attention(host)
-    ranked = sorted((h for h in hosts if h["attention"]), key=lambda h: h["attention_key"], reverse=True)
+    reasons, peers, plan_problems = _fleet_totals([host for host in hosts if not host["failed"]])
     return {
         "version": version,
         "redacted": bool(redact_addresses),
         "hosts": hosts,
         "failed": [h["host"] for h in hosts if h["failed"]],
         "total": sum(h["total"] for h in hosts),
-        "reasons": dict(sorted(reasons.items(), key=lambda item: (-len(item[1]["hosts"]), -item[1]["lines"], item[0]))),
-        "peers": dict(sorted(peers.items(), key=lambda item: (-item[1]["lines"], -len(item[1]["hosts"]), item[0]))),
-        "plan_problems": dict(sorted(problems.items(), key=lambda item: (-len(item[1]["where"]), item[0]))),
-        "attention": ranked,
+        "reasons": reasons,
+        "peers": peers,
+        "plan_problems": plan_problems,
+        "attention": sorted((h for h in hosts if h["attention"]), key=lambda h: h["attention_key"], reverse=True),
         "verdicts": group_by_verdict(hosts),
         "unreadable": unreadable,
-        "window": {
-            "enabled": utc_text(min(enabled)) if enabled else None,
-            "deadline": utc_text(max(deadlines)) if deadlines else None,
-            "collected_first": min(collected) if collected else None,
-            "collected_last": max(collected) if collected else None,
-        },
+        "window": _window_span(readable),
     }
 
 
