@@ -42,6 +42,7 @@ import uuid
 from ansible_collections.netfilter.conntrack.plugins.module_utils._capture import run_collector
 from ansible_collections.netfilter.conntrack.plugins.module_utils._capture_aggregate import (
     COUNTED,
+    TABLES,
     collector_liveness,
     process_start_ticks,
     read_aggregate,
@@ -52,7 +53,6 @@ from ansible_collections.netfilter.conntrack.plugins.module_utils._errors import
 from ansible_collections.netfilter.conntrack.plugins.module_utils._host import run_argv
 from ansible_collections.netfilter.conntrack.plugins.module_utils._nf_log import read_nf_log
 from ansible_collections.netfilter.conntrack.plugins.module_utils._nflog import CONNTRACK_GROUP, GroupTaken, NflogError, NflogSocket
-from ansible_collections.netfilter.conntrack.plugins.module_utils._window_store import STATE_DIR
 
 NETLINK = "netlink"
 KERNEL_LOG = "kernel_log"
@@ -61,7 +61,7 @@ NFNETLINK_LOG = "nfnetlink_log"
 CAPTURE_UNIT_PREFIX = "netfilter-conntrack-capture"
 # The settings enable takes (one JSON argument); everything else of CaptureConfig is the program's to choose.
 REQUEST_KEYS = ("mode", "budgets", "samples_per_reason")
-START_TIMEOUT_SECONDS = 5.0
+START_TIMEOUT_SECONDS = 15.0
 STOP_TIMEOUT_SECONDS = 5.0
 
 
@@ -224,7 +224,7 @@ class CaptureCommands:
         config["namespaces"] = namespaces
         write_json_atomic(self.capture_file("config.json"), config)
         self.collector_config(config).check()
-        return dict(self.start_collector(config), rearmed=rearmed)
+        return dict(self.start_collector(), rearmed=rearmed)
 
     def collector_config(self, config: dict) -> CaptureConfig:
         budgets = (config.get("settings") or {}).get("budgets") or {}
@@ -240,7 +240,7 @@ class CaptureCommands:
             if name.endswith((".pcapng", ".json")):
                 os.unlink(self.capture_file(name))
 
-    def start_collector(self, config: dict) -> dict:
+    def start_collector(self) -> dict:
         """Start the collector and wait until its aggregate says it captures (or why it does not)."""
         if self.scheduler._use_systemd():
             unit = self.collector_unit()
@@ -257,6 +257,14 @@ class CaptureCommands:
                 return dict(how, state="running", pid=aggregate["pid"],
                             namespaces={one["label"]: one["status"] for one in aggregate["namespaces"]})
             time.sleep(0.05)
+        # Not left behind capturing for windows that enable now rolls back.
+        if "unit" in how:
+            run_argv(["systemctl", "stop", how["unit"]])
+        else:
+            try:
+                os.kill(how["pid"], signal.SIGTERM)
+            except ProcessLookupError:
+                pass
         raise ConntrackModuleError(f"the capture collector did not start within {START_TIMEOUT_SECONDS:g} s"
                                    f" ({self.command} --state-dir={self.store.directory} capture runs it by hand)")
 
@@ -332,8 +340,7 @@ class CaptureCommands:
                 "error": one.get("error"), "netns": one.get("netns"), "events": one.get("events"),
                 "loss": loss.get("summary", "unknown"), "loss_detail": loss,
                 "pcapng": one.get("pcapng"), "samples": one.get("samples"),
-                **{table: one.get(table) or {} for table in ("by_reason", "by_protocol", "by_family", "by_interface",
-                                                               "by_peer")}}
+                **{table: one.get(table) or {} for table in TABLES}}
             if one.get("status") == "capturing":
                 reasons[one["label"]] = dict(one.get("by_reason") or {})
         budget = aggregate.get("budget_exceeded")

@@ -388,8 +388,8 @@ class EnableCommands:
                 collector = self.ensure_collector(args.capture_request)
         except (ConntrackModuleError, OSError) as exc:
             raise EnableFailed(entry["step"], {"failed": True, "msg": getattr(exc, "msg", None) or str(exc)}) from None
-        entry.update(changed=collector.get("pid") is not None and collector.get("state") == "running"
-                     and "kind" in collector, collector=collector)
+        # "kind" says how a collector was started by this run; one already running for the same namespaces has none.
+        entry.update(changed="kind" in collector, collector=collector)
         if collector.get("rearmed"):
             snapshot.setdefault("warnings", []).append(
                 "the capture collector was NOT running (killed or failed): started again, its counts carry on")
@@ -433,4 +433,3 @@ class EnableCommands:
         if failures:
             result.update(failed=True, msg="; ".join(failures))
         return result
-
