@@ -217,6 +217,8 @@ def parser() -> argparse.ArgumentParser:
     collect.add_argument("--log-source", choices=SOURCES, default="auto", help="where the kernel log is read")
     collect.add_argument("--log-path", help="the log file with --log-source=file")
     collect.add_argument("--facts-dest", help="also write the report to this local facts file")
+    collect.add_argument("--verdict-thresholds", metavar="JSON",
+                         help="the verdicts' thresholds that differ from their defaults, as a JSON object")
     collect.add_argument("--check", action="store_true", help="load no kernel module and write no file")
     return top
 

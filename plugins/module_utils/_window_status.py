@@ -28,6 +28,8 @@ from ansible_collections.netfilter.conntrack.plugins.module_utils._kmod import m
 from ansible_collections.netfilter.conntrack.plugins.module_utils._netns import InNetns
 from ansible_collections.netfilter.conntrack.plugins.module_utils._plan import plan_from, probe, read_outside
 from ansible_collections.netfilter.conntrack.plugins.module_utils._sysctl_keys import KEY_ALL_NETNS
+from ansible_collections.netfilter.conntrack.plugins.module_utils._table_makeup import read_makeup
+from ansible_collections.netfilter.conntrack.plugins.module_utils._verdicts import thresholds_with
 from ansible_collections.netfilter.conntrack.plugins.module_utils._window_store import (
     SHARED_ID,
     boot_now,
@@ -145,10 +147,15 @@ class StatusCommands:
             modprobe(host, name, dry_run=False)
             return True
 
+        makeups = {}
         for spec in args.netns or [None]:
             with self.entered(spec, None) as identity:
                 facts, _unused = gather(netns=identity["path"] if spec else None, load_module=load)
                 plans[snapshot_id(spec)] = plan_from(probe(host, spec, outside), {})
+                if facts.get("loaded"):
+                    # What the table is made of (unreplied share, protocols, ports, timeouts): the table-full and
+                    # stale-UDP verdicts read it.
+                    makeups[snapshot_id(spec)] = read_makeup()
             lists.append(facts)
         start = since_monotonic(status)
         invalid_log = read_invalid_log(
@@ -156,8 +163,9 @@ class StatusCommands:
             since_monotonic=start, max_samples=args.max_samples,
             interfaces={label: plan["interfaces"] for label, plan in plans.items()})
         capture, captured_reasons = self.capture_report()
+        thresholds = thresholds_with(json.loads(args.verdict_thresholds)) if args.verdict_thresholds else None
         report = build_report(args.report_host, status, lists, invalid_log, acting_in_netns=bool(args.netns),
-                              plans=plans, captures=captured_reasons)
+                              plans=plans, captures=captured_reasons, thresholds=thresholds, makeups=makeups)
         if capture is not None:
             report["capture"] = dict(capture, collector=(status.get("capture") or {}).get("collector", "stopped"))
         result = {"changed": False, "report": report}
