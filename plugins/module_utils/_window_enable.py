@@ -235,7 +235,9 @@ class EnableCommands:
             except EnableFailed as failure:
                 return failure.answer(steps)
             return self.enabled({"changed": any(step["changed"] for step in steps)}, args, host, steps, diffs)
-        snapshot = self.cmd_snapshot(args, enabler={"pid": os.getpid(), "start": process_start(os.getpid())})
+        # Without its start time a dead enabler could not be told from a live one: record none, the confirm decides.
+        started = process_start(os.getpid())
+        snapshot = self.cmd_snapshot(args, enabler={"pid": os.getpid(), "start": started} if started else None)
         # Exactly the windows this enable opened or extended.
         ids, window = list(snapshot["namespaces"]), snapshot["window"]
         try:
