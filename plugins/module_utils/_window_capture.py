@@ -336,7 +336,8 @@ class CaptureCommands:
         for one in aggregate.get("namespaces") or []:
             loss = one.get("loss") or {}
             namespaces[one["label"]] = {
-                "path": NETLINK if one.get("status") == "capturing" else KERNEL_LOG, "status": one.get("status"),
+                # Every namespace of the aggregate is bound to nfnetlink_log; status says whether it was captured.
+                "path": NETLINK, "status": one.get("status"),
                 "error": one.get("error"), "netns": one.get("netns"), "events": one.get("events"),
                 "loss": loss.get("summary", "unknown"), "loss_detail": loss,
                 "pcapng": one.get("pcapng"), "samples": one.get("samples"),

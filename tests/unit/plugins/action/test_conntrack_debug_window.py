@@ -143,6 +143,15 @@ def test_enable_passes_namespaces_all_netns_sites_and_diff(host):
         "--diff"]
 
 
+def test_enable_passes_the_capture_as_one_json_argument(host):
+    host.program = {"enable": (0, enabled_answer("netns-a"))}
+    run_action(host, duration=600, netns=["a"], capture="auto", capture_budget={"max_packets": 5000, "max_rate": None},
+               samples_per_reason=3)
+    assert host.program_calls("enable")[0][6:] == [
+        "--netns=a", '--capture={"budgets": {"max_packets": 5000, "max_rate": null}, "mode": "auto",'
+        ' "samples_per_reason": 3}']
+
+
 # --- failure and rollback: the program's answer, told truthfully -----------------------------------------------
 
 
@@ -303,6 +312,12 @@ BAD_OPTIONS = [
     ("site with an unknown key", {"duration": 900, "dynamic_debug_sites": [{"funk": "tcp_new"}]}, "unknown key(s) funk"),
     ("site with an injection", {"duration": 900, "dynamic_debug_sites": [{"func": "a +p;file * "}]}, "would end the value"),
     ("site that selects nothing", {"duration": 900, "dynamic_debug_sites": [{"flags": "p"}]}, "give at least one of"),
+    ("negative budget", {"duration": 900, "capture": "auto", "capture_budget": {"max_rate": -1}},
+     "budget max_rate must be positive or null, not -1"),
+    ("unknown budget", {"duration": 900, "capture": "netlink", "capture_budget": {"max_pakets": 5}},
+     "budgets must be an object with some of"),
+    ("too many samples", {"duration": 900, "capture": "auto", "samples_per_reason": 10001},
+     "samples_per_reason must be an integer from 0 to 10000"),
 ]
 
 

@@ -1,0 +1,119 @@
+# Copyright (c) 2026, netfilter.conntrack contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import pytest
+
+from ansible_collections.netfilter.conntrack.plugins.module_utils import _window_capture as wc
+from ansible_collections.netfilter.conntrack.plugins.module_utils._capture_aggregate import SCHEMA, write_json_atomic
+from ansible_collections.netfilter.conntrack.plugins.module_utils._errors import ConntrackModuleError
+
+
+@pytest.mark.parametrize("text, expected", [
+    (None, None),
+    ("", None),
+    ("{}", {"mode": "auto"}),
+    ('{"mode": "kernel_log"}', {"mode": "kernel_log"}),
+    ('{"mode": "netlink", "budgets": {"max_packets": 10, "max_rate": null}, "samples_per_reason": 0}',
+     {"mode": "netlink", "budgets": {"max_packets": 10, "max_rate": None}, "samples_per_reason": 0}),
+    ('{"mode": "auto", "budgets": null}', {"mode": "auto"}),
+])
+def test_parse_request(text, expected):
+    assert wc.parse_request(text) == expected
+
+
+@pytest.mark.parametrize("text, message", [
+    ("{", "--capture is not JSON"),
+    ("[]", "must be an object with some of: mode, budgets, samples_per_reason"),
+    ('{"mode": "auto", "group": 2}', "must be an object with some of"),
+    ('{"mode": "ulog"}', "capture must be auto, netlink or kernel_log, not 'ulog'"),
+    ('{"budgets": {"max_packets": 0}}', "budget max_packets must be positive or null, not 0"),
+    ('{"budgets": {"cpu_interval": 0}}', "budget cpu_interval must be positive"),
+    ('{"samples_per_reason": -1}', "samples_per_reason must be an integer from 0 to 10000"),
+])
+def test_parse_request_refuses(text, message):
+    with pytest.raises(ConntrackModuleError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        wc.parse_request(text)
+
+
+def test_capture_dir_is_beside_the_state_dir():
+    assert wc.capture_dir("/run/netfilter-conntrack/") == "/run/netfilter-conntrack-capture"
+
+
+class Store:
+    def __init__(self, directory):
+        self.directory = directory
+
+
+class Capture(wc.CaptureCommands):
+    def __init__(self, directory):
+        self.store = Store(directory)
+
+
+def test_an_open_window_keeps_its_path_and_no_request_is_the_kernel_log():
+    program = Capture("/nonexistent")
+    recorded = {"path": "netlink", "why": "free"}
+    assert program.choose_path({"mode": "kernel_log"}, {"capture": recorded}) == recorded
+    assert program.choose_path(None, {}) == {"path": "kernel_log", "why": "opened without a capture"}
+    assert program.choose_path(None, None)["path"] == "kernel_log"
+    assert program.choose_path({"mode": "kernel_log"}, None) == {"path": "kernel_log", "why": "asked for"}
+
+
+@pytest.mark.parametrize("usable, holder, mode, expected", [
+    (None, None, "auto", "netlink"),
+    (None, "another listener holds nfnetlink_log group 0", "auto", "kernel_log"),
+    ("nfnetlink_log is neither registered nor loadable on this kernel", None, "auto", "kernel_log"),
+])
+def test_auto_falls_back_and_says_why(monkeypatch, usable, holder, mode, expected):
+    monkeypatch.setattr(wc, "netlink_unavailable", lambda: usable)
+    monkeypatch.setattr(wc, "group_holder", lambda: holder)
+    path = Capture("/nonexistent").choose_path({"mode": mode}, None)
+    assert path["path"] == expected
+    assert (usable or holder or "usable") in path["why"]
+
+
+def test_netlink_asked_where_the_group_is_taken_is_refused(monkeypatch):
+    monkeypatch.setattr(wc, "netlink_unavailable", lambda: None)
+    monkeypatch.setattr(wc, "group_holder", lambda: "another listener holds nfnetlink_log group 0")
+    with pytest.raises(ConntrackModuleError, match="capture netlink is not possible here: another listener"):
+        Capture("/nonexistent").choose_path({"mode": "netlink"}, None)
+
+
+def test_backend_for_a_netlink_namespace_is_nfnetlink_log():
+    args = argparse.Namespace(backend="auto", capture_paths={"netns-a": {"path": "netlink"}, "init": {"path": "kernel_log"}})
+    program = Capture("/nonexistent")
+    assert [program.backend_for(args, ident) for ident in ("netns-a", "init", None)] == ["nfnetlink_log", "auto", "auto"]
+
+
+def aggregate(**changes):
+    spot = {"label": "netns-a", "netns": "/run/netns/a", "status": "capturing", "error": None, "events": 7,
+            "loss": {"summary": "none", "events_lost": 0}, "pcapng": "/x/netns-a.pcapng", "samples": 2,
+            "by_reason": {"invalid tcp flag combination": 7}, "by_protocol": {"tcp": 7}, "by_family": {"ipv4": 7},
+            "by_interface": {"IN=veth0 OUT=": 7}, "by_peer": {"10.0.0.1": 7}}
+    taken = {"label": "netns-b", "netns": "/run/netns/b", "status": "group_taken", "error": "EPERM", "events": 0,
+             "loss": {"summary": "none"}, "pcapng": None}
+    return dict({"schema": SCHEMA, "state": "budget_exceeded", "stopped_by": "budget", "events": 7,
+                 "budget_exceeded": {"name": "max_packets", "value": 7, "limit": 6, "at": 1.0, "at_utc": "t"},
+                 "namespaces": [spot, taken]}, **changes)
+
+
+def test_capture_report_from_the_aggregate(tmp_path):
+    state = tmp_path / "state"
+    program = Capture(str(state))
+    assert program.capture_report() == (None, {})
+    (tmp_path / "state-capture").mkdir()
+    write_json_atomic(str(tmp_path / "state-capture" / "aggregate.json"), aggregate())
+    section, reasons = program.capture_report()
+    assert reasons == {"netns-a": {"invalid tcp flag combination": 7}}
+    assert section["ended_by_budget"] and section["budget_exceeded"]["name"] == "max_packets"
+    one = section["namespaces"]["netns-a"]
+    assert one["path"] == "netlink" and one["loss"] == "none" and one["pcapng"] == "/x/netns-a.pcapng"
+    assert one["by_interface"] == {"IN=veth0 OUT=": 7} and one["by_peer"] == {"10.0.0.1": 7}
+    assert section["namespaces"]["netns-b"]["status"] == "group_taken" and "netns-b" not in reasons
+    assert section["directory"] == str(tmp_path / "state-capture")
+    json.dumps(section)
