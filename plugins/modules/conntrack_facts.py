@@ -90,8 +90,8 @@ options:
       - V(none) skips the kernel log (no invalid-log summary, no table-full events).
       - Only records of the kernel facility count, so that a line a program writes to C(/dev/kmsg) cannot pass for
         kernel evidence. The journal, C(/dev/kmsg) and dmesg say which facility wrote a record. A file says so only
-        when it holds C(/dev/kmsg) records or C(journalctl -o json) entries; in a file of
-        plain dmesg or syslog text (C(host kernel: ...)) the facility cannot be told, and every line counts.
+        when it holds C(/dev/kmsg) records or C(journalctl -o json) entries; in a file of plain dmesg or syslog
+        text the facility cannot be told, and every line counts.
     type: str
     choices: [auto, journal, kmsg, dmesg, file, none]
     default: auto
