@@ -16,7 +16,7 @@ set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
-SCENARIOS=(full_cycle auto_revert timer_lost no_systemd second_enable enable_failure fleet upgrade interpreter)
+SCENARIOS=(full_cycle auto_revert timer_lost no_systemd second_enable enable_failure fleet upgrade interpreter capture)
 HOST_STATE_SCENARIOS=(full_cycle)
 [[ $# -gt 0 ]] && SCENARIOS=("$@")
 JOBS="${NFCT_MOLECULE_JOBS:-2}"
