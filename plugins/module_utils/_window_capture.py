@@ -304,6 +304,12 @@ class CaptureCommands:
         if config is None:
             return {"changed": False, "msg": "no capture configured: nothing to do"}
         ids = [label for label, _path in config["namespaces"]]
+        import resource  # the host's; the controller imports this file for parse_request only
+
+        # Three descriptors per namespace (its socket, the namespace, the pcapng): 1024 would stop at about 330.
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft != resource.RLIM_INFINITY and (hard == resource.RLIM_INFINITY or soft < hard):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
         def end_windows(budget: dict) -> None:
             del budget
