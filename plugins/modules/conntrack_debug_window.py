@@ -243,7 +243,8 @@ namespaces:
       C(recorded) (what this run added to the snapshot), C(identity) (device and inode of the namespace the
       snapshot belongs to), C(dyndbg) (each recorded dynamic-debug site with its flags before and after),
       C(scheduler) (its kind, and the interpreter the automatic revert runs with) and C(rearmed) (true when the
-      window's timer or watcher was gone and this run armed it again; the run is then changed, with a warning).
+      window's timer or watcher was gone and this run armed it again; the run is then changed, with a warning),
+      C(capture) (C(path), V(netlink) or V(kernel_log), and C(why) that path; see O(capture)).
     - For O(state=reverted), C(restored), C(left) (changed by someone else, left alone) and C(unchanged);
       C(dropped) with C(msg) when the window's namespace no longer exists or its path now names another namespace
       (nothing is written then); C(kept) (C(values) and C(for)) on the host's snapshot when the windows of other
@@ -262,6 +263,9 @@ steps:
     - C(loaded) names the kernel modules a step loaded (C(nf_conntrack) on a modular kernel, a logger module).
     - C(matched) counts the dynamic-debug sites an entry of O(dynamic_debug_sites) selected. An entry with
       C(require_match=false) that selects none adds a warning.
+    - With a namespace on the netlink path, the first step is C(Start the capture collector), with C(collector)
+      (how it runs, its pid, and each namespace's status, V(capturing) or why not); it is not changed when the
+      collector already ran for the same namespaces.
   returned: state=enabled
   type: list
   elements: dict
