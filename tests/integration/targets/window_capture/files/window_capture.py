@@ -247,7 +247,8 @@ def case_role_defaults():
     before = values()
     # The packets are in the collector's socket before collect reads; the sender returns once all are sent.
     run("ansible-playbook", os.path.join(HERE, "role.yml"), "-i", "localhost,",
-        "-e", json.dumps({"ansible_python_interpreter": "/usr/bin/python3", "work": WORK, "rcv": RCV, "snd": SND, "src": SRC4, "dst": DST4, "send_invalid": SEND_INVALID}),
+        "-e", json.dumps({"ansible_python_interpreter": "/usr/bin/python3", "work": WORK, "rcv": RCV, "snd": SND,
+                          "src": SRC4, "dst": DST4, "send_invalid": SEND_INVALID}),
         stdout=None)
     check(values() == before, "the role's revert restores the loggers: %s" % before)
     check(not os.path.exists(os.path.join(WORK, "role-state")), "no state directory left")
