@@ -373,8 +373,10 @@ class RevertCommands:
                 self.scheduler.cancel(ident)
             self.prune_shared()
             self.scheduler.settle()
+            result = {"changed": True, "msg": f"removed snapshot(s) {', '.join(args.id)} without restoring anything"}
+            self.settle_capture(result)
             self.store.remove_if_empty()
-        return {"changed": True, "msg": f"removed snapshot(s) {', '.join(args.id)} without restoring anything"}
+        return result
 
 
 __all__ = ("RETRY_SLEEP_SECONDS", "SWEEP_SECONDS", "RevertCommands", "empty_report", "process_start")
