@@ -86,6 +86,8 @@ scenario batch-fails-stop h3 2 "h1 h2" -e conntrack_debug_serial=1
 # The same failure under max_fail_percentage 50 with batches of two (h2+h3: 50 %, not more): the rollout goes on,
 # and the playbook still reports the failed host.
 scenario batch-fails-threshold h3 2 "h1 h2 h4 h5" -e conntrack_debug_serial=2 -e conntrack_debug_max_fail_percentage=50
+# With --limit the canary is the first host of the limited play (h2), and its failure stops the rollout there.
+scenario limit-canary-fails h2 2 "" --limit h2,h3,h4,h5
 # Two canaries, then the rest at once.
 scenario two-canaries none 0 "h1 h2 h3 h4 h5" -e conntrack_debug_canary=2 -e conntrack_debug_serial=100%
 # --check --diff: the dry run the README recommends changes nothing anywhere.
