@@ -234,7 +234,9 @@ class EnableCommands:
                 self.apply(args, host, steps, diffs, [], None)
             except EnableFailed as failure:
                 return failure.answer(steps)
-            return self.enabled({"changed": any(step["changed"] for step in steps)}, args, host, steps, diffs)
+            # Each namespace's capture path as a real run would choose it (the log group is not probed).
+            return self.enabled({"changed": any(step["changed"] for step in steps), "capture": args.capture_paths},
+                                args, host, steps, diffs)
         # Without its start time a dead enabler could not be told from a live one: record none, the confirm decides.
         started = process_start(os.getpid())
         snapshot = self.cmd_snapshot(args, enabler={"pid": os.getpid(), "start": started} if started else None)

@@ -289,6 +289,14 @@ program:
   type: dict
   sample: {path: /usr/local/libexec/netfilter-conntrack/conntrack-debug-window.pyz, installed: false,
            interpreter: /usr/bin/python3}
+capture:
+  description:
+    - In check mode, the capture path each namespace would take (C(path) and C(why), keyed by window id), chosen as a
+      real run would, except that check mode does not ask the kernel whether another listener holds the log group.
+  returned: state=enabled, in check mode
+  type: dict
+  version_added: 0.3.0
+  sample: {netns-pod-a: {path: netlink, why: nfnetlink_log is usable and group 0 is free}}
 window:
   description: The token of the window this enable opened or extended; its confirm checks it.
   returned: state=enabled, not in check mode
