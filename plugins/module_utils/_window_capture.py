@@ -355,6 +355,8 @@ class CaptureCommands:
                    "stopped_by": aggregate.get("stopped_by"), "ended_by_budget": budget is not None,
                    "budget_exceeded": budget, "restarts": aggregate.get("restarts"),
                    "events": aggregate.get("events"), "directory": self.capture_directory,
+                   # When the capture ran: the files stay after the windows end, until the next capture replaces them.
+                   "started_utc": aggregate.get("started_utc"), "last_written_utc": aggregate.get("heartbeat_utc"),
                    "cpu_seconds": aggregate.get("cpu_seconds"), "max_rss_kib": aggregate.get("max_rss_kib"),
                    "namespaces": namespaces}
         return section, reasons
