@@ -147,8 +147,25 @@ def app_sha256() -> str:
     return hashlib.sha256(build_app()).hexdigest()
 
 
+def mitogen_interpreter(action: t.Any, task_vars: dict[str, t.Any]) -> list[str] | None:
+    """Under a Mitogen strategy, the interpreter Mitogen runs this host's tasks with; None under any other.
+
+    Mitogen replaces ActionBase._configure_module() with a refusal, so the interpreter is asked of Mitogen's own
+    play-context view, which resolves ansible_python_interpreter (and discovery) the way its modules use it.
+    """
+    connection = action._connection
+    if not any(cls.__module__.startswith("ansible_mitogen.") for cls in type(connection).__mro__):
+        return None
+    from ansible_mitogen.transport_config import PlayContextSpec  # pylint: disable=import-outside-toplevel
+    spec = PlayContextSpec(connection, action._play_context, connection.transport, task_vars.get("inventory_hostname"))
+    return list(spec.python_path())
+
+
 def host_interpreter(action: t.Any, task_vars: dict[str, t.Any]) -> list[str]:
     """The interpreter command Ansible would run a module with on this host (explicit, or discovered)."""
+    words = mitogen_interpreter(action, task_vars)
+    if words:
+        return words
     configured = action._configure_module(module_name=INTERPRETER_PROBE_MODULE, module_args={}, task_vars=task_vars)
     # ansible-core 2.19 returns (module_bits, path); earlier releases (style, shebang, data, path).
     shebang = configured[0].shebang if len(configured) == 2 else configured[1]
@@ -243,5 +260,5 @@ class WindowApp:
         return data
 
 
-__all__ = ("BOOTSTRAP", "DEFAULT_PROGRAM_DIR", "PROGRAM_FILE", "PROGRAM_NAME", "WindowApp", "app_sha256", "build_app",
+__all__ = ("BOOTSTRAP", "DEFAULT_PROGRAM_DIR", "mitogen_interpreter", "PROGRAM_FILE", "PROGRAM_NAME", "WindowApp", "app_sha256", "build_app",
            "host_interpreter", "module_closure")
