@@ -9,7 +9,6 @@ controller's copy."""
 from __future__ import annotations
 
 import json
-import os
 import typing as t
 
 from ansible.errors import AnsibleActionFail
@@ -17,7 +16,7 @@ from ansible.plugins.action import ActionBase
 
 from ansible_collections.netfilter.conntrack.plugins.module_utils._verdicts import thresholds_with
 from ansible_collections.netfilter.conntrack.plugins.plugin_utils._argspecs import REPORT_ARGUMENT_SPEC
-from ansible_collections.netfilter.conntrack.plugins.plugin_utils._controller_file import write_controller_file
+from ansible_collections.netfilter.conntrack.plugins.plugin_utils._controller_file import report_path, write_controller_file
 from ansible_collections.netfilter.conntrack.plugins.plugin_utils._window_app import WindowApp
 
 
@@ -66,7 +65,11 @@ class ActionModule(ActionBase):
         if "facts_file" in answer:
             result["facts_file"] = answer["facts_file"]
         if args["report_dir"] and not self._task.check_mode:
-            path = os.path.join(os.path.abspath(args["report_dir"]), f"{host}.json")
+            # An inventory name such as ../../x or /abs/x must not write outside the report directory.
+            try:
+                path = report_path(args["report_dir"], host)
+            except ValueError as exc:
+                raise AnsibleActionFail(f"no report file for host {host!r}: {exc}") from exc
             write_controller_file(path, json.dumps(report, indent=4, sort_keys=True))
             result["report_file"] = path
         return result
