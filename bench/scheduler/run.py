@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
 # Copyright (c) 2026, netfilter.conntrack contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
@@ -81,7 +81,8 @@ def measure(program: str, count: int, work: str) -> dict:
     try:
         started = time.monotonic()
         command = [sys.executable, program, f"--state-dir={state}", "snapshot", "--duration=600", "--log-invalid=tcp"]
-        proc = subprocess.run(command + [f"--netns={name}" for name in names], capture_output=True, text=True)
+        proc = subprocess.run(command + [f"--netns={name}" for name in names], capture_output=True, text=True,
+                              check=False)
         answer = json.loads(proc.stdout)
         assert proc.returncode == 0, answer
         elapsed = time.monotonic() - started
@@ -91,7 +92,8 @@ def measure(program: str, count: int, work: str) -> dict:
         return {"namespaces": count, "processes": len(pids), "pss_mib": round(total / 1024, 1),
                 "enable_seconds": round(elapsed, 2)}
     finally:
-        subprocess.run([sys.executable, program, f"--state-dir={state}", "revert", "--all"], capture_output=True)
+        subprocess.run([sys.executable, program, f"--state-dir={state}", "revert", "--all"], capture_output=True,
+                       check=False)
         for pid in processes_of(state):
             os.kill(pid, 9)
         for name in names:
@@ -99,7 +101,7 @@ def measure(program: str, count: int, work: str) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", maxsplit=1)[0])
     parser.add_argument("--counts", default="10,150,500")
     parser.add_argument("--baseline", help="git revision of the program to compare with")
     parser.add_argument("--baseline-counts", default="10,150")

@@ -702,7 +702,7 @@ def test_a_confirm_that_raises_still_rolls_back(program, proc_sys, applying, mon
 
 
 def test_enable_in_a_namespace_rolls_back_its_window_and_the_shared_record_only(program, proc_sys, applying,
-                                                                               namespaces, monkeypatch):
+                                                                                namespaces, monkeypatch):
     """With netns and all_netns, nf_log_all_netns goes to the shared record (no host window is opened); a failure
     reverts this enable's window and releases its hold, and leaves the other windows alone."""
     monkeypatch.setattr(nl, "write_key", lambda key, value: raising(ConntrackModuleError(f"{key} is read-only"))()
@@ -1404,7 +1404,7 @@ def sighup():
 
 
 def test_the_watcher_reverts_at_the_deadline_and_exits_when_no_window_is_left(program, proc_sys, kernel,
-                                                                             monkeypatch, sighup):
+                                                                              monkeypatch, sighup):
     enable(program, proc_sys, kernel)
     clock = {"now": wr.boot_now()}
     deadline = program.store.load("init")["deadline_boot"]
@@ -1507,7 +1507,7 @@ def test_a_format1_host_snapshot_and_a_new_namespace_window_share_nf_log_all_net
 
 
 def test_the_watcher_does_not_exit_past_a_window_opened_as_it_decides_to(program, proc_sys, kernel, monkeypatch,
-                                                                        sighup):
+                                                                         sighup):
     real_windows = program.store.windows
     opened = []
 

@@ -232,6 +232,7 @@ INSTALLED = "/usr/local/libexec/netfilter-conntrack/" + wa.PROGRAM_FILE
 TEMPORARY = "/tmp/ansible-tmp-1/" + wa.PROGRAM_FILE
 INSTALL_TO = f"--install-to={INSTALLED}"
 
+
 def stale(why):
     """The bootstrap's answer for a copy it will not run: missing, not a regular file, not root's, another version."""
     return result(3, {"changed": False, "failed": True, "stale_program": True, "program_version": wa.PROGRAM_NAME,
@@ -310,8 +311,9 @@ def test_without_install_a_temporary_copy_runs(fresh_build):
 
 
 def test_a_failed_install_fails_the_action(fresh_build):
-    host = Host(stale(f"{INSTALLED} is not installed"), result(1, {"failed": True, "install_failed": True, "program_version": wa.PROGRAM_NAME,
-                                          "msg": f"cannot install {INSTALLED}: Read-only file system"}))
+    host = Host(stale(f"{INSTALLED} is not installed"),
+                result(1, {"failed": True, "install_failed": True, "program_version": wa.PROGRAM_NAME,
+                           "msg": f"cannot install {INSTALLED}: Read-only file system"}))
     app = wa.WindowApp(host.action, {}, "/usr/local/libexec/netfilter-conntrack", install=True)
     with pytest.raises(AnsibleActionFail, match=f"^cannot install {INSTALLED}: Read-only file system .run by"
                                                 " /usr/bin/python3.11.$"):
