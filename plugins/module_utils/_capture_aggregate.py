@@ -227,8 +227,8 @@ def write_json_atomic(path: str, data: dict[str, t.Any]) -> None:
         raise
 
 
-def read_aggregate(path: str) -> dict[str, t.Any] | None:
-    """The aggregate at ``path``, or None when there is none or it is not ours (no symlinks followed)."""
+def read_json_object(path: str) -> dict[str, t.Any] | None:
+    """The JSON object at ``path``, or None when there is none or it is not an object (no symlinks followed)."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except OSError:
@@ -238,7 +238,13 @@ def read_aggregate(path: str) -> dict[str, t.Any] | None:
             data = json.load(handle)
         except ValueError:
             return None
-    return data if isinstance(data, dict) and data.get("schema") == SCHEMA else None
+    return data if isinstance(data, dict) else None
+
+
+def read_aggregate(path: str) -> dict[str, t.Any] | None:
+    """The aggregate at ``path``, or None when there is none or it is not ours (no symlinks followed)."""
+    data = read_json_object(path)
+    return data if data is not None and data.get("schema") == SCHEMA else None
 
 
 def process_start_ticks(pid: int) -> int | None:

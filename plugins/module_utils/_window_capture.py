@@ -46,6 +46,7 @@ from ansible_collections.netfilter.conntrack.plugins.module_utils._capture_aggre
     collector_liveness,
     process_start_ticks,
     read_aggregate,
+    read_json_object,
     write_json_atomic,
 )
 from ansible_collections.netfilter.conntrack.plugins.module_utils._capture_config import CaptureConfig, config_from_dict
@@ -121,16 +122,8 @@ def group_holder(group: int = CONNTRACK_GROUP) -> str | None:
 
 def read_config(path: str) -> dict | None:
     """What the collector of a state directory captures (written by enable, under the lock), or None."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    except OSError:
-        return None
-    with os.fdopen(fd) as handle:
-        try:
-            data = json.load(handle)
-        except ValueError:
-            return None
-    return data if isinstance(data, dict) and isinstance(data.get("window_id"), str) else None
+    data = read_json_object(path)
+    return data if data is not None and isinstance(data.get("window_id"), str) else None
 
 
 def capture_dir(state_dir: str) -> str:

@@ -20,6 +20,7 @@ import os
 import signal
 import time
 
+from ansible_collections.netfilter.conntrack.plugins.module_utils._capture_aggregate import process_start_ticks
 from ansible_collections.netfilter.conntrack.plugins.module_utils._dynamic_debug import build_query, make_query, parse_flags, read_control, write_control
 from ansible_collections.netfilter.conntrack.plugins.module_utils._errors import ConntrackModuleError
 from ansible_collections.netfilter.conntrack.plugins.module_utils._netns import InNetns
@@ -39,12 +40,9 @@ def empty_report() -> dict:
 
 
 def process_start(pid: int) -> str | None:
-    """The start time of pid (field 22 of /proc/PID/stat): a pid reused by another process has another."""
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as handle:
-            return handle.read().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        return None
+    """The start time of pid, as recorded in a window's enabler: a pid reused by another process has another."""
+    ticks = process_start_ticks(pid)
+    return None if ticks is None else str(ticks)
 
 
 class RevertCommands:
