@@ -14,12 +14,11 @@ done
 command -v tshark >/dev/null || { echo "tshark is needed (Debian package tshark)" >&2; exit 1; }
 all_netns=$(cat /proc/sys/net/netfilter/nf_log_all_netns)
 work=$(mktemp -d /tmp/nfct-nflog-capture.XXXXXX)
-# The reasons case sets nf_log_all_netns to 1 for about two seconds and puts it back itself; should the driver die
-# in between, put back the 0 found here (a 1 found here was someone else's and stays).
+# The cases show the capture with nf_log_all_netns at 0, the kernel's default: start from it whatever an earlier
+# user of this host left, and put the value found here back at the end (the reasons case sets 1 for two seconds).
 restore_all_netns() {
-  if [[ "$all_netns" == 0 && "$(cat /proc/sys/net/netfilter/nf_log_all_netns)" == 1 ]]; then
-    echo 0 > /proc/sys/net/netfilter/nf_log_all_netns
-  fi
+  echo "$all_netns" > /proc/sys/net/netfilter/nf_log_all_netns
 }
 trap 'restore_all_netns; rm -rf "$work"' EXIT
+echo 0 > /proc/sys/net/netfilter/nf_log_all_netns
 PYTHONPATH="$root" /usr/bin/python3 files/nflog_capture.py "$work" "$@"
