@@ -269,6 +269,9 @@ def _loop(collector: _Collector, on_budget_exceeded: t.Callable[[dict[str, t.Any
             poller.register(source.sock.fileno(), select.POLLIN)
             by_fd[source.sock.fileno()] = source
     next_flush = time.monotonic()
+    # The rates' first point, before any event is read: a burst that is already queued when the loop starts would
+    # otherwise be the baseline, and never count as a rate.
+    watch.check(time.time(), collector.events(), collector.kmsg.lines if collector.kmsg else None)
     while not collector.stop_requested:
         for fd, _event in poller.poll(TICK * 1000):
             limit = config.budgets.max_packets
