@@ -337,6 +337,10 @@ class RevertCommands:
         that an enable arming a window meanwhile (and seeing this watcher alive) is never left without one."""
         if self.store.windows():
             return False
+        if not os.path.isdir(os.path.dirname(os.path.abspath(self.store.directory))):
+            # The state directory went with its parent (a test's scratch directory): nothing is left to watch, and
+            # taking the lock would only fail to re-create it, forever.
+            return True
         try:
             with self.store.lock(self.lock_timeout):
                 if self.store.windows():
