@@ -40,10 +40,8 @@ Before any command, ``--install-to PATH`` copies the program to PATH and runs th
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
-import stat
 import sys
 
 from ansible_collections.netfilter.conntrack.plugins.module_utils._dynamic_debug import find_control
@@ -55,10 +53,11 @@ from ansible_collections.netfilter.conntrack.plugins.module_utils._sysctl_keys i
 from ansible_collections.netfilter.conntrack.plugins.module_utils._window_cleanup import CleanupCommands
 from ansible_collections.netfilter.conntrack.plugins.module_utils._window_capture import CaptureCommands
 from ansible_collections.netfilter.conntrack.plugins.module_utils._window_enable import PROGRAM_NAME, EnableCommands
+from ansible_collections.netfilter.conntrack.plugins.module_utils._window_install import install, source_sha256, unsafe_directory
 from ansible_collections.netfilter.conntrack.plugins.module_utils._window_revert import RevertCommands
 from ansible_collections.netfilter.conntrack.plugins.module_utils._window_scheduler import PARTNER, WATCHER, Scheduler
 from ansible_collections.netfilter.conntrack.plugins.module_utils._window_shared import SharedValues
-from ansible_collections.netfilter.conntrack.plugins.module_utils._window_status import StatusCommands, make_dirs, write_file
+from ansible_collections.netfilter.conntrack.plugins.module_utils._window_status import StatusCommands, make_dirs
 from ansible_collections.netfilter.conntrack.plugins.module_utils._window_store import LOCK_TIMEOUT, STATE_DIR, Store
 
 # A window this far past its deadline with no live timer, watcher or sweep is reverted by the next command that
@@ -159,11 +158,6 @@ class Program(EnableCommands, RevertCommands, StatusCommands, SharedValues, Capt
         return fd, None
 
 
-def own_sha256(path: str) -> str:
-    with open(path, "rb") as handle:
-        return hashlib.sha256(handle.read()).hexdigest()
-
-
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog=PROGRAM_NAME, description="Open, report and revert conntrack debug windows.")
     top.add_argument("--expect-sha256", metavar="HEX", help="exit with status 3 unless this program has that SHA-256")
@@ -223,48 +217,6 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
-def unsafe_directory(directory: str) -> str | None:
-    """Why root must not install into directory (or run a program from it), or None.
-
-    Each existing component must be a directory owned by root (this user) and not writable by group or others:
-    anyone who can write one of them can replace what root runs. A sticky directory owned by root (/tmp) is
-    accepted: others cannot rename or remove the entries they do not own there.
-    """
-    path = os.path.abspath(directory)
-    parts = [path]
-    while parts[-1] != os.path.dirname(parts[-1]):
-        parts.append(os.path.dirname(parts[-1]))
-    for component in reversed(parts):
-        try:
-            info = os.lstat(component)
-        except FileNotFoundError:
-            continue
-        if not stat.S_ISDIR(info.st_mode):
-            return f"{component} is not a directory (a symlink or a file)"
-        if info.st_uid not in (0, os.geteuid()):
-            return f"{component} is owned by uid {info.st_uid}"
-        writable = stat.S_IMODE(info.st_mode) & 0o022
-        if writable and not (info.st_mode & stat.S_ISVTX and component != path):
-            return f"{component} is writable by group or others (mode {stat.S_IMODE(info.st_mode):04o})"
-    return None
-
-
-def install(program: str, dest: str) -> tuple[str, dict | None]:
-    """Copy the running program to dest; returns (dest, None), or (program, the failed answer)."""
-    unsafe = unsafe_directory(os.path.dirname(dest))
-    if unsafe:
-        return program, {"changed": False, "failed": True, "install_failed": True, "unsafe_path": True,
-                         "msg": f"refusing to install {dest} as root: {unsafe}; use a directory that only root can"
-                                " write (conntrack_debug_program_dir)"}
-    try:
-        with open(program, "rb") as handle:
-            write_file(dest, handle.read(), 0o700)
-    except OSError as exc:
-        return program, {"changed": False, "failed": True, "install_failed": True,
-                         "msg": f"cannot install {dest}: {exc.strerror or exc}"}
-    return dest, None
-
-
 def emit(result: dict, code: int = 0) -> int:
     result["program_version"] = PROGRAM_NAME
     sys.stdout.write(json.dumps(result, sort_keys=True) + "\n")
@@ -275,7 +227,7 @@ def emit(result: dict, code: int = 0) -> int:
 def main(argv: list[str] | None = None, program: str | None = None) -> int:
     program = os.path.abspath(program or sys.argv[0])
     args = parser().parse_args(argv)
-    if args.expect_sha256 and args.expect_sha256.lower() != own_sha256(program):
+    if args.expect_sha256 and args.expect_sha256.lower() != source_sha256(program):
         return emit({"changed": False, "failed": True, "stale_program": True,
                      "msg": f"{program} is not the expected version (SHA-256 {args.expect_sha256})"}, 3)
     os.umask(0o077)
