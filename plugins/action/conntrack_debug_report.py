@@ -25,7 +25,7 @@ class ActionModule(ActionBase):
     _supports_check_mode = True
 
     def run(self, tmp: t.Any = None, task_vars: dict[str, t.Any] | None = None) -> dict[str, t.Any]:
-        super().run(tmp, task_vars)
+        result = super().run(tmp, task_vars)
         del tmp
         task_vars = task_vars or {}
         _validation, args = self.validate_argument_spec(argument_spec=REPORT_ARGUMENT_SPEC,
@@ -37,7 +37,8 @@ class ActionModule(ActionBase):
         except ValueError as exc:
             raise AnsibleActionFail(str(exc)) from exc
         try:
-            return self._collect(args, task_vars)
+            result.update(self._collect(args, task_vars))
+            return result
         finally:
             self._remove_tmp_path(self._connection._shell.tmpdir)
 

@@ -25,7 +25,7 @@ class ActionModule(ActionBase):
     _supports_check_mode = True
 
     def run(self, tmp: t.Any = None, task_vars: dict[str, t.Any] | None = None) -> dict[str, t.Any]:
-        super().run(tmp, task_vars)
+        result = super().run(tmp, task_vars)
         del tmp
         _validation, args = self.validate_argument_spec(argument_spec=FLEET_FILES_ARGUMENT_SPEC)
         summary = conntrack_fleet_report(args["reports"], "summary", failed=args["failed"])
@@ -42,4 +42,5 @@ class ActionModule(ActionBase):
         for name, text in texts.items():
             path = os.path.join(dest, FILE_NAMES[name])
             files[name] = {"path": path, "written": write_controller_file(path, text, check_mode=self._task.check_mode)}
-        return {"changed": any(one["written"] for one in files.values()), "files": files}
+        result.update(changed=any(one["written"] for one in files.values()), files=files)
+        return result
