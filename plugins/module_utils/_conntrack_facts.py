@@ -7,8 +7,8 @@
 Note that this module util is **PRIVATE** to the collection. It can have breaking changes at any time.
 Do not use this from other collections or standalone plugins/modules!
 
-:func:`gather` reads the sysctls and drives the ctnetlink client; :func:`diagnose` and the other
-helpers are pure functions over plain data so they can be tested without a kernel.
+:func:`gather` reads the sysctls and drives the ctnetlink client; :func:`diagnose` (``_conntrack_discrepancy.py``)
+and the other helpers are pure functions over plain data so they can be tested without a kernel.
 """
 
 from __future__ import annotations
@@ -20,6 +20,15 @@ import re
 import time
 import typing as t
 
+from ansible_collections.netfilter.conntrack.plugins.module_utils._conntrack_discrepancy import (
+    DEFAULT_THRESHOLDS,
+    DYING_NOTE_NEW,
+    DYING_NOTE_OLD,
+    UNLISTED_CODES,
+    count_samples,
+    diagnose,
+    table_changing,
+)
 from ansible_collections.netfilter.conntrack.plugins.module_utils._ctnetlink import (
     IPCTNL_MSG_CT_GET,
     IPCTNL_MSG_CT_GET_DYING,
@@ -47,21 +56,14 @@ SOURCE_UNCONFIRMED = "ctnetlink dump (IPCTNL_MSG_CT_GET_UNCONFIRMED)"
 SOURCE_EXPECT = "ctnetlink dump (IPCTNL_MSG_EXP_GET)"
 SOURCE_STATS = "ctnetlink dump (IPCTNL_MSG_CT_GET_STATS_CPU)"
 
-UNLISTED_CODES = ("unconfirmed_held_by_nfqueue", "unlisted_entries")
 CONFIRM_READS = 5
 CONFIRM_INTERVAL = 0.02
-DEFAULT_THRESHOLDS = {"unlisted": 100, "unlisted_percent": 1.0, "dying": 100, "usage_percent": 90.0}
 
 UNCONFIRMED_GONE = (5, 19)
 UNCONFIRMED_REASON = (
     "since Linux 5.19 the kernel no longer keeps a list of unconfirmed entries and always answers the dump with an"
     " empty list; unconfirmed entries are still counted in nf_conntrack_count"
 )
-DYING_NOTE_NEW = (
-    "since Linux 5.19 the dying list only holds entries whose destroy event waits for redelivery to a ctnetlink"
-    " event listener"
-)
-DYING_NOTE_OLD = "entries that are being destroyed; they normally leave the list within moments"
 
 _RELEASE_RE = re.compile(r"^(\d+)\.(\d+)")
 
@@ -117,164 +119,6 @@ def _optional_int_key(key: str, reader: t.Callable[[str], str]) -> int | None:
         return int(reader(key))
     except (ConntrackModuleError, ValueError):
         return None
-
-
-def _threshold_for_unlisted(count: int, thresholds: dict[str, t.Any]) -> float:
-    return max(float(thresholds["unlisted"]), count * float(thresholds["unlisted_percent"]) / 100.0)
-
-
-def count_samples(facts: dict[str, t.Any]) -> list[int]:
-    """Every reading of nf_conntrack_count of the gather, in order (``count_samples``, else count and count_after)."""
-    samples = [n for n in facts.get("count_samples") or [] if isinstance(n, int)]
-    if samples:
-        return samples
-    return [n for n in (facts.get("count"), facts.get("count_after")) if isinstance(n, int)]
-
-
-_LIST_NAMES = {"table": "table", "unconfirmed": "unconfirmed list", "dying": "dying list"}
-
-
-def table_changing(facts: dict[str, t.Any], thresholds: dict[str, t.Any]) -> dict[str, t.Any]:
-    """Whether the table changed too much while it was read for the count and the lists to be compared.
-
-    Three signs, any of which is enough: the readings of the count spread by at least the unlisted
-    threshold; the dumps listed more entries than any reading counted, by at least that threshold
-    (a flush between the readings and the dump); or the kernel flagged a dump with NLM_F_DUMP_INTR.
-    Returns ``changing``, ``interrupted`` (the names of the interrupted lists), ``low``, ``high`` and a
-    plain-language ``text`` (empty when nothing changed).
-    """
-    samples = count_samples(facts)
-    interrupted = [name for name in ("table", "unconfirmed", "dying") if (facts.get(name) or {}).get("interrupted")]
-    out: dict[str, t.Any] = {"changing": bool(interrupted), "interrupted": interrupted, "low": None, "high": None, "text": ""}
-    if not samples:
-        return out
-    low, high = min(samples), max(samples)
-    out.update(low=low, high=high)
-    limit = _threshold_for_unlisted(high, thresholds)
-    listed = sum((facts.get(name) or {}).get("listed") or 0 for name in ("table", "unconfirmed", "dying"))
-    moved = high - low >= limit and high > low
-    overlisted = listed - high >= limit and listed > high
-    texts = []
-    if moved or overlisted:
-        out["changing"] = True
-        reads = "reading" if len(samples) == 1 else f"{len(samples)} readings"
-        spread = f"was {low}" if low == high else f"moved between {low} and {high}"
-        texts.append(
-            f"The conntrack table was changing while it was read: nf_conntrack_count {spread} over {reads} while the"
-            f" dumps listed {listed} entries, so the count and the lists cannot be compared and the difference says"
-            " nothing about entries held outside the table (NFQUEUE or otherwise). Gather again when the table is"
-            " quieter to compare them."
-        )
-    if interrupted:
-        texts.append(
-            f"The kernel flagged the dump of the {' and '.join(_LIST_NAMES[name] for name in interrupted)} as interrupted (NLM_F_DUMP_INTR): entries"
-            " were added or removed during the dump, so the listing is not a consistent snapshot."
-        )
-        if not (moved or overlisted):
-            texts.append("The count and the lists are therefore not compared.")
-    out["text"] = " ".join(texts)
-    return out
-
-
-def diagnose(facts: dict[str, t.Any], thresholds: dict[str, t.Any], nfqueue: list[dict[str, int]] | None) -> dict[str, t.Any]:
-    """Compute ``discrepancy`` (value, findings, plain-language diagnosis) from gathered facts.
-
-    The value is the smallest of the counts read before, between and after the dumps minus everything
-    the dumps listed, so entries created or freed while dumping do not show up as a discrepancy. When
-    the count moved by more than the threshold between its readings, or a dump was interrupted, the
-    table was changing too fast for the comparison to mean anything: ``table_changing`` is true, the
-    diagnosis says so, and no unlisted-entries finding is made.
-    """
-    findings: list[dict[str, str]] = []
-    result: dict[str, t.Any] = {
-        "value": None,
-        "counted": None,
-        "listed": None,
-        "table_changing": False,
-        "interrupted": [],
-        "findings": findings,
-    }
-    count = facts.get("count")
-    table = facts.get("table") or {}
-    dying = facts.get("dying") or {}
-    unconfirmed = facts.get("unconfirmed") or {}
-    changing: dict[str, t.Any] = {"changing": False, "text": ""}
-
-    if count is not None and table.get("listed") is not None and facts.get("family") is None:
-        counted = min(count_samples(facts) or [count])
-        listed = table["listed"] + (dying.get("listed") or 0) + (unconfirmed.get("listed") or 0)
-        value = counted - listed
-        result.update(value=value, counted=counted, listed=listed)
-        limit = _threshold_for_unlisted(counted, thresholds)
-        changing = table_changing(facts, thresholds)
-        result["table_changing"] = changing["changing"]
-        result["interrupted"] = changing["interrupted"]
-        if changing["changing"]:
-            pass
-        elif value >= limit and value > 0:
-            waiting = [q for q in (nfqueue or []) if q["waiting"] > 0]
-            text = f"{value} entries are counted in nf_conntrack_count but not listed in the table"
-            text += " or on the dying list." if dying.get("listed") is not None else "."
-            if unconfirmed.get("dumpable") is False:
-                text += (
-                    " This kernel cannot list unconfirmed entries: an entry stays unconfirmed while its first packet"
-                    " has not left the netfilter hooks, most often because the packet waits in an NFQUEUE for a"
-                    " verdict that does not come."
-                )
-            else:
-                text += " They are not on the unconfirmed list either, which points at a kernel accounting problem."
-            if waiting:
-                desc = ", ".join(f"queue {q['queue']} ({q['waiting']} packets, listener portid {q['portid']})" for q in waiting)
-                text += (
-                    f" {sum(q['waiting'] for q in waiting)} packets are waiting in NFQUEUE now: {desc}; the program bound"
-                    " to the queue is not issuing verdicts."
-                )
-                findings.append({"code": "unconfirmed_held_by_nfqueue", "message": text})
-            else:
-                if nfqueue is not None:
-                    text += " No NFQUEUE holds packets at the moment; look for other places that hold packets (tc, delays)."
-                findings.append({"code": "unlisted_entries", "message": text})
-
-    dying_listed = dying.get("listed")
-    if dying_listed is not None and dying_listed >= max(1, int(thresholds["dying"])):
-        if dying.get("note") == DYING_NOTE_NEW:
-            text = (
-                f"{dying_listed} entries are on the dying list. Since Linux 5.19 that means their destroy events could"
-                " not be delivered: a ctnetlink event listener (conntrackd, conntrack -E, ulogd or similar) subscribed"
-                " with NETLINK_BROADCAST_ERROR does not read its socket, so the kernel keeps the entries (and counts"
-                " them) until the events are delivered or the listener exits."
-            )
-        else:
-            text = (
-                f"{dying_listed} entries are on the dying list; entries that stay there are usually pinned by an event"
-                " listener that does not read its socket, or leaked by a module holding references."
-            )
-        findings.append({"code": "dying_entries_pinned", "message": text})
-
-    usage = facts.get("usage_percent")
-    if usage is not None and usage >= float(thresholds["usage_percent"]):
-        findings.append(
-            {
-                "code": "table_near_max",
-                "message": (
-                    f"The table holds {count} entries, {usage}% of nf_conntrack_max ({facts.get('max')}): when it is"
-                    " full the kernel drops new connections (stats drop/early_drop, 'table full, dropping packet')."
-                ),
-            }
-        )
-
-    if findings:
-        result["diagnosis"] = " ".join([finding["message"] for finding in findings] + ([changing["text"]] if changing["text"] else []))
-    elif changing["changing"]:
-        result["diagnosis"] = changing["text"]
-    elif result["value"] is None:
-        result["diagnosis"] = "No problem found in what was gathered (the table was not listed, so counts were not compared)."
-    else:
-        result["diagnosis"] = (
-            f"No problem found: {result['listed']} of {result['counted']} counted entries are listed"
-            f" (difference {result['value']}, within the threshold)."
-        )
-    return result
 
 
 def _dump_error(exc: NetlinkError, what: str) -> ConntrackModuleError:
@@ -359,6 +203,108 @@ def _list_facts(result: t.Any, include_entries: bool, note: str | None = None) -
     return facts
 
 
+def _read_counts(facts: dict[str, t.Any], read: t.Callable[[str], str]) -> int | None:
+    """nf_conntrack_count, _max and _buckets into ``facts``; None when nf_conntrack is not loaded here."""
+    try:
+        count = int(read(COUNT_KEY))
+    except ConntrackModuleError as exc:
+        if not os.path.exists(key_path(COUNT_KEY)):
+            facts.update(loaded=False, count=0, max=None, buckets=None, usage_percent=None)
+            facts["discrepancy"] = {
+                "value": None,
+                "counted": None,
+                "listed": None,
+                "findings": [],
+                "diagnosis": "Connection tracking is not active in this network namespace (nf_conntrack is not loaded).",
+            }
+            return None
+        raise exc
+    except ValueError as exc:
+        raise ConntrackModuleError(f"{COUNT_KEY} is not a number: {exc}") from exc
+    facts["loaded"] = True
+    facts["count"] = count
+    facts["max"] = _optional_int_key(MAX_KEY, read)
+    facts["buckets"] = _optional_int_key(BUCKETS_KEY, read)
+    facts["usage_percent"] = usage_percent(count, facts["max"])
+    facts["sources"].update(count=f"sysctl {COUNT_KEY}", max=f"sysctl {MAX_KEY}", buckets=f"sysctl {BUCKETS_KEY}")
+    return count
+
+
+class _Dumps(t.NamedTuple):
+    """What to dump and how: the requested lists, the family filter (0: all) and the entries to decode."""
+
+    lists: t.Sequence[str]
+    nl_family: int
+    max_entries: int
+    decode: t.Any
+    include_entries: bool
+    version: tuple[int, int]
+
+
+def _dump_lists(gatherer: Gatherer, dumps: _Dumps, facts: dict[str, t.Any], read: t.Callable[[str], str]) -> None:
+    """Dump the requested lists and the per-CPU statistics into ``facts``, reading the count after the table."""
+    sources = facts["sources"]
+    if "table" in dumps.lists:
+        result = gatherer.call(
+            "conntrack table",
+            lambda s: s.dump_conntrack(IPCTNL_MSG_CT_GET, dumps.nl_family, dumps.max_entries, dumps.decode),
+        )
+        facts["table"] = _list_facts(result, dumps.include_entries)
+        sources["table"] = SOURCE_TABLE
+        between = _optional_int_key(COUNT_KEY, read)
+        if between is not None:
+            facts["count_samples"].append(between)
+    if "unconfirmed" in dumps.lists:
+        if dumps.version >= UNCONFIRMED_GONE:
+            facts["unconfirmed"] = {"dumpable": False, "listed": None, "reason": UNCONFIRMED_REASON}
+            sources["unconfirmed"] = "not dumpable on this kernel"
+        else:
+            facts["unconfirmed"] = _optional_list(gatherer, "unconfirmed list", IPCTNL_MSG_CT_GET_UNCONFIRMED, dumps)
+            sources["unconfirmed"] = SOURCE_UNCONFIRMED
+    if "dying" in dumps.lists:
+        note = DYING_NOTE_NEW if dumps.version >= UNCONFIRMED_GONE else DYING_NOTE_OLD
+        facts["dying"] = _optional_list(gatherer, "dying list", IPCTNL_MSG_CT_GET_DYING, dumps, note)
+        sources["dying"] = SOURCE_DYING
+    if "expect" in dumps.lists:
+        by_family = gatherer.call("expectation table", lambda s: s.count_expectations(dumps.nl_family))
+        facts["expect"] = {
+            "dumpable": True,
+            "listed": sum(by_family.values()),
+            "by_family": {family_name(k): v for k, v in sorted(by_family.items())},
+        }
+        sources["expect"] = SOURCE_EXPECT
+    rows = gatherer.call("per-CPU statistics", lambda s: s.stats_cpu())
+    facts["stats"] = {"per_cpu": rows, "total": sum_stats(rows)}
+    sources["stats"] = SOURCE_STATS
+
+
+def _diagnose_after_dumps(facts: dict[str, t.Any], limits: dict[str, t.Any], read: t.Callable[[str], str],
+                          nfqueue_reader: t.Callable[[], list[dict[str, int]] | None], sleep: t.Callable[[float], t.Any]) -> None:
+    """Read the count a last time and the NFQUEUE queues, then diagnose; confirm a diagnosis that blames unlisted entries.
+
+    A table that is flushed and refilled many times a second can read the same count before and after a
+    dump by chance: before blaming a holder of unconfirmed entries, the count is read :data:`CONFIRM_READS`
+    more times and the discrepancy diagnosed again.
+    """
+    after = _optional_int_key(COUNT_KEY, read)
+    if after is not None:
+        facts["count_samples"].append(after)
+    facts["count_after"] = after if after is not None else facts["count"]
+    nfqueue = nfqueue_reader()
+    if nfqueue is not None:
+        facts["nfqueue"] = nfqueue
+        facts["sources"]["nfqueue"] = NFQUEUE_PROC
+    facts["discrepancy"] = diagnose(facts, limits, nfqueue)
+    if not any(f["code"] in UNLISTED_CODES for f in facts["discrepancy"]["findings"]):
+        return
+    for dummy in range(CONFIRM_READS):
+        sleep(CONFIRM_INTERVAL)
+        again = _optional_int_key(COUNT_KEY, read)
+        if again is not None:
+            facts["count_samples"].append(again)
+    facts["discrepancy"] = diagnose(facts, limits, nfqueue)
+
+
 def gather(
     *,
     lists: t.Sequence[str] = LISTS,
@@ -387,125 +333,42 @@ def gather(
     limits = dict(DEFAULT_THRESHOLDS)
     limits.update({k: v for k, v in (thresholds or {}).items() if v is not None})
     release = kernel_release if kernel_release is not None else os.uname().release
-    version = kernel_version(release)
     facts: dict[str, t.Any] = {
         "gathered_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
         "kernel": release,
         "netns": netns,
         "summary_only": summary_only,
         "family": family_name(family) if family else None,
+        "sources": {},
     }
-    sources: dict[str, str] = {}
-    facts["sources"] = sources
-
-    try:
-        count = int(read(COUNT_KEY))
-    except ConntrackModuleError as exc:
-        if not os.path.exists(key_path(COUNT_KEY)):
-            facts.update(loaded=False, count=0, max=None, buckets=None, usage_percent=None)
-            facts["discrepancy"] = {
-                "value": None,
-                "counted": None,
-                "listed": None,
-                "findings": [],
-                "diagnosis": "Connection tracking is not active in this network namespace (nf_conntrack is not loaded).",
-            }
-            return facts, None
-        raise exc
-    except ValueError as exc:
-        raise ConntrackModuleError(f"{COUNT_KEY} is not a number: {exc}") from exc
-    facts["loaded"] = True
-    facts["count"] = count
-    facts["max"] = _optional_int_key(MAX_KEY, read)
-    facts["buckets"] = _optional_int_key(BUCKETS_KEY, read)
-    facts["usage_percent"] = usage_percent(count, facts["max"])
-    sources.update(count=f"sysctl {COUNT_KEY}", max=f"sysctl {MAX_KEY}", buckets=f"sysctl {BUCKETS_KEY}")
+    count = _read_counts(facts, read)
+    if count is None:
+        return facts, None
     if summary_only:
         facts["discrepancy"] = diagnose(facts, limits, None)
         return facts, None
 
-    samples = [count]
-    facts["count_samples"] = samples
-    nl_family = family or 0
+    facts["count_samples"] = [count]
     decode = (lambda buf, off, length: decode_ct_entry(buf, off, length, protocol_name)) if include_entries else None
     gatherer = Gatherer(load_module, open_socket)
     try:
-        if "table" in lists:
-            result = gatherer.call(
-                "conntrack table",
-                lambda s: s.dump_conntrack(IPCTNL_MSG_CT_GET, nl_family, max_entries, decode),
-            )
-            facts["table"] = _list_facts(result, include_entries)
-            sources["table"] = SOURCE_TABLE
-            between = _optional_int_key(COUNT_KEY, read)
-            if between is not None:
-                samples.append(between)
-        if "unconfirmed" in lists:
-            if version >= UNCONFIRMED_GONE:
-                facts["unconfirmed"] = {"dumpable": False, "listed": None, "reason": UNCONFIRMED_REASON}
-                sources["unconfirmed"] = "not dumpable on this kernel"
-            else:
-                facts["unconfirmed"] = _optional_list(
-                    gatherer, "unconfirmed list", IPCTNL_MSG_CT_GET_UNCONFIRMED, nl_family, max_entries, decode, include_entries
-                )
-                sources["unconfirmed"] = SOURCE_UNCONFIRMED
-        if "dying" in lists:
-            note = DYING_NOTE_NEW if version >= UNCONFIRMED_GONE else DYING_NOTE_OLD
-            facts["dying"] = _optional_list(gatherer, "dying list", IPCTNL_MSG_CT_GET_DYING, nl_family, max_entries, decode, include_entries, note)
-            sources["dying"] = SOURCE_DYING
-        if "expect" in lists:
-            by_family = gatherer.call("expectation table", lambda s: s.count_expectations(nl_family))
-            facts["expect"] = {
-                "dumpable": True,
-                "listed": sum(by_family.values()),
-                "by_family": {family_name(k): v for k, v in sorted(by_family.items())},
-            }
-            sources["expect"] = SOURCE_EXPECT
-        rows = gatherer.call("per-CPU statistics", lambda s: s.stats_cpu())
-        facts["stats"] = {"per_cpu": rows, "total": sum_stats(rows)}
-        sources["stats"] = SOURCE_STATS
+        _dump_lists(gatherer, _Dumps(lists, family or 0, max_entries, decode, include_entries, kernel_version(release)), facts, read)
     finally:
         gatherer.close()
 
-    after = _optional_int_key(COUNT_KEY, read)
-    if after is not None:
-        samples.append(after)
-    facts["count_after"] = after if after is not None else count
-    nfqueue = nfqueue_reader()
-    if nfqueue is not None:
-        facts["nfqueue"] = nfqueue
-        sources["nfqueue"] = NFQUEUE_PROC
-    facts["discrepancy"] = diagnose(facts, limits, nfqueue)
-    if any(f["code"] in UNLISTED_CODES for f in facts["discrepancy"]["findings"]):
-        # Before blaming a holder of unconfirmed entries, make sure the table stands still: a table that is
-        # flushed and refilled many times a second can read the same count before and after a dump by chance.
-        for dummy in range(CONFIRM_READS):
-            sleep(CONFIRM_INTERVAL)
-            again = _optional_int_key(COUNT_KEY, read)
-            if again is not None:
-                samples.append(again)
-        facts["discrepancy"] = diagnose(facts, limits, nfqueue)
+    _diagnose_after_dumps(facts, limits, read, nfqueue_reader, sleep)
     return facts, gatherer.loaded_module
 
 
-def _optional_list(
-    gatherer: Gatherer,
-    what: str,
-    msg: int,
-    nl_family: int,
-    max_entries: int,
-    decode: t.Any,
-    include_entries: bool,
-    note: str | None = None,
-) -> dict[str, t.Any]:
+def _optional_list(gatherer: Gatherer, what: str, msg: int, dumps: _Dumps, note: str | None = None) -> dict[str, t.Any]:
     """Dump the dying or unconfirmed list; a kernel that cannot dump it yields ``dumpable: false``."""
     try:
-        result = gatherer.call(what, lambda s: s.dump_conntrack(msg, nl_family, max_entries, decode))
+        result = gatherer.call(what, lambda s: s.dump_conntrack(msg, dumps.nl_family, dumps.max_entries, dumps.decode))
     except ConntrackModuleError as exc:
         if exc.details.get("errno") in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOENT):
             return {"dumpable": False, "listed": None, "reason": f"this kernel cannot dump the {what}: {exc.msg}"}
         raise
-    return _list_facts(result, include_entries, note)
+    return _list_facts(result, dumps.include_entries, note)
 
 
 __all__ = (
