@@ -12,17 +12,14 @@ from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.netfilter.conntrack.plugins.module_utils._errors import ConntrackModuleError
-from ansible_collections.netfilter.conntrack.plugins.module_utils._names import resolve_family
-from ansible_collections.netfilter.conntrack.plugins.module_utils._window_capture import parse_request
-from ansible_collections.netfilter.conntrack.plugins.module_utils._window_request import check_duration, validate_site
+from ansible_collections.netfilter.conntrack.plugins.module_utils._names import load_etc_protocols
+from ansible_collections.netfilter.conntrack.plugins.module_utils._window_request import (
+    REQUEST_FIELDS,
+    WindowRequest,
+    parse_window_request,
+)
 from ansible_collections.netfilter.conntrack.plugins.plugin_utils._argspecs import WINDOW_ARGUMENT_SPEC
 from ansible_collections.netfilter.conntrack.plugins.plugin_utils._window_app import WindowApp
-
-
-def capture_argument(args: dict[str, t.Any]) -> str:
-    """The host program's --capture: the mode, the budgets given and the samples, as one JSON argument."""
-    return json.dumps({"mode": args["capture"], "budgets": args["capture_budget"] or {},
-                       "samples_per_reason": args["samples_per_reason"]}, sort_keys=True)
 
 
 def step_message(result: dict[str, t.Any]) -> str:
@@ -68,51 +65,18 @@ class ActionModule(ActionBase):
     # ------------------------------------------------------------------ enable
 
     @staticmethod
-    def _validate_enable(args: dict[str, t.Any]) -> list[dict[str, t.Any]]:
-        """Refuse bad or contradictory options before anything is touched, with the modules' own rules."""
-        errors = []
+    def _request(args: dict[str, t.Any]) -> WindowRequest:
+        """Refuse bad or contradictory options before anything is touched, with the request type the host uses."""
+        options = {name: args[name] for name in REQUEST_FIELDS if name != "capture"}
+        options["capture"] = {"mode": args["capture"], "budgets": args["capture_budget"] or {},
+                              "samples_per_reason": args["samples_per_reason"]}
         try:
-            check_duration(args["duration"])
+            return parse_window_request(options, load_etc_protocols(), on_controller=True)
         except ConntrackModuleError as exc:
-            errors.append(exc.msg)
-        if str(args["protocol"]).strip().lower() in ("none", "0"):
-            errors.append("protocol none switches logging off: use state=reverted instead")
-        if not args["families"]:
-            errors.append("families is empty: nothing would be logged")
-        for family in args["families"]:
-            try:
-                resolve_family(family)
-            except ConntrackModuleError as exc:
-                errors.append(exc.msg)
-        if str(args["backend"]).strip().lower() == "none":
-            errors.append("backend none unbinds the logger while logging is switched on: nothing would be logged")
-        sites = []
-        for site in args["dynamic_debug_sites"]:
-            cleaned = {key: value for key, value in site.items() if value is not None} if isinstance(site, dict) else site
-            try:
-                validate_site(cleaned)
-            except ConntrackModuleError as exc:
-                errors.append(f"dynamic_debug_sites entry {json.dumps(cleaned, sort_keys=True)}: {exc.msg}")
-            sites.append(cleaned)
-        try:
-            parse_request(capture_argument(args))
-        except ConntrackModuleError as exc:
-            errors.append(exc.msg)
-        if errors:
-            raise AnsibleActionFail("Refusing to enable: " + "; ".join(errors))
-        return sites
+            raise AnsibleActionFail(f"Refusing to enable: {exc.msg}") from None
 
-    def _enable_argv(self, args: dict[str, t.Any], sites: list[dict[str, t.Any]]) -> list[str]:
-        argv = ["enable", f"--duration={check_duration(args['duration']):g}", f"--log-invalid={args['protocol']}",
-                f"--backend={args['backend']}"]
-        argv += [f"--family={family}" for family in args["families"]]
-        argv += [f"--netns={name}" for name in args["netns"]]
-        if args["all_netns"]:
-            argv.append("--all-netns=on")
-        argv += ["--dyndbg-site=" + json.dumps(site, sort_keys=True) for site in sites]
-        if args["capture"] != "kernel_log":
-            # The program's default is the kernel log, where no collector runs and budgets do not apply.
-            argv.append("--capture=" + capture_argument(args))
+    def _enable_argv(self, request: WindowRequest) -> list[str]:
+        argv = ["enable", "--request=" + request.argument()]
         if self._task.check_mode:
             argv.append("--check")
         if self._task.diff:
@@ -121,11 +85,11 @@ class ActionModule(ActionBase):
 
     def _enable(self, args: dict[str, t.Any]) -> dict[str, t.Any]:
         """One run of the host program: snapshot, apply, confirm and plan (check mode: the steps and the plan only)."""
-        sites = self._validate_enable(args)
+        request = self._request(args)
         check_mode = self._task.check_mode
         # Check mode runs the controller's copy when the installed one is missing or stale, and installs nothing.
         program = WindowApp(self, self._vars, args["program_dir"], install=not check_mode)
-        rc, answer = program.run(self._enable_argv(args, sites))
+        rc, answer = program.run(self._enable_argv(request))
         if rc != 0 and "failed_step" not in answer:
             raise AnsibleActionFail(f"Refusing to enable: {answer.get('msg')}", result={"program": answer})
         if rc != 0:

@@ -25,7 +25,8 @@ from ansible_collections.netfilter.conntrack.plugins.module_utils._errors import
 NETNS_RUN_DIR = "/run/netns"
 CLONE_NEWNET = 0x40000000
 
-_NAME_RE = re.compile(r"^[A-Za-z0-9_.@:+-]{1,255}$")
+# A name under /run/netns, as `ip netns` accepts it; also what the window store's netns-NAME ids are made of.
+NETNS_NAME_RE = re.compile(r"^[A-Za-z0-9_.@:+-]{1,255}$")
 
 
 def netns_path(spec: str, run_dir: str = NETNS_RUN_DIR) -> str:
@@ -34,7 +35,7 @@ def netns_path(spec: str, run_dir: str = NETNS_RUN_DIR) -> str:
         raise ConntrackModuleError("netns must be a non-empty name under /run/netns or an absolute path")
     if spec.startswith("/"):
         return spec
-    if spec in (".", "..") or not _NAME_RE.match(spec):
+    if spec in (".", "..") or not NETNS_NAME_RE.match(spec):
         raise ConntrackModuleError(
             f"netns {spec!r} is not a valid namespace name: use letters, digits and ._@:+- only, or an absolute path"
         )
@@ -129,4 +130,4 @@ class InNetns:
                 self._home = None
 
 
-__all__ = ("NETNS_RUN_DIR", "InNetns", "enter_netns", "identity_of_fd", "netns_path", "open_netns")
+__all__ = ("NETNS_NAME_RE", "NETNS_RUN_DIR", "InNetns", "enter_netns", "identity_of_fd", "netns_path", "open_netns")

@@ -22,20 +22,22 @@ import time
 import uuid
 
 from ansible_collections.netfilter.conntrack.plugins.module_utils._conntrack_log_invalid import set_log_invalid
-from ansible_collections.netfilter.conntrack.plugins.module_utils._dynamic_debug import set_site
+from ansible_collections.netfilter.conntrack.plugins.module_utils._containers import namespace_identity, resolve_containers
+from ansible_collections.netfilter.conntrack.plugins.module_utils._dynamic_debug import apply_site
 from ansible_collections.netfilter.conntrack.plugins.module_utils._errors import ConntrackModuleError
 from ansible_collections.netfilter.conntrack.plugins.module_utils._host import ProcessHost
-from ansible_collections.netfilter.conntrack.plugins.module_utils._names import load_etc_protocols, resolve_family, resolve_protocol
-from ansible_collections.netfilter.conntrack.plugins.module_utils._netns import InNetns
+from ansible_collections.netfilter.conntrack.plugins.module_utils._names import load_etc_protocols
 from ansible_collections.netfilter.conntrack.plugins.module_utils._nf_log import set_loggers, wanted_logger
 from ansible_collections.netfilter.conntrack.plugins.module_utils._plan import intended_changes, plan_from, probe, read_outside
 from ansible_collections.netfilter.conntrack.plugins.module_utils._sysctl_keys import KEY_LOG_INVALID, logger_key
-from ansible_collections.netfilter.conntrack.plugins.module_utils._window_capture import NETLINK, parse_request
-from ansible_collections.netfilter.conntrack.plugins.module_utils._window_request import check_duration, site_query
+from ansible_collections.netfilter.conntrack.plugins.module_utils._window_capture import NETLINK
+from ansible_collections.netfilter.conntrack.plugins.module_utils._window_request import (
+    WindowRequest,
+    parse_window_request,
+    request_from_argument,
+)
 from ansible_collections.netfilter.conntrack.plugins.module_utils._window_revert import process_start
-from ansible_collections.netfilter.conntrack.plugins.module_utils._window_store import boot_now, monotonic_now, snapshot_id
-
-PROGRAM_NAME = "conntrack-debug-window"
+from ansible_collections.netfilter.conntrack.plugins.module_utils._window_store import PROGRAM_NAME, boot_now, monotonic_now, snapshot_id
 
 
 class EnableFailed(Exception):
@@ -55,21 +57,81 @@ def all_netns_value(args: argparse.Namespace) -> str | None:
     return None if args.all_netns is None else ("1" if args.all_netns == "on" else "0")
 
 
+def flag_options(args: argparse.Namespace) -> dict:
+    """The request's options as the flags of snapshot and enable give them (run by hand, and by the tests)."""
+    try:
+        sites = [json.loads(text) for text in args.dyndbg_site or []]
+        capture = json.loads(args.capture) if getattr(args, "capture", None) else None
+    except ValueError as exc:
+        raise ConntrackModuleError(f"--dyndbg-site and --capture take JSON: {exc}") from None
+    return {"duration": args.duration, "protocol": args.log_invalid, "families": args.family or [],
+            "backend": args.backend, "all_netns": args.all_netns == "on", "netns": args.netns or [],
+            "containers": getattr(args, "container", None) or [], "dynamic_debug_sites": sites, "capture": capture}
+
+
+def request_of(args: argparse.Namespace) -> WindowRequest:
+    """The window request of this run, parsed once (and kept on args): --request as the action sends it, or the
+    same options given as flags, where a missing protocol or family is left alone."""
+    if getattr(args, "window_request", None) is None:
+        etc_protocols = load_etc_protocols()
+        if getattr(args, "request", None) is not None:
+            if any(value not in (None, []) for value in flag_options(args).values() if value is not False):
+                raise ConntrackModuleError("give enable's options either as --request or as flags, not both")
+            request = request_from_argument(args.request, etc_protocols)
+        else:
+            request = parse_window_request(flag_options(args), etc_protocols, partial=True)
+        args.window_request = request
+        # What the run decides from here on: the capture path may take nf_log_all_netns back, and each
+        # namespace's logger (see backend_for).
+        args.backend = request.backend
+        args.all_netns = "on" if request.all_netns else None
+    return args.window_request
+
+
 class EnableCommands:
     """snapshot, enable and confirm (mixed into Program)."""
 
     def wanted_keys(self, args: argparse.Namespace, ident: str | None = None) -> dict:
         """{key: applied value} for what enable sets in the current namespace (same tables as the modules); a
         namespace on the netlink capture path binds nfnetlink_log."""
+        request = request_of(args)
         keys = {}
+        if request.protocol is not None:
+            keys[KEY_LOG_INVALID] = str(request.protocol)
         backend = self.backend_for(args, ident)
-        if args.log_invalid is not None:
-            keys[KEY_LOG_INVALID] = str(resolve_protocol(args.log_invalid, load_etc_protocols()))
-        if backend is not None:
-            for family in args.family or []:
-                number = resolve_family(family)
-                keys[logger_key(number)] = wanted_logger(str(backend).strip(), number)
+        for number, logger in request.loggers.items():
+            # A namespace on the netlink capture path binds its own logger instead of the one asked for.
+            keys[logger_key(number)] = logger if backend == request.backend else wanted_logger(backend, number)
         return keys
+
+    def window_specs(self, args: argparse.Namespace) -> list:
+        """The namespaces of this run, once per run (kept on args): netns as given, then each container's, resolved
+        through its runtime; [None], the connection's namespace, when neither is given."""
+        if getattr(args, "specs", None) is None:
+            request = request_of(args)
+            args.containers_at, args.container_warnings = {}, []
+            for resolved in resolve_containers(self.host, request.containers) if request.containers else []:
+                # The runtime's namespace file and the container's process must still agree: a container
+                # restarted meanwhile is refused rather than debugged in a namespace it left.
+                namespace_identity(resolved)
+                spec = resolved["netns_path"]
+                if spec in args.containers_at or spec in request.netns:
+                    other = (args.containers_at.get(spec) or {}).get("display_name", spec)
+                    raise ConntrackModuleError(f"{resolved['display_name']} ({resolved['name']!r}) is in the network"
+                                               f" namespace of {other}: give that namespace once")
+                args.containers_at[spec] = {key: resolved[key] for key in ("name", "display_name", "runtime",
+                                                                          "kind", "id")}
+                args.container_warnings += [f"{resolved['name']!r} was found, but {answer}"
+                                            for answer in resolved["unanswered"]]
+            args.specs = list(request.netns) + list(args.containers_at) or [None]
+        return args.specs
+
+    def open_window_namespace(self, args: argparse.Namespace, spec: str | None) -> tuple:
+        """(spec, fd, identity) of one namespace of this run; a container's identity carries its names."""
+        fd, identity = self.kernel.open_namespace(spec)
+        if spec in args.containers_at:
+            identity["container"] = args.containers_at[spec]
+        return spec, fd, identity
 
     def refuse_conflict(self, ident: str, existing: dict | None, wanted: dict, identity: dict) -> None:
         """A second enable may extend an open window, not change what it set: revert would lose track."""
@@ -100,7 +162,7 @@ class EnableCommands:
         """Per namespace: (spec, fd, identity, wanted keys, the open window or None), refusing conflicts."""
         plan = {}
         for ident, (spec, fd, identity) in opened.items():
-            with InNetns(fd, identity["path"]):
+            with self.kernel.entered(fd, identity["path"]):
                 wanted = self.wanted_keys(args)
             existing = self.store.load(ident, self.command)
             if existing is not None and not self.same_namespace(existing, identity):
@@ -114,7 +176,7 @@ class EnableCommands:
                 # from the values as they are now.
                 result.setdefault("finished", {})[ident] = self.revert_one(ident)
                 existing = None
-            with InNetns(fd, identity["path"]):
+            with self.kernel.entered(fd, identity["path"]):
                 capture = self.choose_path(args.capture_request, existing)
             args.capture_paths[ident] = capture
             if capture["path"] == NETLINK:
@@ -130,10 +192,10 @@ class EnableCommands:
         return plan
 
     def cmd_snapshot(self, args: argparse.Namespace, enabler: dict | None = None) -> dict:
-        duration = check_duration(args.duration)
-        args.capture_request = parse_request(getattr(args, "capture", None))
+        request = request_of(args)
+        args.capture_request = request.capture
         args.capture_paths = {}
-        queries = [site_query(text) for text in args.dyndbg_site or []]
+        queries = [(site.parsed.query, site.parsed.op, site.parsed.flags) for site in request.sites]
         control = self.control() if queries else None
         result = {"changed": False, "namespaces": {}, "dynamic_debug": bool(control),
                   "state_dir": self.store.directory, "program": self.program}
@@ -144,8 +206,8 @@ class EnableCommands:
             opened = {}
             try:
                 # Bad names and missing namespaces are refused here, before anything is written.
-                for spec in args.netns or [None]:
-                    opened[snapshot_id(spec)] = (spec,) + self.open_namespace(spec)
+                for spec in self.window_specs(args):
+                    opened[snapshot_id(spec)] = self.open_window_namespace(args, spec)
                 plan = self.plan_windows(args, opened, result)
                 window = next((p[4]["window"] for p in plan.values() if p[4] is not None), uuid.uuid4().hex)
                 shared = self.acquire_shared(list(plan), all_netns_value(args), queries, control)
@@ -153,9 +215,11 @@ class EnableCommands:
                     result["shared"] = shared
                     result["changed"] = result["changed"] or bool(shared["recorded"])
                 for ident, entry in plan.items():
-                    one = self.save_window(ident, entry, window, duration, enabler, args.no_schedule)
+                    one = self.save_window(ident, entry, window, request.duration, enabler, args.no_schedule)
                     if one["created"]:
                         created.append(ident)
+                    if entry[2].get("container"):
+                        one["container"] = entry[2]["container"]
                     result["namespaces"][ident] = one
                     result["changed"] = result["changed"] or one["created"] or bool(one["recorded"]) or one["rearmed"]
                     if one["rearmed"]:
@@ -186,12 +250,12 @@ class EnableCommands:
         data = existing or {"id": ident, "netns": identity, "created": now, "created_monotonic": monotonic_now(),
                             "keys": {}, "dyndbg": [], "window": window, "capture": capture}
         new_keys = []
-        with InNetns(fd, identity["path"]):
+        with self.kernel.entered(fd, identity["path"]):
             if existing is None:
-                data["stats_baseline"] = self.read_stats()
+                data["stats_baseline"] = self.kernel.read_stats()
             for key, applied in wanted.items():
                 if key not in data["keys"]:
-                    data["keys"][key] = {"original": self.read(key), "applied": applied}
+                    data["keys"][key] = {"original": self.kernel.sysctl_value(key), "applied": applied}
                     new_keys.append(key)
                 else:
                     data["keys"][key]["applied"] = applied
@@ -225,8 +289,9 @@ class EnableCommands:
         which step failed (``failed_step``, ``step_failure``) and what the rollback did (``rollback``). ``--check``
         takes no snapshot and only predicts the steps (not the dynamic-debug sites) and the plan.
         """
-        host = ProcessHost(check_mode=args.check, diff=args.diff)
-        sites = [json.loads(text) for text in args.dyndbg_site or []]
+        host = self.host.for_run(check_mode=args.check, diff=args.diff)
+        sites = request_of(args).sites
+        self.window_specs(args)
         steps, diffs = [], []
         if args.check:
             try:
@@ -270,15 +335,15 @@ class EnableCommands:
     def enabled(self, result: dict, args: argparse.Namespace, host: ProcessHost, steps: list, diffs: list) -> dict:
         """Add the steps, the diffs, the plan of every namespace (what enable would set, in check mode) and the
         warnings. The plan only informs: a namespace whose plan cannot be made gets a warning, not a failed enable."""
+        for warning in getattr(args, "container_warnings", None) or []:
+            host.warn(warning)
         intended = {}
         if args.check:
-            try:
-                protocol = str(resolve_protocol(args.log_invalid, load_etc_protocols()))
-            except ConntrackModuleError:
-                protocol = None
-            intended = intended_changes(protocol, str(args.backend).strip().lower() == "auto", args.all_netns == "on")
+            request = request_of(args)
+            intended = intended_changes(None if request.protocol is None else str(request.protocol),
+                                        request.backend.lower() == "auto", args.all_netns == "on")
         plans, outside = {}, read_outside()
-        for spec in args.netns or [None]:
+        for spec in self.window_specs(args):
             try:
                 with self.entered(spec, None):
                     plans[snapshot_id(spec)] = plan_from(probe(host, spec, outside), intended)
@@ -296,13 +361,13 @@ class EnableCommands:
     @contextlib.contextmanager
     def entered(self, spec: str | None, snapshot: dict | None):
         """Run a block in namespace spec; with the snapshot, only if it is still the namespace that was recorded."""
-        fd, identity = self.open_namespace(spec)
+        fd, identity = self.kernel.open_namespace(spec)
         try:
             recorded = ((snapshot or {}).get("namespaces", {}).get(snapshot_id(spec)) or {}).get("identity")
             if recorded and (recorded["dev"], recorded["ino"]) != (identity["dev"], identity["ino"]):
                 raise ConntrackModuleError(f"{identity['path']} is no longer the network namespace enable recorded"
                                            " (deleted and re-created while enable ran)")
-            with InNetns(fd, identity["path"]):
+            with self.kernel.entered(fd, identity["path"]):
                 yield identity
         finally:
             if fd is not None:
@@ -332,19 +397,21 @@ class EnableCommands:
               snapshot: dict | None) -> dict | None:
         """The steps of enable in order, as the modules would run them; returns the snapshot (taken again when
         this enable loaded nf_conntrack: its dynamic-debug sites exist only now)."""
-        specs = args.netns or [None]
+        request = request_of(args)
+        specs = self.window_specs(args)
         etc_protocols = load_etc_protocols()
         loaded = False
-        for spec in specs:
+        for spec in specs if request.protocol is not None else []:
             result = self.step(steps, diffs, "Log invalid packets", spec, snapshot, lambda: set_log_invalid(
-                host, resolve_protocol(args.log_invalid, etc_protocols), True, etc_protocols))
+                host, request.protocol, True, etc_protocols))
             loaded = loaded or bool(result.get("loaded_module"))
         for spec in specs:
             all_netns = True if spec is None and args.all_netns == "on" else None
             backend = self.backend_for(args, snapshot_id(spec))
             self.step(steps, diffs, "Bind the loggers", spec, snapshot, lambda spec=spec, all_netns=all_netns,
-                      backend=backend: set_loggers(host, args.family, backend, all_netns, True, in_netns=spec is not None))
-        if args.all_netns == "on" and args.netns:
+                      backend=backend: set_loggers(host, request.families or None, backend, all_netns, True,
+                                                   in_netns=spec is not None))
+        if args.all_netns == "on" and specs != [None]:
             self.step(steps, diffs, "Let log lines of other namespaces reach the kernel log", None, snapshot,
                       lambda: set_loggers(host, None, None, True, True, in_netns=False))
         if not sites or not (snapshot or {}).get("dynamic_debug"):
@@ -358,22 +425,22 @@ class EnableCommands:
         # The control file the snapshot read the sites from.
         control = self.control()
         for site in sites:
-            options = dict({"flags": "p", "state": "enabled"}, control_path=control, **site)
+            parsed = site.parsed._replace(control_path=control)
             result = self.step(steps, diffs, "Switch the dynamic-debug sites on", None, snapshot,
-                               lambda options=options: set_site(host, options))
+                               lambda parsed=parsed: apply_site(host, parsed))
             steps[-1]["matched"] = len(result.get("sites") or [])
             if not result.get("sites"):
                 # Only reachable with require_match=false (the role's default): say so rather than report a window
                 # whose dynamic-debug part does nothing.
-                host.warn(f"dynamic_debug_sites entry {json.dumps(site, sort_keys=True)} matches no site on this"
+                host.warn(f"dynamic_debug_sites entry {site.shown()} matches no site on this"
                           " kernel: nothing was switched on for it")
         return snapshot
 
     def predict_capture(self, args: argparse.Namespace) -> None:
         """Check mode: each namespace's capture path as enable would choose it (the log group is not probed)."""
-        args.capture_request = parse_request(getattr(args, "capture", None))
+        args.capture_request = request_of(args).capture
         args.capture_paths = {}
-        for spec in args.netns or [None]:
+        for spec in self.window_specs(args):
             with self.entered(spec, None):
                 existing = self.store.load(snapshot_id(spec), self.command) if self.store.ensure(create=False) else None
                 args.capture_paths[snapshot_id(spec)] = self.choose_path(args.capture_request, existing, probe_group=False)

@@ -19,7 +19,8 @@ operation with ``msg``, 2 on bad usage, 3 for ``--expect-sha256`` of another ver
 
   enable   (the options of snapshot) [--check] [--diff]
                                               snapshot, apply, confirm and plan: enable's host side
-  snapshot [--netns NS ...] --duration S [--log-invalid P] [--family F ... --backend B]
+  snapshot --request JSON [--no-schedule]     the options as the action sends them (``_window_request``), or:
+  snapshot [--netns NS ... --container NAME ...] --duration S [--log-invalid P] [--family F ... --backend B]
            [--all-netns on|off] [--dyndbg-site JSON ...] [--capture JSON] [--no-schedule]
   confirm  --window TOKEN [--id ID ...]       last step of enable
   revert   [--netns NS ... | --id ID ... | --all] [--check]
@@ -44,36 +45,30 @@ import json
 import os
 import sys
 
-from ansible_collections.netfilter.conntrack.plugins.module_utils._dynamic_debug import find_control
 from ansible_collections.netfilter.conntrack.plugins.module_utils._errors import ConntrackModuleError
 from ansible_collections.netfilter.conntrack.plugins.module_utils._kernel_log import SOURCES
-from ansible_collections.netfilter.conntrack.plugins.module_utils._netns import identity_of_fd, open_netns
-from ansible_collections.netfilter.conntrack.plugins.module_utils._sysctl import key_exists, read_key
-from ansible_collections.netfilter.conntrack.plugins.module_utils._sysctl_keys import KEY_COUNT, KEY_LOGGER_PREFIX
+from ansible_collections.netfilter.conntrack.plugins.module_utils._host import ProcessHost
+from ansible_collections.netfilter.conntrack.plugins.module_utils._sysctl_keys import KEY_LOGGER_PREFIX
 from ansible_collections.netfilter.conntrack.plugins.module_utils._window_cleanup import CleanupCommands
 from ansible_collections.netfilter.conntrack.plugins.module_utils._window_capture import CaptureCommands
-from ansible_collections.netfilter.conntrack.plugins.module_utils._window_enable import PROGRAM_NAME, EnableCommands
+from ansible_collections.netfilter.conntrack.plugins.module_utils._window_enable import EnableCommands
 from ansible_collections.netfilter.conntrack.plugins.module_utils._window_install import install, source_sha256, unsafe_directory
 from ansible_collections.netfilter.conntrack.plugins.module_utils._window_revert import RevertCommands
 from ansible_collections.netfilter.conntrack.plugins.module_utils._window_scheduler import PARTNER, WATCHER, Scheduler
 from ansible_collections.netfilter.conntrack.plugins.module_utils._window_shared import SharedValues
 from ansible_collections.netfilter.conntrack.plugins.module_utils._window_status import StatusCommands, make_dirs
-from ansible_collections.netfilter.conntrack.plugins.module_utils._window_store import LOCK_TIMEOUT, STATE_DIR, Store
+from ansible_collections.netfilter.conntrack.plugins.module_utils._window_store import LOCK_TIMEOUT, PROGRAM_NAME, STATE_DIR, Store
 
 # A window this far past its deadline with no live timer, watcher or sweep is reverted by the next command that
 # looks at it (status, which collect runs, and snapshot, which enable runs): the last line of defence.
 OVERDUE_GRACE_SECONDS = 30
-STATS_FILE = "/proc/net/stat/nf_conntrack"
-# /proc/net/stat/nf_conntrack columns whose ctnetlink name (the one conntrack_lists_facts and `conntrack -S`
-# use) differs: one vocabulary for the same counters in every report.
-PROC_STAT_NAMES = {"clashres": "clash_resolve", "icmp_error": "error", "chainlength": "chaintoolong"}
 
 
 class Program(EnableCommands, RevertCommands, StatusCommands, SharedValues, CaptureCommands, CleanupCommands):
-    """The commands, bound to one state directory and to the path this program is installed at."""
+    """The commands, bound to one state directory, to the path this program is installed at, and to a host: every
+    command reaches the kernel through ``host.kernel``, and each run that applies gets ``host.for_run``."""
 
-    def __init__(self, store: Store, program: str, proc_sys: str = "/proc/sys",
-                 control_finder=find_control, lock_timeout: float = LOCK_TIMEOUT,
+    def __init__(self, store: Store, program: str, host: ProcessHost | None = None, lock_timeout: float = LOCK_TIMEOUT,
                  overdue_grace: float = OVERDUE_GRACE_SECONDS) -> None:
         self.store = store
         self.lock_timeout = lock_timeout
@@ -81,16 +76,11 @@ class Program(EnableCommands, RevertCommands, StatusCommands, SharedValues, Capt
         self.program = program
         # How a person runs this program by hand on this host, for the hints in messages.
         self.command = f"{sys.executable} {program}"
-        self.proc_sys = proc_sys
+        self.host = host or ProcessHost()
+        self.kernel = self.host.kernel
         self.scheduler = Scheduler(store, program)
-        self._find_control = control_finder
 
     # ------------------------------------------------------------------ values
-
-    def read(self, key: str) -> str | None:
-        if not key_exists(key, self.proc_sys):
-            return None
-        return read_key(key, self.proc_sys)
 
     def same_value(self, key: str, left: str | None, right: str | None) -> bool:
         if left is None or right is None:
@@ -100,51 +90,19 @@ class Program(EnableCommands, RevertCommands, StatusCommands, SharedValues, Capt
             return left.lower() == right.lower()
         return left.strip() == right.strip()
 
-    def read_stats(self) -> dict | None:
-        """/proc/net/stat/nf_conntrack summed over CPUs, in ctnetlink's names; None without conntrack."""
-        try:
-            with open(STATS_FILE, encoding="ascii") as handle:
-                rows = [line.split() for line in handle if line.strip()]
-        except OSError:
-            return None
-        if not rows:
-            return None
-        names, totals = [PROC_STAT_NAMES.get(name, name) for name in rows[0]], {}
-        for row in rows[1:]:
-            for name, value in zip(names, row):
-                number = int(value, 16)
-                totals[name] = number if name == "entries" else totals.get(name, 0) + number
-        count = self.read(KEY_COUNT)
-        if count is not None:
-            totals["count"] = int(count)
-        return totals
-
     def control(self) -> str | None:
         try:
-            return self._find_control(None)[0]
+            return self.kernel.find_control(None)[0]
         except ConntrackModuleError:
             return None
 
     # ------------------------------------------------------------------ namespaces
 
-    def open_namespace(self, spec: str | None) -> tuple[int | None, dict]:
-        """Open a namespace; returns (fd or None for this one, its description with identity)."""
-        if spec in (None, ""):
-            fd = os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
-            try:
-                dev, ino = identity_of_fd(fd)
-            finally:
-                os.close(fd)
-            return None, {"spec": None, "path": "/proc/self/ns/net", "dev": dev, "ino": ino}
-        fd, path = open_netns(spec)
-        dev, ino = identity_of_fd(fd)
-        return fd, {"spec": spec, "path": path, "dev": dev, "ino": ino}
-
     def namespace_of(self, data: dict) -> tuple[int | None, str | None]:
         """Open the namespace a snapshot belongs to; (fd, None) or (None, why it is not that namespace any more)."""
         recorded = data["netns"]
         try:
-            fd, now = self.open_namespace(recorded["spec"])
+            fd, now = self.kernel.open_namespace(recorded["spec"])
         except ConntrackModuleError as exc:
             if exc.details.get("reason") == "vanished":
                 return None, f"network namespace {recorded['path']} no longer exists"
@@ -169,12 +127,15 @@ def parser() -> argparse.ArgumentParser:
     snap = sub.add_parser("snapshot", help="record current values (once per window) and schedule the revert")
     enable = sub.add_parser("enable", help="snapshot, apply, confirm and plan in one run (rolls back on failure)")
     for cmd in (snap, enable):
+        cmd.add_argument("--request", metavar="JSON",
+                         help="enable's options as one JSON object (what the action sends); instead of the flags below")
         cmd.add_argument("--netns", action="append", help="namespace name or path (repeatable); default: this one")
-        cmd.add_argument("--duration", type=float, help="seconds until the automatic revert")
+        cmd.add_argument("--container", action="append", help="container or pod name or id (repeatable)")
+        cmd.add_argument("--duration", help="whole seconds until the automatic revert")
         cmd.add_argument("--log-invalid", help="protocol enable sets in nf_conntrack_log_invalid")
         cmd.add_argument("--family", action="append", help="family whose nf_log.N enable sets (repeatable)")
         cmd.add_argument("--backend", help="logger enable binds (auto, none or a name)")
-        cmd.add_argument("--all-netns", choices=["on", "off"], help="value enable sets in nf_log_all_netns")
+        cmd.add_argument("--all-netns", choices=["on", "off"], help="on: enable sets nf_log_all_netns=1 (off: left alone)")
         cmd.add_argument("--dyndbg-site", action="append", help="JSON dynamic_debug_sites entry (repeatable)")
         cmd.add_argument("--no-schedule", action="store_true", help="do not schedule the automatic revert")
         cmd.add_argument("--capture", help='JSON {"mode": "auto|netlink|kernel_log", "budgets": {...},'

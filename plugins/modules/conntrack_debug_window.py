@@ -67,14 +67,16 @@ options:
     default: enabled
   duration:
     description:
-      - Seconds until the host reverts by itself, from 1 to 604800 (7 days). Required with O(state=enabled).
-      - A value out of that range, or one that is not a number (V(true) included), is refused before the host is
-        touched.
-    type: raw
+      - Whole seconds until the host reverts by itself, from 1 to 604800 (7 days). Required with O(state=enabled).
+      - A value out of that range, a fraction, or one that is not a number (V(true) included), is refused before the
+        host is touched.
+    type: int
   protocol:
     description:
       - The protocol whose invalid packets are logged, as M(netfilter.conntrack.conntrack_log_invalid) takes it, a
         name, a number 1-254, or V(all). The kernel takes one value; to log two protocols, use V(all).
+      - A value that means 0 (V(none), V(00), V(ip)) is refused, because it switches logging off. A name that the
+        controller's C(/etc/protocols) does not know is resolved with the host's.
       - Replaces C(protocols) of 0.2.0 (a list that silently meant V(all) with two entries).
     type: str
     default: all
@@ -157,10 +159,31 @@ options:
     version_added: 0.3.0
   netns:
     description:
-      - Network namespaces to act in, by name under C(/run/netns) or as a path. Empty means the connection's namespace.
+      - Network namespaces to act in, by name under C(/run/netns) or as a path. Empty (with O(containers) empty too)
+        means the connection's namespace.
     type: list
     elements: str
     default: []
+  containers:
+    description:
+      - Containers or pods to act in, by name or id, each resolved to its network namespace on the host by the
+        container runtime that runs it (C(podman), C(docker), C(nerdctl), or C(crictl) for Kubernetes pods, given as
+        C(name) or C(namespace/name); a podman pod's namespace is the one of its infra container). Every installed
+        runtime is asked, so a name two runtimes know is refused as ambiguous.
+      - Each one is a window of its own, beside those of O(netns), and the window, the enable result
+        (C(namespaces.<id>.container)) and the report name it by the runtime's whole name, such as
+        C(podman pod web).
+      - A name that no runtime resolves to a running container with a network namespace of its own (unknown,
+        stopped, or on the host's network) fails the enable before anything is changed, with the name and the
+        reason. There is no best-effort mode, because a window that silently left out a container would report
+        it clean.
+      - Revert and collect find the windows by their snapshot, so O(state=reverted) with O(revert_scope=all), or
+        the automatic revert, closes them; the namespace is checked to be still the container's (a container
+        restarted since is not touched).
+    type: list
+    elements: str
+    default: []
+    version_added: 0.3.0
   revert_scope:
     description:
       - With O(state=reverted), V(selected) reverts the snapshots of O(netns), V(all) every snapshot on the host.

@@ -12,6 +12,7 @@ mode and bad options. What the program does inside enable (steps, rollback, conf
 
 from __future__ import annotations
 
+import json
 import re
 from unittest.mock import MagicMock
 
@@ -102,6 +103,13 @@ def failing_action(host, **task_args):
 # --- enable: one run of the host program -----------------------------------------------------------------------
 
 
+def sent_request(host):
+    """The one --request argument of the program's enable, as the host parses it."""
+    (argv,) = host.program_calls("enable")
+    assert argv[1].startswith("--request=")
+    return json.loads(argv[1][len("--request="):]), argv[2:]
+
+
 def enabled_answer(*idents, **extra):
     """What the program's enable answers on success (see test__window_program.py for how it gets there)."""
     return dict(snapshot_answer(*idents), steps=[{"step": "Log invalid packets", "netns": None, "changed": True}],
@@ -120,8 +128,10 @@ def test_enable_is_one_program_run_and_no_module(host):
     host.program = {"enable": (0, enabled_answer("init", warnings=["w"], diff=[{"before": "a", "after": "b"}]))}
     result = run_action(host, duration=900, protocol="tcp")
     assert host.app_args == [{"program_dir": "/usr/local/libexec/netfilter-conntrack", "install": True}]
-    assert host.calls == [("program", ["enable", "--duration=900", "--log-invalid=tcp", "--backend=auto",
-                                       "--family=ipv4", "--family=ipv6"])]
+    assert len(host.calls) == 1
+    assert sent_request(host) == ({"duration": 900, "protocol": "tcp", "families": ["ipv4", "ipv6"], "backend": "auto",
+                                   "all_netns": False, "netns": [], "containers": [], "dynamic_debug_sites": [],
+                                   "capture": {"mode": "kernel_log", "budgets": {}, "samples_per_reason": 20}}, [])
     assert result["changed"] is True and not result.get("failed")
     assert [step["step"] for step in result["steps"]] == ["Log invalid packets"]
     assert result["plan"] == {"init": {"problems": []}}
@@ -134,22 +144,23 @@ def test_enable_passes_namespaces_all_netns_sites_and_diff(host):
     host.program = {"enable": (0, enabled_answer("init", "netns-a"))}
     site = {"file": "nf_conntrack_proto_tcp.c", "format": "Invalid dir=%i index=%u ostate=%u\\012",
             "require_match": False, "func": None}
-    run_action(host, duration="600", netns=["a", "/proc/1/ns/net"], all_netns=True, dynamic_debug_sites=[site],
-               diff=True)
-    assert host.program_calls("enable")[0][6:] == [
-        "--netns=a", "--netns=/proc/1/ns/net", "--all-netns=on",
-        '--dyndbg-site={"file": "nf_conntrack_proto_tcp.c", "format": "Invalid dir=%i index=%u ostate=%u\\\\012",'
-        ' "require_match": false}',
-        "--diff"]
+    run_action(host, duration="600", netns=["a", "/proc/1/ns/net"], containers=["web", "k8s/coredns"], all_netns=True,
+               dynamic_debug_sites=[site], diff=True)
+    request, flags = sent_request(host)
+    assert flags == ["--diff"]
+    assert request["duration"] == 600 and request["all_netns"] is True
+    assert request["netns"] == ["a", "/proc/1/ns/net"] and request["containers"] == ["web", "k8s/coredns"]
+    # The entry as given, without its null options: the host parses it with the same rules.
+    assert request["dynamic_debug_sites"] == [{"file": "nf_conntrack_proto_tcp.c", "require_match": False,
+                                               "format": "Invalid dir=%i index=%u ostate=%u\\012"}]
 
 
 def test_enable_passes_the_capture_as_one_json_argument(host):
     host.program = {"enable": (0, enabled_answer("netns-a"))}
     run_action(host, duration=600, netns=["a"], capture="auto", capture_budget={"max_packets": 5000, "max_rate": None},
                samples_per_reason=3)
-    assert host.program_calls("enable")[0][6:] == [
-        "--netns=a", '--capture={"budgets": {"max_packets": 5000, "max_rate": null}, "mode": "auto",'
-        ' "samples_per_reason": 3}']
+    assert sent_request(host)[0]["capture"] == {"mode": "auto", "budgets": {"max_packets": 5000, "max_rate": None},
+                                                "samples_per_reason": 3}
 
 
 # --- failure and rollback: the program's answer, told truthfully -----------------------------------------------
@@ -298,12 +309,15 @@ def test_revert_scope_all_with_netns_is_refused(host):
 # --- validation before anything runs --------------------------------------------------------------------------
 
 BAD_OPTIONS = [
-    ("duration true", {"duration": True}, "duration True is not a number of seconds"),
+    ("duration true", {"duration": True}, "duration True is not a whole number of seconds"),
     ("duration 2**63", {"duration": 2**63}, "is out of range: give 1 to 604800 seconds"),
     ("duration 0", {"duration": 0}, "is out of range"),
-    ("duration text", {"duration": "soon"}, "is not a number of seconds"),
-    ("protocol none", {"duration": 900, "protocol": "none"}, "protocol none switches logging off"),
-    ("protocol 0", {"duration": 900, "protocol": "0"}, "protocol none switches logging off"),
+    ("protocol none", {"duration": 900, "protocol": "none"}, "protocol 'none' is 0, which switches logging off"),
+    ("protocol 0", {"duration": 900, "protocol": "0"}, "protocol '0' is 0, which switches logging off"),
+    ("protocol 00", {"duration": 900, "protocol": "00"}, "protocol '00' is 0, which switches logging off"),
+    ("protocol 256", {"duration": 900, "protocol": "256"}, "protocol 256 is out of range"),
+    ("bad namespace name", {"duration": 900, "netns": ["../x"]}, "netns '../x' is not a valid namespace name"),
+    ("bad container name", {"duration": 900, "containers": ["-x"]}, "'-x' is not a container or pod name or id"),
     ("no families", {"duration": 900, "families": []}, "families is empty"),
     ("unknown family", {"duration": 900, "families": ["ipv5"]}, "unknown family 'ipv5'"),
     ("backend none", {"duration": 900, "backend": "NONE"}, "backend none unbinds the logger"),
@@ -334,6 +348,14 @@ def test_all_errors_are_listed_at_once(host):
     with pytest.raises(AnsibleActionFail) as exc:
         run_action(host, duration=True, protocol="none", families=[])
     assert exc.value.message.count(";") == 2
+
+
+@pytest.mark.parametrize("duration", ["soon", 1.5, "1.5"])
+def test_a_duration_that_is_not_whole_seconds_fails_the_argument_spec(host, duration):
+    """The module's and the role's argument specs both say int: the same values pass both."""
+    with pytest.raises(Exception, match="duration"):
+        run_action(host, duration=duration)
+    assert host.calls == []
 
 
 def test_duration_is_required_to_enable(host):
