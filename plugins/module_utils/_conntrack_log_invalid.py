@@ -15,7 +15,6 @@ from __future__ import annotations
 from ansible_collections.netfilter.conntrack.plugins.module_utils._errors import ConntrackModuleError
 from ansible_collections.netfilter.conntrack.plugins.module_utils._kmod import modprobe
 from ansible_collections.netfilter.conntrack.plugins.module_utils._names import PROTOCOL_NONE, protocol_name
-from ansible_collections.netfilter.conntrack.plugins.module_utils._sysctl import key_exists, read_key, write_key
 from ansible_collections.netfilter.conntrack.plugins.module_utils._sysctl_keys import KEY_LOG_INVALID
 
 KEY = KEY_LOG_INVALID
@@ -27,7 +26,7 @@ def set_log_invalid(host, target: int, load_module: bool, etc_protocols: dict) -
     Returns changed, key, previous, current, loaded_module (when loaded) and, in diff mode, diff.
     """
     result: dict = {"changed": False, "key": KEY}
-    if not key_exists(KEY):
+    if not host.kernel.sysctl_exists(KEY):
         if not load_module:
             raise ConntrackModuleError(f"{KEY} does not exist: nf_conntrack is not loaded (set load_module=true to load it)")
         previous = PROTOCOL_NONE
@@ -36,13 +35,13 @@ def set_log_invalid(host, target: int, load_module: bool, etc_protocols: dict) -
             result["loaded_module"] = "nf_conntrack"
             result["changed"] = True
     else:
-        previous = int(read_key(KEY))
+        previous = int(host.kernel.sysctl_read(KEY))
 
     if previous != target:
         result["changed"] = True
         if not host.check_mode:
-            write_key(KEY, str(target))
-            confirmed = int(read_key(KEY))
+            host.kernel.sysctl_write(KEY, str(target))
+            confirmed = int(host.kernel.sysctl_read(KEY))
             if confirmed != target:
                 raise ConntrackModuleError(f"wrote {target} to {KEY} but the kernel reads back {confirmed}")
 

@@ -845,13 +845,23 @@ def no_match_message(query: Query, sites: list, path: str) -> str:
     return msg
 
 
-def set_site(host, options: dict) -> dict:
-    """Apply one dynamic_debug_site query; ``options`` holds the module's options (missing ones take its defaults).
+class SiteRequest(t.NamedTuple):
+    """One dynamic_debug_site query, validated: what it selects, what it writes and where."""
 
-    Returns the module's result: changed, query, written, sites, control_path, mounted_debugfs, diff (diff mode).
-    """
+    query: Query
+    op: t.Optional[str]
+    """The control-file operation; None for state=query (read only)."""
+    flags: frozenset
+    text: str
+    """The exact text written (state=query: its match-specs)."""
+    control_path: t.Optional[str]
+    mount_debugfs: bool
+    require_match: bool
+
+
+def parse_site(options: dict) -> SiteRequest:
+    """Validate dynamic_debug_site's options (missing ones take its defaults) and build the query, touching nothing."""
     params = dict(SITE_DEFAULTS, **{key: value for key, value in options.items() if value is not None})
-    state = params["state"]
     try:
         flags = parse_flags(params["flags"])
     except ValueError as exc:
@@ -867,72 +877,90 @@ def set_site(host, options: dict) -> dict:
         line=None if line is None else str(line),
         class_name=params["class"],
     )
-    op = OPERATIONS.get(state)
-    # Validate (and build) the text before touching anything.
-    query_text = match_spec_text(query) if op is None else build_query(query, op, flags)
-    result: dict = {"changed": False, "query": query_text, "written": False, "sites": []}
+    op = OPERATIONS.get(params["state"])
+    text = match_spec_text(query) if op is None else build_query(query, op, flags)
+    return SiteRequest(query, op, flags, text, params["control_path"], bool(params["mount_debugfs"]),
+                       bool(params["require_match"]))
 
-    path = params["control_path"]
+
+def _site_control(host, request: SiteRequest, result: dict) -> t.Optional[str]:
+    """The control file to use; None in check mode when debugfs would have to be mounted first (result says so)."""
+    if request.control_path is not None:
+        return request.control_path
+
+    def mounter(point: str) -> None:
+        if host.check_mode:
+            raise _WouldMount(point)
+        binary = host.which("mount", ["/usr/bin", "/bin"])
+        if binary is None:
+            raise ConntrackModuleError("debugfs must be mounted but the mount command is not installed")
+        argv = [binary, "-t", "debugfs", "debugfs", point]
+        rc, out, err = host.run(argv)
+        if rc != 0:
+            raise ConntrackModuleError(
+                f"cannot mount debugfs at {point}: {err.strip() or out.strip()}", rc=rc, stdout=out, stderr=err, cmd=argv
+            )
+        result["mounted_debugfs"] = point
+
+    try:
+        return host.kernel.find_control(mounter if request.mount_debugfs else None)[0]
+    except _WouldMount as would:
+        result.update(changed=True, control_path=None, mounted_debugfs=str(would))
+        host.warn(f"debugfs would be mounted at {would}; the matching sites cannot be listed in check mode")
+        return None
+
+
+def _write_site(host, request: SiteRequest, path: str, sites: list, matched: list, wanted: list) -> None:
+    """Write the query, and check that the kernel reads back what was predicted for every site."""
+    host.kernel.write_control(path, request.text)
+    after = {s.key: s for s in read_control(path)}
+    wrong = []
+    for site, want in zip(matched, wanted):
+        now = after.get(site.key)
+        if now is None:
+            wrong.append(f"{site.filename}:{site.lineno} [{site.module}]{site.function} disappeared (module unloaded?)")
+        elif now.flags != want:
+            wrong.append(f"{site.filename}:{site.lineno} [{site.module}]{site.function} reads ={now.flags}, wanted ={want}")
+    if wrong:
+        raise ConntrackModuleError(
+            f"wrote {request.text!r} to {path} but the kernel reads back: " + "; ".join(wrong),
+            query=request.text,
+            control_path=path,
+        )
+    matched_keys = {s.key for s in matched}
+    surprises = [s for s in sites if s.key not in matched_keys and s.key in after and after[s.key].flags != s.flags]
+    if surprises:
+        host.warn(
+            f"the query also changed {len(surprises)} site(s) this module did not predict (or something else changed"
+            f" them meanwhile), e.g. {surprises[0].control_line()}"
+        )
+
+
+def apply_site(host, request: SiteRequest) -> dict:
+    """Apply one parsed dynamic_debug_site query.
+
+    Returns the module's result: changed, query, written, sites, control_path, mounted_debugfs, diff (diff mode).
+    """
+    result: dict = {"changed": False, "query": request.text, "written": False, "sites": []}
+    path = _site_control(host, request, result)
     if path is None:
-
-        def mounter(point: str) -> None:
-            if host.check_mode:
-                raise _WouldMount(point)
-            binary = host.which("mount", ["/usr/bin", "/bin"])
-            if binary is None:
-                raise ConntrackModuleError("debugfs must be mounted but the mount command is not installed")
-            argv = [binary, "-t", "debugfs", "debugfs", point]
-            rc, out, err = host.run(argv)
-            if rc != 0:
-                raise ConntrackModuleError(
-                    f"cannot mount debugfs at {point}: {err.strip() or out.strip()}", rc=rc, stdout=out, stderr=err, cmd=argv
-                )
-            result["mounted_debugfs"] = point
-
-        try:
-            path, _mounted = find_control(mounter if params["mount_debugfs"] else None)
-        except _WouldMount as would:
-            result.update(changed=True, control_path=None, mounted_debugfs=str(would))
-            host.warn(f"debugfs would be mounted at {would}; the matching sites cannot be listed in check mode")
-            return result
+        return result
     result["control_path"] = path
 
     sites = read_control(path)
-    matched = [s for s in sites if site_matches(query, s)]
+    matched = [s for s in sites if site_matches(request.query, s)]
     if not matched:
-        if params["require_match"]:
-            raise ConntrackModuleError(no_match_message(query, sites, path), query=query_text, control_path=path)
+        if request.require_match:
+            raise ConntrackModuleError(no_match_message(request.query, sites, path), query=request.text,
+                                       control_path=path)
         return result
 
-    wanted = [apply_flags(s.flags, op, flags) if op else s.flags for s in matched]
+    op = request.op
+    wanted = [apply_flags(s.flags, op, request.flags) if op else s.flags for s in matched]
     result["changed"] = any(s.flags != w for s, w in zip(matched, wanted))
-
     if result["changed"] and not host.check_mode:
-        write_control(path, query_text)
+        _write_site(host, request, path, sites, matched, wanted)
         result["written"] = True
-        after = {s.key: s for s in read_control(path)}
-        wrong = []
-        for site, want in zip(matched, wanted):
-            now = after.get(site.key)
-            if now is None:
-                wrong.append(f"{site.filename}:{site.lineno} [{site.module}]{site.function} disappeared (module unloaded?)")
-            elif now.flags != want:
-                wrong.append(f"{site.filename}:{site.lineno} [{site.module}]{site.function} reads ={now.flags}, wanted ={want}")
-        if wrong:
-            raise ConntrackModuleError(
-                f"wrote {query_text!r} to {path} but the kernel reads back: " + "; ".join(wrong),
-                query=query_text,
-                control_path=path,
-            )
-        matched_keys = {s.key for s in matched}
-        surprises = [
-            s for s in sites if s.key not in matched_keys and s.key in after and after[s.key].flags != s.flags
-        ]
-        if surprises:
-            host.warn(
-                f"the query also changed {len(surprises)} site(s) this module did not predict (or something else changed"
-                f" them meanwhile), e.g. {surprises[0].control_line()}"
-            )
 
     result["sites"] = [site_result(s, w) for s, w in zip(matched, wanted)]
     if host.diff:
@@ -941,6 +969,11 @@ def set_site(host, options: dict) -> dict:
             "after": "".join(s.control_line(w) + "\n" for s, w in zip(matched, wanted)),
         }
     return result
+
+
+def set_site(host, options: dict) -> dict:
+    """dynamic_debug_site: parse_site, then apply_site."""
+    return apply_site(host, parse_site(options))
 
 
 __all__ = (
@@ -953,7 +986,9 @@ __all__ = (
     "PROC_CONTROL",
     "Query",
     "Site",
+    "SiteRequest",
     "apply_flags",
+    "apply_site",
     "build_query",
     "canonical_flags",
     "debugfs_mounts",
@@ -973,6 +1008,7 @@ __all__ = (
     "parse_control_line",
     "parse_flags",
     "parse_line_range",
+    "parse_site",
     "quote_format",
     "read_control",
     "set_site",

@@ -16,8 +16,7 @@ import typing as t
 from ansible_collections.netfilter.conntrack.plugins.module_utils._errors import ConntrackModuleError
 from ansible_collections.netfilter.conntrack.plugins.module_utils._kmod import modprobe
 from ansible_collections.netfilter.conntrack.plugins.module_utils._names import SYSLOG_LOGGERS, family_name, resolve_family
-from ansible_collections.netfilter.conntrack.plugins.module_utils._sysctl import key_exists, read_key, write_key
-from ansible_collections.netfilter.conntrack.plugins.module_utils._sysctl_keys import KEY_ALL_NETNS
+from ansible_collections.netfilter.conntrack.plugins.module_utils._sysctl_keys import KEY_ALL_NETNS, logger_key
 
 NF_LOG_PROC = "/proc/net/netfilter/nf_log"
 NONE = "NONE"
@@ -84,18 +83,11 @@ def wanted_logger(backend: str, family: int) -> str:
     return backend
 
 
-ALL_NETNS_KEY = KEY_ALL_NETNS
-
-
-def family_key(number: int) -> str:
-    return f"net.netfilter.nf_log.{number}"
-
-
 def resolve_registered(host, family: int, wanted: str, loaded: list[str], load_module: bool) -> str:
     """Return ``wanted`` spelled as the kernel registered it, loading its module when allowed."""
     if wanted == NONE:
         return NONE
-    table = read_nf_log()
+    table = host.kernel.read_nf_log()
     registered = table.get(family)
     name = find_registered(wanted, registered.registered if registered else ())
     if name is not None:
@@ -117,7 +109,7 @@ def resolve_registered(host, family: int, wanted: str, loaded: list[str], load_m
         loaded.append(wanted.lower())
     if host.check_mode:
         return wanted.lower()
-    registered = read_nf_log().get(family)
+    registered = host.kernel.read_nf_log().get(family)
     name = find_registered(wanted, registered.registered if registered else ())
     if name is None:
         raise ConntrackModuleError(
@@ -130,11 +122,12 @@ def resolve_registered(host, family: int, wanted: str, loaded: list[str], load_m
 def set_backends(host, families: list[int], backend: str, load_module: bool, result: dict) -> None:
     plan = []
     for family in families:
-        key = family_key(family)
-        if not key_exists(key):
+        key = logger_key(family)
+        if not host.kernel.sysctl_exists(key):
             raise ConntrackModuleError(f"{key} does not exist: this kernel has no netfilter logging for family {family}")
         wanted = wanted_logger(backend, family)
-        plan.append((family, key, read_key(key), resolve_registered(host, family, wanted, result["loaded_modules"], load_module)))
+        plan.append((family, key, host.kernel.sysctl_read(key),
+                     resolve_registered(host, family, wanted, result["loaded_modules"], load_module)))
 
     result["previous"] = {family_name(family): before for family, _key, before, _after in plan}
     result["current"] = {family_name(family): after for family, _key, _before, after in plan}
@@ -147,35 +140,36 @@ def set_backends(host, families: list[int], backend: str, load_module: bool, res
     applied = []
     try:
         for key, before, after in pending:
-            write_key(key, after)
+            host.kernel.sysctl_write(key, after)
             applied.append((key, before))
-            if read_key(key).lower() != after.lower():
-                raise ConntrackModuleError(f"wrote {after} to {key} but the kernel reads back {read_key(key)}")
+            if host.kernel.sysctl_read(key).lower() != after.lower():
+                raise ConntrackModuleError(
+                    f"wrote {after} to {key} but the kernel reads back {host.kernel.sysctl_read(key)}")
     except ConntrackModuleError as exc:
         for key, before in reversed(applied):
-            write_key(key, before)
+            host.kernel.sysctl_write(key, before)
         raise ConntrackModuleError(f"{exc.msg}; restored {len(applied)} family setting(s) changed before the failure") from exc
 
 
 def set_all_netns(host, wanted: bool, in_netns: bool, result: dict) -> None:
-    if not key_exists(ALL_NETNS_KEY):
+    if not host.kernel.sysctl_exists(KEY_ALL_NETNS):
         if in_netns:
             raise ConntrackModuleError(
-                f"{ALL_NETNS_KEY} exists only in the initial network namespace: set all_netns without netns"
+                f"{KEY_ALL_NETNS} exists only in the initial network namespace: set all_netns without netns"
             )
-        raise ConntrackModuleError(f"{ALL_NETNS_KEY} does not exist: this is not the initial network namespace")
-    before = read_key(ALL_NETNS_KEY) != "0"
+        raise ConntrackModuleError(f"{KEY_ALL_NETNS} does not exist: this is not the initial network namespace")
+    before = host.kernel.sysctl_read(KEY_ALL_NETNS) != "0"
     result["all_netns"] = {"previous": before, "current": wanted}
     if before != wanted:
         result["changed"] = True
         if not host.check_mode:
-            write_key(ALL_NETNS_KEY, "1" if wanted else "0")
+            host.kernel.sysctl_write(KEY_ALL_NETNS, "1" if wanted else "0")
 
 
 def diff_text(result: dict, state: str) -> str:
-    lines = [f"{family_key(resolve_family(name))} = {logger}" for name, logger in result.get(state, {}).items()]
+    lines = [f"{logger_key(resolve_family(name))} = {logger}" for name, logger in result.get(state, {}).items()]
     if "all_netns" in result:
-        lines.append(f"{ALL_NETNS_KEY} = {int(result['all_netns'][state])}")
+        lines.append(f"{KEY_ALL_NETNS} = {int(result['all_netns'][state])}")
     return "".join(line + "\n" for line in lines)
 
 
@@ -209,5 +203,5 @@ def set_loggers(host, family: list | None, backend: str | None, all_netns: bool 
     return result
 
 
-__all__ = ("ALL_NETNS_KEY", "NF_LOG_PROC", "NONE", "FamilyLoggers", "family_key", "find_registered", "parse_nf_log",
+__all__ = ("NF_LOG_PROC", "NONE", "FamilyLoggers", "find_registered", "parse_nf_log",
            "read_nf_log", "set_all_netns", "set_backends", "set_loggers", "wanted_logger")

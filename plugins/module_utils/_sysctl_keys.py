@@ -16,6 +16,7 @@ KEY_ALL_NETNS = "net.netfilter.nf_log_all_netns"
 KEY_COUNT = "net.netfilter.nf_conntrack_count"
 # Global: read-only in child namespaces.
 KEY_MAX = "net.netfilter.nf_conntrack_max"
+KEY_BUCKETS = "net.netfilter.nf_conntrack_buckets"
 KEY_LOGGER_PREFIX = "net.netfilter.nf_log."
 
 
@@ -23,4 +24,4 @@ def logger_key(family_number: int) -> str:
     return f"{KEY_LOGGER_PREFIX}{family_number}"
 
 
-__all__ = ("KEY_ALL_NETNS", "KEY_COUNT", "KEY_LOGGER_PREFIX", "KEY_LOG_INVALID", "KEY_MAX", "logger_key")
+__all__ = ("KEY_ALL_NETNS", "KEY_BUCKETS", "KEY_COUNT", "KEY_LOGGER_PREFIX", "KEY_LOG_INVALID", "KEY_MAX", "logger_key")

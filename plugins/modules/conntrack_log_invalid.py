@@ -151,10 +151,11 @@ from ansible_collections.netfilter.conntrack.plugins.module_utils._names import 
     resolve_protocol,
 )
 from ansible_collections.netfilter.conntrack.plugins.module_utils._netns import enter_netns
-from ansible_collections.netfilter.conntrack.plugins.module_utils._nf_log import NONE, read_nf_log
+from ansible_collections.netfilter.conntrack.plugins.module_utils._nf_log import NONE
+from ansible_collections.netfilter.conntrack.plugins.module_utils._sysctl_keys import logger_key
 
 # Families whose logger decides whether an invalid IPv4/IPv6 packet produces a log line.
-LOGGED_FAMILIES = {2: "net.netfilter.nf_log.2 (ipv4)", 10: "net.netfilter.nf_log.10 (ipv6)"}
+LOGGED_FAMILIES = {2: f"{logger_key(2)} (ipv4)", 10: f"{logger_key(10)} (ipv6)"}
 
 
 def persistent_content(number: int, name: str) -> str:
@@ -193,10 +194,10 @@ def write_persistent_file(module: AnsibleModule, path: str, content: str | None)
     module.atomic_move(tmp_path, path)
 
 
-def unbound_loggers() -> list[str]:
+def unbound_loggers(host: ModuleHost) -> list[str]:
     """Name the families whose invalid packets would be dropped from the log for lack of a logger."""
     try:
-        loggers = read_nf_log()
+        loggers = host.kernel.read_nf_log()
     except ConntrackModuleError:
         return list(LOGGED_FAMILIES.values())
     return [label for family, label in LOGGED_FAMILIES.items() if family not in loggers or loggers[family].bound == NONE]
@@ -217,7 +218,8 @@ def run(module: AnsibleModule) -> dict:
         )
 
     netns = enter_netns(params["netns"])
-    result = set_log_invalid(ModuleHost(module), target, params["load_module"], etc_protocols)
+    host = ModuleHost(module)
+    result = set_log_invalid(host, target, params["load_module"], etc_protocols)
     result["netns"] = netns
 
     if params["persistent"]:
@@ -235,7 +237,7 @@ def run(module: AnsibleModule) -> dict:
 
     # Here, not in set_log_invalid: the debug window binds the loggers in its next step.
     if target != PROTOCOL_NONE:
-        missing = unbound_loggers()
+        missing = unbound_loggers(host)
         if missing:
             module.warn(
                 f"{KEY} is {target} but no logger is bound for {', '.join(missing)}: the kernel will not log those"

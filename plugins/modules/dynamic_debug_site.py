@@ -228,13 +228,14 @@ mounted_debugfs:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.netfilter.conntrack.plugins.module_utils._dynamic_debug import set_site
+from ansible_collections.netfilter.conntrack.plugins.module_utils._dynamic_debug import OPERATIONS, SITE_DEFAULTS, set_site
 from ansible_collections.netfilter.conntrack.plugins.module_utils._errors import exit_with_result
-from ansible_collections.netfilter.conntrack.plugins.module_utils._host import ModuleHost
+from ansible_collections.netfilter.conntrack.plugins.module_utils._host import Kernel, ModuleHost
 
 
-def run(module: AnsibleModule) -> dict:
-    return set_site(ModuleHost(module), module.params)
+def run(module: AnsibleModule, kernel: Kernel | None = None) -> dict:
+    """The module's work; kernel is the real one unless a test gives a tree of its own."""
+    return set_site(ModuleHost(module, kernel), module.params)
 
 
 def main() -> None:
@@ -246,11 +247,11 @@ def main() -> None:
             "format": {"type": "str"},
             "line": {"type": "raw"},
             "class": {"type": "str"},
-            "flags": {"type": "str", "default": "p"},
-            "state": {"type": "str", "choices": ["enabled", "disabled", "exact", "query"], "default": "enabled"},
+            "flags": {"type": "str", "default": SITE_DEFAULTS["flags"]},
+            "state": {"type": "str", "choices": list(OPERATIONS) + ["query"], "default": SITE_DEFAULTS["state"]},
             "control_path": {"type": "path"},
-            "mount_debugfs": {"type": "bool", "default": False},
-            "require_match": {"type": "bool", "default": True},
+            "mount_debugfs": {"type": "bool", "default": SITE_DEFAULTS["mount_debugfs"]},
+            "require_match": {"type": "bool", "default": SITE_DEFAULTS["require_match"]},
         },
         required_one_of=[["file", "func", "module", "format", "line", "class"]],
         supports_check_mode=True,

@@ -4,8 +4,8 @@
 
 """The rollback path of nf_log_backend (set_backends in _nf_log): a kernel that refuses the second family's write.
 
-The real kernel cannot be made to refuse a registered logger on demand, so the /proc/sys
-accessors are replaced by a dictionary that fails on a chosen key.
+The real kernel cannot be made to refuse a registered logger on demand, so the host's kernel is a temporary tree
+whose writes to a chosen key fail.
 """
 
 from __future__ import annotations
@@ -16,39 +16,34 @@ import pytest
 
 from ansible_collections.netfilter.conntrack.plugins.module_utils._errors import ConntrackModuleError
 from ansible_collections.netfilter.conntrack.plugins.module_utils import _nf_log
-from ansible_collections.netfilter.conntrack.plugins.module_utils._nf_log import parse_nf_log
+from ansible_collections.netfilter.conntrack.tests.unit.plugins.module_utils.kernel_tree import TreeKernel
 
 NF_LOG = " 2 NONE (nf_log_ipv4,nfnetlink_log)\n10 NONE (nf_log_ipv6,nfnetlink_log)\n"
+KEYS = ("net.netfilter.nf_log.2", "net.netfilter.nf_log.10")
 
 
-class FakeSysctl:
-    def __init__(self, values, refuse=None):
-        self.values = dict(values)
-        self.refuse = refuse
-        self.writes = []
+class Sysctl:
+    """The tree's values of KEYS and the writes that reached it."""
 
-    def exists(self, key):
-        return key in self.values
+    def __init__(self, kernel):
+        self.kernel = kernel
 
-    def read(self, key):
-        return self.values[key]
+    @property
+    def values(self):
+        return {key: self.kernel.sysctl_read(key) for key in KEYS}
 
-    def write(self, key, value):
-        self.writes.append((key, value))
-        if key == self.refuse:
-            raise ConntrackModuleError(f"the kernel rejected {value!r} for {key} (EINVAL)")
-        self.values[key] = value
+    @property
+    def writes(self):
+        return self.kernel.sysctl_writes
 
 
 @pytest.fixture
-def fake(monkeypatch):
+def fake(tmp_path):
     def install(refuse=None, check_mode=False):
-        sysctl = FakeSysctl({"net.netfilter.nf_log.2": "NONE", "net.netfilter.nf_log.10": "NONE"}, refuse)
-        monkeypatch.setattr(_nf_log, "key_exists", sysctl.exists)
-        monkeypatch.setattr(_nf_log, "read_key", sysctl.read)
-        monkeypatch.setattr(_nf_log, "write_key", sysctl.write)
-        monkeypatch.setattr(_nf_log, "read_nf_log", lambda: parse_nf_log(NF_LOG))
-        return sysctl, types.SimpleNamespace(check_mode=check_mode, diff=False)
+        kernel = TreeKernel(tmp_path, {key: "NONE" for key in KEYS}, nf_log=NF_LOG)
+        if refuse:
+            kernel.refuse[refuse] = f"the kernel rejected the value for {refuse} (EINVAL)"
+        return Sysctl(kernel), types.SimpleNamespace(check_mode=check_mode, diff=False, kernel=kernel)
 
     return install
 
