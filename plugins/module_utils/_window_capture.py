@@ -52,7 +52,6 @@ from ansible_collections.netfilter.conntrack.plugins.module_utils._capture_aggre
 from ansible_collections.netfilter.conntrack.plugins.module_utils._capture_config import CaptureConfig, config_from_dict
 from ansible_collections.netfilter.conntrack.plugins.module_utils._errors import ConntrackModuleError
 from ansible_collections.netfilter.conntrack.plugins.module_utils._host import run_argv
-from ansible_collections.netfilter.conntrack.plugins.module_utils._nf_log import read_nf_log
 from ansible_collections.netfilter.conntrack.plugins.module_utils._nflog import CONNTRACK_GROUP, GroupTaken, NflogError, NflogSocket
 
 NETLINK = "netlink"
@@ -85,10 +84,11 @@ def parse_request(text: str | None) -> dict | None:
     return dict(settings, mode=mode)
 
 
-def netlink_unavailable() -> str | None:
-    """Why nfnetlink_log cannot be used on this host (not registered and not loadable), or None."""
+def netlink_unavailable(kernel) -> str | None:
+    """Why nfnetlink_log cannot be used on this host (not registered and not loadable), or None; kernel is a
+    ``_host.Kernel``."""
     try:
-        if any(NFNETLINK_LOG in family.registered for family in read_nf_log().values()):
+        if any(NFNETLINK_LOG in family.registered for family in kernel.read_nf_log().values()):
             return None
     except ConntrackModuleError:
         pass
@@ -151,7 +151,7 @@ class CaptureCommands:
             return existing.get("capture") or {"path": KERNEL_LOG, "why": "opened without a capture"}
         if request is None or request["mode"] == KERNEL_LOG:
             return {"path": KERNEL_LOG, "why": "asked for" if request else "no capture asked for"}
-        why = netlink_unavailable() or (group_holder() if probe_group else None)
+        why = netlink_unavailable(self.kernel) or (group_holder() if probe_group else None)
         if why is None:
             return {"path": NETLINK, "why": "nfnetlink_log is usable and group 0 is free"}
         if request["mode"] == NETLINK:

@@ -21,10 +21,8 @@ import signal
 import time
 
 from ansible_collections.netfilter.conntrack.plugins.module_utils._capture_aggregate import process_start_ticks
-from ansible_collections.netfilter.conntrack.plugins.module_utils._dynamic_debug import build_query, make_query, parse_flags, read_control, write_control
+from ansible_collections.netfilter.conntrack.plugins.module_utils._dynamic_debug import build_query, make_query, parse_flags, read_control
 from ansible_collections.netfilter.conntrack.plugins.module_utils._errors import ConntrackModuleError
-from ansible_collections.netfilter.conntrack.plugins.module_utils._netns import InNetns
-from ansible_collections.netfilter.conntrack.plugins.module_utils._sysctl import write_key
 from ansible_collections.netfilter.conntrack.plugins.module_utils._sysctl_keys import KEY_LOG_INVALID
 from ansible_collections.netfilter.conntrack.plugins.module_utils._window_scheduler import WATCHER
 from ansible_collections.netfilter.conntrack.plugins.module_utils._window_store import SHARED_ID, boot_now, check_id, snapshot_id
@@ -75,8 +73,7 @@ class RevertCommands:
             else:
                 self._write_site(control, record, flags, report, name)
 
-    @staticmethod
-    def _write_site(control: str, record: dict, flags: str, report: dict, name: str) -> None:
+    def _write_site(self, control: str, record: dict, flags: str, report: dict, name: str) -> None:
         # Two pr_debug calls on one source line share file, line and function: the whole format (anchored,
         # backslashes kept literal) keeps the write from resetting a site this window did not record.
         text = record.get("format")
@@ -84,7 +81,7 @@ class RevertCommands:
         try:
             query = make_query(file=record["filename"], line=str(record["lineno"]),
                                func=record.get("function"), format=exact, class_name=record.get("class"))
-            write_control(control, build_query(query, "=", parse_flags(record["original"])))
+            self.kernel.write_control(control, build_query(query, "=", parse_flags(record["original"])))
             report["restored"][name] = {"from": flags, "to": record["original"]}
         except ConntrackModuleError as exc:
             report["errors"][name] = exc.msg
@@ -93,7 +90,7 @@ class RevertCommands:
         for key, entry in keys.items():
             original, applied = entry["original"], entry["applied"]
             target = original if original is not None else ("0" if key == KEY_LOG_INVALID else None)
-            current = self.read(key)
+            current = self.kernel.sysctl_value(key)
             if current is None or target is None or self.same_value(key, current, target):
                 report["unchanged"].append(key)
             elif not self.same_value(key, current, applied):
@@ -103,8 +100,8 @@ class RevertCommands:
                 report["restored"][key] = {"from": current, "to": target}
             else:
                 try:
-                    write_key(key, target, self.proc_sys)
-                    back = self.read(key)
+                    self.kernel.sysctl_write(key, target)
+                    back = self.kernel.sysctl_value(key)
                     if not self.same_value(key, back, target):
                         raise ConntrackModuleError(f"the kernel reads back {back!r}")
                     report["restored"][key] = {"from": current, "to": target}
@@ -145,7 +142,7 @@ class RevertCommands:
             return dict(one, shared=self.forget(ident))
         report = empty_report()
         try:
-            with InNetns(fd, data["netns"]["path"]):
+            with self.kernel.entered(fd, data["netns"]["path"]):
                 self.restore_keys(data["keys"], report, dry_run)
         finally:
             if fd is not None:

@@ -25,7 +25,7 @@ import time
 from ansible_collections.netfilter.conntrack.plugins.module_utils._dynamic_debug import apply_flags, read_control, site_matches
 from ansible_collections.netfilter.conntrack.plugins.module_utils._errors import ConntrackModuleError
 from ansible_collections.netfilter.conntrack.plugins.module_utils._sysctl_keys import KEY_ALL_NETNS
-from ansible_collections.netfilter.conntrack.plugins.module_utils._window_store import SHARED_ID
+from ansible_collections.netfilter.conntrack.plugins.module_utils._window_store import PROGRAM_NAME, SHARED_ID
 
 
 def site_record(site) -> dict:
@@ -74,7 +74,7 @@ class SharedValues:
         if all_netns is not None:
             entry = data["keys"].get(KEY_ALL_NETNS)
             if entry is None:
-                data["keys"][KEY_ALL_NETNS] = {"original": self.read(KEY_ALL_NETNS), "applied": all_netns}
+                data["keys"][KEY_ALL_NETNS] = {"original": self.kernel.sysctl_value(KEY_ALL_NETNS), "applied": all_netns}
                 recorded.append(KEY_ALL_NETNS)
             elif not self.same_value(KEY_ALL_NETNS, entry["applied"], all_netns):
                 raise ConntrackModuleError(
@@ -83,7 +83,7 @@ class SharedValues:
         if queries and control:
             recorded += record_sites(data, queries, control)
         data["holders"] = sorted(set(data["holders"]) | set(holders))
-        data["written_by"] = "conntrack-debug-window"
+        data["written_by"] = PROGRAM_NAME
         self.store.save(data)
         return {"created": existing is None, "recorded": recorded, "holders": data["holders"],
                 "original": {key: entry["original"] for key, entry in data["keys"].items()}, "dyndbg": data["dyndbg"],

@@ -22,10 +22,8 @@ import time
 from ansible_collections.netfilter.conntrack.plugins.module_utils._conntrack_facts import gather
 from ansible_collections.netfilter.conntrack.plugins.module_utils._debug_report import build_report, since_monotonic
 from ansible_collections.netfilter.conntrack.plugins.module_utils._errors import ConntrackModuleError
-from ansible_collections.netfilter.conntrack.plugins.module_utils._host import ProcessHost
 from ansible_collections.netfilter.conntrack.plugins.module_utils._kernel_log import read_invalid_log
 from ansible_collections.netfilter.conntrack.plugins.module_utils._kmod import modprobe
-from ansible_collections.netfilter.conntrack.plugins.module_utils._netns import InNetns
 from ansible_collections.netfilter.conntrack.plugins.module_utils._plan import plan_from, probe, read_outside
 from ansible_collections.netfilter.conntrack.plugins.module_utils._sysctl_keys import KEY_ALL_NETNS
 from ansible_collections.netfilter.conntrack.plugins.module_utils._table_makeup import read_makeup
@@ -80,7 +78,7 @@ class StatusCommands:
         if problems:
             result["problems"] = problems
             result["msg"] = "; ".join(problems)
-        result["nf_log_all_netns"] = self.read(KEY_ALL_NETNS)
+        result["nf_log_all_netns"] = self.kernel.sysctl_value(KEY_ALL_NETNS)
         return result
 
     def shared_status(self) -> dict | None:
@@ -91,7 +89,7 @@ class StatusCommands:
         if data is None:
             return None
         return {"holders": data["holders"], "dyndbg": data["dyndbg"],
-                "keys": {key: dict(entry, current=self.read(key)) for key, entry in data["keys"].items()}}
+                "keys": {key: dict(entry, current=self.kernel.sysctl_value(key)) for key, entry in data["keys"].items()}}
 
     def window_status(self, ident: str, data: dict, problems: list) -> dict:
         scheduler_alive = self.scheduler.alive(data.get("scheduler"), ident)
@@ -121,9 +119,9 @@ class StatusCommands:
                        stats_now=None, stats_delta={})
             return one
         try:
-            with InNetns(fd, data["netns"]["path"]):
-                current = {key: self.read(key) for key in data["keys"]}
-                stats = self.read_stats()
+            with self.kernel.entered(fd, data["netns"]["path"]):
+                current = {key: self.kernel.sysctl_value(key) for key in data["keys"]}
+                stats = self.kernel.read_stats()
         finally:
             if fd is not None:
                 os.close(fd)
@@ -137,7 +135,7 @@ class StatusCommands:
         """Everything collect reads on the host, in one run: the windows (the status, with its overdue sweep), the
         conntrack lists and the plan of every namespace, and the invalid-packet log since the earliest enable; the
         report built from them, written to the local facts file with --facts-dest (not with --check)."""
-        host = ProcessHost(check_mode=args.check)
+        host = self.host.for_run(check_mode=args.check)
         status = self.cmd_status(args)
         lists, plans, outside = [], {}, read_outside()
 

@@ -46,8 +46,10 @@ import typing as t
 
 from ansible_collections.netfilter.conntrack.plugins.module_utils._dynamic_debug import canonical_flags
 from ansible_collections.netfilter.conntrack.plugins.module_utils._errors import ConntrackModuleError
-from ansible_collections.netfilter.conntrack.plugins.module_utils._netns import netns_path
+from ansible_collections.netfilter.conntrack.plugins.module_utils._netns import NETNS_NAME_RE as _NAME_RE, netns_path
 
+# The host program's name: in its answers (program_version), in the snapshots it writes, and in messages.
+PROGRAM_NAME = "conntrack-debug-window"
 STATE_DIR = "/run/netfilter-conntrack"
 FORMAT = 3
 READABLE_FORMATS = (1, 2, 3)
@@ -55,7 +57,6 @@ SHARED_ID = "shared"
 LOCK_TIMEOUT = 60.0
 MAX_SNAPSHOT_BYTES = 1 << 20
 
-_NAME_RE = re.compile(r"^[A-Za-z0-9_.@:+-]{1,255}$")
 _ID_RE = re.compile(r"^(init|shared|netns-[A-Za-z0-9_.@:+-]{1,255}|path-[0-9a-f]{16})$")
 _PID_NAME_RE = re.compile(r"^[a-z]+(-[a-z0-9]+)?$")
 
@@ -198,7 +199,7 @@ class Store:
         return (f"Nothing was changed. Inspect {self.path(ident)}, set the values back by hand if needed "
                 f"(sysctl net.netfilter...), then remove the snapshot with: {program} discard --id {ident}")
 
-    def load(self, ident: str, program: str = "conntrack-debug-window") -> dict | None:
+    def load(self, ident: str, program: str = PROGRAM_NAME) -> dict | None:
         """The snapshot as format 2; None when there is none. Refuses one that is unsafe, damaged or newer."""
         path = self.path(ident)
         try:
@@ -347,5 +348,5 @@ class Lock:
             self._fd = None
 
 
-__all__ = ("FORMAT", "LOCK_TIMEOUT", "READABLE_FORMATS", "SHARED_ID", "STATE_DIR", "Busy", "Lock", "Store", "boot_now",
+__all__ = ("FORMAT", "LOCK_TIMEOUT", "PROGRAM_NAME", "READABLE_FORMATS", "SHARED_ID", "STATE_DIR", "Busy", "Lock", "Store", "boot_now",
            "check_id", "monotonic_now", "checksum", "remaining_seconds", "snapshot_id", "upgrade", "write_atomically")

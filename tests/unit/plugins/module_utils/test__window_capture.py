@@ -12,6 +12,7 @@ import pytest
 from ansible_collections.netfilter.conntrack.plugins.module_utils import _window_capture as wc
 from ansible_collections.netfilter.conntrack.plugins.module_utils._capture_aggregate import SCHEMA, write_json_atomic
 from ansible_collections.netfilter.conntrack.plugins.module_utils._errors import ConntrackModuleError
+from ansible_collections.netfilter.conntrack.tests.unit.plugins.module_utils.kernel_tree import TreeKernel
 
 
 @pytest.mark.parametrize("text, expected", [
@@ -51,8 +52,9 @@ class Store:
 
 
 class Capture(wc.CaptureCommands):
-    def __init__(self, directory):
+    def __init__(self, directory, kernel=None):
         self.store = Store(directory)
+        self.kernel = kernel
 
 
 def test_an_open_window_keeps_its_path_and_no_request_is_the_kernel_log():
@@ -70,7 +72,7 @@ def test_an_open_window_keeps_its_path_and_no_request_is_the_kernel_log():
     ("nfnetlink_log is neither registered nor loadable on this kernel", None, "auto", "kernel_log"),
 ])
 def test_auto_falls_back_and_says_why(monkeypatch, usable, holder, mode, expected):
-    monkeypatch.setattr(wc, "netlink_unavailable", lambda: usable)
+    monkeypatch.setattr(wc, "netlink_unavailable", lambda kernel: usable)
     monkeypatch.setattr(wc, "group_holder", lambda: holder)
     path = Capture("/nonexistent").choose_path({"mode": mode}, None)
     assert path["path"] == expected
@@ -78,10 +80,15 @@ def test_auto_falls_back_and_says_why(monkeypatch, usable, holder, mode, expecte
 
 
 def test_netlink_asked_where_the_group_is_taken_is_refused(monkeypatch):
-    monkeypatch.setattr(wc, "netlink_unavailable", lambda: None)
+    monkeypatch.setattr(wc, "netlink_unavailable", lambda kernel: None)
     monkeypatch.setattr(wc, "group_holder", lambda: "another listener holds nfnetlink_log group 0")
     with pytest.raises(ConntrackModuleError, match="capture netlink is not possible here: another listener"):
         Capture("/nonexistent").choose_path({"mode": "netlink"}, None)
+
+
+def test_nfnetlink_log_registered_in_the_kernels_table_is_usable(tmp_path):
+    kernel = TreeKernel(tmp_path, {}, nf_log=" 2 NONE (nf_log_ipv4,nfnetlink_log)\n10 NONE (nf_log_ipv6)\n")
+    assert wc.netlink_unavailable(kernel) is None
 
 
 def test_backend_for_a_netlink_namespace_is_nfnetlink_log():

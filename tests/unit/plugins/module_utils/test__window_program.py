@@ -5,11 +5,11 @@
 """The host program's snapshot, enable, confirm and compare-and-restore, against a temporary /proc/sys tree and a fake
 dynamic-debug control file.
 
-The control file is a real capture (tests/vm/samples, Debian 5.10: formats escaped as ``\\012``, and the site the
-troubleshooting article enables) plus a few synthetic sites. Writing a query to a plain file does not apply it, so
-the fake below does what the kernel does: parse the query with kernel_parse_queries, match with site_matches, apply
-the flags, rewrite the file. The "enable" between snapshot and revert is the dynamic_debug_site module itself,
-against the same fake. Snapshots use --no-schedule and a fake scheduler, and only the initial network namespace.
+The program is built with one host whose kernel is a temporary tree (``kernel_tree.TreeKernel``): /proc/sys trees
+(one per named namespace), the nf_log table, and a control file that is a real capture (tests/vm/samples, Debian
+5.10: formats escaped as ``\\012``, and the site the troubleshooting article enables) plus a few synthetic sites,
+to which the tree kernel applies each query as lib/dynamic_debug.c does. The "enable" between snapshot and revert is
+the dynamic_debug_site module itself, over the same tree. Snapshots use --no-schedule and a fake scheduler.
 """
 
 from __future__ import annotations
@@ -28,19 +28,19 @@ import types
 
 import pytest
 
-from ansible_collections.netfilter.conntrack.plugins.module_utils import _conntrack_log_invalid as li
 from ansible_collections.netfilter.conntrack.plugins.module_utils import _dynamic_debug as dd
 from ansible_collections.netfilter.conntrack.plugins.module_utils import _nf_log as nl
-from ansible_collections.netfilter.conntrack.plugins.module_utils import _sysctl as sc
 from ansible_collections.netfilter.conntrack.plugins.module_utils import _window_enable as we
 from ansible_collections.netfilter.conntrack.plugins.module_utils import _window_program as wp
 from ansible_collections.netfilter.conntrack.plugins.module_utils import _window_request as wq
 from ansible_collections.netfilter.conntrack.plugins.module_utils import _window_revert as wr
 from ansible_collections.netfilter.conntrack.plugins.module_utils import _window_status as wt
 from ansible_collections.netfilter.conntrack.plugins.module_utils._errors import ConntrackModuleError
-from ansible_collections.netfilter.conntrack.plugins.module_utils._sysctl import key_path
+from ansible_collections.netfilter.conntrack.plugins.module_utils._host import Kernel, ProcessHost
+from ansible_collections.netfilter.conntrack.plugins.module_utils._sysctl_keys import KEY_ALL_NETNS, KEY_COUNT, KEY_LOG_INVALID, logger_key
 from ansible_collections.netfilter.conntrack.plugins.module_utils._window_store import Store, checksum
 from ansible_collections.netfilter.conntrack.plugins.modules import dynamic_debug_site
+from ansible_collections.netfilter.conntrack.tests.unit.plugins.module_utils.kernel_tree import TreeKernel
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..", ".."))
 SAMPLE_5_10 = os.path.join(REPO, "tests", "vm", "samples", "dynamic-debug-control-5.10.0-46-amd64.txt")
@@ -54,43 +54,11 @@ SYNTHETIC = "\n".join([
     r'drivers/x/twice.c:9 [twice]slash =_ "path C:\data\x %s\n"',
 ]) + "\n"
 PROGRAM_PATH = "/usr/local/libexec/netfilter-conntrack/conntrack-debug-window.pyz"
-LOG_INVALID = "net.netfilter.nf_conntrack_log_invalid"
-ALL_NETNS = "net.netfilter.nf_log_all_netns"
-NF_LOG_4 = "net.netfilter.nf_log.2"
-NF_LOG_6 = "net.netfilter.nf_log.10"
-
-
-class FakeKernel:
-    """A dynamic-debug control file that applies what is written to it, as lib/dynamic_debug.c does."""
-
-    def __init__(self, path, text):
-        self.path = path
-        self.writes = []
-        with open(path, "w", encoding="utf-8") as handle:
-            handle.write(text)
-
-    def write(self, path, text):
-        assert path == self.path
-        self.writes.append(text)
-        sites = dd.read_control(path)
-        for query, op, flags in dd.kernel_parse_queries(text):
-            if query is None:
-                raise ConntrackModuleError(f"the kernel rejected the query {text!r} (EINVAL)")
-            sites = [s._replace(flags=dd.apply_flags(s.flags, op, flags)) if dd.site_matches(query, s) else s
-                     for s in sites]
-        self.save(sites)
-
-    def save(self, sites):
-        with open(self.path, "w", encoding="utf-8") as handle:
-            handle.write(dd.CONTROL_HEADER + "\n" + "".join(s.control_line() + "\n" for s in sites))
-
-    def flags(self):
-        return {(s.filename, s.lineno, s.format): s.flags for s in dd.read_control(self.path)}
-
-    def set_flags(self, filename, lineno, flags, fmt=None):
-        """Someone else changes a site by hand."""
-        self.save([s._replace(flags=flags) if (s.filename, s.lineno) == (filename, lineno) and fmt in (None, s.format)
-                   else s for s in dd.read_control(self.path)])
+LOG_INVALID = KEY_LOG_INVALID
+ALL_NETNS = KEY_ALL_NETNS
+NF_LOG_4 = logger_key(2)
+NF_LOG_6 = logger_key(10)
+NF_LOG_TABLE = " 2 NONE (nf_log_ipv4,nfnetlink_log)\n10 nf_log_ipv6 (nf_log_ipv6,nfnetlink_log)\n"
 
 
 class FakeScheduler:
@@ -136,14 +104,18 @@ def read_sample(path):
 
 
 @pytest.fixture
-def proc_sys(tmp_path):
-    root = tmp_path / "proc_sys"
-    (root / "net" / "netfilter" / "nf_log").mkdir(parents=True)
-    values = {LOG_INVALID: "0", NF_LOG_4: "NONE", NF_LOG_6: "nf_log_ipv6", "net.netfilter.nf_log_all_netns": "0",
-              "net.netfilter.nf_conntrack_count": "3"}
-    for key, value in values.items():
-        (root.joinpath(*key.split("."))).write_text(value + "\n")
-    return root
+def kernel(tmp_path):
+    """The host's /proc/sys (without the stats file: a kernel whose conntrack counters are not read), named
+    namespaces' trees without nf_log_all_netns (the host's alone), the nf_log table, the control file."""
+    host_values = {LOG_INVALID: "0", NF_LOG_4: "NONE", NF_LOG_6: "nf_log_ipv6", ALL_NETNS: "0", KEY_COUNT: "3"}
+    netns_values = {LOG_INVALID: "0", NF_LOG_4: "NONE", NF_LOG_6: "NONE"}
+    return TreeKernel(tmp_path / "kernel", host_values, netns_values, nf_log=NF_LOG_TABLE,
+                      control=read_sample(SAMPLE_5_10) + SYNTHETIC)
+
+
+@pytest.fixture
+def proc_sys(kernel):
+    return pathlib.Path(kernel.tree())
 
 
 def sysctl(root, key, value=None):
@@ -153,73 +125,17 @@ def sysctl(root, key, value=None):
     return path.read_text().strip()
 
 
-@pytest.fixture(autouse=True)
-def proc_sys_writes_replace(monkeypatch):
-    """A write to a /proc/sys file replaces its value; to a plain file it overwrites only its first bytes."""
-    real = wr.write_key
-
-    def write_key(key, value, root):
-        with open(key_path(key, root), "w", encoding="ascii"):
-            pass
-        real(key, value, root)
-
-    monkeypatch.setattr(wr, "write_key", write_key)
-
-
 @pytest.fixture
-def kernel(tmp_path, monkeypatch):
-    fake = FakeKernel(str(tmp_path / "control"), read_sample(SAMPLE_5_10) + SYNTHETIC)
-    monkeypatch.setattr(wr, "write_control", fake.write)
-    monkeypatch.setattr(dd, "write_control", fake.write)
-    return fake
-
-
-@pytest.fixture
-def program(tmp_path, proc_sys, kernel, monkeypatch):
-    monkeypatch.setattr(wp, "STATS_FILE", str(tmp_path / "no-stats"))
-    runner = wp.Program(Store(str(tmp_path / "state")), PROGRAM_PATH, proc_sys=str(proc_sys),
-                        control_finder=lambda _mount: (kernel.path, None))
+def program(tmp_path, kernel):
+    runner = wp.Program(Store(str(tmp_path / "state")), PROGRAM_PATH, host=ProcessHost(kernel=kernel))
     runner.scheduler = FakeScheduler()
     return runner
 
 
-HOST_PATH = "/proc/self/ns/net"
-
-
 @pytest.fixture
-def namespaces(program, proc_sys, tmp_path, monkeypatch):
-    """Named namespaces, each with a /proc/sys tree of its own (without nf_log_all_netns: the host's alone); entering
-    one (InNetns) points the program, and the modules with the applying fixture, at its tree. Returns the tree of a
-    namespace by its spec (None: the host's)."""
-    trees = {HOST_PATH: str(proc_sys), None: str(proc_sys)}
-
-    def tree(spec):
-        path = HOST_PATH if spec is None else f"/run/netns/{spec}"
-        if path not in trees:
-            root = tmp_path / f"proc_sys-{spec}"
-            (root / "net" / "netfilter" / "nf_log").mkdir(parents=True)
-            for key, value in {LOG_INVALID: "0", NF_LOG_4: "NONE", NF_LOG_6: "NONE"}.items():
-                root.joinpath(*key.split(".")).write_text(value + "\n")
-            trees[path] = str(root)
-        return path
-
-    def open_namespace(spec):
-        path = tree(spec or None)
-        return None, {"spec": spec or None, "path": path, "dev": 1, "ino": 1 if path == HOST_PATH else 1000 + len(trees)}
-
-    @contextlib.contextmanager
-    def in_netns(_fd, path):
-        before = program.proc_sys
-        program.proc_sys = trees[path]
-        try:
-            yield
-        finally:
-            program.proc_sys = before
-
-    monkeypatch.setattr(program, "open_namespace", open_namespace)
-    for module in (we, wr, wt):
-        monkeypatch.setattr(module, "InNetns", in_netns)
-    return lambda spec: pathlib.Path(trees[tree(spec)])
+def namespaces(kernel):
+    """The /proc/sys tree of a namespace by its spec (None: the host's)."""
+    return lambda spec: pathlib.Path(kernel.tree(spec))
 
 
 def snapshot_args(*sites, duration="900", extra=()):
@@ -236,10 +152,11 @@ def args(*argv):
 def module_run(kernel, check_mode=False, **site):
     """dynamic_debug_site, as enable runs it for one dynamic_debug_sites entry."""
     params = {k: None for k in ("file", "func", "module", "format", "line", "class")}
-    params.update(flags="p", state="enabled", control_path=kernel.path, mount_debugfs=False, require_match=False)
+    params.update(flags="p", state="enabled", control_path=kernel.control_path, mount_debugfs=False,
+                  require_match=False)
     params.update(site)
     module = types.SimpleNamespace(params=params, check_mode=check_mode, _diff=False, warn=lambda _msg: None)
-    return dynamic_debug_site.run(module)
+    return dynamic_debug_site.run(module, kernel)
 
 
 def enable(program, proc_sys, kernel, *sites):
@@ -280,23 +197,15 @@ def test_snapshot_records_what_the_module_selects(program, kernel, site, expecte
     recorded = [(r["filename"], r["lineno"]) for r in result["shared"]["dyndbg"]]
     module = [(s["filename"], s["lineno"]) for s in module_run(kernel, check_mode=True, **site)["sites"]]
     assert recorded == module == expected
-    assert kernel.writes == [], "snapshot only reads the control file"
+    assert kernel.control_writes == [], "snapshot only reads the control file"
     for record in result["shared"]["dyndbg"]:
         assert (record["original"], record["applied"]) == ("_", "p")
     assert result["shared"]["holders"] == ["init"], "the sites are host-wide: the shared record holds them"
     assert program.store.load("init")["dyndbg"] == [], "the window itself records no site"
 
 
-def test_article_formats_are_one_query():
-    """Both spellings of the article's format make the same query, with the module's builder."""
-    octal = wq.validate_site(ARTICLE)
-    c_style = wq.validate_site(dict(ARTICLE, format=r"Invalid dir=%i index=%u ostate=%u\n"))
-    assert octal == c_style
-    assert octal[0].format == "Invalid dir=%i index=%u ostate=%u\n"
-
-
 def test_snapshot_records_flags_and_state(program, kernel):
-    kernel.set_flags(TCP, 827, "pf")
+    kernel.set_site_flags(TCP, 827, "pf")
     result = program.cmd_snapshot(snapshot_args({"func": "tcp_new", "flags": "lt", "state": "enabled"},
                                                 {"file": "nf_conntrack_proto_tcp.c", "line": 827, "flags": "p",
                                                  "state": "disabled"}))
@@ -307,13 +216,19 @@ def test_snapshot_records_flags_and_state(program, kernel):
 # --- snapshot -------------------------------------------------------------------------------------------------
 
 
-def test_snapshot_records_the_keys_and_identity(program, proc_sys):
+def test_the_real_kernel_gives_this_namespace_its_identity():
+    fd, identity = Kernel().open_namespace(None)
+    own = os.stat("/proc/self/ns/net")
+    assert fd is None and identity == {"spec": None, "path": "/proc/self/ns/net", "dev": own.st_dev, "ino": own.st_ino}
+
+
+def test_snapshot_records_the_keys_and_identity(program, proc_sys, kernel):
     result = program.cmd_snapshot(snapshot_args())
     init = result["namespaces"]["init"]
     assert result["changed"] is True and init["created"] is True
     assert init["original"] == {LOG_INVALID: "0", NF_LOG_4: "NONE", NF_LOG_6: "nf_log_ipv6"}
-    own = os.stat("/proc/self/ns/net")
-    assert init["identity"] == {"dev": own.st_dev, "ino": own.st_ino}
+    _fd, identity = kernel.open_namespace(None)
+    assert init["identity"] == {"dev": identity["dev"], "ino": identity["ino"]}
     data = program.store.load("init")
     assert data["keys"][LOG_INVALID] == {"original": "0", "applied": "6"}
     assert data["keys"][NF_LOG_4] == {"original": "NONE", "applied": "nf_log_ipv4"}
@@ -410,9 +325,9 @@ def test_confirm_after_the_snapshot_was_removed_reports_window_gone(program):
 
 
 def test_revert_restores_keys_and_sites(program, proc_sys, kernel):
-    before = kernel.flags()
+    before = kernel.site_flags()
     enable(program, proc_sys, kernel, ARTICLE, {"func": "tcp_new"})
-    assert kernel.flags()[(TCP, 1020, "nf_ct_tcp: Invalid dir=%i index=%u ostate=%u\n")] == "p"
+    assert kernel.site_flags()[(TCP, 1020, "nf_ct_tcp: Invalid dir=%i index=%u ostate=%u\n")] == "p"
     result = program.cmd_revert(args("revert", "--id=init"))
     init, shared = result["namespaces"]["init"], result["namespaces"]["shared"]
     assert result["changed"] is True and not result.get("failed")
@@ -422,7 +337,7 @@ def test_revert_restores_keys_and_sites(program, proc_sys, kernel):
         f"dyndbg {TCP}:1020": {"from": "p", "to": "_"}, f"dyndbg {TCP}:827": {"from": "p", "to": "_"},
         f"dyndbg {TCP}:780": {"from": "p", "to": "_"},
     }, "the last holder's revert restores the host-wide sites"
-    assert kernel.flags() == before
+    assert kernel.site_flags() == before
     assert (sysctl(proc_sys, LOG_INVALID), sysctl(proc_sys, NF_LOG_4)) == ("0", "NONE")
     assert program.store.ids() == [] and not os.path.exists(program.store.directory)
     assert program.scheduler.cancelled == ["init"]
@@ -432,11 +347,11 @@ def test_revert_restores_keys_and_sites(program, proc_sys, kernel):
 def test_revert_touches_only_the_recorded_sites(program, proc_sys, kernel):
     enable(program, proc_sys, kernel, {"func": "tcp_new"})
     # Meanwhile someone else switches on sites the window never recorded, in the same file and elsewhere.
-    kernel.set_flags(TCP, 1014, "pf")
-    kernel.set_flags("net/netfilter/nf_conntrack_core.c", 1907, "p")
-    after_enable = kernel.flags()
+    kernel.set_site_flags(TCP, 1014, "pf")
+    kernel.set_site_flags("net/netfilter/nf_conntrack_core.c", 1907, "p")
+    after_enable = kernel.site_flags()
     program.cmd_revert(args("revert", "--id=init"))
-    changed = {key: (after_enable[key], flags) for key, flags in kernel.flags().items() if after_enable[key] != flags}
+    changed = {key: (after_enable[key], flags) for key, flags in kernel.site_flags().items() if after_enable[key] != flags}
     assert sorted(key[1] for key in changed) == [780, 827]
     assert all(change == ("p", "_") for change in changed.values())
 
@@ -445,26 +360,26 @@ def test_revert_restores_one_of_two_sites_on_one_line(program, proc_sys, kernel)
     """Two pr_debug calls on one source line: the window recorded one, someone else switched the other on."""
     first, second = ("drivers/x/twice.c", 7, "first\n"), ("drivers/x/twice.c", 7, "second\n")
     enable(program, proc_sys, kernel, {"module": "twice", "format": "first"})
-    kernel.set_flags("drivers/x/twice.c", 7, "pf", fmt="second\n")
+    kernel.set_site_flags("drivers/x/twice.c", 7, "pf", fmt="second\n")
     program.cmd_revert(args("revert", "--id=init"))
-    assert kernel.flags()[first] == "_"
-    assert kernel.flags()[second] == "pf", "the site the window did not record is left as someone else set it"
+    assert kernel.site_flags()[first] == "_"
+    assert kernel.site_flags()[second] == "pf", "the site the window did not record is left as someone else set it"
 
 
 def test_revert_of_a_site_whose_format_has_a_backslash(program, proc_sys, kernel):
     """The control file prints a backslash as it is; the restore query still selects exactly that site."""
-    before = kernel.flags()
+    before = kernel.site_flags()
     enable(program, proc_sys, kernel, {"func": "slash"})
-    assert kernel.flags()[("drivers/x/twice.c", 9, "path C:\\data\\x %s\n")] == "p"
+    assert kernel.site_flags()[("drivers/x/twice.c", 9, "path C:\\data\\x %s\n")] == "p"
     result = program.cmd_revert(args("revert", "--id=init"))
     assert result["namespaces"]["shared"]["restored"]["dyndbg drivers/x/twice.c:9"] == {"from": "p", "to": "_"}
-    assert kernel.flags() == before
+    assert kernel.site_flags() == before
 
 
 def test_revert_leaves_and_reports_values_changed_by_someone_else(program, proc_sys, kernel):
     enable(program, proc_sys, kernel, {"func": "tcp_new"})
     sysctl(proc_sys, LOG_INVALID, "17")
-    kernel.set_flags(TCP, 780, "pmf")
+    kernel.set_site_flags(TCP, 780, "pmf")
     result = program.cmd_revert(args("revert", "--id=init"))
     init, shared = result["namespaces"]["init"], result["namespaces"]["shared"]
     reason = "changed by someone else during the debug window: left as it is"
@@ -473,7 +388,7 @@ def test_revert_leaves_and_reports_values_changed_by_someone_else(program, proc_
                                                     "reason": reason}}
     assert sorted(init["restored"]) == [NF_LOG_4] and sorted(shared["restored"]) == [f"dyndbg {TCP}:827"]
     assert sysctl(proc_sys, LOG_INVALID) == "17"
-    assert kernel.flags()[(TCP, 780, "nf_ct_tcp: invalid new deleting.\n")] == "pmf"
+    assert kernel.site_flags()[(TCP, 780, "nf_ct_tcp: invalid new deleting.\n")] == "pmf"
     assert "left 1 changed by others" in init["msg"] and "left 1 changed by others" in shared["msg"]
     assert program.store.ids() == [], "what is left is reported, and the window is closed"
 
@@ -524,7 +439,7 @@ def test_confirm_after_an_early_revert_undoes_the_late_writes(program, proc_sys)
 
 
 def line_flags(kernel):
-    return {(filename, lineno): flags for (filename, lineno, _format), flags in kernel.flags().items()}
+    return {(filename, lineno): flags for (filename, lineno, _format), flags in kernel.site_flags().items()}
 
 
 def test_a_host_snapshot_of_an_older_release_is_migrated_and_its_shared_values_stay(program, proc_sys, kernel):
@@ -576,7 +491,7 @@ def test_revert_of_another_namespace_with_the_same_name_drops_the_snapshot(progr
 
 def test_revert_of_a_format1_snapshot(program, proc_sys, kernel):
     """A window opened by release 0.2.0 (flags printed in its own order) is reverted by this program."""
-    kernel.set_flags(TCP, 1020, "pfslt")
+    kernel.set_site_flags(TCP, 1020, "pfslt")
     sysctl(proc_sys, LOG_INVALID, "255")
     old = {"format": 1, "id": "init", "netns": None, "created": 1.0, "created_monotonic": 1.0, "updated": 1.0,
            "deadline": 9e9, "confirmed": True, "scheduler": {"kind": "none"}, "stats_baseline": {},
@@ -599,18 +514,9 @@ def test_revert_of_a_format1_snapshot(program, proc_sys, kernel):
 
 # --- enable: snapshot, the modules' functions, confirm and plan in one run ---------------------------------------
 
-NF_LOG_TABLE = " 2 NONE (nf_log_ipv4,nfnetlink_log)\n10 nf_log_ipv6 (nf_log_ipv6,nfnetlink_log)\n"
-
-
 @pytest.fixture
-def applying(monkeypatch, program):
-    """The apply functions against the program's /proc/sys tree (the namespace's, with the namespaces fixture); the
-    plan's probe reads nothing real."""
-    for module in (li, nl):
-        monkeypatch.setattr(module, "key_exists", lambda key: sc.key_exists(key, program.proc_sys))
-        monkeypatch.setattr(module, "read_key", lambda key: sc.read_key(key, program.proc_sys))
-        monkeypatch.setattr(module, "write_key", lambda key, value: sc.write_key(key, value, program.proc_sys))
-    monkeypatch.setattr(nl, "read_nf_log", lambda: nl.parse_nf_log(NF_LOG_TABLE))
+def applying(monkeypatch):
+    """The plan's probe (which reads the kernel's tables over netlink, not through the host) reads nothing real."""
     monkeypatch.setattr(we, "probe", lambda host, spec, outside: {"netns": spec})
     monkeypatch.setattr(we, "plan_from", lambda probed, intended: {"probe": probed, "intended": intended})
 
@@ -634,7 +540,7 @@ def test_enable_applies_and_confirms_in_one_run(program, proc_sys, kernel, apply
         ("Log invalid packets", True), ("Bind the loggers", True), ("Switch the dynamic-debug sites on", True)]
     assert result["steps"][-1]["matched"] == 2
     assert (sysctl(proc_sys, LOG_INVALID), sysctl(proc_sys, NF_LOG_4)) == ("6", "nf_log_ipv4")
-    assert {flags for (name, _line, _fmt), flags in kernel.flags().items() if name == TCP and _line in (780, 827)} == {"p"}
+    assert {flags for (name, _line, _fmt), flags in kernel.site_flags().items() if name == TCP and _line in (780, 827)} == {"p"}
     assert program.store.load("init", program.command)["confirmed"] is True
     assert result["plan"] == {"init": {"probe": {"netns": None}, "intended": {}}}
     assert result["diff"][0] == {"before": f"{LOG_INVALID} = 0 (none)\n", "after": f"{LOG_INVALID} = 6 (tcp)\n"}
@@ -654,25 +560,24 @@ def test_enable_keeps_the_snapshot_warning_beside_its_own(program, proc_sys, ker
 
 
 FAILURES = [
-    ("log_invalid", li, "Log invalid packets"),
-    ("loggers", nl, "Bind the loggers"),
-    ("sites", dd, "Switch the dynamic-debug sites on"),
+    ("log_invalid", LOG_INVALID, "Log invalid packets"),
+    ("loggers", NF_LOG_4, "Bind the loggers"),
+    ("sites", "control", "Switch the dynamic-debug sites on"),
 ]
 
 
-@pytest.mark.parametrize("what, module, step", FAILURES, ids=[f[0] for f in FAILURES])
-def test_a_failing_step_rolls_back_exactly_the_snapshotted_ids(program, proc_sys, kernel, applying, monkeypatch,
-                                                               what, module, step):
+@pytest.mark.parametrize("what, refused, step", FAILURES, ids=[f[0] for f in FAILURES])
+def test_a_failing_step_rolls_back_exactly_the_snapshotted_ids(program, proc_sys, kernel, applying, what, refused,
+                                                               step):
     """Whatever was applied before the failure is restored, and the window is gone at once (not kept as expired)."""
-    monkeypatch.setattr(module, {"log_invalid": "write_key", "loggers": "write_key", "sites": "write_control"}[what],
-                        raising(ConntrackModuleError("the kernel said no")))
+    kernel.refuse[refused] = "the kernel said no"
     result = program.cmd_enable(enable_args({"func": "tcp_new"}))
     assert result["failed"] is True and result["failed_step"] == step
     assert result["step_failure"]["msg"].startswith("the kernel said no")
     assert list(result["rollback"]["namespaces"]) == ["init", "shared"], "the window and the sites it held"
     assert not result["rollback"].get("failed") and "kept" not in result["rollback"]["namespaces"]["shared"]
     assert (sysctl(proc_sys, LOG_INVALID), sysctl(proc_sys, NF_LOG_4)) == ("0", "NONE")
-    assert "p" not in {flags for (name, _line, _fmt), flags in kernel.flags().items() if name == TCP}
+    assert "p" not in {flags for (name, _line, _fmt), flags in kernel.site_flags().items() if name == TCP}
     assert program.store.ids() == [] and result["steps"][-1]["step"] == step
 
 
@@ -702,11 +607,10 @@ def test_a_confirm_that_raises_still_rolls_back(program, proc_sys, applying, mon
 
 
 def test_enable_in_a_namespace_rolls_back_its_window_and_the_shared_record_only(program, proc_sys, applying,
-                                                                                namespaces, monkeypatch):
+                                                                                namespaces, kernel):
     """With netns and all_netns, nf_log_all_netns goes to the shared record (no host window is opened); a failure
     reverts this enable's window and releases its hold, and leaves the other windows alone."""
-    monkeypatch.setattr(nl, "write_key", lambda key, value: raising(ConntrackModuleError(f"{key} is read-only"))()
-                        if key == ALL_NETNS else sc.write_key(key, value, program.proc_sys))
+    kernel.refuse[ALL_NETNS] = f"{ALL_NETNS} is read-only"
     sysctl(namespaces("other"), LOG_INVALID, "6")
     other = program.cmd_snapshot(snapshot_args(extra=["--netns=other"]))
     program.cmd_confirm(args("confirm", f"--window={other['window']}", "--netns=other"))
@@ -728,7 +632,7 @@ def test_a_module_load_takes_the_snapshot_again_before_the_sites(program, proc_s
     snapshots = []
     real = program.cmd_snapshot
     monkeypatch.setattr(program, "cmd_snapshot",
-                        lambda a, **kwargs: snapshots.append(len(kernel.writes)) or real(a, **kwargs))
+                        lambda a, **kwargs: snapshots.append(len(kernel.control_writes)) or real(a, **kwargs))
     result = program.cmd_enable(enable_args({"func": "tcp_new"}))
     assert snapshots == [0, 0], "both snapshots come before the first write to the control file"
     assert result["steps"][0]["loaded"] == "nf_conntrack" and not result.get("failed")
@@ -748,7 +652,7 @@ def test_a_failing_second_snapshot_rolls_back_the_first(program, proc_sys, kerne
     monkeypatch.setattr(program, "cmd_snapshot", snapshot)
     result = program.cmd_enable(enable_args({"func": "tcp_new"}))
     assert result["failed_step"] == "Record the dynamic-debug sites" and result["msg"].endswith("disk full")
-    assert kernel.writes == [] and program.store.ids() == []
+    assert kernel.control_writes == [] and program.store.ids() == []
 
 
 def test_a_site_that_matches_nothing_warns(program, kernel, applying):
@@ -757,8 +661,8 @@ def test_a_site_that_matches_nothing_warns(program, kernel, applying):
     assert "matches no site on this kernel" in result["warnings"][0]
 
 
-def test_sites_skipped_with_a_warning_without_dynamic_debug(program, proc_sys, applying, monkeypatch):
-    monkeypatch.setattr(program, "_find_control", raising(ConntrackModuleError("none")))
+def test_sites_skipped_with_a_warning_without_dynamic_debug(program, kernel, applying):
+    os.unlink(kernel.control_path)
     result = program.cmd_enable(enable_args({"func": "tcp_new"}))
     assert [step["step"] for step in result["steps"]] == ["Log invalid packets", "Bind the loggers"]
     assert result["warnings"] == ["this kernel has no dynamic debug: dynamic_debug_sites were skipped"]
@@ -770,7 +674,7 @@ def test_check_mode_predicts_and_changes_nothing(program, proc_sys, kernel, appl
     assert [step["step"] for step in result["steps"]] == ["Log invalid packets", "Bind the loggers"]
     assert result["plan"]["init"]["intended"] == {"log_invalid": "6", "bind": True}
     assert (sysctl(proc_sys, LOG_INVALID), sysctl(proc_sys, NF_LOG_4)) == ("0", "NONE")
-    assert program.store.ids() == [] and kernel.writes == []
+    assert program.store.ids() == [] and kernel.control_writes == []
 
 
 def test_check_mode_reports_a_step_that_would_fail(program, applying):
@@ -829,120 +733,6 @@ def test_a_damaged_snapshot_of_another_window_does_not_block_enable(program, pro
     assert program.store.load("init") is not None
 
 
-# --- check_duration -------------------------------------------------------------------------------------------
-
-DURATIONS = [
-    ("one second", 1, 1.0),
-    ("the article's 15 minutes", 900, 900.0),
-    ("seven days", 604800, 604800.0),
-    ("a float", 900.5, 900.5),
-    ("a numeric string", "900", 900.0),
-    ("a numeric string with spaces", " 900 ", 900.0),
-    ("exponent notation", "1e3", 1000.0),
-]
-BAD_DURATIONS = [
-    ("zero", 0, "out of range"),
-    ("negative", -1, "out of range"),
-    ("seven days and a second", 604801, "out of range"),
-    ("2**63", 2**63, "out of range"),
-    ("1e17", 1e17, "out of range"),
-    ("infinity", float("inf"), "out of range"),
-    ("infinity as text", "inf", "out of range"),
-    ("NaN", float("nan"), "is not a number of seconds"),
-    ("NaN as text", "nan", "is not a number of seconds"),
-    ("true", True, "is not a number of seconds"),
-    ("false", False, "is not a number of seconds"),
-    ("not a number", "abc", "is not a number of seconds"),
-    ("empty", "", "is not a number of seconds"),
-    ("none", None, "is not a number of seconds"),
-    ("a list", [900], "is not a number of seconds"),
-]
-
-
-@pytest.mark.parametrize("value, expected", [c[1:] for c in DURATIONS], ids=[c[0] for c in DURATIONS])
-def test_check_duration(value, expected):
-    assert wq.check_duration(value) == expected
-
-
-@pytest.mark.parametrize("value, message", [c[1:] for c in BAD_DURATIONS], ids=[c[0] for c in BAD_DURATIONS])
-def test_check_duration_refuses(value, message):
-    with pytest.raises(ConntrackModuleError, match=message):
-        wq.check_duration(value)
-
-
-# --- validate_site mirrors dynamic_debug_site -----------------------------------------------------------------
-
-# (id, entry, accepted by both, or the message both refuse it with)
-SITES = [
-    ("file", {"file": "nf_conntrack_proto_tcp.c"}, None),
-    ("func", {"func": "tcp_new"}, None),
-    ("module", {"module": "nf_conntrack"}, None),
-    ("format", {"format": "Invalid dir"}, None),
-    ("line alone", {"line": 1020}, None),
-    ("line range as text", {"line": "100-200"}, None),
-    ("open line range", {"line": "-200"}, None),
-    ("class alone", {"class": "DRM_UT_VBL"}, None),
-    ("flags and state", {"func": "tcp_new", "flags": "pmflt", "state": "exact"}, None),
-    ("no flags (_) with state exact", {"func": "tcp_new", "flags": "_", "state": "exact"}, None),
-    ("state disabled", {"func": "tcp_new", "state": "disabled"}, None),
-    ("four match-specs", {"file": "a.c", "func": "f", "module": "m", "format": "x"}, None),
-    ("five folded into file:line", {"file": "a.c", "func": "f", "module": "m", "format": "x", "line": 3}, None),
-    ("nothing to select", {"flags": "p"}, "give at least one of file, func, module, format, line or class"),
-    ("bad flag", {"func": "tcp_new", "flags": "px"}, "unknown dynamic debug flag"),
-    ("flag-op in flags", {"func": "tcp_new", "flags": "+p"}, "unknown dynamic debug flag"),
-    ("empty flags", {"func": "tcp_new", "flags": ""}, "flags must be one or more"),
-    ("line zero", {"line": 0}, "selects no line"),
-    ("line not a number", {"line": "ten"}, "is not a line number or range"),
-    ("line reversed", {"line": "200-100"}, "is not a line number or range"),
-    ("line true", {"line": True}, "line must be a number or a range"),
-    ("line float", {"line": 1.5}, "line must be a number or a range"),
-    ("query injection in func", {"func": "tcp_new +p; file *"}, "would end the value"),
-    ("file with a colon", {"file": "a.c:10"}, "contains ':'"),
-    ("double star", {"func": "tcp_**"}, "contains '\\*\\*'"),
-    ("empty format", {"format": ""}, "format must be a non-empty search text"),
-    ("non-ASCII format", {"format": "caf\u00e9"}, "non-ASCII"),
-    ("six match-specs", {"file": "a.c", "func": "f", "module": "m", "format": "x", "line": 3, "class": "C"},
-     "at most 4 match-specs"),
-]
-# Refused by the window only: not an option of the module, or a state that changes nothing.
-WINDOW_ONLY = [
-    ("unknown key", {"func": "tcp_new", "lines": 3}, "unknown key\\(s\\) lines"),
-    ("state query", {"func": "tcp_new", "state": "query"}, "state must be one of enabled, disabled, exact"),
-    ("empty state (the module's choices refuse it)", {"func": "tcp_new", "state": ""}, "state must be one of"),
-    ("not a dictionary", "func=tcp_new", "is not a dictionary"),
-]
-
-
-@pytest.mark.parametrize("entry, refused", [c[1:] for c in SITES], ids=[c[0] for c in SITES])
-def test_validate_site_agrees_with_the_module(kernel, entry, refused):
-    if refused is None:
-        _query, op, flags = wq.validate_site(entry)
-        assert op == dd.OPERATIONS[entry.get("state", "enabled")]
-        assert flags == dd.parse_flags(entry.get("flags", "p"))
-        module_run(kernel, check_mode=True, **entry)
-    else:
-        with pytest.raises(ConntrackModuleError, match=refused):
-            wq.validate_site(entry)
-        with pytest.raises(ConntrackModuleError, match=refused):
-            module_run(kernel, check_mode=True, **entry)
-    assert kernel.writes == []
-
-
-@pytest.mark.parametrize("entry, refused", [c[1:] for c in WINDOW_ONLY], ids=[c[0] for c in WINDOW_ONLY])
-def test_validate_site_window_only_refusals(entry, refused):
-    with pytest.raises(ConntrackModuleError, match=refused):
-        wq.validate_site(entry)
-
-
-def test_validate_site_takes_require_match():
-    assert wq.validate_site({"func": "tcp_new", "require_match": False})[1] == "+"
-
-
-def test_site_query_refuses_bad_json():
-    with pytest.raises(ConntrackModuleError, match="is not JSON"):
-        wq.site_query("{func: tcp_new}")
-
-
 # --- files on the host ----------------------------------------------------------------------------------------
 
 
@@ -973,18 +763,6 @@ def test_write_file_creates_parents_and_is_idempotent(tmp_path, umask_077):
     assert wt.write_file(str(dest), b'{"a": 1}\n', 0o644)["changed"] is True
     assert dest.read_bytes() == b'{"a": 1}\n'
     assert os.listdir(dest.parent) == [dest.name]
-
-
-def test_install_copies_the_program(tmp_path, umask_077):
-    app = tmp_path / "build" / "conntrack-debug-window.pyz"
-    app.parent.mkdir()
-    app.write_bytes(b"PK fake archive")
-    dest = tmp_path / "libexec" / "netfilter-conntrack" / "conntrack-debug-window.pyz"
-    assert wp.install(str(app), str(dest)) == (str(dest), None)
-    assert dest.read_bytes() == b"PK fake archive" and stat.S_IMODE(dest.stat().st_mode) == 0o700
-    assert stat.S_IMODE(dest.parent.stat().st_mode) == 0o755
-    program, failure = wp.install(str(app), str(app / "not-a-directory"))
-    assert program == str(app) and failure["install_failed"] is True and failure["failed"] is True
 
 
 INVALID_LOG = os.path.join(REPO, "tests", "unit", "plugins", "module_utils", "fixtures", "invalid_log")
@@ -1113,7 +891,7 @@ def host_state(program, namespaces, kernel, specs=(None, "a")):
                 files[name] = handle.read()
     values = {(spec, key): sysctl(namespaces(spec), key) for spec in specs for key in (LOG_INVALID, NF_LOG_4)}
     values[(None, ALL_NETNS)] = sysctl(namespaces(None), ALL_NETNS)
-    return files, values, kernel.flags(), list(program.scheduler.calls)
+    return files, values, kernel.site_flags(), list(program.scheduler.calls)
 
 
 SITE_1014 = {"file": "nf_conntrack_proto_tcp.c", "line": 1014}
