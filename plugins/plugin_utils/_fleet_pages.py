@@ -19,6 +19,7 @@ import typing as t
 
 from markupsafe import Markup
 
+from ansible_collections.netfilter.conntrack.plugins.plugin_utils._fleet_capture import evidence_context
 from ansible_collections.netfilter.conntrack.plugins.plugin_utils._fleet_report import (
     AMBER_MEANING, COUNTERS, FAILED, RED_MEANING, SAMPLES_PER_REASON, number_text, table_rows, usage_text, window_text)
 from ansible_collections.netfilter.conntrack.plugins.plugin_utils._fleet_templates import render
@@ -60,6 +61,7 @@ def markdown_context(model: dict) -> dict:
         samples=[[reason, s["host"], s["netns"] or "", s["line"]] for reason, items in _samples_by_reason(model).items()
                  for s in items],
         notes=[[h["host"], note] for h in model["hosts"] for note in h["notes"]],
+        **evidence_context(model["hosts"]),
     )
 
 

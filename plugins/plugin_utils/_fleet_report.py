@@ -20,6 +20,8 @@ import time
 import typing as t
 
 from ansible_collections.netfilter.conntrack.plugins.module_utils._verdicts import DEFAULT_THRESHOLDS
+from ansible_collections.netfilter.conntrack.plugins.plugin_utils._fleet_capture import (
+    attention_reasons, capture_summary, captured_events, evidence_lines, evidence_summary, host_evidence)
 from ansible_collections.netfilter.conntrack.plugins.plugin_utils._fleet_verdicts import (
     group_by_verdict, host_verdicts, problems, quiet_hosts, split_reports, verdict_lines)
 
@@ -185,7 +187,7 @@ def _attention(host: dict) -> tuple[tuple, list[str]]:
     """A sort key (larger first) and the reasons a host needs attention; no reasons for a quiet host."""
     if host["failed"]:
         return (1, 0, 0, 0, 0, 0, 0, 0, 0), [FAILED]
-    why = [f"{one['id']} ({one['netns']})" for one in problems(host)]
+    why = [f"{one['id']} ({one['netns']})" for one in problems(host)] + attention_reasons(host)
     usage = max([row["usage"] for row in host["rows"] if row["usage"] is not None] or [0])
     if usage >= DEFAULT_THRESHOLDS["table_usage_percent"]:
         why.append(f"table {usage_text(usage)} % full")
@@ -222,6 +224,7 @@ def _host_entry(report: dict, redactor: Redactor) -> dict:
         host_peers[shown] = host_peers.get(shown, 0) + (_int(count) or 0)
     table_full = as_dict(diagnosis.get("table_full"))
     unparsed = as_dict(invalid_log.get("unparsed"))
+    rows = _host_rows(report)
     return {
         "host": str(report.get("host") or "?"),
         "failed": False,
@@ -231,7 +234,9 @@ def _host_entry(report: dict, redactor: Redactor) -> dict:
         "by_reason": {str(k): _int(v) or 0 for k, v in as_dict(invalid_log.get("by_reason")).items()},
         "peers": host_peers,
         "peers_distinct": _int(invalid_log.get("peers_distinct")) or len(host_peers),
-        "rows": _host_rows(report),
+        "rows": rows,
+        "evidence": host_evidence(report, [row["netns"] for row in rows]),
+        "capture": capture_summary(report),
         "discrepancy": [str(code) for code in as_list(report.get("discrepancy"))],
         "plan_problems": [{"netns": str(p.get("netns")), "code": str(p.get("code")), "text": str(p.get("text"))}
                           for p in as_list(diagnosis.get("plan_problems")) if isinstance(p, dict)],
@@ -257,7 +262,8 @@ def _host_entry(report: dict, redactor: Redactor) -> dict:
 
 def _failed_entry(name: str) -> dict:
     return {"host": name, "failed": True, "total": 0, "by_reason": {}, "peers": {}, "rows": [], "verdicts": [],
-            "discrepancy": [], "plan_problems": [], "findings": [], "notes": [], "samples": [],
+            "discrepancy": [], "plan_problems": [], "findings": [], "notes": [], "samples": [], "evidence": [],
+            "capture": None,
             "table_full": {"count": 0, "by_netns": {}}, "unparsed": {"count": 0, "samples": []}}
 
 
@@ -451,6 +457,7 @@ def render_table(model: dict, max_hosts: int = MAX_HOSTS, width: int = TABLE_WID
         lines.append(f"... {hidden} more host(s) with less to report (above: most attention first; all hosts:"
                      " fleet-summary.md)")
     lines.append("")
+    lines += [_cell(text) for text in evidence_lines(model["hosts"], _wrapped, _fit_name)] + [""]
     lines += _rollup(model)
     return [_fit(text, width) for text in lines]
 
@@ -474,6 +481,9 @@ def _rollup(model: dict) -> list[str]:
     if failed:
         head += f" ({failed} collect failed)"
     head += f", {model['total']} invalid line(s)"
+    events = captured_events(hosts)
+    if events:
+        head += f", {events} captured event(s)"
     lines = [_cell(head), _cell("Window: " + window_text(model))]
     if model["reasons"]:
         reasons = list(model["reasons"].items())
@@ -521,6 +531,9 @@ def render_stats(model: dict, max_hosts: int = 100) -> dict:
                       for peer, e in list(model["peers"].items())[:MAX_PEERS]},
         "plan_problems": {key: e["where"] for key, e in model["plan_problems"].items()},
         "hosts_with_table_full": {x["host"]: x["table_full"]["count"] for x in model["hosts"] if x["table_full"]["count"]},
+        "captured_events": captured_events(model["hosts"]),
+        "windows_ended_by_budget": {x["host"]: x["capture"]["budget"] for x in model["hosts"]
+                                    if x.get("capture") and x["capture"]["budget"]},
         "attention": [{"host": x["host"], "why": x["attention"]} for x in model["attention"][:max_hosts]],
     }
 
@@ -539,6 +552,8 @@ def render_summary(model: dict) -> dict:
         "hosts": [x["host"] for x in hosts],
         "collect_failed": model["failed"],
         "invalid_logged": {x["host"]: x["total"] for x in hosts},
+        "evidence": evidence_summary(hosts),
+        "windows_ended_by_budget": {x["host"]: x["capture"]["budget"] for x in hosts if x["capture"] and x["capture"]["budget"]},
         "hosts_by_reason": {reason: e["hosts"] for reason, e in model["reasons"].items()},
         "hosts_with_discrepancy": [x["host"] for x in hosts if x["discrepancy"]],
         "notes": {x["host"]: x["notes"] for x in hosts},
