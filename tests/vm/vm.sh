@@ -13,7 +13,8 @@
 # KERNEL is a Debian kernel image package name such as
 # linux-image-6.1.0-56-amd64, or one of the aliases 5.10, 6.1, 6.12 which
 # resolve to the newest ABI of linux-image-amd64 in bullseye, bookworm and
-# trixie respectively (resolved once, then remembered in the cache).
+# trixie respectively, or 6.18, the newest 6.18 ABI of trixie-backports
+# (resolved once, then remembered in the cache).
 # The default is 6.1.  See tests/vm/README.md.
 set -euo pipefail
 
@@ -70,6 +71,7 @@ suite_for_kernel() {
         5.10|linux-image-5.10.*) echo bullseye ;;
         6.1|linux-image-6.1.*) echo bookworm ;;
         6.12|linux-image-6.12.*) echo trixie ;;
+        6.18|linux-image-6.18.*) echo trixie-backports ;;
         *) die "cannot tell the Debian suite of '$1'; set NFCT_VM_KERNEL_SUITE" ;;
     esac
 }
@@ -77,6 +79,12 @@ suite_for_kernel() {
 apt_prepare_suite() {
     local suite="$1" dir="$CACHE_DIR/apt/$1"
     mkdir -p "$dir/lists/partial" "$dir/cache/archives/partial"
+    # A backports suite has neither -updates nor -security.
+    if [[ "$suite" == *-backports ]]; then
+        printf 'Types: deb\nURIs: %s\nSuites: %s\nComponents: main\nSigned-By: %s\n' \
+            "$MIRROR" "$suite" "$KEYRING" >"$dir/debian.sources"
+        return
+    fi
     cat >"$dir/debian.sources" <<EOF
 Types: deb
 URIs: $MIRROR
@@ -122,7 +130,7 @@ resolve_kernel() {
     case "$arg" in
         linux-image-*) echo "$arg"; return ;;
         [0-9]*.[0-9]*) ;;
-        *) die "unknown kernel '$arg' (use a linux-image-* package name or 5.10/6.1/6.12)" ;;
+        *) die "unknown kernel '$arg' (use a linux-image-* package name or 5.10/6.1/6.12/6.18)" ;;
     esac
     alias_file="$CACHE_DIR/aliases/$arg"
     if [[ -s "$alias_file" && -z "${NFCT_VM_APT_UPDATE:-}" ]]; then
@@ -131,8 +139,15 @@ resolve_kernel() {
     fi
     suite="$(suite_for_kernel "$arg")"
     apt_update_suite "$suite"
-    pkg="$(apt_suite "$suite" apt-cache depends linux-image-amd64 \
-        | sed -n 's/^ *Depends: \(linux-image-[^ ]*-amd64\)$/\1/p' | head -n1)"
+    if [[ "$suite" == *-backports ]]; then
+        # Backports carry several series at once and linux-image-amd64 follows the newest: the newest ABI of
+        # this series instead (the generic flavour, not cloud or rt).
+        pkg="$(apt_suite "$suite" apt-cache search --names-only "^linux-image-${arg//./\\.}\\.[0-9]+\\+[a-z0-9]+-amd64\$" \
+            | cut -d' ' -f1 | sort -V | tail -n1)"
+    else
+        pkg="$(apt_suite "$suite" apt-cache depends linux-image-amd64 \
+            | sed -n 's/^ *Depends: \(linux-image-[^ ]*-amd64\)$/\1/p' | head -n1)"
+    fi
     [[ -n "$pkg" ]] || die "could not resolve alias $arg via linux-image-amd64 in $suite"
     case "$pkg" in
         linux-image-"$arg".*) ;;
