@@ -114,14 +114,16 @@ class ActionModule(ActionBase):
 
     def _revert(self, args: dict[str, t.Any]) -> dict[str, t.Any]:
         if args["revert_scope"] == "all":
-            if args["netns"]:
+            if args["netns"] or args["containers"]:
                 raise AnsibleActionFail(
-                    f"revert_scope=all reverts every namespace; it contradicts netns ({args['netns']}): set one or the other")
+                    "revert_scope=all reverts every namespace; it contradicts netns and containers"
+                    f" ({args['netns'] + args['containers']}): set one or the other")
             ids = ["--all"]
         else:
             # The host-wide values (nf_log_all_netns, the sites) are restored with the last window that holds them:
             # naming the host's window here would end a window of its own that is open beside these.
-            ids = [f"--netns={name}" for name in args["netns"]] or ["--id=init"]
+            ids = ([f"--netns={name}" for name in args["netns"]] + [f"--container={name}" for name in args["containers"]]
+                   or ["--id=init"])
         program = WindowApp(self, self._vars, args["program_dir"], install=False)
         if self._task.check_mode:
             # The program's own check mode: what a real revert would restore, for exactly these windows; nothing

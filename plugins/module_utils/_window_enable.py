@@ -19,6 +19,7 @@ import contextlib
 import json
 import os
 import time
+import typing as t
 import uuid
 
 from ansible_collections.netfilter.conntrack.plugins.module_utils._conntrack_log_invalid import set_log_invalid
@@ -88,6 +89,25 @@ def request_of(args: argparse.Namespace) -> WindowRequest:
     return args.window_request
 
 
+def container_namespaces(host, names: t.Iterable[str], netns: t.Iterable[str] = ()) -> tuple[dict, list]:
+    """{namespace path: the names of its container} for each container or pod name, resolved through the runtime
+    that runs it, and warnings about installed runtimes that did not answer. One namespace given twice is refused."""
+    found: dict = {}
+    warnings = []
+    for resolved in resolve_containers(host, names) if names else []:
+        # The runtime's namespace file and the container's process must still agree: a container restarted
+        # meanwhile is refused rather than debugged in a namespace it left.
+        namespace_identity(resolved)
+        path = resolved["netns_path"]
+        if path in found or path in netns:
+            other = (found.get(path) or {}).get("display_name", path)
+            raise ConntrackModuleError(f"{resolved['display_name']} ({resolved['name']!r}) is in the network namespace"
+                                       f" of {other}: give that namespace once")
+        found[path] = {key: resolved[key] for key in ("name", "display_name", "runtime", "kind", "id")}
+        warnings += [f"{resolved['name']!r} was found, but {answer}" for answer in resolved["unanswered"]]
+    return found, warnings
+
+
 class EnableCommands:
     """snapshot, enable and confirm (mixed into Program)."""
 
@@ -109,20 +129,8 @@ class EnableCommands:
         through its runtime; [None], the connection's namespace, when neither is given."""
         if getattr(args, "specs", None) is None:
             request = request_of(args)
-            args.containers_at, args.container_warnings = {}, []
-            for resolved in resolve_containers(self.host, request.containers) if request.containers else []:
-                # The runtime's namespace file and the container's process must still agree: a container
-                # restarted meanwhile is refused rather than debugged in a namespace it left.
-                namespace_identity(resolved)
-                spec = resolved["netns_path"]
-                if spec in args.containers_at or spec in request.netns:
-                    other = (args.containers_at.get(spec) or {}).get("display_name", spec)
-                    raise ConntrackModuleError(f"{resolved['display_name']} ({resolved['name']!r}) is in the network"
-                                               f" namespace of {other}: give that namespace once")
-                args.containers_at[spec] = {key: resolved[key] for key in ("name", "display_name", "runtime",
-                                                                          "kind", "id")}
-                args.container_warnings += [f"{resolved['name']!r} was found, but {answer}"
-                                            for answer in resolved["unanswered"]]
+            args.containers_at, args.container_warnings = container_namespaces(self.host, request.containers,
+                                                                               request.netns)
             args.specs = list(request.netns) + list(args.containers_at) or [None]
         return args.specs
 

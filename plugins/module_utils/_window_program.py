@@ -51,7 +51,7 @@ from ansible_collections.netfilter.conntrack.plugins.module_utils._host import P
 from ansible_collections.netfilter.conntrack.plugins.module_utils._sysctl_keys import KEY_LOGGER_PREFIX
 from ansible_collections.netfilter.conntrack.plugins.module_utils._window_cleanup import CleanupCommands
 from ansible_collections.netfilter.conntrack.plugins.module_utils._window_capture import CaptureCommands
-from ansible_collections.netfilter.conntrack.plugins.module_utils._window_enable import EnableCommands
+from ansible_collections.netfilter.conntrack.plugins.module_utils._window_enable import EnableCommands, container_namespaces
 from ansible_collections.netfilter.conntrack.plugins.module_utils._window_install import install, source_sha256, unsafe_directory
 from ansible_collections.netfilter.conntrack.plugins.module_utils._window_revert import RevertCommands
 from ansible_collections.netfilter.conntrack.plugins.module_utils._window_scheduler import PARTNER, WATCHER, Scheduler
@@ -145,6 +145,7 @@ def parser() -> argparse.ArgumentParser:
     for name, helptext in (("revert", "compare-and-restore from the snapshot"), ("status", "show the windows")):
         cmd = sub.add_parser(name, help=helptext)
         cmd.add_argument("--netns", action="append")
+        cmd.add_argument("--container", action="append", help="container or pod name or id (repeatable)")
         cmd.add_argument("--id", action="append")
         cmd.add_argument("--all", action="store_true")
         cmd.add_argument("--check", action="store_true", help="say what a real run would do; change nothing")
@@ -167,6 +168,7 @@ def parser() -> argparse.ArgumentParser:
     clean.add_argument("--check", action="store_true", help="say what would be removed; remove nothing")
     collect = sub.add_parser("collect", help="the windows, lists, plan and invalid log as one report")
     collect.add_argument("--netns", action="append", help="namespace name or path (repeatable); default: this one")
+    collect.add_argument("--container", action="append", help="container or pod name or id (repeatable)")
     collect.add_argument("--report-host", default="", help="the host's name in the report (its inventory name)")
     collect.add_argument("--max-samples", type=int, default=10, help="sample log lines kept in the report")
     collect.add_argument("--log-source", choices=SOURCES, default="auto", help="where the kernel log is read")
@@ -203,6 +205,10 @@ def main(argv: list[str] | None = None, program: str | None = None) -> int:
                      overdue_grace=float(os.environ.get("CONNTRACK_DEBUG_OVERDUE_GRACE", OVERDUE_GRACE_SECONDS)))
     command = getattr(runner, "cmd_" + args.command.replace("-", "_"))
     try:
+        if args.command in ("revert", "status", "collect") and args.container:
+            # Their windows are found by namespace: each name is resolved once, here (enable resolves its own).
+            found, _unanswered = container_namespaces(runner.host, args.container)
+            args.netns = (args.netns or []) + list(found)
         result = command(args)
     except ConntrackModuleError as exc:
         return emit({"changed": False, "failed": True, "msg": exc.msg}, 1)

@@ -9,6 +9,9 @@
 #      the pod and its container share one namespace, the container has another; names come back whole.
 #   2. the host-network container, the created container and an unknown name are refused with their reason.
 #   3. after the container is removed, the identity check of its earlier result refuses it as vanished.
+#   4. a container and a pod of the local test image debugged by name (files/window.yml): the role's enable with
+#      conntrack_debug_containers, invalid TCP packets inside each, collect and revert by name; an unknown name
+#      fails the enable before anything is written.
 # A trap removes the containers, the pod and the image on any exit.
 set -euo pipefail
 root=
@@ -32,6 +35,11 @@ pod=nfct-it-pod-$run
 app=nfct-it-pod-app-$run
 hostnet=nfct-it-hostnet-$run
 created=nfct-it-created-$run
+# Debugged by name through the role (4.): a container and a pod of the collection's test image.
+debian=localhost/netfilter-conntrack-debian:bookworm
+winctr=nfct-it-win-ctr-$run
+winpod=nfct-it-win-pod-$run
+winapp=nfct-it-win-app-$run
 work=$(mktemp -d "${OUTPUT_DIR:-/tmp}/containers.XXXXXX")
 t0=$SECONDS
 
@@ -40,6 +48,9 @@ cleanup() {
   set +e
   podman pod rm -f -t 0 "$pod" >/dev/null 2>&1 &
   podman rm -f -t 0 "$ctr" "$hostnet" "$created" >/dev/null 2>&1 &
+  # Another run of podman rm may hold the lock of a container named here: its own removal would then be skipped.
+  podman pod rm -f -i -t 0 "$winpod" >/dev/null 2>&1
+  podman rm -f -i -t 0 "$winctr" >/dev/null 2>&1
   wait
   podman rmi -f "$image" >/dev/null 2>&1
   rm -rf "$work"
@@ -114,4 +125,16 @@ grep -q "^refused the network namespace of podman container $ctr is gone .*'reas
   || fail "the removed container's namespace was not refused: $(cat "$work/identity.txt")"
 [[ $(grep -c '^same' "$work/identity.txt") == 2 ]] || fail "the pod's results no longer check: $(cat "$work/identity.txt")"
 echo "ok: removed container refused as vanished, the pod still checks"
+
+# ---------------------------------------------------------------- 4. debugged by name: enable, traffic, collect, revert
+podman run -d --name "$winctr" "$debian" sleep infinity >/dev/null
+podman pod create --name "$winpod" --infra-image "$debian" --infra-command 'sleep infinity' >/dev/null
+podman run -d --pod "$winpod" --name "$winapp" "$debian" sleep infinity >/dev/null
+ansible-playbook "$here/files/window.yml" -i localhost, -e "$("$python" -c '
+import json, sys
+print(json.dumps(dict(zip(("work", "ctr", "pod", "unknown", "send_invalid"), sys.argv[1:]))))
+' "$work" "$winctr" "$winpod" "nfct-it-unknown-$run" "$here/../nflog_capture/files/send_invalid.py")" \
+  -e ansible_python_interpreter=/usr/bin/python3
+[[ ! -e "$work/state" ]] || [[ -z "$(ls -A "$work/state")" ]] || fail "windows left in $work/state: $(ls "$work/state")"
+echo "ok: a container and a pod debugged by name through the role, collected and reverted by name"
 echo "containers target passed in $((SECONDS - t0)) s"

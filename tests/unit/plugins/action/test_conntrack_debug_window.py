@@ -282,6 +282,7 @@ REVERT_IDS = [
     ("namespaces with nf_log_all_netns: not the host's window", {"netns": ["a"], "all_netns": True}, ["--netns=a"]),
     ("namespaces with sites: not the host's window", {"netns": ["a"], "dynamic_debug_sites": [{"func": "x"}]},
      ["--netns=a"]),
+    ("containers, resolved by the program", {"netns": ["a"], "containers": ["web"]}, ["--netns=a", "--container=web"]),
     ("every snapshot", {"revert_scope": "all"}, ["--all"]),
 ]
 
