@@ -6,21 +6,99 @@
 
 Note that this module util is **PRIVATE** to the collection. It can have breaking changes at any time.
 Do not use this from other collections or standalone plugins/modules!
+
+The controller ships the program as a zip application of sources (see ``plugins/plugin_utils/_window_app.py``),
+whose SHA-256 names its version. Python keeps no bytecode for a zip application, so every run would compile the
+whole program again. The installed copy is therefore compiled once, on the host, by the interpreter that runs it:
+each module as unchecked hash-based bytecode beside its source, so that another interpreter still runs it from
+source. Two lines at the top of the installed copy name the shipped version it was compiled from, the bytecode's
+magic number and the SHA-256 of the archive that follows, which is everything that runs; ``program_version``
+checks all three before the copy is run.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib.util
+import io
+import marshal
 import os
 import stat
 
 from ansible_collections.netfilter.conntrack.plugins.module_utils._window_status import write_file
 
+SHEBANG = b"#!/usr/bin/env python3\n"
+COMPILED_MARK = b"# conntrack-debug-window compiled "
+# Unchecked hash-based bytecode (PEP 552): valid whatever the archive's timestamps say, and never compared with
+# its source on import; the digest in the header vouches for both.
+UNCHECKED_HASH_PYC = 0b01
+# The date of every member: the same bytes for the same program and interpreter.
+MEMBER_DATE = (1980, 1, 1, 0, 0, 0)
+
+
+def program_version(data: bytes) -> str:
+    """The SHA-256 of the shipped program that data is, or was compiled from; "" for a compiled copy that is
+    damaged or compiled for another interpreter. The action's bootstrap runs this function's source (with
+    COMPILED_MARK) on the host before the program: it may use nothing else of this module."""
+    rest = data.partition(b"\n")[2]
+    mark, archive = rest.partition(b"\n")[::2]
+    if not mark.startswith(COMPILED_MARK):
+        return hashlib.sha256(data).hexdigest()
+    fields = dict(word.split("=", 1) for word in mark.decode("ascii", "replace").split() if "=" in word)
+    if (fields.get("magic") != importlib.util.MAGIC_NUMBER.hex()
+            or fields.get("archive") != hashlib.sha256(archive).hexdigest()):
+        return ""
+    return fields.get("source", "")
+
 
 def source_sha256(path: str) -> str:
-    """The SHA-256 that names the version of the program at path."""
+    """The version of the program at path (see program_version)."""
     with open(path, "rb") as handle:
-        return hashlib.sha256(handle.read()).hexdigest()
+        return program_version(handle.read())
+
+
+def compiled_members(archive, location: str) -> dict[str, bytes]:
+    """The members of an open shipped (or compiled) zipfile.ZipFile, each module's bytecode for this interpreter added."""
+    members = {}
+    for name in archive.namelist():
+        if name.endswith(".pyc"):
+            continue
+        members[name] = archive.read(name)
+        if name.endswith(".py"):
+            # dont_inherit: this module's own __future__ imports must not leak into the program's code.
+            code = compile(members[name], f"{location}/{name}", "exec", dont_inherit=True, optimize=0)
+            header = importlib.util.MAGIC_NUMBER + UNCHECKED_HASH_PYC.to_bytes(4, "little")
+            members[name + "c"] = header + importlib.util.source_hash(members[name]) + marshal.dumps(code)
+    return members
+
+
+def compile_program(shipped: bytes, location: str) -> bytes:
+    """The installed form of a shipped program that will live at location (see the module's docstring).
+
+    Raises ValueError when shipped is not a zip application.
+    """
+    # Only an install needs zipfile: every other run of the program would pay for its import (bz2, lzma, shutil).
+    import zipfile  # pylint: disable=import-outside-toplevel
+
+    def header(archive_digest: str) -> bytes:
+        return SHEBANG + COMPILED_MARK + (f"source={program_version(shipped)} magic={importlib.util.MAGIC_NUMBER.hex()}"
+                                          f" archive={archive_digest}\n").encode("ascii")
+    try:
+        with zipfile.ZipFile(io.BytesIO(shipped)) as archive:
+            members = compiled_members(archive, location)
+    except zipfile.BadZipFile:
+        raise ValueError("not a zip application") from None
+    placeholder = header("0" * 64)
+    buffer = io.BytesIO()
+    # The archive is written after the header's place, so that its offsets count from the start of the file.
+    buffer.write(placeholder)
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
+        for name, data in sorted(members.items()):
+            info = zipfile.ZipInfo(name, date_time=MEMBER_DATE)
+            info.external_attr = 0o644 << 16
+            archive.writestr(info, data)
+    body = buffer.getvalue()[len(placeholder):]
+    return header(hashlib.sha256(body).hexdigest()) + body
 
 
 def unsafe_directory(directory: str) -> str | None:
@@ -50,7 +128,7 @@ def unsafe_directory(directory: str) -> str | None:
 
 
 def install(program: str, dest: str) -> tuple[str, dict | None]:
-    """Copy the running program to dest; returns (dest, None), or (program, the failed answer)."""
+    """Install the running program at dest, compiled; returns (dest, None), or (program, the failed answer)."""
     unsafe = unsafe_directory(os.path.dirname(dest))
     if unsafe:
         return program, {"changed": False, "failed": True, "install_failed": True, "unsafe_path": True,
@@ -58,11 +136,14 @@ def install(program: str, dest: str) -> tuple[str, dict | None]:
                                 " write (conntrack_debug_program_dir)"}
     try:
         with open(program, "rb") as handle:
-            write_file(dest, handle.read(), 0o700)
+            write_file(dest, compile_program(handle.read(), dest), 0o700)
     except OSError as exc:
         return program, {"changed": False, "failed": True, "install_failed": True,
                          "msg": f"cannot install {dest}: {exc.strerror or exc}"}
+    except ValueError as exc:
+        return program, {"changed": False, "failed": True, "install_failed": True,
+                         "msg": f"cannot install {dest}: {program} is {exc}"}
     return dest, None
 
 
-__all__ = ("install", "source_sha256", "unsafe_directory")
+__all__ = ("compile_program", "install", "program_version", "source_sha256", "unsafe_directory")

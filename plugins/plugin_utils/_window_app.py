@@ -10,7 +10,9 @@ The program is not a second copy of anything: it is ``module_utils/_window_progr
 module_utils it imports, packed as a zip application the way AnsiballZ packs a module. The archive
 is reproducible (sorted members, fixed timestamps, stored uncompressed), so its SHA-256 names the
 collection's version of the program; the installed copy is run with ``--expect-sha256`` and is
-replaced when it answers anything else.
+replaced when it answers anything else. The installed copy is compiled on the host by the interpreter
+that runs it, and names the version it was compiled from (``module_utils/_window_install.py``): Python
+keeps no bytecode for a zip application, and compiling the whole program again cost most of each run.
 
 The program always runs with the interpreter Ansible uses for the host (``ansible_python_interpreter``
 or the discovered one), never through a shebang, and never before a short bootstrap (``python -c``)
@@ -18,7 +20,8 @@ has checked, as the user that will run it (root), that nobody else could have wr
 directory from ``/`` down to the program's must be owned by root and not writable by group or others
 (a sticky one such as ``/tmp`` is accepted above the program's own directory), else the run is
 refused with a message naming the directory (exit status 4). A program file that is missing, a
-symlink, not root's, writable by others or of another version is not run: the bootstrap answers
+symlink, not root's, writable by others, of another version, compiled for another interpreter or
+changed since it was compiled is not run: the bootstrap answers
 "stale" (exit status 3) and the controller's copy replaces it. Only that answer is retried; a
 program that crashes is reported, not run twice.
 """
@@ -34,6 +37,7 @@ import os
 import shlex
 import typing as t
 import zipfile
+import zlib
 
 from ansible.errors import AnsibleActionFail
 
@@ -47,14 +51,61 @@ MODULE_UTILS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 # The documentation-only module whose interpreter Ansible resolves for the host, as for any module.
 INTERPRETER_PROBE_MODULE = "netfilter.conntrack.conntrack_debug_window"
 _MODULE_UTILS_PACKAGE = PACKAGE_PATH.replace("/", ".") + "."
-# Runs as root on the host before the program: argv is PROGRAM SHA256 ARGS...; see the module docstring.
-BOOTSTRAP = r"""
-import hashlib, json, os, runpy, stat, sys
+# What the bootstrap takes from module_utils/_window_install.py: how an installed copy names its version.
+VERSION_CHECK = ("COMPILED_MARK", "program_version")
+
+
+def top_level_source(path: str, names: tuple[str, ...]) -> str:
+    """The source of the named top-level assignments and functions of a module, in the module's order."""
+    with open(path, encoding="utf-8") as handle:
+        source = handle.read()
+    chosen = []
+    for node in ast.parse(source).body:
+        defined = [node.name] if isinstance(node, ast.FunctionDef) else [
+            target.id for target in getattr(node, "targets", []) if isinstance(target, ast.Name)]
+        if set(defined) & set(names):
+            chosen.append(ast.get_source_segment(source, node))
+    return "\n".join(chosen) + "\n"
+
+
+# What the bootstrap says on stderr when it installs the copy sent with the command.
+INSTALLING = "not this version; installing the copy sent with the command"
+# Runs as root on the host before the program: argv is PROGRAM SHA256 [--shipped-on-stdin=install|run] ARGS...;
+# see the module docstring.
+BOOTSTRAP = f"import hashlib, importlib.util, json, os, runpy, stat, sys\nINSTALLING = {INSTALLING!r}\n" + top_level_source(
+    os.path.join(MODULE_UTILS_DIR, "_window_install.py"), VERSION_CHECK) + r"""
 def stop(code, **fields):
     fields.update(changed=False, failed=True, program_version="conntrack-debug-window")
     sys.stdout.write(json.dumps(fields) + "\n")
     sys.exit(code)
+def run(path, *options):
+    sys.argv = [path] + list(options) + sys.argv[3:]
+    sys.path.insert(0, path)
+    runpy.run_path(path, run_name="__main__")
+def stale(why):
+    if not fallback:
+        stop(3, stale_program=True, msg=why)
+    import shutil, tempfile, zlib
+    shipped = zlib.decompress(sent)
+    if hashlib.sha256(shipped).hexdigest() != digest.lower():
+        stop(1, msg="the copy of %s sent with the command is not the expected version" % program)
+    scratch = tempfile.mkdtemp(prefix="conntrack-debug-window-")
+    try:
+        copy = os.path.join(scratch, os.path.basename(program))
+        with os.fdopen(os.open(copy, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600), "wb") as out:
+            out.write(shipped)
+        if fallback == "install":
+            sys.stderr.write("%s: %s\n" % (program, INSTALLING))
+            run(copy, "--install-to=" + program)
+        else:
+            run(copy)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    sys.exit()
 program, digest = sys.argv[1], sys.argv[2]
+fallback = sys.argv.pop(3).split("=", 1)[1] if sys.argv[3:4] and sys.argv[3].startswith("--shipped-on-stdin=") else ""
+# Read whole even when unused: the controller's write of what the host leaves unread fails the connection.
+sent = sys.stdin.buffer.read() if fallback else b""
 home = os.path.dirname(program)
 chain = [home]
 while chain[-1] != os.path.dirname(chain[-1]):
@@ -63,7 +114,7 @@ for directory in reversed(chain):
     try:
         info = os.lstat(directory)
     except FileNotFoundError:
-        stop(3, stale_program=True, msg=program + " is not installed")
+        stale(program + " is not installed")
     mode = stat.S_IMODE(info.st_mode)
     why = ("is not a directory" if not stat.S_ISDIR(info.st_mode) else
            "is owned by uid %d" % info.st_uid if info.st_uid not in (0, os.geteuid()) else
@@ -75,16 +126,14 @@ for directory in reversed(chain):
 try:
     fd = os.open(program, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
 except OSError as exc:
-    stop(3, stale_program=True, msg="%s cannot be run: %s" % (program, exc.strerror))
+    stale("%s cannot be run: %s" % (program, exc.strerror))
 info = os.fstat(fd)
 with os.fdopen(fd, "rb") as handle:
     body = handle.read() if stat.S_ISREG(info.st_mode) else b""
 if (info.st_uid not in (0, os.geteuid()) or stat.S_IMODE(info.st_mode) & 0o022
-        or hashlib.sha256(body).hexdigest() != digest.lower()):
-    stop(3, stale_program=True, msg=program + " is not the expected version, or not root's alone")
-sys.argv = [program] + sys.argv[3:]
-sys.path.insert(0, program)
-runpy.run_path(program, run_name="__main__")
+        or program_version(body) != digest.lower()):
+    stale(program + " is not the expected version, or not root's alone")
+run(program)
 """
 STALE_EXIT = 3
 UNSAFE_EXIT = 4
@@ -147,6 +196,12 @@ def app_sha256() -> str:
     return hashlib.sha256(build_app()).hexdigest()
 
 
+@functools.lru_cache(maxsize=1)
+def app_on_stdin() -> bytes:
+    """The program as sent with a command: compressed (a third of its size), quickly, since every run sends it."""
+    return zlib.compress(build_app(), 1)
+
+
 def mitogen_interpreter(action: t.Any, task_vars: dict[str, t.Any]) -> list[str] | None:
     """Under a Mitogen strategy, the interpreter Mitogen runs this host's tasks with; None under any other.
 
@@ -184,6 +239,11 @@ class WindowApp:
         self._install = install
         self._sha256 = app_sha256()
         self._interpreter = host_interpreter(action, task_vars)
+        # Where the command's stdin reaches the host (a pipelining connection, as for AnsiballZ), the controller's copy
+        # goes with every command: a host without this version then costs the same one round trip as one with it.
+        # Elsewhere (podman, requiretty, Mitogen) a "stale" answer is followed by a transfer and a second run.
+        self._send_with_command = (mitogen_interpreter(action, task_vars) is None
+                                   and bool(action._is_pipelining_enabled("new")))
         self.installed = False
         self._temporary: str | None = None
 
@@ -191,16 +251,20 @@ class WindowApp:
     def interpreter(self) -> str:
         return " ".join(self._interpreter)
 
-    def _command(self, program: str, argv: list[str], install_to: str | None = None) -> str:
+    def _command(self, program: str, argv: list[str], install_to: str | None = None, fallback: str = "") -> str:
         env = self._action._compute_environment_string()
-        words = self._interpreter + ["-c", BOOTSTRAP, program, self._sha256, f"--expect-sha256={self._sha256}"]
+        words = self._interpreter + ["-c", BOOTSTRAP, program, self._sha256]
+        if fallback:
+            words.append(f"--shipped-on-stdin={fallback}")
+        words.append(f"--expect-sha256={self._sha256}")
         if install_to:
             words.append(f"--install-to={install_to}")
         words += argv
         return " ".join(part for part in [env, " ".join(shlex.quote(word) for word in words)] if part)
 
-    def _exec(self, program: str, argv: list[str], install_to: str | None = None) -> dict[str, t.Any]:
-        return self._action._low_level_execute_command(self._command(program, argv, install_to))
+    def _exec(self, program: str, argv: list[str], install_to: str | None = None, fallback: str = "") -> dict[str, t.Any]:
+        return self._action._low_level_execute_command(self._command(program, argv, install_to, fallback),
+                                                       in_data=app_on_stdin() if fallback else None)
 
     def _remote_tmp(self, name: str) -> str:
         shell = self._action._connection._shell
@@ -223,17 +287,13 @@ class WindowApp:
         bypassed with a temporary one. A directory others can write is refused, and a crash is reported: neither is
         run again.
         """
-        program = self._temporary if self._temporary is not None and not self._install else self.path
-        res = self._exec(program, argv)
-        answer = self._answer(res)
-        if res["rc"] == STALE_EXIT and (answer or {}).get("stale_program") and program == self.path:
-            temporary = self._transfer()
-            # Installing is the first thing the controller's copy does in the same run, before the command.
-            res = self._exec(temporary, argv, install_to=self.path if self._install else None)
+        if self._send_with_command:
+            res = self._exec(self.path, argv, fallback="install" if self._install else "run")
             answer = self._answer(res)
-            if answer is not None and answer.get("install_failed"):
-                raise AnsibleActionFail(f"{answer.get('msg')} (run by {self.interpreter})", result={"program": answer})
-            self.installed = self._install and answer is not None and not answer.get("stale_program")
+            self._refuse_failed_install(answer)
+            self.installed = answer is not None and f"{self.path}: {INSTALLING}" in (res.get("stderr") or "")
+        else:
+            res, answer = self._run_or_transfer(argv)
         if answer is not None and answer.get("unsafe_program"):
             raise AnsibleActionFail(str(answer.get("msg")), result={"program": answer})
         if answer is None or answer.get("stale_program"):
@@ -243,6 +303,24 @@ class WindowApp:
         if res["rc"] != 0 and not answer.get("msg"):
             answer["msg"] = self._output(res) or f"exit status {res['rc']}"
         return res["rc"], answer
+
+    def _run_or_transfer(self, argv: list[str]) -> tuple[dict[str, t.Any], dict[str, t.Any] | None]:
+        """Run the host's copy; after a "stale", transfer the controller's copy and run that (installing it first)."""
+        program = self._temporary if self._temporary is not None and not self._install else self.path
+        res = self._exec(program, argv)
+        answer = self._answer(res)
+        if res["rc"] == STALE_EXIT and (answer or {}).get("stale_program") and program == self.path:
+            temporary = self._transfer()
+            # Installing is the first thing the controller's copy does in the same run, before the command.
+            res = self._exec(temporary, argv, install_to=self.path if self._install else None)
+            answer = self._answer(res)
+            self._refuse_failed_install(answer)
+            self.installed = self._install and answer is not None and not answer.get("stale_program")
+        return res, answer
+
+    def _refuse_failed_install(self, answer: dict[str, t.Any] | None) -> None:
+        if answer is not None and answer.get("install_failed"):
+            raise AnsibleActionFail(f"{answer.get('msg')} (run by {self.interpreter})", result={"program": answer})
 
     @staticmethod
     def _output(res: dict[str, t.Any]) -> str:

@@ -17,12 +17,14 @@ import subprocess
 import sys
 import types
 import zipfile
+import zlib
 from unittest.mock import MagicMock
 
 import pytest
 
 from ansible.errors import AnsibleActionFail
 
+from ansible_collections.netfilter.conntrack.plugins.module_utils import _window_install as wi
 from ansible_collections.netfilter.conntrack.plugins.plugin_utils import _window_app as wa
 
 # What the program needs at least; the closure also holds whatever these import (checked below).
@@ -39,8 +41,10 @@ def imports_of(name):
 @pytest.fixture
 def fresh_build():
     wa.build_app.cache_clear()
+    wa.app_on_stdin.cache_clear()
     yield
     wa.build_app.cache_clear()
+    wa.app_on_stdin.cache_clear()
 
 
 def test_module_closure():
@@ -128,11 +132,65 @@ def test_the_app_installs_itself_then_runs_the_command_as_the_installed_copy(app
     state = f"--state-dir={tmp_path / 'state'}"
     rc, answer, _stderr = run_app(app, state, f"--install-to={dest}", "status")
     assert rc == 0 and answer["program_version"] == wa.PROGRAM_NAME and "failed" not in answer
-    assert hashlib.sha256(dest.read_bytes()).hexdigest() == wa.app_sha256()
+    assert wi.source_sha256(str(dest)) == wa.app_sha256(), "compiled from this version"
     assert oct(dest.stat().st_mode & 0o777) == "0o700"
+    rc, answer, _stderr = run_app(dest, state, f"--expect-sha256={wa.app_sha256()}", "status")
+    assert rc == 0 and "failed" not in answer, "the installed copy answers as this version"
+
+
+def bootstrap(program, *argv, fallback="", sent=b"", scratch=None):
+    """Run the bootstrap as the action does; the copy sent with the command is unpacked under scratch."""
+    command = [sys.executable, "-c", wa.BOOTSTRAP, str(program), wa.app_sha256()]
+    command += [f"--shipped-on-stdin={fallback}"] if fallback else []
+    env = dict(os.environ, TMPDIR=str(scratch)) if scratch else None
+    proc = subprocess.run(command + [f"--expect-sha256={wa.app_sha256()}"] + list(argv), input=sent,
+                          capture_output=True, check=False, env=env)
+    return proc.returncode, json.loads(proc.stdout) if proc.stdout.strip() else None, proc.stderr.decode()
+
+
+def test_the_copy_sent_with_the_command_is_installed_once_then_the_installed_copy_runs(fresh_build, tmp_path):
+    dest = tmp_path / "libexec" / wa.PROGRAM_FILE
+    state, scratch = f"--state-dir={tmp_path / 'state'}", tmp_path / "scratch"
+    scratch.mkdir(mode=0o700)
+    rc, answer, stderr = bootstrap(dest, state, "status", fallback="install", sent=wa.app_on_stdin(), scratch=scratch)
+    assert rc == 0 and "failed" not in answer and stderr == f"{dest}: {wa.INSTALLING}\n"
+    assert wi.source_sha256(str(dest)) == wa.app_sha256()
+    assert not list(scratch.iterdir()), "the unpacked copy is removed"
     inode = dest.stat().st_ino
-    assert run_app(app, state, f"--install-to={dest}", "status")[0] == 0
-    assert dest.stat().st_ino == inode, "the same copy is not written again"
+    rc, answer, stderr = bootstrap(dest, state, "status", fallback="install", sent=wa.app_on_stdin(), scratch=scratch)
+    assert rc == 0 and "failed" not in answer and stderr == "", "the installed copy ran, the copy sent was read only"
+    assert dest.stat().st_ino == inode and not list(scratch.iterdir())
+
+
+def test_the_copy_sent_with_the_command_runs_without_install(fresh_build, tmp_path):
+    dest = tmp_path / "libexec" / wa.PROGRAM_FILE
+    rc, answer, stderr = bootstrap(dest, f"--state-dir={tmp_path / 'state'}", "status", fallback="run",
+                                   sent=wa.app_on_stdin())
+    assert rc == 0 and "failed" not in answer and stderr == "" and not dest.parent.exists()
+
+
+def test_a_copy_sent_with_the_command_that_is_not_this_version_is_not_run(fresh_build, tmp_path):
+    dest = tmp_path / "libexec" / wa.PROGRAM_FILE
+    other = zlib.compress(wa.build_app() + b"\n", 1)
+    rc, answer, _stderr = bootstrap(dest, f"--state-dir={tmp_path / 'state'}", "status", fallback="install", sent=other)
+    assert rc == 1 and answer["failed"] is True and "is not the expected version" in answer["msg"]
+    assert not dest.parent.exists()
+
+
+def flip_last_byte(path):
+    data = path.read_bytes()
+    path.write_bytes(data[:-1] + bytes([data[-1] ^ 1]))
+
+
+@pytest.mark.parametrize("change, expected", [(lambda path: None, 0), (flip_last_byte, 3)], ids=["as installed", "modified"])
+def test_the_bootstrap_runs_the_compiled_copy_only_as_installed(app, tmp_path, change, expected):
+    dest = tmp_path / "libexec" / wa.PROGRAM_FILE
+    state = f"--state-dir={tmp_path / 'state'}"
+    assert bootstrap(app, f"--install-to={dest}", state, "status")[0] == 0
+    change(dest)
+    rc, answer, stderr = bootstrap(dest, state, "status")
+    assert rc == expected, (answer, stderr)
+    assert answer.get("stale_program", False) is (expected == 3)
 
 
 def test_an_install_that_fails_runs_no_command(app, tmp_path):
@@ -206,7 +264,7 @@ def result(rc=0, stdout="", stderr=""):
 class Host:
     """The action's connection: answers each command from a list, records them."""
 
-    def __init__(self, *answers):
+    def __init__(self, *answers, pipelining=False):
         self.answers = list(answers)
         self.commands = []
         self.transferred = {}
@@ -217,15 +275,20 @@ class Host:
         self.action._connection._shell.join_path = lambda *parts: "/".join(parts)
         self.action._low_level_execute_command.side_effect = self.execute
         self.action._transfer_data.side_effect = self.transferred.__setitem__
+        self.action._is_pipelining_enabled.return_value = pipelining
+        self.stdin = []
 
-    def execute(self, command):
+    def execute(self, command, in_data=None):
         words = shlex.split(command)
         self.commands.append(words)
+        self.stdin.append(in_data)
         return self.answers.pop(0)
 
     def programs(self):
-        """(program, its arguments) of each run: interpreter -c BOOTSTRAP PROGRAM SHA256 --expect-sha256=... ARGS."""
-        return [(words[3], words[6:]) for words in self.commands]
+        """(program, its arguments) of each run: interpreter -c BOOTSTRAP PROGRAM SHA256 [--shipped-on-stdin=...]
+        --expect-sha256=... ARGS."""
+        return [(words[3], [word for word in words[5:] if not word.startswith("--expect-sha256=")])
+                for words in self.commands]
 
 
 INSTALLED = "/usr/local/libexec/netfilter-conntrack/" + wa.PROGRAM_FILE
@@ -258,6 +321,32 @@ def test_a_stale_copy_is_reinstalled(fresh_build, first):
     for words in host.commands:
         assert words[:3] == ["/usr/bin/python3.11", "-c", wa.BOOTSTRAP], "the host's interpreter, never a shebang"
         assert words[4:6] == [wa.app_sha256(), f"--expect-sha256={wa.app_sha256()}"]
+    assert host.stdin == [None, None], "without pipelining nothing goes on stdin"
+
+
+@pytest.mark.parametrize("install, fallback", [(True, "install"), (False, "run")])
+def test_with_pipelining_the_controllers_copy_goes_with_the_command(fresh_build, install, fallback):
+    host = Host(result(0, ANSWER, f"{INSTALLED}: {wa.INSTALLING}\n" if install else ""), pipelining=True)
+    app = wa.WindowApp(host.action, {}, "/usr/local/libexec/netfilter-conntrack", install=install)
+    assert app.run(["status"]) == (0, ANSWER)
+    assert host.programs() == [(INSTALLED, [f"--shipped-on-stdin={fallback}", "status"])]
+    assert host.stdin == [wa.app_on_stdin()] and zlib.decompress(host.stdin[0]) == wa.build_app()
+    assert app.installed is install and host.transferred == {}
+    host.action._is_pipelining_enabled.assert_called_once_with("new")
+
+
+def test_with_pipelining_an_installed_copy_of_this_version_is_not_reported_installed(fresh_build):
+    host = Host(result(0, ANSWER), pipelining=True)
+    app = wa.WindowApp(host.action, {}, "/usr/local/libexec/netfilter-conntrack", install=True)
+    assert app.run(["status"]) == (0, ANSWER) and app.installed is False
+
+
+def test_with_pipelining_a_failed_install_fails_the_action(fresh_build):
+    host = Host(result(1, {"failed": True, "install_failed": True, "program_version": wa.PROGRAM_NAME,
+                           "msg": f"cannot install {INSTALLED}: Read-only file system"}), pipelining=True)
+    app = wa.WindowApp(host.action, {}, "/usr/local/libexec/netfilter-conntrack", install=True)
+    with pytest.raises(AnsibleActionFail, match=f"^cannot install {INSTALLED}: Read-only file system"):
+        app.run(["status"])
 
 
 NOT_RETRIED = [
