@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Kernel matrix: run the collection's integration targets, capability probes and the debug role's
-# enable -> collect -> revert cycle on Debian's 5.10, 6.1 and 6.12 kernels (qemu guests, tests/vm/vm.sh)
+# enable -> collect -> revert cycle, the netlink capture and the verdicts on Debian's 5.10, 6.1, 6.12 and 6.18
+# kernels (qemu guests, tests/vm/vm.sh)
 # and on this machine's own kernel ("host": locally, in network namespaces, no qemu), then generate
 # docs/compatibility.md from the evidence (tests/vm/compatibility.py). See tests/vm/MATRIX.md.
 #
-# Usage: matrix.sh [KERNEL...]        (default: 5.10 6.1 6.12 host)
+# Usage: matrix.sh [KERNEL...]        (default: 5.10 6.1 6.12 6.18 host)
 #
 # Per guest kernel two jobs run, each in its own guest: the integration targets (tests/vm/run-integration.sh)
 # and the probes + role cycle (tests/vm/playbooks/capabilities.yml, role_cycle.yml). At most
@@ -36,7 +37,7 @@ DOCS="${MATRIX_DOCS-$REPO_ROOT/docs/compatibility.md}"
 log() { printf '[matrix %s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 
 kernels=("$@")
-((${#kernels[@]})) || kernels=(5.10 6.1 6.12 host)
+((${#kernels[@]})) || kernels=(5.10 6.1 6.12 6.18 host)
 for k in "${kernels[@]}"; do
     [[ "$k" =~ ^[A-Za-z0-9_.+-]+$ ]] || { log "bad kernel name '$k'"; exit 2; }
 done
@@ -135,10 +136,11 @@ job_probes_vm() {
     # non-blocking, which ansible-core 2.19 refuses.
     # The auto-load check first (it needs a kernel on which no logger is registered yet, and unloads what it
     # loaded), then the role: on a fresh modular kernel its enable is what loads nf_conntrack. The table-full
-    # and ring-buffer plays change global state (nf_conntrack_max, the whole kernel log): guests only.
+    # and ring-buffer plays change global state (nf_conntrack_max, the whole kernel log): guests only; so does the
+    # table-full case of the verdicts.
     local p="$collection/tests/vm/playbooks"
     ansible-playbook -i "$inventory" "$p/autoload.yml" "$p/role_cycle.yml" "$p/capabilities.yml" "$p/table_full.yml" \
-        "$p/ring_wrap.yml" -e "mx_results_dir=$RESULTS" -e "mx_label=$k" -e mx_guest=true \
+        "$p/ring_wrap.yml" "$p/capture.yml" "$p/verdicts.yml" -e "mx_results_dir=$RESULTS" -e "mx_label=$k" -e mx_guest=true \
         </dev/null >"$dir/probes.log" 2>&1 || rc=$?
     NFCT_VM_INSTANCE=mx "$VM" stop "$k" >>"$dir/probes-vm.err" 2>&1 || true
     pkg="$(sed -n 's/.*prepared \(\S*\) (kernel \(\S*\)).*/\1/p' "$dir/probes-vm.err" | head -n1)"
@@ -168,10 +170,10 @@ job_host() {
     write_meta host targets "" "" "targets" "$((SECONDS - t0))" "$(targets_json "$dir/targets.err")"
     log "host: integration targets done in $((SECONDS - t0)) s: $(grep -Eo '(PASS|FAIL) \S+' "$dir/targets.err" | tr '\n' ' ')"
     t0=$SECONDS
-    # Without mx_guest, table_full.yml and ring_wrap.yml change nothing here and record why.
+    # Without mx_guest, table_full.yml, ring_wrap.yml and verdicts.yml change nothing here and record why.
     local p="$collection/tests/vm/playbooks"
     ansible-playbook -i "$inv" "$p/autoload.yml" "$p/capabilities.yml" "$p/role_cycle.yml" "$p/table_full.yml" \
-        "$p/ring_wrap.yml" -e "mx_results_dir=$RESULTS" -e "mx_label=host" \
+        "$p/ring_wrap.yml" "$p/capture.yml" "$p/verdicts.yml" -e "mx_results_dir=$RESULTS" -e "mx_label=host" \
         </dev/null >"$dir/probes.log" 2>&1 || rc=$?
     write_meta host probes "" "$(uname -r)" "probes+role" "$((SECONDS - t0))" "{}"
     log "host: probes and role cycle done in $((SECONDS - t0)) s (ansible-playbook rc=$rc)"
