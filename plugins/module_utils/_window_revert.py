@@ -21,7 +21,9 @@ import signal
 import time
 
 from ansible_collections.netfilter.conntrack.plugins.module_utils._capture_aggregate import process_start_ticks
-from ansible_collections.netfilter.conntrack.plugins.module_utils._dynamic_debug import build_query, make_query, parse_flags, read_control
+from ansible_collections.netfilter.conntrack.plugins.module_utils._dynamic_debug import read_control
+from ansible_collections.netfilter.conntrack.plugins.module_utils._dynamic_debug_model import parse_flags
+from ansible_collections.netfilter.conntrack.plugins.module_utils._dynamic_debug_query import build_query, make_query
 from ansible_collections.netfilter.conntrack.plugins.module_utils._errors import ConntrackModuleError
 from ansible_collections.netfilter.conntrack.plugins.module_utils._sysctl_keys import KEY_LOG_INVALID
 from ansible_collections.netfilter.conntrack.plugins.module_utils._window_scheduler import WATCHER

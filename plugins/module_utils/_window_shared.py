@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import time
 
-from ansible_collections.netfilter.conntrack.plugins.module_utils._dynamic_debug import apply_flags, read_control, site_matches
+from ansible_collections.netfilter.conntrack.plugins.module_utils._dynamic_debug import read_control
+from ansible_collections.netfilter.conntrack.plugins.module_utils._dynamic_debug_model import apply_flags, site_matches
 from ansible_collections.netfilter.conntrack.plugins.module_utils._errors import ConntrackModuleError
 from ansible_collections.netfilter.conntrack.plugins.module_utils._sysctl_keys import KEY_ALL_NETNS
 from ansible_collections.netfilter.conntrack.plugins.module_utils._window_store import PROGRAM_NAME, SHARED_ID

@@ -44,7 +44,7 @@ import stat
 import time
 import typing as t
 
-from ansible_collections.netfilter.conntrack.plugins.module_utils._dynamic_debug import canonical_flags
+from ansible_collections.netfilter.conntrack.plugins.module_utils._dynamic_debug_model import canonical_flags
 from ansible_collections.netfilter.conntrack.plugins.module_utils._errors import ConntrackModuleError
 from ansible_collections.netfilter.conntrack.plugins.module_utils._netns import NETNS_NAME_RE as _NAME_RE, netns_path
 

@@ -16,6 +16,8 @@ import contextlib
 import pathlib
 
 from ansible_collections.netfilter.conntrack.plugins.module_utils import _dynamic_debug as dd
+from ansible_collections.netfilter.conntrack.plugins.module_utils import _dynamic_debug_model as ddm
+from ansible_collections.netfilter.conntrack.plugins.module_utils import _dynamic_debug_query as ddq
 from ansible_collections.netfilter.conntrack.plugins.module_utils._errors import ConntrackModuleError
 from ansible_collections.netfilter.conntrack.plugins.module_utils._host import THIS_NETNS, Kernel
 from ansible_collections.netfilter.conntrack.plugins.module_utils._sysctl import key_path
@@ -71,10 +73,10 @@ class TreeKernel(Kernel):
         if "control" in self.refuse:
             raise ConntrackModuleError(self.refuse["control"], query=query)
         sites = dd.read_control(path)
-        for parsed, op, flags in dd.kernel_parse_queries(query):
+        for parsed, op, flags in ddq.kernel_parse_queries(query):
             if parsed is None:
                 raise ConntrackModuleError(f"the kernel rejected the query {query!r} (EINVAL)", query=query)
-            sites = [s._replace(flags=dd.apply_flags(s.flags, op, flags)) if dd.site_matches(parsed, s) else s
+            sites = [s._replace(flags=ddm.apply_flags(s.flags, op, flags)) if ddm.site_matches(parsed, s) else s
                      for s in sites]
         self.save_sites(sites)
 
@@ -113,7 +115,7 @@ class TreeKernel(Kernel):
 
     def save_sites(self, sites: list) -> None:
         with open(self.control_path, "w", encoding="utf-8") as handle:
-            handle.write(dd.CONTROL_HEADER + "\n" + "".join(s.control_line() + "\n" for s in sites))
+            handle.write(ddm.CONTROL_HEADER + "\n" + "".join(s.control_line() + "\n" for s in sites))
 
     def site_flags(self) -> dict:
         return {(s.filename, s.lineno, s.format): s.flags for s in dd.read_control(self.control_path)}

@@ -2,7 +2,8 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""Control-file parser, kernel matching rules and query builder of _dynamic_debug.
+"""Control-file parser, kernel matching rules (_dynamic_debug_model), query parser and builder (_dynamic_debug_query)
+and locating the control file (_dynamic_debug).
 
 Control lines are real ones: Debian 6.1 (../shared/reference/kernel-samples), the line the
 troubleshooting article quotes from an older kernel (octal escapes), and the class suffixes
@@ -17,6 +18,8 @@ import os
 import pytest
 
 from ansible_collections.netfilter.conntrack.plugins.module_utils import _dynamic_debug as dd
+from ansible_collections.netfilter.conntrack.plugins.module_utils import _dynamic_debug_model as ddm
+from ansible_collections.netfilter.conntrack.plugins.module_utils import _dynamic_debug_query as ddq
 from ansible_collections.netfilter.conntrack.plugins.module_utils._errors import ConntrackModuleError
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..", ".."))
@@ -24,72 +27,72 @@ VM_SAMPLES = sorted(glob.glob(os.path.join(REPO, "tests", "vm", "samples", "dyna
 
 # (line, expected Site or None)
 TC_LINES = {
-    "header": (dd.CONTROL_HEADER, None),
+    "header": (ddm.CONTROL_HEADER, None),
     "blank": ("", None),
     "6.1-disabled": (
         r'net/netfilter/nf_conntrack_core.c:1241 [nf_conntrack]__nf_conntrack_confirm =_ "Confirming conntrack %p\n"',
-        dd.Site("net/netfilter/nf_conntrack_core.c", 1241, "nf_conntrack", "__nf_conntrack_confirm", "_", "Confirming conntrack %p\n"),
+        ddm.Site("net/netfilter/nf_conntrack_core.c", 1241, "nf_conntrack", "__nf_conntrack_confirm", "_", "Confirming conntrack %p\n"),
     ),
     "6.1-enabled-builtin": (
         r'init/main.c:1152 [main]initcall_blacklist =p "blacklisting initcall %s\n"',
-        dd.Site("init/main.c", 1152, "main", "initcall_blacklist", "p", "blacklisting initcall %s\n"),
+        ddm.Site("init/main.c", 1152, "main", "initcall_blacklist", "p", "blacklisting initcall %s\n"),
     ),
     "no-newline-in-format": (
         r'net/netfilter/nf_conntrack_core.c:2141 [nf_conntrack]nf_conntrack_alter_reply =_ "Altering reply tuple of %p to "',
-        dd.Site("net/netfilter/nf_conntrack_core.c", 2141, "nf_conntrack", "nf_conntrack_alter_reply", "_", "Altering reply tuple of %p to "),
+        ddm.Site("net/netfilter/nf_conntrack_core.c", 2141, "nf_conntrack", "nf_conntrack_alter_reply", "_", "Altering reply tuple of %p to "),
     ),
     "old-kernel-octal": (
         r'net/netfilter/nf_conntrack_proto_tcp.c:1104 [nf_conntrack]nf_conntrack_tcp_packet =_ "syn=%i ack=%i fin=%i rst=%i old=%i new=%i\012"',
-        dd.Site(
+        ddm.Site(
             "net/netfilter/nf_conntrack_proto_tcp.c", 1104, "nf_conntrack", "nf_conntrack_tcp_packet", "_",
             "syn=%i ack=%i fin=%i rst=%i old=%i new=%i\n",
         ),
     ),
     "old-kernel-octal-quote-tab": (
         r'drivers/x/y.c:7 [y]f =p "a\042b\011c\012"',
-        dd.Site("drivers/x/y.c", 7, "y", "f", "p", 'a"b\tc\n'),
+        ddm.Site("drivers/x/y.c", 7, "y", "f", "p", 'a"b\tc\n'),
     ),
     "new-kernel-raw-quote": (
         'drivers/x/y.c:7 [y]f =p "say "hi"\\n"',
-        dd.Site("drivers/x/y.c", 7, "y", "f", "p", 'say "hi"\n'),
+        ddm.Site("drivers/x/y.c", 7, "y", "f", "p", 'say "hi"\n'),
     ),
     "many-flags": (
         r'drivers/x/y.c:7 [y]f =pmflt "x\n"',
-        dd.Site("drivers/x/y.c", 7, "y", "f", "pmflt", "x\n"),
+        ddm.Site("drivers/x/y.c", 7, "y", "f", "pmflt", "x\n"),
     ),
     "class-name": (
         r'drivers/gpu/drm/drm_vblank.c:1234 [drm]drm_update_vblank_count =_ "updating vblank count on crtc %u:%s\n" class:DRM_UT_VBL',
-        dd.Site(
+        ddm.Site(
             "drivers/gpu/drm/drm_vblank.c", 1234, "drm", "drm_update_vblank_count", "_",
             "updating vblank count on crtc %u:%s\n", "DRM_UT_VBL",
         ),
     ),
     "class-unknown": (
         r'drivers/gpu/drm/i915/x.c:10 [i915]g =_ "y\n" class unknown, _id:3',
-        dd.Site("drivers/gpu/drm/i915/x.c", 10, "i915", "g", "_", "y\n", None, 3),
+        ddm.Site("drivers/gpu/drm/i915/x.c", 10, "i915", "g", "_", "y\n", None, 3),
     ),
     "format-looks-like-class": (
         r'a/b.c:1 [b]f =_ "x" class:Y"',
-        dd.Site("a/b.c", 1, "b", "f", "_", 'x" class:Y'),
+        ddm.Site("a/b.c", 1, "b", "f", "_", 'x" class:Y'),
     ),
 }
 
 
 @pytest.mark.parametrize("line,expected", [TC_LINES[k] for k in sorted(TC_LINES)], ids=sorted(TC_LINES))
 def test_parse_control_line(line, expected):
-    assert dd.parse_control_line(line) == expected
+    assert ddm.parse_control_line(line) == expected
 
 
 @pytest.mark.parametrize("line", ["garbage", "a.c:x [m]f =p \"x\"", 'a.c:1 m]f =p "x"', 'a.c:1 [m]f p "x"'])
 def test_parse_control_line_rejects(line):
     with pytest.raises(ValueError, match="unexpected dynamic debug control line"):
-        dd.parse_control_line(line)
+        ddm.parse_control_line(line)
 
 
 def test_control_line_round_trip():
     for line, site in TC_LINES.values():
         if site is not None and "\\0" not in line and "format-looks" not in line:
-            assert dd.parse_control_line(site.control_line()) == site
+            assert ddm.parse_control_line(site.control_line()) == site
 
 
 def test_reference_excerpt():
@@ -97,7 +100,7 @@ def test_reference_excerpt():
     if not os.path.exists(path):
         pytest.skip("shared reference samples not present")
     with open(path, encoding="utf-8") as handle:
-        sites = dd.parse_control(handle.read())
+        sites = ddm.parse_control(handle.read())
     assert len(sites) == 29
     assert {s.module for s in sites} == {"main", "nf_conntrack"}
 
@@ -107,10 +110,10 @@ def test_vm_samples_parse(path):
     """Control files captured from real kernels by tests/vm/vm.sh samples."""
     with open(path, encoding="utf-8") as handle:
         text = handle.read()
-    sites = dd.parse_control(text)
+    sites = ddm.parse_control(text)
     assert len(sites) == len([ln for ln in text.splitlines() if ln and not ln.startswith("#")])
     for site in sites:
-        assert dd.parse_control_line(site.control_line()) == site
+        assert ddm.parse_control_line(site.control_line()) == site
 
 
 # --- match_wildcard (lib/parser.c) ---------------------------------------------------------------------------
@@ -136,17 +139,17 @@ TC_WILDCARD = {
 
 @pytest.mark.parametrize("pattern,string,expected", [TC_WILDCARD[k] for k in sorted(TC_WILDCARD)], ids=sorted(TC_WILDCARD))
 def test_match_wildcard(pattern, string, expected):
-    assert dd.match_wildcard(pattern, string) is expected
+    assert ddm.match_wildcard(pattern, string) is expected
 
 
 # --- site_matches (ddebug_change) ------------------------------------------------------------------------------
 
-TCP = dd.Site(
+TCP = ddm.Site(
     "net/netfilter/nf_conntrack_proto_tcp.c", 1104, "nf_conntrack", "nf_conntrack_tcp_packet", "_",
     "syn=%i ack=%i fin=%i rst=%i old=%i new=%i\n",
 )
-CLASSED = dd.Site("drivers/gpu/drm/drm_vblank.c", 1234, "drm", "drm_update_vblank_count", "_", "updating vblank\n", "DRM_UT_VBL")
-UNKNOWN_CLASS = dd.Site("drivers/gpu/drm/drm_vblank.c", 1235, "drm", "drm_update_vblank_count", "_", "x\n", None, 3)
+CLASSED = ddm.Site("drivers/gpu/drm/drm_vblank.c", 1234, "drm", "drm_update_vblank_count", "_", "updating vblank\n", "DRM_UT_VBL")
+UNKNOWN_CLASS = ddm.Site("drivers/gpu/drm/drm_vblank.c", 1235, "drm", "drm_update_vblank_count", "_", "x\n", None, 3)
 
 TC_MATCH = {
     "file-full-path": (dict(file="net/netfilter/nf_conntrack_proto_tcp.c"), TCP, True),
@@ -187,7 +190,7 @@ TC_MATCH = {
 
 @pytest.mark.parametrize("spec,site,expected", [TC_MATCH[k] for k in sorted(TC_MATCH)], ids=sorted(TC_MATCH))
 def test_site_matches(spec, site, expected):
-    assert dd.site_matches(dd.make_query(**spec), site) is expected
+    assert ddm.site_matches(ddq.make_query(**spec), site) is expected
 
 
 # --- flags -------------------------------------------------------------------------------------------------------
@@ -207,13 +210,13 @@ TC_APPLY = {
 
 @pytest.mark.parametrize("old,op,flags,new", [TC_APPLY[k] for k in sorted(TC_APPLY)], ids=sorted(TC_APPLY))
 def test_apply_flags(old, op, flags, new):
-    assert dd.apply_flags(old, op, dd.parse_flags(flags)) == new
+    assert ddm.apply_flags(old, op, ddm.parse_flags(flags)) == new
 
 
 @pytest.mark.parametrize("flags", ["", "x", "p+", "P", "p\n"])
 def test_parse_flags_rejects(flags):
     with pytest.raises(ValueError):
-        dd.parse_flags(flags)
+        ddm.parse_flags(flags)
 
 
 # --- query building, validation and the kernel's own parser -------------------------------------------------
@@ -247,10 +250,10 @@ TC_BUILD = {
 
 @pytest.mark.parametrize("spec,op,flags,text", [TC_BUILD[k] for k in sorted(TC_BUILD)], ids=sorted(TC_BUILD))
 def test_build_query(spec, op, flags, text):
-    query = dd.make_query(**spec)
-    assert dd.build_query(query, op, dd.parse_flags(flags)) == text
+    query = ddq.make_query(**spec)
+    assert ddq.build_query(query, op, ddm.parse_flags(flags)) == text
     # The kernel's parser reads back exactly one query, equal to the one meant.
-    assert dd.kernel_parse_queries(text) == [(query, op, dd.parse_flags(flags))]
+    assert ddq.kernel_parse_queries(text) == [(query, op, ddm.parse_flags(flags))]
 
 
 TC_REJECT = {
@@ -283,58 +286,58 @@ TC_REJECT = {
 @pytest.mark.parametrize("spec,match", [TC_REJECT[k] for k in sorted(TC_REJECT)], ids=sorted(TC_REJECT))
 def test_make_query_rejects(spec, match):
     with pytest.raises(ConntrackModuleError, match=match):
-        dd.make_query(**spec)
+        ddq.make_query(**spec)
 
 
 def test_six_specs_rejected():
-    query = dd.make_query(file="a.c", func="f", module="m", format="x", line="1", class_name="C")
+    query = ddq.make_query(file="a.c", func="f", module="m", format="x", line="1", class_name="C")
     with pytest.raises(ConntrackModuleError, match="at most 4 match-specs"):
-        dd.build_query(query, "+", dd.parse_flags("p"))
+        ddq.build_query(query, "+", ddm.parse_flags("p"))
 
 
 def test_five_specs_without_fold_rejected():
-    query = dd.make_query(func="f", module="m", format="x", line="1", class_name="C")
+    query = ddq.make_query(func="f", module="m", format="x", line="1", class_name="C")
     with pytest.raises(ConntrackModuleError, match="at most 4 match-specs"):
-        dd.build_query(query, "+", dd.parse_flags("p"))
+        ddq.build_query(query, "+", ddm.parse_flags("p"))
 
 
 def test_func_starting_with_underscore_is_not_folded():
     # "file a.c:__f" would be read as a line range by the kernel.
-    query = dd.make_query(file="a.c", func="__f", module="m", format="x", class_name="C")
+    query = ddq.make_query(file="a.c", func="__f", module="m", format="x", class_name="C")
     with pytest.raises(ConntrackModuleError, match="at most 4 match-specs"):
-        dd.build_query(query, "+", dd.parse_flags("p"))
+        ddq.build_query(query, "+", ddm.parse_flags("p"))
 
 
 def test_overlong_query_rejected():
-    query = dd.make_query(format="x" * (dd.MAX_WRITE - 10))
+    query = ddq.make_query(format="x" * (ddq.MAX_WRITE - 10))
     with pytest.raises(ConntrackModuleError, match="at most 4095 bytes"):
-        dd.build_query(query, "+", dd.parse_flags("p"))
+        ddq.build_query(query, "+", ddm.parse_flags("p"))
 
 
 def test_format_made_of_specials_stays_one_query():
     nasty = "\n;#\"'\\\\ +p\tfile * =p\r\x0b\x0c"
-    query = dd.make_query(format=nasty)
-    text = dd.build_query(query, "=", dd.parse_flags("p"))
+    query = ddq.make_query(format=nasty)
+    text = ddq.build_query(query, "=", ddm.parse_flags("p"))
     assert "\n" not in text and ";" not in text and "#" not in text and "'" not in text
-    assert dd.kernel_parse_queries(text) == [(query, "=", frozenset("p"))]
+    assert ddq.kernel_parse_queries(text) == [(query, "=", frozenset("p"))]
 
 
 # The kernel's parser itself (used to check what the builder writes, and by the unit-test fake).
 TC_KERNEL_PARSE = {
-    "two-queries-semicolon": ("func a +p; func b -p", [(dd.Query(func="a"), "+", frozenset("p")), (dd.Query(func="b"), "-", frozenset("p"))]),
-    "two-queries-newline": ("func a +p\nfunc b =_", [(dd.Query(func="a"), "+", frozenset("p")), (dd.Query(func="b"), "=", frozenset())]),
-    "comment": ("# func a +p\nfunc b +p # trailing", [(dd.Query(func="b"), "+", frozenset("p"))]),
-    "single-quotes": ("format 'a b' +p", [(dd.Query(format="a b"), "+", frozenset("p"))]),
-    "format-unescape": (r"format 'a\tb\012\"\\' +p", [(dd.Query(format='a\tb\n"\\'), "+", frozenset("p"))]),
-    "file-colon-func": ("file a.c:f +p", [(dd.Query(file="a.c", func="f"), "+", frozenset("p"))]),
-    "file-colon-lines": ("file a.c:10-20 +p", [(dd.Query(file="a.c", first_lineno=10, last_lineno=20), "+", frozenset("p"))]),
-    "line-open": ("line 10- +p", [(dd.Query(first_lineno=10, last_lineno=2**32 - 1), "+", frozenset("p"))]),
+    "two-queries-semicolon": ("func a +p; func b -p", [(ddm.Query(func="a"), "+", frozenset("p")), (ddm.Query(func="b"), "-", frozenset("p"))]),
+    "two-queries-newline": ("func a +p\nfunc b =_", [(ddm.Query(func="a"), "+", frozenset("p")), (ddm.Query(func="b"), "=", frozenset())]),
+    "comment": ("# func a +p\nfunc b +p # trailing", [(ddm.Query(func="b"), "+", frozenset("p"))]),
+    "single-quotes": ("format 'a b' +p", [(ddm.Query(format="a b"), "+", frozenset("p"))]),
+    "format-unescape": (r"format 'a\tb\012\"\\' +p", [(ddm.Query(format='a\tb\n"\\'), "+", frozenset("p"))]),
+    "file-colon-func": ("file a.c:f +p", [(ddm.Query(file="a.c", func="f"), "+", frozenset("p"))]),
+    "file-colon-lines": ("file a.c:10-20 +p", [(ddm.Query(file="a.c", first_lineno=10, last_lineno=20), "+", frozenset("p"))]),
+    "line-open": ("line 10- +p", [(ddm.Query(first_lineno=10, last_lineno=2**32 - 1), "+", frozenset("p"))]),
 }
 
 
 @pytest.mark.parametrize("text,expected", [TC_KERNEL_PARSE[k] for k in sorted(TC_KERNEL_PARSE)], ids=sorted(TC_KERNEL_PARSE))
 def test_kernel_parse_queries(text, expected):
-    assert dd.kernel_parse_queries(text) == expected
+    assert ddq.kernel_parse_queries(text) == expected
 
 
 @pytest.mark.parametrize(
@@ -353,7 +356,7 @@ def test_kernel_parse_queries(text, expected):
     ],
 )
 def test_kernel_parse_queries_errors(text, error):
-    [(query, op, exc)] = dd.kernel_parse_queries(text)
+    [(query, op, exc)] = ddq.kernel_parse_queries(text)
     assert query is None and op is None
     assert error in str(exc)
 

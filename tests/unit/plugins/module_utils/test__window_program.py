@@ -28,11 +28,9 @@ import types
 
 import pytest
 
-from ansible_collections.netfilter.conntrack.plugins.module_utils import _dynamic_debug as dd
 from ansible_collections.netfilter.conntrack.plugins.module_utils import _nf_log as nl
 from ansible_collections.netfilter.conntrack.plugins.module_utils import _window_enable as we
 from ansible_collections.netfilter.conntrack.plugins.module_utils import _window_program as wp
-from ansible_collections.netfilter.conntrack.plugins.module_utils import _window_request as wq
 from ansible_collections.netfilter.conntrack.plugins.module_utils import _window_revert as wr
 from ansible_collections.netfilter.conntrack.plugins.module_utils import _window_status as wt
 from ansible_collections.netfilter.conntrack.plugins.module_utils._errors import ConntrackModuleError

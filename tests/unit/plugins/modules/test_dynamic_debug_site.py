@@ -15,13 +15,14 @@ import types
 import pytest
 
 from ansible_collections.netfilter.conntrack.plugins.module_utils import _dynamic_debug as dd
+from ansible_collections.netfilter.conntrack.plugins.module_utils import _dynamic_debug_model as ddm
 from ansible_collections.netfilter.conntrack.plugins.module_utils._errors import ConntrackModuleError
 from ansible_collections.netfilter.conntrack.plugins.modules import dynamic_debug_site
 from ansible_collections.netfilter.conntrack.tests.unit.plugins.module_utils.kernel_tree import TreeKernel
 
 CONTROL = "\n".join(
     [
-        dd.CONTROL_HEADER,
+        ddm.CONTROL_HEADER,
         r'init/main.c:1152 [main]initcall_blacklist =p "blacklisting initcall %s\n"',
         r'net/netfilter/nf_conntrack_proto_tcp.c:889 [nf_conntrack]tcp_new =_ "nf_ct_tcp: invalid new deleting.\n"',
         r'net/netfilter/nf_conntrack_proto_tcp.c:1172 [nf_conntrack]nf_conntrack_tcp_packet =_ "nf_ct_tcp: SYN proxy client keep alive\n"',
