@@ -105,7 +105,8 @@ def check_protocol(value: object, etc_protocols: dict, defer_unknown: bool = Fal
             raise
         return None
     if number == PROTOCOL_NONE:
-        raise ConntrackModuleError(f"protocol {value!r} is 0, which switches logging off: use state=reverted instead")
+        raise ConntrackModuleError(
+            f"protocol none switches logging off: use state=reverted instead ({value!r} is protocol 0)")
     return number
 
 
@@ -174,10 +175,10 @@ def parse_window_request(options: dict, etc_protocols: dict, on_controller: bool
     values: dict = {}
     checks = (
         ("duration", lambda: check_duration(options.get("duration"))),
-        ("protocol", lambda: None if partial and protocol is None else check_protocol(protocol, etc_protocols,
-                                                                                      on_controller)),
-        ("loggers", lambda: {} if partial and not options.get("families") else _loggers(options.get("families"),
-                                                                                         backend)),
+        ("protocol", lambda: (None if partial and protocol is None
+                              else check_protocol(protocol, etc_protocols, on_controller))),
+        ("loggers", lambda: ({} if partial and not options.get("families")
+                             else _loggers(options.get("families"), backend))),
         ("netns", lambda: _strings(options, "netns", netns_path)),
         ("containers", lambda: _strings(options, "containers", validate_container_spec)),
         ("sites", lambda: tuple(parse_window_site(entry) for entry in options.get("dynamic_debug_sites") or [])),

@@ -98,7 +98,8 @@ def test_protocol_resolves_to_its_number(value, number):
 @pytest.mark.parametrize("on_controller", [True, False], ids=["controller", "host"])
 def test_protocol_zero_is_refused_by_value_on_both_sides(value, on_controller):
     """Before, "00" and "ip" passed the controller's text check and became 0 on the host: a window that logs nothing."""
-    refused("is 0, which switches logging off: use state=reverted instead", on_controller, protocol=value)
+    refused(f"protocol none switches logging off: use state=reverted instead ({value!r} is protocol 0)", on_controller,
+            protocol=value)
 
 
 def test_a_name_only_the_host_knows_is_resolved_there():
