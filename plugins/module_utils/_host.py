@@ -16,6 +16,7 @@ the default; the unit tests give a :class:`Kernel` over a temporary tree.
 
 from __future__ import annotations
 
+import copy
 import os
 import shutil
 import subprocess
@@ -148,8 +149,10 @@ class ProcessHost:
         self.warnings: list[str] = []
 
     def for_run(self, check_mode: bool = False, diff: bool = False) -> ProcessHost:
-        """A host for one command's run (its own modes and warnings) over the same kernel."""
-        return ProcessHost(check_mode=check_mode, diff=diff, kernel=self.kernel)
+        """A host for one command's run (its own modes and warnings) over the same kernel and commands."""
+        run = copy.copy(self)
+        run.check_mode, run.diff, run.warnings = check_mode, diff, []
+        return run
 
     def warn(self, msg: str) -> None:
         self.warnings.append(msg)

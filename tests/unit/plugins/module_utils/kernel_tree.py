@@ -19,7 +19,7 @@ from ansible_collections.netfilter.conntrack.plugins.module_utils import _dynami
 from ansible_collections.netfilter.conntrack.plugins.module_utils import _dynamic_debug_model as ddm
 from ansible_collections.netfilter.conntrack.plugins.module_utils import _dynamic_debug_query as ddq
 from ansible_collections.netfilter.conntrack.plugins.module_utils._errors import ConntrackModuleError
-from ansible_collections.netfilter.conntrack.plugins.module_utils._host import THIS_NETNS, Kernel
+from ansible_collections.netfilter.conntrack.plugins.module_utils._host import THIS_NETNS, Kernel, ProcessHost
 from ansible_collections.netfilter.conntrack.plugins.module_utils._sysctl import key_path
 
 
@@ -124,3 +124,22 @@ class TreeKernel(Kernel):
         """Someone else changes a site by hand."""
         self.save_sites([s._replace(flags=flags) if (s.filename, s.lineno) == (filename, lineno) and fmt in (None, s.format)
                          else s for s in dd.read_control(self.control_path)])
+
+
+class TreeHost(ProcessHost):
+    """The host program's host over a TreeKernel: no command runs. modprobe answers success, and loading a module
+    named in ``modules`` runs its function (which adds to the tree what the module would bring)."""
+
+    def __init__(self, kernel: TreeKernel, modules: dict | None = None) -> None:
+        super().__init__(kernel=kernel)
+        self.modules = modules or {}
+        self.commands: list[list[str]] = []
+
+    def which(self, name: str, opt_dirs: list[str]) -> str | None:
+        return f"/sbin/{name}"
+
+    def run(self, argv: list[str]) -> tuple[int, str, str]:
+        self.commands.append(argv)
+        if argv[0] == "/sbin/modprobe" and "--dry-run" not in argv and argv[-1] in self.modules:
+            self.modules[argv[-1]]()
+        return 0, "", ""

@@ -28,17 +28,18 @@ import types
 
 import pytest
 
+from ansible_collections.netfilter.conntrack.plugins.module_utils import _dynamic_debug as dd
 from ansible_collections.netfilter.conntrack.plugins.module_utils import _nf_log as nl
 from ansible_collections.netfilter.conntrack.plugins.module_utils import _window_enable as we
 from ansible_collections.netfilter.conntrack.plugins.module_utils import _window_program as wp
 from ansible_collections.netfilter.conntrack.plugins.module_utils import _window_revert as wr
 from ansible_collections.netfilter.conntrack.plugins.module_utils import _window_status as wt
 from ansible_collections.netfilter.conntrack.plugins.module_utils._errors import ConntrackModuleError
-from ansible_collections.netfilter.conntrack.plugins.module_utils._host import Kernel, ProcessHost
+from ansible_collections.netfilter.conntrack.plugins.module_utils._host import Kernel
 from ansible_collections.netfilter.conntrack.plugins.module_utils._sysctl_keys import KEY_ALL_NETNS, KEY_COUNT, KEY_LOG_INVALID, logger_key
 from ansible_collections.netfilter.conntrack.plugins.module_utils._window_store import Store, checksum
 from ansible_collections.netfilter.conntrack.plugins.modules import dynamic_debug_site
-from ansible_collections.netfilter.conntrack.tests.unit.plugins.module_utils.kernel_tree import TreeKernel
+from ansible_collections.netfilter.conntrack.tests.unit.plugins.module_utils.kernel_tree import TreeHost, TreeKernel
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..", ".."))
 SAMPLE_5_10 = os.path.join(REPO, "tests", "vm", "samples", "dynamic-debug-control-5.10.0-46-amd64.txt")
@@ -125,7 +126,7 @@ def sysctl(root, key, value=None):
 
 @pytest.fixture
 def program(tmp_path, kernel):
-    runner = wp.Program(Store(str(tmp_path / "state")), PROGRAM_PATH, host=ProcessHost(kernel=kernel))
+    runner = wp.Program(Store(str(tmp_path / "state")), PROGRAM_PATH, host=TreeHost(kernel))
     runner.scheduler = FakeScheduler()
     return runner
 
@@ -624,20 +625,31 @@ def test_enable_in_a_namespace_rolls_back_its_window_and_the_shared_record_only(
     assert sysctl(namespaces("other"), LOG_INVALID) == "6" and sysctl(proc_sys, LOG_INVALID) == "0"
 
 
-def test_a_module_load_takes_the_snapshot_again_before_the_sites(program, proc_sys, kernel, applying, monkeypatch):
+def without_nf_conntrack(kernel, program):
+    """nf_conntrack not loaded: no nf_conntrack_log_invalid and none of its dynamic-debug sites until modprobe."""
+    os.unlink(os.path.join(kernel.tree(), *LOG_INVALID.split(".")))
+    kernel.save_sites([site for site in dd.read_control(kernel.control_path) if site.module != "nf_conntrack"])
+
+    def load():
+        kernel.sysctl(LOG_INVALID, "0")
+        kernel.save_sites(dd.read_control(kernel.control_path) + dd.parse_control(read_sample(SAMPLE_5_10)))
+
+    program.host.modules["nf_conntrack"] = load
+
+
+def test_a_module_load_takes_the_snapshot_again_before_the_sites(program, kernel, applying):
     """conntrack_log_invalid loaded nf_conntrack: its sites exist only now, so they are recorded before any write."""
-    monkeypatch.setattr(we, "set_log_invalid", lambda *_args: {"changed": True, "loaded_module": "nf_conntrack"})
-    snapshots = []
-    real = program.cmd_snapshot
-    monkeypatch.setattr(program, "cmd_snapshot",
-                        lambda a, **kwargs: snapshots.append(len(kernel.control_writes)) or real(a, **kwargs))
+    without_nf_conntrack(kernel, program)
     result = program.cmd_enable(enable_args({"func": "tcp_new"}))
-    assert snapshots == [0, 0], "both snapshots come before the first write to the control file"
-    assert result["steps"][0]["loaded"] == "nf_conntrack" and not result.get("failed")
+    assert not result.get("failed"), result
+    assert result["steps"][0]["loaded"] == "nf_conntrack" and kernel.sysctl(LOG_INVALID) == "6"
+    recorded = {(r["lineno"], r["original"], r["applied"]) for r in program.store.load("shared")["dyndbg"]}
+    assert recorded == {(780, "_", "p"), (827, "_", "p")}, "recorded after the load, before the write"
+    assert kernel.control_writes == ["func tcp_new +p"]
 
 
-def test_a_failing_second_snapshot_rolls_back_the_first(program, proc_sys, kernel, applying, monkeypatch):
-    monkeypatch.setattr(we, "set_log_invalid", lambda *_args: {"changed": True, "loaded_module": "nf_conntrack"})
+def test_a_failing_second_snapshot_rolls_back_the_first(program, kernel, applying, monkeypatch):
+    without_nf_conntrack(kernel, program)
     real = program.cmd_snapshot
     calls = []
 
