@@ -478,6 +478,82 @@ def summarize_counts(
     return {"by_family": by_family, "by_protocol": by_protocol, "by_tcp_state": by_tcp_state}
 
 
+_CT_NEW_TYPE = msg_type(NFNL_SUBSYS_CTNETLINK, IPCTNL_MSG_CT_NEW)
+
+
+def _dump_ended(buf: t.Any, off: int, msglen: int, mtype: int, mflags: int, result: DumpResult) -> bool:
+    """The NLMSG_DONE or NLMSG_ERROR that ends a dump: True, or NetlinkError when the kernel refused it."""
+    if mtype == NLMSG_ERROR:
+        code = error_code(buf, off, msglen)
+        if code:
+            raise NetlinkError(code, "the kernel refused the conntrack dump")
+    elif mflags & NLM_F_DUMP_INTR:  # netlink_dump() sets the flag on the final message too (nl_dump_check_consistent)
+        result.interrupted = True
+    return True
+
+
+def count_dump_messages(buf: t.Any, size: int, seq: int, counts: dict[int, int], result: DumpResult,
+                        decode_entry: t.Callable[[t.Any, int, int], dict[str, t.Any]] | None, max_entries: int) -> bool:
+    """Count the entries of one received buffer of a conntrack dump into ``counts`` (packed keys) and ``result``.
+
+    Returns True once the dump is over; messages of another sequence number are skipped. The first
+    ``max_entries`` entries are decoded when ``decode_entry`` is given.
+    """
+    # Local names: the loop below runs for every entry of the dump.
+    unpack_head, unpack_orig, unpack_proto, unpack_attr = _NLMSGHDR.unpack_from, _ORIG_HEAD.unpack_from, _PROTO_HEAD.unpack_from, _NLATTR.unpack_from
+    expected_type = _CT_NEW_TYPE
+    listed = result.listed
+    off = 0
+    try:
+        while off + NLMSG_HDRLEN <= size:
+            msglen, mtype, mflags, mseq, _pid = unpack_head(buf, off)
+            if msglen < NLMSG_HDRLEN or off + msglen > size:
+                raise NetlinkError(errno.EPROTO, "truncated netlink message in the dump")
+            if mseq == seq and mtype == expected_type:
+                # Inlined fast path of ct_count_key() (the hot loop of a million-entry dump):
+                # CTA_TUPLE_ORIG { CTA_TUPLE_IP {...}, CTA_TUPLE_PROTO { CTA_PROTO_NUM, ... } }.
+                key = -1
+                a = off + PAYLOAD_OFFSET
+                if msglen >= 64:
+                    alen, atype, iplen, iptype = unpack_orig(buf, a)
+                    if atype & NLA_TYPE_MASK == 1 and iptype & NLA_TYPE_MASK == 1:
+                        p = a + 4 + ((iplen + 3) & ~3)
+                        if p + 9 <= a + alen:
+                            _plen, ptype, nlen, ntype, proto = unpack_proto(buf, p)
+                            if ptype & NLA_TYPE_MASK == 2 and ntype == 1 and nlen == 5:
+                                if proto != 6:
+                                    key = (buf[off + 16] << 24) | (proto << 8) | 0xFF
+                                else:
+                                    # TCP: walk the top-level attributes after the tuple to
+                                    # CTA_PROTOINFO { CTA_PROTOINFO_TCP { CTA_PROTOINFO_TCP_STATE } }.
+                                    end = off + msglen
+                                    q = a + ((alen + 3) & ~3)
+                                    while q + 13 <= end:
+                                        qlen, qtype = unpack_attr(buf, q)
+                                        if qlen < 4:
+                                            break
+                                        if qtype & NLA_TYPE_MASK == 4:
+                                            _tlen, ttype, slen, stype = unpack_orig(buf, q + 4)
+                                            if ttype & NLA_TYPE_MASK == 1 and stype == 1 and slen == 5:
+                                                key = (buf[off + 16] << 24) | 0x600 | buf[q + 12]
+                                            break
+                                        q += (qlen + 3) & ~3
+                if key < 0:
+                    key = pack_count_key(*ct_count_key(buf, off, msglen))
+                counts[key] = counts.get(key, 0) + 1
+                if decode_entry is not None and listed < max_entries:
+                    result.entries.append(decode_entry(buf, off, msglen))
+                listed += 1
+                if mflags & NLM_F_DUMP_INTR:
+                    result.interrupted = True
+            elif mseq == seq and mtype in (NLMSG_DONE, NLMSG_ERROR):
+                return _dump_ended(buf, off, msglen, mtype, mflags, result)
+            off += (msglen + 3) & ~3
+    finally:
+        result.listed = listed
+    return False
+
+
 class CtnetlinkSocket:
     """A NETLINK_NETFILTER socket for dump requests. Use as a context manager."""
 
@@ -531,76 +607,14 @@ class CtnetlinkSocket:
         """
         result = DumpResult()
         counts: dict[int, int] = {}
-        want_entries = decode_entry is not None and max_entries > 0
+        decode = decode_entry if max_entries > 0 else None
         seq = self._send(NFNL_SUBSYS_CTNETLINK, msg, family)
-        buf = self.buf
-        unpack_head = _NLMSGHDR.unpack_from
-        unpack_orig = _ORIG_HEAD.unpack_from
-        unpack_proto = _PROTO_HEAD.unpack_from
-        unpack_attr = _NLATTR.unpack_from
-        expected_type = msg_type(NFNL_SUBSYS_CTNETLINK, IPCTNL_MSG_CT_NEW)
-        listed = 0
         try:
-            while True:
-                size = self._recv()
-                off = 0
-                while off + NLMSG_HDRLEN <= size:
-                    msglen, mtype, mflags, mseq, _pid = unpack_head(buf, off)
-                    if msglen < NLMSG_HDRLEN or off + msglen > size:
-                        raise NetlinkError(errno.EPROTO, "truncated netlink message in the dump")
-                    if mseq == seq:
-                        if mtype == expected_type:
-                            # Inlined fast path of ct_count_key() (the hot loop of a million-entry dump):
-                            # CTA_TUPLE_ORIG { CTA_TUPLE_IP {...}, CTA_TUPLE_PROTO { CTA_PROTO_NUM, ... } }.
-                            key = -1
-                            a = off + PAYLOAD_OFFSET
-                            if msglen >= 64:
-                                alen, atype, iplen, iptype = unpack_orig(buf, a)
-                                if atype & NLA_TYPE_MASK == 1 and iptype & NLA_TYPE_MASK == 1:
-                                    p = a + 4 + ((iplen + 3) & ~3)
-                                    if p + 9 <= a + alen:
-                                        _plen, ptype, nlen, ntype, proto = unpack_proto(buf, p)
-                                        if ptype & NLA_TYPE_MASK == 2 and ntype == 1 and nlen == 5:
-                                            if proto != 6:
-                                                key = (buf[off + 16] << 24) | (proto << 8) | 0xFF
-                                            else:
-                                                # TCP: walk the top-level attributes after the tuple to
-                                                # CTA_PROTOINFO { CTA_PROTOINFO_TCP { CTA_PROTOINFO_TCP_STATE } }.
-                                                end = off + msglen
-                                                q = a + ((alen + 3) & ~3)
-                                                while q + 13 <= end:
-                                                    qlen, qtype = unpack_attr(buf, q)
-                                                    if qlen < 4:
-                                                        break
-                                                    if qtype & NLA_TYPE_MASK == 4:
-                                                        _tlen, ttype, slen, stype = unpack_orig(buf, q + 4)
-                                                        if ttype & NLA_TYPE_MASK == 1 and stype == 1 and slen == 5:
-                                                            key = (buf[off + 16] << 24) | 0x600 | buf[q + 12]
-                                                        break
-                                                    q += (qlen + 3) & ~3
-                            if key < 0:
-                                fam, proto, state = ct_count_key(buf, off, msglen)
-                                key = pack_count_key(fam, proto, state)
-                            counts[key] = counts.get(key, 0) + 1
-                            if want_entries and listed < max_entries:
-                                result.entries.append(decode_entry(buf, off, msglen))  # type: ignore[misc]
-                            listed += 1
-                            if mflags & NLM_F_DUMP_INTR:
-                                result.interrupted = True
-                        elif mtype == NLMSG_DONE:
-                            # netlink_dump() sets the flag on the final message too (nl_dump_check_consistent).
-                            if mflags & NLM_F_DUMP_INTR:
-                                result.interrupted = True
-                            return result
-                        elif mtype == NLMSG_ERROR:
-                            code = error_code(buf, off, msglen)
-                            if code:
-                                raise NetlinkError(code, "the kernel refused the conntrack dump")
-                            return result
-                    off += (msglen + 3) & ~3
+            while not count_dump_messages(self.buf, self._recv(), seq, counts, result, decode, max_entries):
+                pass
         finally:
-            result.listed = listed
             result.counts = unpack_count_keys(counts)
+        return result
 
     def dump_messages(self, subsys: int, msg: int, family: int = 0) -> t.Iterator[tuple[int, bytes]]:
         """Yield ``(type, message bytes)`` for every message of a (small) dump, such as stats or expectations."""
@@ -674,6 +688,7 @@ __all__ = (
     "unpack_count_keys",
     "DumpResult",
     "summarize_counts",
+    "count_dump_messages",
     "CtnetlinkSocket",
     "sum_stats",
 )
