@@ -67,21 +67,22 @@ def _read_text(path: str) -> t.Optional[str]:
         return None
 
 
-def _kallsyms_says() -> t.Optional[bool]:
+def _kallsyms_says(path: str) -> t.Optional[bool]:
     try:
-        with open("/proc/kallsyms", encoding="utf-8", errors="replace") as handle:
+        with open(path, encoding="utf-8", errors="replace") as handle:
             return kernel_has_dynamic_debug(handle)
     except OSError:
         return None
 
 
-def locate_control(mounts_text: str, exists: t.Callable = os.path.exists, has_ddebug: t.Optional[bool] = None) -> tuple:
+def locate_control(mounts_text: str, exists: t.Callable = os.path.exists, has_ddebug: t.Optional[bool] = None,
+                   proc_control: str = PROC_CONTROL) -> tuple:
     """Find the control file.  Returns ``(path, None)`` or ``(None, reason)``.
 
     ``reason`` is ``"no-dynamic-debug"`` or ``"debugfs-not-mounted"``.
     """
-    if exists(PROC_CONTROL):
-        return PROC_CONTROL, None
+    if exists(proc_control):
+        return proc_control, None
     mounts = debugfs_mounts(mounts_text)
     for point in mounts:
         candidate = os.path.join(point, "dynamic_debug", "control")
@@ -92,11 +93,13 @@ def locate_control(mounts_text: str, exists: t.Callable = os.path.exists, has_dd
     return None, "debugfs-not-mounted"
 
 
-def locate_control_here() -> tuple:
-    """locate_control on this host: without a debugfs mount, /proc/kallsyms tells whether the kernel has dynamic
-    debug at all, so an unmounted debugfs is not mistaken for a control file that might exist."""
-    path, reason = locate_control(_read_text("/proc/self/mounts") or "")
-    if reason == "debugfs-not-mounted" and _kallsyms_says() is False:
+def locate_control_here(proc: str = "/proc") -> tuple:
+    """locate_control on this host (``proc``: where its /proc is): without a debugfs mount, /proc/kallsyms tells
+    whether the kernel has dynamic debug at all, so an unmounted debugfs is not mistaken for a control file that
+    might exist."""
+    path, reason = locate_control(_read_text(os.path.join(proc, "self", "mounts")) or "",
+                                  proc_control=os.path.join(proc, "dynamic_debug", "control"))
+    if reason == "debugfs-not-mounted" and _kallsyms_says(os.path.join(proc, "kallsyms")) is False:
         reason = "no-dynamic-debug"
     return path, reason
 

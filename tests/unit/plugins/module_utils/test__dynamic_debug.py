@@ -394,11 +394,14 @@ TC_LOCATE_HERE = {
 
 
 @pytest.mark.parametrize("has,expected", [TC_LOCATE_HERE[k] for k in sorted(TC_LOCATE_HERE)], ids=sorted(TC_LOCATE_HERE))
-def test_locate_control_here_asks_kallsyms(monkeypatch, has, expected):
-    monkeypatch.setattr(dd, "_read_text", lambda path: MOUNTS_NONE if path == "/proc/self/mounts" else None)
-    monkeypatch.setattr(dd.os.path, "exists", lambda path: False)
-    monkeypatch.setattr(dd, "_kallsyms_says", lambda: has)
-    assert dd.locate_control_here() == expected
+def test_locate_control_here_asks_kallsyms(tmp_path, has, expected):
+    """A /proc of its own: no control file, no debugfs mount, and a kallsyms with or without the write handler."""
+    (tmp_path / "self").mkdir()
+    (tmp_path / "self" / "mounts").write_text(MOUNTS_NONE)
+    if has is not None:
+        symbol = "ddebug_proc_write" if has else "start_kernel"
+        (tmp_path / "kallsyms").write_text(f"0000000000000000 T {symbol}\n")
+    assert dd.locate_control_here(str(tmp_path)) == expected
 
 
 @pytest.mark.parametrize(
