@@ -794,7 +794,6 @@ def collecting(monkeypatch):
         return {"netns": netns, "count": 2, "discrepancy": {"findings": [{"code": "dying_entries_pinned"}]}}, None
 
     monkeypatch.setattr(wt, "gather", gather)
-    monkeypatch.setattr(wt, "modprobe", lambda host, name, dry_run: None)
     return gathered
 
 
@@ -817,6 +816,7 @@ def test_collect_builds_the_report_and_writes_the_facts_file_in_one_run(program,
     assert list(report["plan"]) == ["init"] and "probe" not in report["plan"]["init"]
     assert "diagnosis" in report
     assert collecting == [(None, True)], "the initial namespace, with ctnetlink loaded when missing"
+    assert program.host.commands == [["/sbin/modprobe", "--", "nf_conntrack_netlink"]]
     assert result["changed"] is True and result["facts_file"] == {"dest": str(fact), "written": True}
     assert json.loads(fact.read_text()) == report
     assert fact.read_text() == json.dumps(report, sort_keys=True, indent=1) + "\n"
@@ -828,7 +828,7 @@ def test_collect_builds_the_report_and_writes_the_facts_file_in_one_run(program,
 def test_collect_in_check_mode_loads_nothing_and_writes_nothing(program, collecting, tmp_path):
     fact = tmp_path / "netfilter_conntrack.fact"
     result = program.cmd_collect(collect_args(f"--facts-dest={fact}", "--check"))
-    assert collecting == [(None, False)]
+    assert collecting == [(None, False)] and program.host.commands == []
     assert result["changed"] is False and result["facts_file"] == {"dest": str(fact), "written": False}
     assert not fact.exists()
 
