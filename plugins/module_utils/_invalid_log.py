@@ -21,19 +21,44 @@ The prefix is ``nf_ct_proto_<IPPROTO>: `` since about 4.14 and ``nf_ct_<name>: `
 reader: ``[  304.507921] `` (dmesg), ``6,1234,304507921,-;`` (/dev/kmsg),
 ``2026-11-27T03:47:58+0000 host kernel: `` (journalctl -k short-iso) or a JSON object
 (journalctl -o json, which carries ``_SOURCE_MONOTONIC_TIMESTAMP``).
+
+``_kernel_log_lines`` removes those wrappers, ``_invalid_log_records`` parses the message and attributes
+it to a namespace; :class:`Summary` here folds the records into the bounded facts.
 """
 
 from __future__ import annotations
 
-import datetime
-import functools
-import ipaddress
-import json
-import re
 import typing as t
 from collections import Counter
 
-from ansible_collections.netfilter.conntrack.plugins.module_utils._names import protocol_name
+from ansible_collections.netfilter.conntrack.plugins.module_utils._invalid_log_records import (
+    MAX_INTERFACES,
+    TCP_FLAGS,
+    Attribution,
+    has_packet_dump,
+    is_dump_continuation,
+    mac_field,
+    normalise_reason,
+    parse_kernel_event,
+    parse_message,
+    parse_packet_dump,
+)
+from ansible_collections.netfilter.conntrack.plugins.module_utils._kernel_log_lines import (
+    JOURNAL_MISSED_MESSAGE_ID,
+    KERNEL_FACILITY,
+    Since,
+    iso_utc,
+    iter_text_lines,
+    journal_entry_from_kernel,
+    journal_missed,
+    journal_object,
+    kmsg_facility,
+    kmsg_sequence,
+    parse_since,
+    split_any,
+    split_journal_entry,
+    split_line,
+)
 
 DEFAULT_MAX_SAMPLES = 10
 DEFAULT_TOP_PEERS = 10
@@ -43,479 +68,6 @@ MAX_REASONS = 50
 MAX_UNPARSED_SAMPLES = 3
 MAX_RAW_CHARS = 300
 OTHER = "(other)"
-
-TCP_FLAGS = ("CWR", "ECE", "URG", "ACK", "PSH", "RST", "SYN", "FIN")
-_TCP_FLAG_SET = frozenset(TCP_FLAGS)
-# Old per-protocol prefixes (nf_ct_tcp: ...) mapped to the protocol they log for.
-_LEGACY_PREFIX_PROTOCOLS = {
-    "tcp": "tcp",
-    "udp": "udp",
-    "udplite": "udplite",
-    "icmp": "icmp",
-    "icmpv6": "icmpv6",
-    "sctp": "sctp",
-    "dccp": "dccp",
-    "gre": "gre",
-}
-
-# --- reader wrappers -----------------------------------------------------------------------------
-# [  304.507921] message
-_DMESG_RE = re.compile(r"^\[\s*(?P<mono>\d+\.\d+)\]\s?(?P<msg>.*)$")
-# 6,1234,304507921,-;message  (optionally ",caller=T12" and further fields before ';')
-_KMSG_RE = re.compile(r"^(?P<prio>\d+),(?P<seq>\d+),(?P<usec>\d+),[^;]*;(?P<msg>.*)$")
-# 2026-11-27T03:47:58+0000 host kernel: message  /  2026-11-27T03:47:58.123456+00:00 host kernel: message
-_ISO_SYSLOG_RE = re.compile(r"^(?P<ts>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:[.,]\d+)?(?:Z|[+-]\d\d:?\d\d)?)\s+\S+\s+kernel:\s?(?P<msg>.*)$")
-# Nov 27 03:47:58 host kernel: message (journalctl -o short, classic syslog files; no year, no zone)
-_SHORT_SYSLOG_RE = re.compile(r"^[A-Z][a-z]{2}\s+\d{1,2}\s+\d\d:\d\d:\d\d\s+\S+\s+kernel:\s?(?P<msg>.*)$")
-# [  304.507921] host kernel: message (journalctl -o short-monotonic)
-_MONO_SYSLOG_RE = re.compile(r"^\[\s*(?P<mono>\d+\.\d+)\]\s+\S+\s+kernel:\s?(?P<msg>.*)$")
-
-# --- the message itself ---------------------------------------------------------------------------
-_PREFIX_RE = re.compile(r"^(?P<prefix>nf_ct_(?:proto_(?P<num>\d+)|(?P<name>[a-z0-9]+))):\s?(?P<rest>.*)$")
-# The packet dump starts with IN= (nf_log_syslog always prints IN= OUT=); trimmed copies start at SRC=.
-_DUMP_START_RE = re.compile(r"(?:^|\s)(?=(?:IN|SRC|MAC|PHYSIN)=)")
-_STATE_RE = re.compile(r"\bstate ([A-Z][A-Z_0-9]+)\b")
-# Numbers that vary per packet: sequence/ack bounds ("upper bound 147360949") and any long number.
-_BOUND_NUMBER_RE = re.compile(r"\b(bound) \d+\b")
-_LONG_NUMBER_RE = re.compile(r"\b\d{5,}\b")
-_DIGIT_RE = re.compile(r"\d")
-
-# --- table-full and related messages (printed even with nf_conntrack_log_invalid=0) ----------------
-# net/netfilter/nf_conntrack_core.c, __nf_conntrack_alloc(), all through net_warn_ratelimited(), so at most
-# net.core.message_burst lines per net.core.message_cost seconds reach the log, and the kernel prints
-# "net_ratelimit: N callbacks suppressed" for the rest (shared with every other net_ratelimit() user):
-#   up to 6.16:  "nf_conntrack: table full, dropping packet"
-#   6.17 and later: the same in the initial namespace, and
-#                "nf_conntrack: table full in netns %u, dropping packet" (net->ns.inum) in any other one.
-# net/netfilter/nf_conntrack_expect.c, __nf_ct_expect_check(): "nf_conntrack: expectation table full".
-# Distribution kernels that define pr_fmt in these files print the prefix twice ("nf_conntrack: nf_conntrack:
-# table full, dropping packet"); 2.6 kernels printed "ip_conntrack: table full, dropping packet." with a period.
-_TABLE_FULL_RE = re.compile(
-    r"^(?:nf_conntrack: )?(?:nf|ip)_conntrack: table full(?: in netns (?P<inum>\d+))?, dropping packet\.?\s*$")
-_EXPECT_FULL_RE = re.compile(r"^(?:nf_conntrack: )?nf_conntrack: expectation table full\s*$")
-_RATELIMIT_RE = re.compile(r"^net_ratelimit: (?P<count>\d+) callbacks suppressed\s*$")
-MAX_INTERFACES = 20
-KERNEL_FACILITY = 0
-
-
-def parse_kernel_event(message: str) -> dict[str, t.Any] | None:
-    """Classify a table-full, expectation-table-full or net_ratelimit message; None for anything else.
-
-    Returns ``{"kind": "table_full", "netns_inum": 4026532290 or None}``, ``{"kind": "expect_full"}`` or
-    ``{"kind": "ratelimit", "suppressed": N}``.
-    """
-    text = message.strip()
-    if text.startswith(("nf_conntrack: ", "ip_conntrack: ")):
-        match = _TABLE_FULL_RE.match(text)
-        if match:
-            inum = match.group("inum")
-            return {"kind": "table_full", "netns_inum": int(inum) if inum else None}
-        if _EXPECT_FULL_RE.match(text):
-            return {"kind": "expect_full"}
-        return None
-    if text.startswith("net_ratelimit: "):
-        match = _RATELIMIT_RE.match(text)
-        if match:
-            return {"kind": "ratelimit", "suppressed": int(match.group("count"))}
-    return None
-
-
-def _mac_octets(mac: str | None) -> tuple[str, str]:
-    """(destination, source) MAC of nf_log_syslog's ``MAC=`` field (dst:src:ethertype), lower case; '' when absent."""
-    if not mac:
-        return "", ""
-    octets = mac.lower().split(":")
-    if len(octets) < 12:
-        return "", ""
-    return ":".join(octets[:6]), ":".join(octets[6:12])
-
-
-class Attribution:
-    """Map a record's IN=/OUT= interface to the selected namespace that owns it, by name, then MAC and ifindex.
-
-    ``owners`` is ``{namespace label: [{"name": "veth0", "ifindex": 5, "mac": "aa:..."}...]}``. The kernel log is
-    global and says nothing about the namespace of an invalid-packet line, so the interface is the only clue: a
-    name owned by one selected namespace decides; a name several own (eth0 in every container) is decided by the
-    MAC address of the dump (the destination MAC is the receiving interface's on IN=, the source MAC the sending
-    one's); otherwise the line is reported as ambiguous.
-    """
-
-    def __init__(self, owners: dict[str, list[dict[str, t.Any]]] | None) -> None:
-        self.by_name: dict[str, list[tuple[str, dict[str, t.Any]]]] = {}
-        for label, interfaces in (owners or {}).items():
-            for interface in interfaces or []:
-                if isinstance(interface, dict) and interface.get("name"):
-                    self.by_name.setdefault(str(interface["name"]), []).append((label, interface))
-        self.labels = list((owners or {}).keys())
-        self.counts: dict[str, Counter[str]] = {label: Counter() for label in self.labels}
-        self.unattributed: Counter[str] = Counter()
-
-    @property
-    def enabled(self) -> bool:
-        return bool(self.labels)
-
-    def attribute(self, record: dict[str, t.Any], mac: str | None) -> str | None:
-        """The namespace label of a record, or None (counted under a reason in unattributed)."""
-        name = record.get("in") or record.get("out")
-        if not name:
-            self.unattributed["line has empty IN= and OUT= (the kernel did not pass the interface, as on 5.10)"] += 1
-            return None
-        candidates = self.by_name.get(name) or []
-        if len(candidates) > 1:
-            dst, src = _mac_octets(mac)
-            wanted = dst if record.get("in") else src
-            narrowed = [pair for pair in candidates if wanted and str(pair[1].get("mac") or "").lower() == wanted]
-            if len(narrowed) == 1:
-                candidates = narrowed
-            else:
-                self.unattributed[f"interface {name} is owned by several selected namespaces"
-                                  f" ({', '.join(sorted(label for label, dummy in candidates))}) and the MAC does not decide"] += 1
-                return None
-        if not candidates:
-            key = f"interface {name} is owned by no selected namespace"
-            if key in self.unattributed or len(self.unattributed) < MAX_INTERFACES:
-                self.unattributed[key] += 1
-            else:
-                self.unattributed["other interfaces owned by no selected namespace"] += 1
-            return None
-        label, interface = candidates[0]
-        key = f"{interface['name']} (ifindex {interface.get('ifindex')})"
-        self.counts[label][key] += 1
-        return label
-
-    def finish(self) -> dict[str, t.Any]:
-        return {
-            "by_namespace": {label: {"count": sum(counter.values()), "by_interface": dict(counter.most_common(MAX_INTERFACES))}
-                             for label, counter in self.counts.items()},
-            "unattributed": {"count": sum(self.unattributed.values()), "reasons": dict(self.unattributed.most_common())},
-        }
-
-
-# journald logs this (as itself, not as a kernel message) when it finds a gap in the /dev/kmsg sequence
-# numbers: the kernel ring buffer wrapped before journald read the records (SD_MESSAGE_JOURNAL_MISSED).
-JOURNAL_MISSED_MESSAGE_ID = "e9bf28e6e834481bb6f48f548ad13606"
-_MISSED_RE = re.compile(r"\bMissed (\d+) kernel messages?\b")
-
-
-class Since(t.NamedTuple):
-    """Where reading starts: records strictly after ``monotonic`` or at/after ``realtime``.
-
-    ``monotonic`` is in seconds on the kernel log clock (the dmesg ``[ ... ]`` value);
-    ``realtime`` is epoch seconds. Either or both may be None; both None means "the whole log".
-    """
-
-    monotonic: float | None = None
-    realtime: float | None = None
-
-
-def normalise_reason(reason: str) -> str:
-    """Replace per-packet numbers so that equal causes count together.
-
-    ``ACK is over upper bound 147360949 (ACKed data not seen yet)`` becomes
-    ``ACK is over upper bound N (ACKed data not seen yet)``. Small enumerations such as
-    ``packet (index 1) in dir 0`` are kept: they name the packet type and direction.
-    """
-    if "  " in reason or "\t" in reason:
-        reason = " ".join(reason.split())
-    if not _DIGIT_RE.search(reason):
-        return reason
-    reason = _BOUND_NUMBER_RE.sub(r"\1 N", reason)
-    return _LONG_NUMBER_RE.sub("N", reason)
-
-
-@functools.lru_cache(maxsize=4096)
-def _normalise_address(value: str) -> str:
-    """IPv6 in compressed form (the kernel prints every group in full); IPv4 is already canonical."""
-    if ":" not in value:
-        return value
-    try:
-        return str(ipaddress.ip_address(value))
-    except ValueError:
-        return value
-
-
-def _as_int(value: str | None) -> int | None:
-    if value is None:
-        return None
-    try:
-        return int(value, 0) if value.startswith("0x") else int(value)
-    except ValueError:
-        return None
-
-
-_FIELDS = frozenset(("IN", "OUT", "SRC", "DST", "LEN", "MAC", "PROTO", "SPT", "DPT", "TYPE", "CODE"))
-
-
-def parse_packet_dump(dump: str) -> dict[str, t.Any]:
-    """Parse an nf_log_syslog packet dump (``IN=.. OUT=.. SRC=.. ... PROTO=TCP SPT=.. DPT=.. SYN``).
-
-    The first occurrence of a field wins, so the IP header's ``LEN=`` is kept and UDP's later
-    ``LEN=`` ignored. An ICMP error's quoted inner packet (``[SRC=... ]``) is cut off so that it
-    cannot override the outer addresses. Unknown fields are ignored.
-    """
-    tokens = dump.split("[", 1)[0].split()
-    fields: dict[str, str] = {}
-    words = _TCP_FLAG_SET.intersection(tokens)  # IP-level words (DF, MF, CE) are not in the set
-    for token in tokens:
-        key, sep, value = token.partition("=")
-        if sep and key in _FIELDS and key not in fields:
-            fields[key] = value
-    src = fields.get("SRC")
-    dst = fields.get("DST")
-    record: dict[str, t.Any] = {
-        "in": fields.get("IN") or None,
-        "out": fields.get("OUT") or None,
-        "src": _normalise_address(src) if src is not None else None,
-        "dst": _normalise_address(dst) if dst is not None else None,
-        "length": _as_int(fields.get("LEN")),
-    }
-    address = src or dst
-    record["family"] = None if address is None else ("ipv6" if ":" in address else "ipv4")
-    proto = fields.get("PROTO")
-    record["dump_protocol"] = proto.lower() if proto else None
-    record["sport"] = _as_int(fields.get("SPT"))
-    record["dport"] = _as_int(fields.get("DPT"))
-    if "TYPE" in fields:
-        record["icmp_type"] = _as_int(fields["TYPE"])
-        record["icmp_code"] = _as_int(fields.get("CODE"))
-    if words or proto == "TCP":  # only TCP dumps carry these words
-        record["flags"] = [flag for flag in TCP_FLAGS if flag in words]
-    return record
-
-
-@functools.lru_cache(maxsize=512)
-def _protocol_from_number(number: int) -> str:
-    return protocol_name(number)
-
-
-_MAC_RE = re.compile(r"\bMAC=([0-9a-fA-F:]*)")
-
-
-def _mac_field(message: str) -> str | None:
-    match = _MAC_RE.search(message)
-    return match.group(1) if match else None
-
-
-def parse_message(message: str) -> dict[str, t.Any] | None:
-    """Parse one kernel log message (reader prefixes already removed).
-
-    Returns None when the message is not a conntrack ``nf_ct_*`` message at all, a record with
-    ``ok: False`` when it is one but cannot be understood (for example a dynamic-debug line
-    without a packet dump), and a full record otherwise.
-    """
-    match = _PREFIX_RE.match(message.strip())
-    if not match:
-        return None
-    rest = match.group("rest")
-    position = rest.find(" IN=")  # fast path: nf_log_syslog always starts the dump with IN=
-    split = _DUMP_START_RE.search(rest, position) if position >= 0 else _DUMP_START_RE.search(rest)
-    if split is None:
-        return {"ok": False, "prefix": match.group("prefix"), "reason_text": rest.strip()}
-    reason_text = rest[: split.start()].strip()
-    dump = parse_packet_dump(rest[split.start() :])
-    if not reason_text or (dump["src"] is None and dump["dump_protocol"] is None):
-        return {"ok": False, "prefix": match.group("prefix"), "reason_text": reason_text}
-
-    if match.group("num") is not None:
-        protocol = _protocol_from_number(int(match.group("num")))
-    else:
-        protocol = _LEGACY_PREFIX_PROTOCOLS.get(match.group("name"), match.group("name"))
-    dump_protocol = dump.pop("dump_protocol")
-    if protocol in ("all", "none") or protocol.isdigit():
-        protocol = dump_protocol or protocol
-    state = _STATE_RE.search(reason_text) if "state " in reason_text else None
-    record: dict[str, t.Any] = {
-        "ok": True,
-        "prefix": match.group("prefix"),
-        "protocol": protocol,
-        "reason": normalise_reason(reason_text),
-        "reason_text": reason_text,
-        "state": state.group(1) if state else None,
-    }
-    record.update(dump)
-    return record
-
-
-def _parse_iso(value: str) -> float | None:
-    """Epoch seconds from an ISO-8601 timestamp; a missing zone means UTC."""
-    match = re.match(
-        r"^(\d{4})-(\d\d)-(\d\d)[T ](\d\d):(\d\d)(?::(\d\d)(?:[.,](\d+))?)?\s*(Z|UTC|[+-]\d\d:?\d\d)?$", value.strip()
-    )
-    if not match:
-        return None
-    year, month, day, hour, minute = (int(match.group(i)) for i in range(1, 6))
-    second = int(match.group(6) or 0)
-    fraction = float("0." + match.group(7)) if match.group(7) else 0.0
-    zone = match.group(8)
-    offset = 0
-    if zone and zone not in ("Z", "UTC"):
-        digits = zone[1:].replace(":", "")
-        offset = (int(digits[:2]) * 60 + int(digits[2:])) * 60
-        if zone[0] == "-":
-            offset = -offset
-    try:
-        moment = datetime.datetime(year, month, day, hour, minute, second, tzinfo=datetime.timezone.utc)
-    except ValueError:
-        return None
-    return moment.timestamp() + fraction - offset
-
-
-def parse_since(value: t.Any, now: float | None = None) -> float | None:
-    """Epoch seconds for an ISO-8601 timestamp, ``now``, ``@<epoch>`` or a bare epoch number.
-
-    Returns None for ``boot`` (or an empty value) and raises ValueError for anything else.
-    """
-    if value is None:
-        return None
-    text = str(value).strip()
-    if text in ("", "boot"):
-        return None
-    if text == "now":
-        if now is None:
-            raise ValueError("since=now needs the current time")
-        return now
-    number = text[1:] if text.startswith("@") else text
-    try:
-        return float(number)
-    except ValueError:
-        pass
-    parsed = _parse_iso(text)
-    if parsed is None:
-        raise ValueError(
-            f"since={value!r} is not 'boot', 'now', an ISO-8601 timestamp (2026-11-27T03:47:58Z) or epoch seconds"
-        )
-    return parsed
-
-
-def iso_utc(epoch: float | None) -> str | None:
-    if epoch is None:
-        return None
-    moment = datetime.datetime.fromtimestamp(epoch, tz=datetime.timezone.utc)
-    return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
-
-
-def split_line(line: str) -> tuple[str, float | None, float | None]:
-    """Remove the reader's wrapper from a text line: ``(message, monotonic, realtime)``.
-
-    Understands dmesg, /dev/kmsg records, journalctl ``short-iso``/``short-iso-precise``/``short``/
-    ``short-monotonic`` output and rsyslog kernel files; other lines are returned unchanged.
-    """
-    line = line.rstrip("\r\n")
-    match = _DMESG_RE.match(line)
-    if match:
-        mono_match = _MONO_SYSLOG_RE.match(line)
-        if mono_match:
-            return mono_match.group("msg"), float(mono_match.group("mono")), None
-        return match.group("msg"), float(match.group("mono")), None
-    match = _KMSG_RE.match(line)
-    if match:
-        return match.group("msg"), int(match.group("usec")) / 1e6, None
-    match = _ISO_SYSLOG_RE.match(line)
-    if match:
-        realtime = _parse_iso(match.group("ts"))
-        message, monotonic, dummy = split_line(match.group("msg"))  # rsyslog keeps the kernel's [ ts ]
-        return message, monotonic, realtime
-    match = _SHORT_SYSLOG_RE.match(line)
-    if match:
-        message, monotonic, dummy = split_line(match.group("msg"))
-        return message, monotonic, None
-    return line, None, None
-
-
-def split_journal_entry(entry: t.Any) -> tuple[str, float | None, float | None]:
-    """``(message, monotonic, realtime)`` from one ``journalctl -o json`` object."""
-    if not isinstance(entry, dict):
-        return "", None, None
-    message = entry.get("MESSAGE")
-    if isinstance(message, list):  # journald stores non-UTF-8 messages as a byte array
-        try:
-            message = bytes(b for b in message if isinstance(b, int) and 0 <= b < 256).decode("utf-8", "replace")
-        except (TypeError, ValueError):
-            message = ""
-    if not isinstance(message, str):
-        message = ""
-
-    def usec(key: str) -> float | None:
-        value = entry.get(key)
-        try:
-            return int(value) / 1e6 if value is not None else None
-        except (TypeError, ValueError):
-            return None
-
-    monotonic = usec("_SOURCE_MONOTONIC_TIMESTAMP")
-    if monotonic is None and entry.get("_TRANSPORT") == "kernel":
-        monotonic = usec("__MONOTONIC_TIMESTAMP")
-    return message, monotonic, usec("__REALTIME_TIMESTAMP")
-
-
-def kmsg_sequence(line: str) -> int | None:
-    """The sequence number of a ``/dev/kmsg`` record (``6,1234,304507921,-;...`` gives 1234), else None."""
-    if not line[:1].isdigit():
-        return None
-    match = _KMSG_RE.match(line)
-    return int(match.group("seq")) if match else None
-
-
-def kmsg_facility(line: str) -> int | None:
-    """The syslog facility of a ``/dev/kmsg`` record (its priority shifted right by 3: 0 is the kernel), else None.
-
-    A program may write to /dev/kmsg, but the kernel gives its records facility 1 (user) unless the program asks
-    for another one, never 0: facility 0 is what tells a kernel record from a forged one."""
-    if not line[:1].isdigit():
-        return None
-    match = _KMSG_RE.match(line)
-    return int(match.group("prio")) >> 3 if match else None
-
-
-def journal_entry_from_kernel(entry: dict[str, t.Any]) -> bool:
-    """Whether a ``journalctl -o json`` entry may be a kernel record: from ``_TRANSPORT=kernel`` with
-    ``SYSLOG_FACILITY=0``. journald marks every record it reads from /dev/kmsg as kernel transport, including
-    those programs wrote there, so the facility decides; an entry that carries neither field cannot be told."""
-    transport = entry.get("_TRANSPORT")
-    if transport is not None and transport != "kernel":
-        return False
-    facility = entry.get("SYSLOG_FACILITY")
-    return facility is None or str(facility) == str(KERNEL_FACILITY)
-
-
-def journal_missed(entry: t.Any) -> int | None:
-    """The number in journald's "Missed N kernel messages" entry (``journalctl -o json``), else None."""
-    if not isinstance(entry, dict):
-        return None
-    message = entry.get("MESSAGE")
-    if not isinstance(message, str):
-        return None
-    match = _MISSED_RE.search(message)
-    if match is None:
-        return None
-    message_id = entry.get("MESSAGE_ID")
-    if message_id is not None and str(message_id).replace("-", "").lower() != JOURNAL_MISSED_MESSAGE_ID:
-        return None
-    return int(match.group(1))
-
-
-def iter_text_lines(stream: t.Iterable[bytes]) -> t.Iterator[str]:
-    """Decode a binary line stream (a pipe's file object) line by line, as UTF-8 with replacement."""
-    for raw in stream:
-        yield raw.decode("utf-8", "replace")
-
-
-def _journal_object(line: str) -> dict[str, t.Any] | None:
-    """The ``journalctl -o json`` object on a line, else None."""
-    stripped = line.strip()
-    if not stripped.startswith("{"):
-        return None
-    try:
-        entry = json.loads(stripped)
-    except ValueError:
-        return None
-    return entry if isinstance(entry, dict) else None
-
-
-def split_any(line: str) -> tuple[str, float | None, float | None]:
-    """Like split_line, but also accepts a line that is a ``journalctl -o json`` object."""
-    entry = _journal_object(line)
-    return split_line(line) if entry is None else split_journal_entry(entry)
 
 
 class Summary:
@@ -586,7 +138,7 @@ class Summary:
         if self._pending is not None:
             # An older format printed the reason on one line and the packet dump on the next.
             pending, self._pending = self._pending, None
-            if _DUMP_START_RE.match(message.strip()) and not _PREFIX_RE.match(message.strip()):
+            if is_dump_continuation(message.strip()):
                 self.add(f"{pending['prefix']}: {pending['reason_text']} {message.strip()}", pending["monotonic"], pending["realtime"], pending["raw"])
                 self.lines_read -= 1
                 return
@@ -601,7 +153,7 @@ class Summary:
                 self._add_event(event, monotonic, realtime)
             return
         if not record.pop("ok"):
-            if record["reason_text"] and not _DUMP_START_RE.search(record["reason_text"]):
+            if record["reason_text"] and not has_packet_dump(record["reason_text"]):
                 self._pending = {
                     "prefix": record["prefix"],
                     "reason_text": record["reason_text"],
@@ -617,7 +169,7 @@ class Summary:
             realtime = self.boot_epoch + monotonic
         record["timestamp"] = iso_utc(realtime)
         if self.attribution.enabled:
-            label = self.attribution.attribute(record, _mac_field(message))
+            label = self.attribution.attribute(record, mac_field(message))
             record["netns"] = label
         self._add_record(record)
 
@@ -767,7 +319,7 @@ class Summary:
             if not line.strip() or line.startswith(" "):
                 # Blank, or a /dev/kmsg dictionary continuation (" SUBSYSTEM=net").
                 continue
-            entry = _journal_object(line)
+            entry = journal_object(line)
             if entry is not None:
                 self._feed_entry(entry, raw=line)
                 continue
