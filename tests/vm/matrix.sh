@@ -74,6 +74,10 @@ export ANSIBLE_HOST_KEY_CHECKING=False ANSIBLE_RETRY_FILES_ENABLED=False ANSIBLE
 export ANSIBLE_PIPELINING=True ANSIBLE_DEPRECATION_WARNINGS=False
 # Under TCG on a busy 2-core host a guest can take minutes to answer ssh (vm.sh waits 180 s by default).
 export NFCT_VM_TIMEOUT="${NFCT_VM_TIMEOUT:-420}"
+# Two vCPUs per guest: enable waits for the capture collector it starts (at most 15 s, _window_capture.py), polling
+# beside it; with one TCG vCPU on a loaded 2-core machine the collector's start took longer than that (6.1 guest,
+# load 11: enable failed twice; with two vCPUs both windows started).
+export NFCT_VM_SMP="${NFCT_VM_SMP:-2}"
 
 rm -rf "$RESULTS"
 mkdir -p "$RESULTS"
