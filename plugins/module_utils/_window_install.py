@@ -23,9 +23,11 @@ import importlib.util
 import io
 import marshal
 import os
+import runpy
 import stat
+import sys
 
-from ansible_collections.netfilter.conntrack.plugins.module_utils._window_status import write_file
+from ansible_collections.netfilter.conntrack.plugins.module_utils._atomic_file import write_file_atomically
 
 SHEBANG = b"#!/usr/bin/env python3\n"
 COMPILED_MARK = b"# conntrack-debug-window compiled "
@@ -127,6 +129,17 @@ def unsafe_directory(directory: str) -> str | None:
     return None
 
 
+def make_dirs(directory: str) -> None:
+    """Create missing parents with the usual 0755 of system directories, whatever the umask."""
+    missing = []
+    while directory and not os.path.isdir(directory):
+        missing.append(directory)
+        directory = os.path.dirname(directory)
+    for path in reversed(missing):
+        os.mkdir(path)
+        os.chmod(path, 0o755)
+
+
 def install(program: str, dest: str) -> tuple[str, dict | None]:
     """Install the running program at dest, compiled; returns (dest, None), or (program, the failed answer)."""
     unsafe = unsafe_directory(os.path.dirname(dest))
@@ -136,7 +149,9 @@ def install(program: str, dest: str) -> tuple[str, dict | None]:
                                 " write (conntrack_debug_program_dir)"}
     try:
         with open(program, "rb") as handle:
-            write_file(dest, compile_program(handle.read(), dest), 0o700)
+            shipped = handle.read()
+        make_dirs(os.path.dirname(dest))
+        write_file_atomically(os.path.dirname(dest), os.path.basename(dest), compile_program(shipped, dest), 0o700)
     except OSError as exc:
         return program, {"changed": False, "failed": True, "install_failed": True,
                          "msg": f"cannot install {dest}: {exc.strerror or exc}"}
@@ -146,4 +161,27 @@ def install(program: str, dest: str) -> tuple[str, dict | None]:
     return dest, None
 
 
-__all__ = ("compile_program", "install", "program_version", "source_sha256", "unsafe_directory")
+def install_then_run(argv: list[str]) -> None:
+    """Run first by the program's __main__, before the program itself is imported: with ``--install-to=PATH``, install
+    this program at PATH and run the command as that copy, in this process, so that the program is compiled once
+    (for the installed copy), not a second time for this one. Returns when there is nothing to install, or when the
+    install failed (the command line then reports it as usual)."""
+    words = [word for word in argv[1:] if word.startswith("--install-to=")]
+    if not words:
+        return
+    program, dest = os.path.abspath(argv[0]), os.path.abspath(words[0].split("=", 1)[1])
+    expected = [word.split("=", 1)[1].lower() for word in argv[1:] if word.startswith("--expect-sha256=")]
+    # Another version than the one expected installs nothing: the command line answers "stale".
+    if expected and expected[0] != source_sha256(program) or install(program, dest)[1] is not None:
+        return
+    # What this copy imported so far (this module and what it needs) is imported again from the installed copy.
+    for name in [name for name in sys.modules if name.startswith("ansible_collections")]:
+        del sys.modules[name]
+    sys.path[:] = [dest if entry == program else entry for entry in sys.path]
+    sys.argv = [dest] + [word for word in argv[1:] if word not in words]
+    runpy.run_path(dest, run_name="__main__")
+    sys.exit(0)
+
+
+__all__ = ("compile_program", "install", "install_then_run", "make_dirs", "program_version", "source_sha256",
+           "unsafe_directory")

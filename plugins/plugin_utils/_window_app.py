@@ -139,6 +139,8 @@ STALE_EXIT = 3
 UNSAFE_EXIT = 4
 _MAIN = (
     "import sys\n"
+    "from ansible_collections.netfilter.conntrack.plugins.module_utils._window_install import install_then_run\n"
+    "install_then_run(sys.argv)\n"
     f"from ansible_collections.netfilter.conntrack.plugins.module_utils.{ENTRY_MODULE} import main\n"
     "sys.exit(main())\n"
 )
@@ -251,6 +253,10 @@ class WindowApp:
     def interpreter(self) -> str:
         return " ".join(self._interpreter)
 
+    def description(self) -> dict[str, t.Any]:
+        """What ``program`` means in every result of the actions: the host program that ran, and how."""
+        return {"path": self.path, "version": self._sha256, "installed": self.installed, "interpreter": self.interpreter}
+
     def _command(self, program: str, argv: list[str], install_to: str | None = None, fallback: str = "") -> str:
         env = self._action._compute_environment_string()
         words = self._interpreter + ["-c", BOOTSTRAP, program, self._sha256]
@@ -295,7 +301,7 @@ class WindowApp:
         else:
             res, answer = self._run_or_transfer(argv)
         if answer is not None and answer.get("unsafe_program"):
-            raise AnsibleActionFail(str(answer.get("msg")), result={"program": answer})
+            raise AnsibleActionFail(str(answer.get("msg")), result=dict(answer, program=self.description()))
         if answer is None or answer.get("stale_program"):
             raise AnsibleActionFail(
                 f"{PROGRAM_NAME} {argv[0]} did not answer when run by {self.interpreter} (exit status {res['rc']}):"
@@ -320,7 +326,8 @@ class WindowApp:
 
     def _refuse_failed_install(self, answer: dict[str, t.Any] | None) -> None:
         if answer is not None and answer.get("install_failed"):
-            raise AnsibleActionFail(f"{answer.get('msg')} (run by {self.interpreter})", result={"program": answer})
+            raise AnsibleActionFail(f"{answer.get('msg')} (run by {self.interpreter})",
+                                    result=dict(answer, program=self.description()))
 
     @staticmethod
     def _output(res: dict[str, t.Any]) -> str:

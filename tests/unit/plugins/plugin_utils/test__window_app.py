@@ -138,6 +138,22 @@ def test_the_app_installs_itself_then_runs_the_command_as_the_installed_copy(app
     assert rc == 0 and "failed" not in answer, "the installed copy answers as this version"
 
 
+def test_after_installing_the_command_runs_from_the_installed_copy(app, tmp_path):
+    """The program proper is imported once, from the installed (compiled) copy, not from the copy that installed it."""
+    dest = tmp_path / "libexec" / wa.PROGRAM_FILE
+    proc = subprocess.run([sys.executable, "-v", str(app), f"--state-dir={tmp_path / 'state'}", f"--install-to={dest}",
+                           "status"], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0 and json.loads(proc.stdout)["order"] == ["init"], proc.stderr[-2000:]
+    imported = re.findall(r"^import '[\w.]+\._window_program' # <zipimporter object \"([^\"]+)\"", proc.stderr, re.M)
+    assert [os.path.commonpath([path, str(dest)]) for path in imported] == [str(dest)]
+
+
+def test_another_version_than_expected_installs_nothing(app, tmp_path):
+    dest = tmp_path / "libexec" / wa.PROGRAM_FILE
+    rc, answer, _stderr = run_app(app, "--expect-sha256=" + "0" * 64, f"--install-to={dest}", "status")
+    assert rc == 3 and answer["stale_program"] is True and not dest.parent.exists()
+
+
 def bootstrap(program, *argv, fallback="", sent=b"", scratch=None):
     """Run the bootstrap as the action does; the copy sent with the command is unpacked under scratch."""
     command = [sys.executable, "-c", wa.BOOTSTRAP, str(program), wa.app_sha256()]
@@ -375,9 +391,12 @@ def test_an_unsafe_program_directory_is_refused_not_replaced(fresh_build):
                                 " others (mode 0777); use a directory that only root can write"})
     host = Host(refusal)
     app = wa.WindowApp(host.action, {}, "/usr/local/libexec/netfilter-conntrack", install=True)
-    with pytest.raises(AnsibleActionFail, match="^refusing to run .* /usr/local/libexec is writable by group"):
+    with pytest.raises(AnsibleActionFail, match="^refusing to run .* /usr/local/libexec is writable by group") as failed:
         app.run(["status"])
     assert host.programs() == [(INSTALLED, ["status"])] and host.transferred == {}
+    assert failed.value.result["unsafe_program"] is True
+    assert failed.value.result["program"] == {"path": INSTALLED, "version": wa.app_sha256(), "installed": False,
+                                              "interpreter": "/usr/bin/python3.11"}, "program: the program that ran"
 
 
 def test_a_current_copy_is_run_as_it_is(fresh_build):
