@@ -14,7 +14,6 @@ the dynamic_debug_site module itself, over the same tree. Snapshots use --no-sch
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import json
 import os
@@ -855,17 +854,9 @@ def test_collect_warns_of_a_dead_automatic_revert(program, collecting, proc_sys)
     assert any("NOT armed" in note for note in result["report"]["notes"])
 
 
-def test_collect_enters_each_namespace(program, collecting, monkeypatch):
-    opened = []
-
-    @contextlib.contextmanager
-    def entered(spec, snapshot):
-        opened.append(spec)
-        yield {"path": f"/run/netns/{spec}" if spec else "/proc/self/ns/net"}
-
-    monkeypatch.setattr(program, "entered", entered)
+def test_collect_enters_each_namespace(program, kernel, collecting):
     report = program.cmd_collect(collect_args("--netns=blue", "--netns=red"))["report"]
-    assert opened == ["blue", "red"]
+    assert sorted(kernel.trees) == ["/proc/self/ns/net", "/run/netns/blue", "/run/netns/red"]
     assert [netns for netns, dummy in collecting] == ["/run/netns/blue", "/run/netns/red"]
     assert list(report["plan"]) == ["netns-blue", "netns-red"]
     # Both namespaces own an interface named mx-r: the lines cannot be told apart, and the report says so.
