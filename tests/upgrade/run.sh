@@ -136,7 +136,8 @@ snapshots() { (cd "$C_STATE" 2>/dev/null && ls -- *.json 2>/dev/null) | paste -s
 role() {
     local release=$1 action=$2 step=$3
     shift 3
-    local protocol='{"conntrack_debug_protocol": "tcp"}'
+    # 0.2.0 logged to the kernel log: this tree's windows must ask for the same path to extend the old ones.
+    local protocol='{"conntrack_debug_protocol": "tcp", "conntrack_debug_capture": "kernel_log"}'
     [[ "$release" == old ]] && protocol='{"conntrack_debug_protocols": ["tcp"]}'
     ANSIBLE_COLLECTIONS_PATH="$WORK/$release" "$PLAYBOOK" -i localhost, -c local "$HERE/role.yml" \
         -e ansible_python_interpreter=/usr/bin/python3 -e "conntrack_debug_action=$action" \
