@@ -16,7 +16,6 @@ from __future__ import annotations
 import datetime
 import errno
 import os
-import re
 import time
 import typing as t
 
@@ -40,6 +39,7 @@ from ansible_collections.netfilter.conntrack.plugins.module_utils._ctnetlink imp
     sum_stats,
 )
 from ansible_collections.netfilter.conntrack.plugins.module_utils._errors import ConntrackModuleError
+from ansible_collections.netfilter.conntrack.plugins.module_utils._kernel_release import UNCONFIRMED_GONE, parse_release
 from ansible_collections.netfilter.conntrack.plugins.module_utils._names import family_name, protocol_name
 from ansible_collections.netfilter.conntrack.plugins.module_utils._sysctl import key_path, read_key
 
@@ -59,19 +59,16 @@ SOURCE_STATS = "ctnetlink dump (IPCTNL_MSG_CT_GET_STATS_CPU)"
 CONFIRM_READS = 5
 CONFIRM_INTERVAL = 0.02
 
-UNCONFIRMED_GONE = (5, 19)
 UNCONFIRMED_REASON = (
     "since Linux 5.19 the kernel no longer keeps a list of unconfirmed entries and always answers the dump with an"
     " empty list; unconfirmed entries are still counted in nf_conntrack_count"
 )
 
-_RELEASE_RE = re.compile(r"^(\d+)\.(\d+)")
-
 
 def kernel_version(release: str) -> tuple[int, int]:
     """``(major, minor)`` of a kernel release such as ``6.18.44-fc-v782``; (0, 0) when unparseable."""
-    match = _RELEASE_RE.match(release or "")
-    return (int(match.group(1)), int(match.group(2))) if match else (0, 0)
+    version = parse_release(release)["version_tuple"]
+    return (version[0], version[1]) if version else (0, 0)
 
 
 def usage_percent(count: int | None, maximum: int | None) -> float | None:

@@ -17,11 +17,11 @@ from __future__ import annotations
 import datetime
 import math
 import os
-import re
 import typing as t
 
 from ansible_collections.netfilter.conntrack.plugins.module_utils._atomic_file import read_regular_file, write_file_atomically
 from ansible_collections.netfilter.conntrack.plugins.module_utils._errors import ConntrackModuleError
+from ansible_collections.netfilter.conntrack.plugins.module_utils._kernel_release import parse_release
 
 SUMMARY_FORMAT = 1
 # Statistics counters that mean "a packet was dropped or a connection could not be tracked".
@@ -53,13 +53,10 @@ FACTS_ARGUMENT_SPEC = {
     "plan_ruleset": {"type": "bool", "default": True},
 }
 
-_SERIES_RE = re.compile(r"^(\d+)\.(\d+)")
-
 
 def kernel_series(release: str | None) -> str | None:
     """The major.minor series of a kernel release: V(6.18) for C(6.18.44-fc-v1098)."""
-    match = _SERIES_RE.match(release or "")
-    return f"{match.group(1)}.{match.group(2)}" if match else None
+    return parse_release(release or "")["version"]
 
 
 def iso_utc(epoch: float) -> str:

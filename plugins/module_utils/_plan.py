@@ -40,18 +40,14 @@ from __future__ import annotations
 import typing as t
 
 from ansible_collections.netfilter.conntrack.plugins.module_utils._errors import ConntrackModuleError
-from ansible_collections.netfilter.conntrack.plugins.module_utils._plan_probe import interfaces, notrack_rules, probe, read_outside
-from ansible_collections.netfilter.conntrack.plugins.module_utils._plan_steps import (
-    BLINDERS,
-    HIDES,
-    STEPS,
+from ansible_collections.netfilter.conntrack.plugins.module_utils._kernel_release import (
     TABLE_FULL_NETNS_SINCE,
-    PlanInput,
     parse_release,
-    protocol_of,
     version_decides,
     version_tuple,
 )
+from ansible_collections.netfilter.conntrack.plugins.module_utils._plan_probe import interfaces, notrack_rules, probe, read_outside
+from ansible_collections.netfilter.conntrack.plugins.module_utils._plan_steps import BLINDERS, HIDES, STEPS, PlanInput, protocol_of
 
 
 def build_plan(probe: dict[str, t.Any], intended: dict[str, t.Any] | None = None) -> dict[str, t.Any]:

@@ -14,26 +14,20 @@ steps rely on is cited in ``_plan.py``.
 
 from __future__ import annotations
 
-import re
 import typing as t
+
+from ansible_collections.netfilter.conntrack.plugins.module_utils._kernel_release import (
+    AUTOLOAD_SINCE,
+    TCP_DEBUG_GONE,
+    UNCONFIRMED_GONE,
+    parse_release,
+    version_decides,
+    version_note,
+)
 
 BLINDERS = ("nf_conntrack_tcp_be_liberal", "nf_conntrack_tcp_ignore_invalid_rst", "nf_conntrack_tcp_loose")
 FAMILY_NAMES = {2: "ipv4", 10: "ipv6"}
 SYSLOG_LOGGERS = {2: "nf_log_ipv4", 10: "nf_log_ipv6"}
-AUTOLOAD_SINCE = (6, 17)
-UNCONFIRMED_GONE = (5, 19)
-TCP_DEBUG_GONE = (5, 19)
-TABLE_FULL_NETNS_SINCE = (6, 17)
-
-# Kernels whose vendor backports netfilter changes: the upstream version number does not decide for them.
-_BACKPORT_RE = (
-    (re.compile(r"\.el(\d+)"), "Enterprise Linux {0} (RHEL, CentOS Stream, Rocky, Alma, Oracle)"),
-    (re.compile(r"\.uek\b|uek"), "Oracle UEK"),
-    (re.compile(r"\.amzn(\d*)"), "Amazon Linux"),
-    (re.compile(r"-default$|\.g[0-9a-f]{7}-default"), "SUSE"),
-)
-_RELEASE_RE = re.compile(r"^(\d+)\.(\d+)(?:\.(\d+))?")
-
 HIDES = {
     "nf_conntrack_tcp_be_liberal": (
         "out-of-window TCP packets (sequence or acknowledgement outside the window) are accepted as valid: they"
@@ -45,53 +39,6 @@ HIDES = {
         "TCP packets of a connection conntrack has not seen start (no SYN) create a new entry instead of being"
         " invalid: mid-stream pickups are not logged"),
 }
-
-
-def parse_release(release: str) -> dict[str, t.Any]:
-    """The kernel release as the plan uses it: version, and whether a vendor's backports blur it."""
-    match = _RELEASE_RE.match(release or "")
-    version = (int(match.group(1)), int(match.group(2))) if match else None
-    vendor = None
-    for pattern, name in _BACKPORT_RE:
-        found = pattern.search(release or "")
-        if found:
-            vendor = name.format(*found.groups()) if found.groups() else name
-            break
-    return {
-        "release": release,
-        "version": f"{version[0]}.{version[1]}" if version else None,
-        "version_tuple": list(version) if version else None,
-        "backports": vendor is not None,
-        "vendor": vendor,
-    }
-
-
-def version_tuple(kernel: dict[str, t.Any]) -> list[int] | None:
-    """``[major, minor]`` of a plan's kernel entry, which leaves the tuple out: parsed again from the release."""
-    if kernel.get("version_tuple"):
-        return kernel["version_tuple"]
-    parsed = parse_release(kernel.get("release") or "")
-    return parsed["version_tuple"]
-
-
-def version_decides(kernel: dict[str, t.Any], since: tuple[int, int]) -> tuple[bool | None, str]:
-    """Whether a change of ``since`` is in this kernel by its version: ``(answer, decided_by)``.
-
-    A vendor kernel with backports (EL9's 5.14 carries 6.x netfilter code) gets ``(None, "unknown")``:
-    the version number would claim what it cannot know.
-    """
-    if kernel.get("backports") or not kernel.get("version_tuple"):
-        return None, "unknown"
-    return tuple(kernel["version_tuple"]) >= since, "version"
-
-
-def _version_note(kernel: dict[str, t.Any], since: tuple[int, int], what: str) -> str:
-    if kernel.get("backports"):
-        return (f"{kernel['vendor']} kernel {kernel['release']}: its vendor backports netfilter changes, so version"
-                f" {kernel['version']} does not tell whether {what} (upstream: since {since[0]}.{since[1]})")
-    if not kernel.get("version_tuple"):
-        return f"kernel release {kernel.get('release')!r} is not a version number: cannot tell whether {what}"
-    return f"decided by the kernel version {kernel['version']} alone (upstream {since[0]}.{since[1]})"
 
 
 def protocol_of(value: str | None) -> str | None:
@@ -194,8 +141,8 @@ def _autoload(plan: PlanInput, nf_log: dict[int, t.Any] | None) -> dict[str, t.A
     return {"applies": autoload, "decided_by": autoload_by,
             "why": ("setting nf_conntrack_log_invalid loads nf_log_syslog, which binds itself where no logger is"
                     " bound; " if autoload else "setting nf_conntrack_log_invalid does not load a logger; "
-                    if autoload is False else "") + _version_note(kernel, AUTOLOAD_SINCE, "setting"
-                                                                  " nf_conntrack_log_invalid loads nf_log_syslog")}
+                    if autoload is False else "")
+            + version_note(kernel, AUTOLOAD_SINCE, "setting nf_conntrack_log_invalid loads nf_log_syslog")}
 
 
 def logger_step(plan: PlanInput) -> StepEntries:
@@ -254,7 +201,7 @@ def dynamic_debug_step(plan: PlanInput) -> StepEntries:
         return {"dynamic_debug": {"effective": None, "decided_by": tcp_by, "conntrack_sites": None, "tcp_sites": None,
                                   "why": (dyndbg.get("reason") or "the control file could not be read") + "; "
                                   + ("from 5.19 the TCP tracker has next to no pr_debug sites" if tcp_gone else
-                                     _version_note(kernel, TCP_DEBUG_GONE, "the TCP tracker kept its pr_debug sites"))}}
+                                     version_note(kernel, TCP_DEBUG_GONE, "the TCP tracker kept its pr_debug sites"))}}
     if not dyndbg["conntrack_sites"] and plan.log_invalid is None:
         # A modular kernel lists a module's sites only once it is loaded (enable loads nf_conntrack).
         return {"dynamic_debug": {"effective": None, "decided_by": "probe", "conntrack_sites": 0, "tcp_sites": 0,
@@ -283,13 +230,13 @@ def lists_steps(plan: PlanInput) -> StepEntries:
         else:
             meaning = ""
         unconfirmed = {"dumpable": None if gone is None else not gone, "decided_by": gone_by,
-                       "why": meaning + _version_note(kernel, UNCONFIRMED_GONE, "the unconfirmed list is gone")}
+                       "why": meaning + version_note(kernel, UNCONFIRMED_GONE, "the unconfirmed list is gone")}
     dying = {"decided_by": gone_by, "meaning": (
         "entries whose destroy event waits for redelivery to a ctnetlink listener: any entry points at an event"
         " listener that does not read its socket" if gone else
         "entries being destroyed; they normally leave within moments" if gone is False else
         "depends on backports: before 5.19 entries being destroyed, from 5.19 entries waiting for event redelivery"),
-        "why": _version_note(kernel, UNCONFIRMED_GONE, "the dying list has its 5.19 meaning")}
+        "why": version_note(kernel, UNCONFIRMED_GONE, "the dying list has its 5.19 meaning")}
     return {"unconfirmed_list": unconfirmed, "dying_list": dying}
 
 
@@ -315,15 +262,11 @@ STEPS: tuple[t.Callable[[PlanInput], StepEntries], ...] = (
 
 
 __all__ = (
-    "AUTOLOAD_SINCE",
     "BLINDERS",
     "FAMILY_NAMES",
     "HIDES",
     "STEPS",
     "SYSLOG_LOGGERS",
-    "TABLE_FULL_NETNS_SINCE",
-    "TCP_DEBUG_GONE",
-    "UNCONFIRMED_GONE",
     "PlanInput",
     "all_netns_step",
     "blinders_step",
@@ -332,8 +275,5 @@ __all__ = (
     "lists_steps",
     "log_invalid_step",
     "logger_step",
-    "parse_release",
     "protocol_of",
-    "version_decides",
-    "version_tuple",
 )
