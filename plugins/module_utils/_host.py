@@ -35,6 +35,7 @@ C_LOCALE = {"LC_ALL": "C", "LANGUAGE": "C"}
 
 
 THIS_NETNS = "/proc/self/ns/net"
+SYS_MODULE = "/sys/module"
 
 
 class Kernel:
@@ -45,11 +46,16 @@ class Kernel:
     """
 
     def __init__(self, proc_sys: str = PROC_SYS, nf_log_path: str = NF_LOG_PROC, stats_path: str = PROC_STATS,
-                 control_path: str | None = None) -> None:
+                 control_path: str | None = None, sys_module: str = SYS_MODULE) -> None:
         self.proc_sys = proc_sys
         self.nf_log_path = nf_log_path
         self.stats_path = stats_path
         self.control_path = control_path
+        self.sys_module = sys_module
+
+    def module_loaded(self, name: str) -> bool:
+        """Whether kernel module name is loaded (or built in with parameters): /sys/module has it."""
+        return os.path.isdir(os.path.join(self.sys_module, name))
 
     # ------------------------------------------------------------------ /proc/sys
 

@@ -34,7 +34,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import signal
 import time
 import uuid
@@ -84,18 +83,18 @@ def parse_request(text: str | None) -> dict | None:
     return dict(settings, mode=mode)
 
 
-def netlink_unavailable(kernel) -> str | None:
-    """Why nfnetlink_log cannot be used on this host (not registered and not loadable), or None; kernel is a
-    ``_host.Kernel``."""
+def netlink_unavailable(host) -> str | None:
+    """Why nfnetlink_log cannot be used on this host (not registered and not loadable), or None; host is a
+    ``_host`` runner."""
     try:
-        if any(NFNETLINK_LOG in family.registered for family in kernel.read_nf_log().values()):
+        if any(NFNETLINK_LOG in family.registered for family in host.kernel.read_nf_log().values()):
             return None
     except ConntrackModuleError:
         pass
-    if os.path.isdir("/sys/module/" + NFNETLINK_LOG):
+    if host.kernel.module_loaded(NFNETLINK_LOG):
         return None
-    modprobe = shutil.which("modprobe") or "/sbin/modprobe"
-    if os.path.exists(modprobe) and run_argv([modprobe, "--dry-run", "--quiet", NFNETLINK_LOG]).returncode == 0:
+    modprobe = host.which("modprobe", ["/usr/sbin", "/sbin"])
+    if modprobe is not None and host.run([modprobe, "--dry-run", "--quiet", NFNETLINK_LOG])[0] == 0:
         return None
     return "nfnetlink_log is neither registered nor loadable on this kernel"
 
@@ -151,7 +150,7 @@ class CaptureCommands:
             return existing.get("capture") or {"path": KERNEL_LOG, "why": "opened without a capture"}
         if request is None or request["mode"] == KERNEL_LOG:
             return {"path": KERNEL_LOG, "why": "asked for" if request else "no capture asked for"}
-        why = netlink_unavailable(self.kernel) or (group_holder() if probe_group else None)
+        why = netlink_unavailable(self.host) or (group_holder() if probe_group else None)
         if why is None:
             return {"path": NETLINK, "why": "nfnetlink_log is usable and group 0 is free"}
         if request["mode"] == NETLINK:

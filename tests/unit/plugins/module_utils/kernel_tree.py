@@ -32,22 +32,25 @@ def write_sysctls(root: pathlib.Path, values: dict) -> None:
 
 class TreeKernel(Kernel):
     """The kernel's files under ``root``: ``proc_sys/``, ``nf_log``, ``stats`` and ``control``, each only when given
-    (a missing control file is a kernel without dynamic debug, a missing stats file one without conntrack).
+    (a missing control file is a kernel without dynamic debug, a missing stats file one without conntrack), and
+    ``sys_module/`` with a directory for each of ``loaded``.
 
     ``netns_sysctls`` are the values a named namespace's tree starts with. ``refuse`` maps a sysctl key, or
     ``"control"``, to the error the kernel answers a write with.
     """
 
     def __init__(self, root: pathlib.Path, sysctls: dict, netns_sysctls: dict | None = None, nf_log: str | None = None,
-                 stats: str | None = None, control: str | None = None) -> None:
+                 stats: str | None = None, control: str | None = None, loaded: tuple = ()) -> None:
         host_tree = root / "proc_sys"
         write_sysctls(host_tree, sysctls)
         files = {"nf_log": nf_log, "stats": stats, "control": control}
         for name, text in files.items():
             if text is not None:
                 (root / name).write_text(text, encoding="utf-8")
+        for name in loaded:
+            (root / "sys_module" / name).mkdir(parents=True)
         super().__init__(proc_sys=str(host_tree), nf_log_path=str(root / "nf_log"), stats_path=str(root / "stats"),
-                         control_path=str(root / "control"))
+                         control_path=str(root / "control"), sys_module=str(root / "sys_module"))
         self.root = root
         self.netns_sysctls = netns_sysctls or {}
         self.trees = {THIS_NETNS: str(host_tree)}
@@ -127,12 +130,14 @@ class TreeKernel(Kernel):
 
 
 class TreeHost(ProcessHost):
-    """The host program's host over a TreeKernel: no command runs. modprobe answers success, and loading a module
-    named in ``modules`` runs its function (which adds to the tree what the module would bring)."""
+    """The host program's host over a TreeKernel: no command runs. modprobe fails for the modules named in
+    ``absent`` and succeeds for the others; loading a module named in ``modules`` runs its function (which adds to
+    the tree what the module would bring)."""
 
-    def __init__(self, kernel: TreeKernel, modules: dict | None = None) -> None:
+    def __init__(self, kernel: TreeKernel, modules: dict | None = None, absent: tuple = ()) -> None:
         super().__init__(kernel=kernel)
         self.modules = modules or {}
+        self.absent = absent
         self.commands: list[list[str]] = []
 
     def which(self, name: str, opt_dirs: list[str]) -> str | None:
@@ -140,6 +145,8 @@ class TreeHost(ProcessHost):
 
     def run(self, argv: list[str]) -> tuple[int, str, str]:
         self.commands.append(argv)
+        if argv[0] == "/sbin/modprobe" and argv[-1] in self.absent:
+            return 1, "", f"modprobe: FATAL: Module {argv[-1]} not found"
         if argv[0] == "/sbin/modprobe" and "--dry-run" not in argv and argv[-1] in self.modules:
             self.modules[argv[-1]]()
         return 0, "", ""

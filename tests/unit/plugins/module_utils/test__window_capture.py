@@ -12,7 +12,7 @@ import pytest
 from ansible_collections.netfilter.conntrack.plugins.module_utils import _window_capture as wc
 from ansible_collections.netfilter.conntrack.plugins.module_utils._capture_aggregate import SCHEMA, write_json_atomic
 from ansible_collections.netfilter.conntrack.plugins.module_utils._errors import ConntrackModuleError
-from ansible_collections.netfilter.conntrack.tests.unit.plugins.module_utils.kernel_tree import TreeKernel
+from ansible_collections.netfilter.conntrack.tests.unit.plugins.module_utils.kernel_tree import TreeHost, TreeKernel
 
 
 @pytest.mark.parametrize("text, expected", [
@@ -52,9 +52,13 @@ class Store:
 
 
 class Capture(wc.CaptureCommands):
-    def __init__(self, directory, kernel=None):
+    def __init__(self, directory, host=None):
         self.store = Store(directory)
-        self.kernel = kernel
+        self.host = host
+
+
+NF_LOG_WITH_NETLINK = " 2 NONE (nf_log_ipv4,nfnetlink_log)\n10 NONE (nf_log_ipv6,nfnetlink_log)\n"
+NF_LOG_WITHOUT = " 2 NONE (nf_log_ipv4)\n10 NONE (nf_log_ipv6)\n"
 
 
 def test_an_open_window_keeps_its_path_and_no_request_is_the_kernel_log():
@@ -66,29 +70,43 @@ def test_an_open_window_keeps_its_path_and_no_request_is_the_kernel_log():
     assert program.choose_path({"mode": "kernel_log"}, None) == {"path": "kernel_log", "why": "asked for"}
 
 
-@pytest.mark.parametrize("usable, holder, mode, expected", [
-    (None, None, "auto", "netlink"),
-    (None, "another listener holds nfnetlink_log group 0", "auto", "kernel_log"),
-    ("nfnetlink_log is neither registered nor loadable on this kernel", None, "auto", "kernel_log"),
+UNAVAILABLE = "nfnetlink_log is neither registered nor loadable on this kernel"
+# (the nf_log table, the modules loaded, the modules modprobe cannot find): what netlink_unavailable answers.
+NETLINK_USABLE = [
+    ("registered", NF_LOG_WITH_NETLINK, (), ("nfnetlink_log",), None),
+    ("not registered but loaded", NF_LOG_WITHOUT, ("nfnetlink_log",), ("nfnetlink_log",), None),
+    ("neither, but loadable", NF_LOG_WITHOUT, (), (), None),
+    ("neither, nor loadable", NF_LOG_WITHOUT, (), ("nfnetlink_log",), UNAVAILABLE),
+    ("no nf_log table, nor loadable", None, (), ("nfnetlink_log",), UNAVAILABLE),
+]
+
+
+@pytest.mark.parametrize("nf_log, loaded, absent, expected", [c[1:] for c in NETLINK_USABLE],
+                         ids=[c[0] for c in NETLINK_USABLE])
+def test_netlink_unavailable(tmp_path, nf_log, loaded, absent, expected):
+    host = TreeHost(TreeKernel(tmp_path, {}, nf_log=nf_log, loaded=loaded), absent=absent)
+    assert wc.netlink_unavailable(host) == expected
+
+
+@pytest.mark.parametrize("absent, holder, mode, expected", [
+    ((), None, "auto", "netlink"),
+    ((), "another listener holds nfnetlink_log group 0", "auto", "kernel_log"),
+    (("nfnetlink_log",), None, "auto", "kernel_log"),
 ])
-def test_auto_falls_back_and_says_why(monkeypatch, usable, holder, mode, expected):
-    monkeypatch.setattr(wc, "netlink_unavailable", lambda kernel: usable)
+def test_auto_falls_back_and_says_why(monkeypatch, tmp_path, absent, holder, mode, expected):
+    """The group's holder is asked of the kernel over netlink, not through the host: that one stays replaced."""
     monkeypatch.setattr(wc, "group_holder", lambda: holder)
-    path = Capture("/nonexistent").choose_path({"mode": mode}, None)
+    host = TreeHost(TreeKernel(tmp_path, {}, nf_log=NF_LOG_WITHOUT), absent=absent)
+    path = Capture("/nonexistent", host).choose_path({"mode": mode}, None)
     assert path["path"] == expected
-    assert (usable or holder or "usable") in path["why"]
+    assert (holder or (UNAVAILABLE if absent else "usable")) in path["why"]
 
 
-def test_netlink_asked_where_the_group_is_taken_is_refused(monkeypatch):
-    monkeypatch.setattr(wc, "netlink_unavailable", lambda kernel: None)
+def test_netlink_asked_where_the_group_is_taken_is_refused(monkeypatch, tmp_path):
     monkeypatch.setattr(wc, "group_holder", lambda: "another listener holds nfnetlink_log group 0")
+    host = TreeHost(TreeKernel(tmp_path, {}, nf_log=NF_LOG_WITH_NETLINK))
     with pytest.raises(ConntrackModuleError, match="capture netlink is not possible here: another listener"):
-        Capture("/nonexistent").choose_path({"mode": "netlink"}, None)
-
-
-def test_nfnetlink_log_registered_in_the_kernels_table_is_usable(tmp_path):
-    kernel = TreeKernel(tmp_path, {}, nf_log=" 2 NONE (nf_log_ipv4,nfnetlink_log)\n10 NONE (nf_log_ipv6)\n")
-    assert wc.netlink_unavailable(kernel) is None
+        Capture("/nonexistent", host).choose_path({"mode": "netlink"}, None)
 
 
 def test_backend_for_a_netlink_namespace_is_nfnetlink_log():
