@@ -114,9 +114,10 @@ class ActionModule(ActionBase):
 
     def _revert(self, args: dict[str, t.Any]) -> dict[str, t.Any]:
         if args["revert_scope"] == "all":
-            if args["netns"] or args["containers"]:
+            given = [name for name in ("netns", "containers") if args[name]]
+            if given:
                 raise AnsibleActionFail(
-                    "revert_scope=all reverts every namespace; it contradicts netns and containers"
+                    f"revert_scope=all reverts every namespace; it contradicts {' and '.join(given)}"
                     f" ({args['netns'] + args['containers']}): set one or the other")
             ids = ["--all"]
         else:

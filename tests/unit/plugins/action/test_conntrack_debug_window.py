@@ -302,8 +302,11 @@ def test_revert_failure_fails_the_task(host):
 
 
 def test_revert_scope_all_with_netns_is_refused(host):
-    with pytest.raises(AnsibleActionFail, match="revert_scope=all reverts every namespace"):
+    message = "revert_scope=all reverts every namespace; it contradicts netns (['a'])"
+    with pytest.raises(AnsibleActionFail, match=re.escape(message)):
         run_action(host, state="reverted", revert_scope="all", netns=["a"])
+    with pytest.raises(AnsibleActionFail, match="it contradicts containers \\(\\['web'\\]\\)"):
+        run_action(host, state="reverted", revert_scope="all", containers=["web"])
     assert host.calls == []
 
 
