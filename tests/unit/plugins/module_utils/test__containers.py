@@ -20,6 +20,7 @@ from ansible_collections.netfilter.conntrack.plugins.module_utils._containers im
     validate_container_spec,
 )
 from ansible_collections.netfilter.conntrack.plugins.module_utils._errors import ConntrackModuleError
+from ansible_collections.netfilter.conntrack.plugins.module_utils._window_enable import container_namespaces
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures", "containers")
 
@@ -291,3 +292,29 @@ def test_namespace_identity_removed_container():
     with pytest.raises(ConntrackModuleError, match="namespace of podman container nfct-rt-web is gone") as caught:
         namespace_identity(RESOLVED, stat=gone)
     assert caught.value.details == {"reason": "vanished"}
+
+
+def running_here(name):
+    """podman's answer for a running container whose process is this test's: its namespace is really there."""
+    return json.dumps([{"Id": f"{name}-id", "Name": name, "State": {"Pid": os.getpid(), "Running": True},
+                        "HostConfig": {"NetworkMode": "bridge"}, "NetworkSettings": {"SandboxKey": ""}}])
+
+
+def test_enable_takes_each_container_namespace_once_with_its_names():
+    docker_down = {("/usr/bin/docker", "container", "inspect", "--", "web"): (1, "[]", NO_DOCKER_DAEMON)}
+    host = FakeHost(["podman", "docker"], {**inspect("podman", "web", running_here("web")), **docker_down})
+    found, warnings = container_namespaces(host, ["web"])
+    assert found == {f"/proc/{os.getpid()}/ns/net": {"name": "web", "display_name": "podman container web",
+                                                        "runtime": "podman", "kind": "container", "id": "web-id"}}
+    assert len(warnings) == 1 and warnings[0].startswith("'web' was found, but docker: Cannot connect")
+    assert container_namespaces(host, []) == ({}, [])
+
+
+@pytest.mark.parametrize("names, in_netns", [(["web", "web-again"], False), (["web"], True)],
+                         ids=["two names", "a name and its path in netns"])
+def test_enable_refuses_one_namespace_given_twice(names, in_netns):
+    netns = (f"/proc/{os.getpid()}/ns/net",) if in_netns else ()
+    host = FakeHost(["podman"], {**inspect("podman", "web", running_here("web")),
+                                 **inspect("podman", "web-again", running_here("web-again"))})
+    with pytest.raises(ConntrackModuleError, match="is in the network namespace of .*: give that namespace once"):
+        container_namespaces(host, names, netns)
