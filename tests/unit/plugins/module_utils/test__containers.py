@@ -304,8 +304,9 @@ def test_enable_takes_each_container_namespace_once_with_its_names():
     docker_down = {("/usr/bin/docker", "container", "inspect", "--", "web"): (1, "[]", NO_DOCKER_DAEMON)}
     host = FakeHost(["podman", "docker"], {**inspect("podman", "web", running_here("web")), **docker_down})
     found, warnings = container_namespaces(host, ["web"])
-    assert found == {f"/proc/{os.getpid()}/ns/net": {"name": "web", "display_name": "podman container web",
-                                                        "runtime": "podman", "kind": "container", "id": "web-id"}}
+    names = {"name": "web", "display_name": "podman container web", "runtime": "podman", "kind": "container",
+             "id": "web-id"}
+    assert found == {f"/proc/{os.getpid()}/ns/net": names}
     assert len(warnings) == 1 and warnings[0].startswith("'web' was found, but docker: Cannot connect")
     assert container_namespaces(host, []) == ({}, [])
 
