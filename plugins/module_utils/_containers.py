@@ -306,8 +306,27 @@ def namespace_identity(resolved: dict, stat: t.Callable[[str], os.stat_result] =
     return identity
 
 
+def container_namespaces(host, names: t.Iterable[str], netns: t.Iterable[str] = ()) -> tuple[dict, list]:
+    """{namespace path: the names of its container} for each container or pod name, resolved through the runtime
+    that runs it, and warnings about installed runtimes that did not answer. One namespace given twice is refused."""
+    found: dict = {}
+    warnings = []
+    for resolved in resolve_containers(host, names) if names else []:
+        # The runtime's namespace file and the container's process must still agree: a container restarted
+        # meanwhile is refused rather than debugged in a namespace it left.
+        namespace_identity(resolved)
+        path = resolved["netns_path"]
+        if path in found or path in netns:
+            other = (found.get(path) or {}).get("display_name", path)
+            raise ConntrackModuleError(f"{resolved['display_name']} ({resolved['name']!r}) is in the network namespace"
+                                       f" of {other}: give that namespace once")
+        found[path] = {key: resolved[key] for key in ("name", "display_name", "runtime", "kind", "id")}
+        warnings += [f"{resolved['name']!r} was found, but {answer}" for answer in resolved["unanswered"]]
+    return found, warnings
+
+
 __all__ = (
-    "RUNTIMES", "CriContainer", "PodRef", "Sandbox", "namespace_identity", "namespace_path", "parse_crictl_containers",
+    "RUNTIMES", "CriContainer", "PodRef", "Sandbox", "container_namespaces", "namespace_identity", "namespace_path", "parse_crictl_containers",
     "parse_crictl_inspectp", "parse_crictl_pods", "parse_inspect_containers", "parse_podman_pods",
     "resolve_containers", "validate_container_spec",
 )

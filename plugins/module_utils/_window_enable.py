@@ -16,14 +16,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import time
-import typing as t
 import uuid
 
 from ansible_collections.netfilter.conntrack.plugins.module_utils._conntrack_log_invalid import set_log_invalid
-from ansible_collections.netfilter.conntrack.plugins.module_utils._containers import namespace_identity, resolve_containers
+from ansible_collections.netfilter.conntrack.plugins.module_utils._containers import container_namespaces
 from ansible_collections.netfilter.conntrack.plugins.module_utils._dynamic_debug import apply_site
 from ansible_collections.netfilter.conntrack.plugins.module_utils._errors import ConntrackModuleError
 from ansible_collections.netfilter.conntrack.plugins.module_utils._host import ProcessHost
@@ -32,11 +30,7 @@ from ansible_collections.netfilter.conntrack.plugins.module_utils._nf_log import
 from ansible_collections.netfilter.conntrack.plugins.module_utils._plan import intended_changes, plan_from, probe, read_outside
 from ansible_collections.netfilter.conntrack.plugins.module_utils._sysctl_keys import KEY_LOG_INVALID, logger_key
 from ansible_collections.netfilter.conntrack.plugins.module_utils._window_capture import NETLINK
-from ansible_collections.netfilter.conntrack.plugins.module_utils._window_request import (
-    WindowRequest,
-    parse_window_request,
-    request_from_argument,
-)
+from ansible_collections.netfilter.conntrack.plugins.module_utils._window_request import request_of
 from ansible_collections.netfilter.conntrack.plugins.module_utils._window_revert import process_start
 from ansible_collections.netfilter.conntrack.plugins.module_utils._window_store import PROGRAM_NAME, boot_now, monotonic_now, snapshot_id
 
@@ -56,56 +50,6 @@ class EnableFailed(Exception):
 
 def all_netns_value(args: argparse.Namespace) -> str | None:
     return None if args.all_netns is None else ("1" if args.all_netns == "on" else "0")
-
-
-def flag_options(args: argparse.Namespace) -> dict:
-    """The request's options as the flags of snapshot and enable give them (run by hand, and by the tests)."""
-    try:
-        sites = [json.loads(text) for text in args.dyndbg_site or []]
-        capture = json.loads(args.capture) if getattr(args, "capture", None) else None
-    except ValueError as exc:
-        raise ConntrackModuleError(f"--dyndbg-site and --capture take JSON: {exc}") from None
-    return {"duration": args.duration, "protocol": args.log_invalid, "families": args.family or [],
-            "backend": args.backend, "all_netns": args.all_netns == "on", "netns": args.netns or [],
-            "containers": getattr(args, "container", None) or [], "dynamic_debug_sites": sites, "capture": capture}
-
-
-def request_of(args: argparse.Namespace) -> WindowRequest:
-    """The window request of this run, parsed once (and kept on args): --request as the action sends it, or the
-    same options given as flags, where a missing protocol or family is left alone."""
-    if getattr(args, "window_request", None) is None:
-        etc_protocols = load_etc_protocols()
-        if getattr(args, "request", None) is not None:
-            if any(value not in (None, []) for value in flag_options(args).values() if value is not False):
-                raise ConntrackModuleError("give enable's options either as --request or as flags, not both")
-            request = request_from_argument(args.request, etc_protocols)
-        else:
-            request = parse_window_request(flag_options(args), etc_protocols, partial=True)
-        args.window_request = request
-        # What the run decides from here on: the capture path may take nf_log_all_netns back, and each
-        # namespace's logger (see backend_for).
-        args.backend = request.backend
-        args.all_netns = "on" if request.all_netns else None
-    return args.window_request
-
-
-def container_namespaces(host, names: t.Iterable[str], netns: t.Iterable[str] = ()) -> tuple[dict, list]:
-    """{namespace path: the names of its container} for each container or pod name, resolved through the runtime
-    that runs it, and warnings about installed runtimes that did not answer. One namespace given twice is refused."""
-    found: dict = {}
-    warnings = []
-    for resolved in resolve_containers(host, names) if names else []:
-        # The runtime's namespace file and the container's process must still agree: a container restarted
-        # meanwhile is refused rather than debugged in a namespace it left.
-        namespace_identity(resolved)
-        path = resolved["netns_path"]
-        if path in found or path in netns:
-            other = (found.get(path) or {}).get("display_name", path)
-            raise ConntrackModuleError(f"{resolved['display_name']} ({resolved['name']!r}) is in the network namespace"
-                                       f" of {other}: give that namespace once")
-        found[path] = {key: resolved[key] for key in ("name", "display_name", "runtime", "kind", "id")}
-        warnings += [f"{resolved['name']!r} was found, but {answer}" for answer in resolved["unanswered"]]
-    return found, warnings
 
 
 class EnableCommands:

@@ -45,13 +45,14 @@ import json
 import os
 import sys
 
+from ansible_collections.netfilter.conntrack.plugins.module_utils._containers import container_namespaces
 from ansible_collections.netfilter.conntrack.plugins.module_utils._errors import ConntrackModuleError
 from ansible_collections.netfilter.conntrack.plugins.module_utils._kernel_log import SOURCES
 from ansible_collections.netfilter.conntrack.plugins.module_utils._host import ProcessHost
 from ansible_collections.netfilter.conntrack.plugins.module_utils._sysctl_keys import KEY_LOGGER_PREFIX
 from ansible_collections.netfilter.conntrack.plugins.module_utils._window_cleanup import CleanupCommands
 from ansible_collections.netfilter.conntrack.plugins.module_utils._window_capture import CaptureCommands
-from ansible_collections.netfilter.conntrack.plugins.module_utils._window_enable import EnableCommands, container_namespaces
+from ansible_collections.netfilter.conntrack.plugins.module_utils._window_enable import EnableCommands
 from ansible_collections.netfilter.conntrack.plugins.module_utils._window_install import install, source_sha256, unsafe_directory
 from ansible_collections.netfilter.conntrack.plugins.module_utils._window_revert import RevertCommands
 from ansible_collections.netfilter.conntrack.plugins.module_utils._window_scheduler import PARTNER, WATCHER, Scheduler

@@ -16,13 +16,19 @@ family, the namespace specs, the container names and the parsed dynamic-debug qu
 
 from __future__ import annotations
 
+import argparse
 import json
 import typing as t
 
 from ansible_collections.netfilter.conntrack.plugins.module_utils._containers import validate_container_spec
 from ansible_collections.netfilter.conntrack.plugins.module_utils._dynamic_debug import OPERATIONS, SITE_DEFAULTS, SiteRequest, parse_site
 from ansible_collections.netfilter.conntrack.plugins.module_utils._errors import ConntrackModuleError
-from ansible_collections.netfilter.conntrack.plugins.module_utils._names import PROTOCOL_NONE, resolve_family, resolve_protocol
+from ansible_collections.netfilter.conntrack.plugins.module_utils._names import (
+    PROTOCOL_NONE,
+    load_etc_protocols,
+    resolve_family,
+    resolve_protocol,
+)
 from ansible_collections.netfilter.conntrack.plugins.module_utils._netns import netns_path
 from ansible_collections.netfilter.conntrack.plugins.module_utils._nf_log import wanted_logger
 from ansible_collections.netfilter.conntrack.plugins.module_utils._window_capture import KERNEL_LOG, parse_request
@@ -214,5 +220,37 @@ def request_from_argument(text: str, etc_protocols: dict) -> WindowRequest:
     return parse_window_request(options, etc_protocols)
 
 
+def flag_options(args: argparse.Namespace) -> dict:
+    """The request's options as the flags of snapshot and enable give them (run by hand, and by the tests)."""
+    try:
+        sites = [json.loads(text) for text in args.dyndbg_site or []]
+        capture = json.loads(args.capture) if getattr(args, "capture", None) else None
+    except ValueError as exc:
+        raise ConntrackModuleError(f"--dyndbg-site and --capture take JSON: {exc}") from None
+    return {"duration": args.duration, "protocol": args.log_invalid, "families": args.family or [],
+            "backend": args.backend, "all_netns": args.all_netns == "on", "netns": args.netns or [],
+            "containers": getattr(args, "container", None) or [], "dynamic_debug_sites": sites, "capture": capture}
+
+
+def request_of(args: argparse.Namespace) -> WindowRequest:
+    """The window request of this run, parsed once (and kept on args): --request as the action sends it, or the
+    same options given as flags, where a missing protocol or family is left alone."""
+    if getattr(args, "window_request", None) is None:
+        etc_protocols = load_etc_protocols()
+        if getattr(args, "request", None) is not None:
+            if any(value not in (None, []) for value in flag_options(args).values() if value is not False):
+                raise ConntrackModuleError("give enable's options either as --request or as flags, not both")
+            request = request_from_argument(args.request, etc_protocols)
+        else:
+            request = parse_window_request(flag_options(args), etc_protocols, partial=True)
+        args.window_request = request
+        # What the run decides from here on: the capture path may take nf_log_all_netns back, and each
+        # namespace's logger (see backend_for).
+        args.backend = request.backend
+        args.all_netns = "on" if request.all_netns else None
+    return args.window_request
+
+
 __all__ = ("MAX_DURATION", "REQUEST_FIELDS", "SITE_FIELDS", "WindowRequest", "WindowSite", "check_duration",
-           "check_protocol", "parse_window_request", "parse_window_site", "request_from_argument")
+           "check_protocol", "flag_options", "parse_window_request", "parse_window_site", "request_from_argument",
+           "request_of")

@@ -10,6 +10,7 @@ import os
 import pytest
 
 from ansible_collections.netfilter.conntrack.plugins.module_utils._containers import (
+    container_namespaces,
     namespace_identity,
     parse_crictl_containers,
     parse_crictl_inspectp,
@@ -20,7 +21,6 @@ from ansible_collections.netfilter.conntrack.plugins.module_utils._containers im
     validate_container_spec,
 )
 from ansible_collections.netfilter.conntrack.plugins.module_utils._errors import ConntrackModuleError
-from ansible_collections.netfilter.conntrack.plugins.module_utils._window_enable import container_namespaces
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures", "containers")
 
