@@ -40,7 +40,11 @@ def _json(text):
 
 
 def readback(text):
-    return dict(line.split("=", 1) for line in (text or "").splitlines() if "=" in line)
+    values = dict(line.split("=", 1) for line in (text or "").splitlines() if "=" in line)
+    # Built in without parameters, nfnetlink_log has no /sys/module entry; registered as a logger, it is there.
+    if values.get("nfnetlink_log") == "absent" and "nfnetlink_log" in values.get("nf_log", ""):
+        values["nfnetlink_log"] = "built-in"
+    return values
 
 
 def _case(directory, name):
