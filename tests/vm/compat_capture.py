@@ -126,9 +126,19 @@ def capture_cell(directory, name):
     return (FAIL, "; ".join(problems) + " — " + note) if problems else (PASS, note)
 
 
+def _netlink_case(directory):
+    """The explicit netlink window, or the default one where only that one took the netlink path and sent."""
+    cases = [_case(directory, name) for name in ("netlink", "default")]
+    for case, dummy in cases:
+        if case and case.get("sent") and (((case.get("enabled") or {}).get("namespaces") or {}).get(case["id"]) or {}) \
+                .get("capture", {}).get("path") == "netlink":
+            return case, None
+    return cases[0]
+
+
 def all_netns_cell(directory):
-    """Did nfnetlink_log deliver a child namespace's events with nf_log_all_netns at 0 (the explicit netlink case)?"""
-    case, missing = _case(directory, "netlink")
+    """Did nfnetlink_log deliver a child namespace's events with nf_log_all_netns at 0 (either window)?"""
+    case, missing = _netlink_case(directory)
     if missing:
         return missing
     if case.get("error") and not case.get("sent"):
@@ -138,17 +148,17 @@ def all_netns_cell(directory):
     sent, events = _json(case.get("sent")).get("sent", 0), namespace.get("events")
     lost = (namespace.get("loss_detail") or {}).get("events_lost") or 0
     module = f"nfnetlink_log {opened.get('nfnetlink_log')}"
-    note = f"nf_log_all_netns={opened.get('all_netns')}; {events} of {sent} event(s) delivered ({lost} lost); {module}"
+    note = (f"{case['capture']} window: nf_log_all_netns={opened.get('all_netns')}; {events} of {sent} event(s)"
+            f" delivered ({lost} lost); {module}")
     works = opened.get("all_netns") == "0" and sent > 0 and isinstance(events, int) and events + lost == sent and events > 0
     return (PASS, "works without it: " + note) if works else (FAIL, "does NOT hold: " + note)
 
 
 def capture_needs(directory):
     """One line for the 'what netlink capture needs' section."""
-    evidence = _load(directory, "capture.json")
-    case = (evidence.get("cases") or {}).get("netlink")
-    if not case:
-        return "not run"
+    case, missing = _netlink_case(directory)
+    if missing:
+        return "not run: " + missing[1]
     before, opened = readback(case.get("before")), readback(case.get("open"))
     enabled = ((case.get("enabled") or {}).get("namespaces") or {}).get(case["id"]) or {}
     capture = enabled.get("capture") or {}
@@ -165,6 +175,16 @@ def capture_needs(directory):
             + ("not needed" if status == PASS else "NEEDED") + f" ({note}); auto: {capture.get('why') or '?'}")
 
 
+def _unattributed(directory):
+    """The collect report's kernel-log lines that no namespace of the window could be given."""
+    reports = os.path.join(directory, "reports-verdicts")
+    for name in sorted(os.listdir(reports)) if os.path.isdir(reports) else []:
+        if name.endswith(".json") and name != "fleet-summary.json":
+            report = _load(reports, name)
+            return ((report.get("invalid_log") or {}).get("attribution") or {}).get("unattributed") or {}
+    return {}
+
+
 def verdict_cell(directory, namespace, expected, absent, exactly):
     evidence = _load(directory, "verdicts.json")
     if not evidence:
@@ -179,6 +199,12 @@ def verdict_cell(directory, namespace, expected, absent, exactly):
     numbers = ", ".join(f"{k} {v}" for k, v in ((one or {}).get("numbers") or {}).items()
                         if not isinstance(v, (dict, list)))
     note = f"{namespace}: {', '.join(ids) or 'none'}" + (f" ({one.get('confidence')}; {numbers})" if one else "")
+    invalid = (((evidence.get("windows") or {}).get(f"netns-{namespace}") or {}).get("stats_delta") or {}).get("invalid")
+    note += f"; invalid +{invalid}"
+    unattributed = _unattributed(directory) if expected == "tcp_out_of_window" else {}
+    if unattributed.get("count"):
+        note += f"; {unattributed['count']} kernel-log line(s) of the window not attributed to a namespace: " + \
+            ", ".join(f"{count} x {why}" for why, count in (unattributed.get("reasons") or {}).items())
     if expected == "table_full":
         note += "; fill: " + " ".join(str(evidence.get("fill")).split())
     ok = one is not None and not set(absent) & set(ids) and (not exactly or ids == [expected])
