@@ -51,3 +51,25 @@ assert "vd-stale" in members.get("conntrack_verdict_stale_udp_entries", []), mem
 assert not any("vd-quiet" in hosts for hosts in members.values()), "nothing_wrong makes no group"
 assert "conntrack_verdict_nothing_wrong" not in members
 PY
+
+# 3. The fleet_summary entry point reads the same cache, connecting to no host: the role's fleet input is each
+#    host's report by inventory name, so a cached report that is not a mapping is named by its host, not fatal.
+python - <<'PY'
+from ansible import constants as C
+from ansible.plugins.loader import cache_loader
+cache_loader.get(C.CACHE_PLUGIN).set("vd-truncated", {"conntrack_debug_report": "{\"host\": \"vd-trunc"})
+PY
+printf '    vd-truncated:\n' >>"$work/hosts.yml"
+(cd "$work" && ansible-playbook -i hosts.yml netfilter.conntrack.fleet_summary -e conntrack_debug_report_dir="$work/fleet" \
+  -e '{"conntrack_debug_report_formats": ["json", "markdown"]}')
+python - "$work/fleet" "$work/reports" <<'PY'
+import json, os, sys
+summary = json.load(open(os.path.join(sys.argv[1], "fleet-summary.json")))
+cached = sorted(os.listdir(sys.argv[2]))
+assert sorted(summary["hosts"]) == cached, (summary["hosts"], cached)
+assert summary["unreadable"] == ["vd-truncated"], summary["unreadable"]
+assert [where.split()[0] for where in summary["hosts_by_verdict"]["table_full"]] == ["vd-full"], summary["hosts_by_verdict"]
+assert sorted(summary["evidence"]) == cached and summary["evidence"]["vd-full"], summary["evidence"]
+markdown = open(os.path.join(sys.argv[1], "fleet-summary.md"), encoding="utf-8").read()
+assert "report unreadable (not a mapping): vd-truncated" in markdown and "## Evidence" in markdown
+PY
