@@ -97,6 +97,7 @@ class StatusCommands:
         one = {
             "active": not data.get("expired"), "expired": bool(data.get("expired")),
             "confirmed": bool(data.get("confirmed")), "netns": data["netns"]["spec"],
+            "container": data["netns"].get("container"),
             "identity": {"dev": data["netns"].get("dev"), "ino": data["netns"].get("ino")},
             "enabled_at": data["created"], "enabled_at_monotonic": data["created_monotonic"],
             # The deadline is kept on CLOCK_BOOTTIME; its wall-clock time is only shown, as of now.

@@ -175,7 +175,10 @@ class Store:
         except FileNotFoundError:
             if not create:
                 return False
-            os.mkdir(self.directory, 0o700)
+            try:
+                os.mkdir(self.directory, 0o700)
+            except FileExistsError:
+                pass  # a parallel enable made it first; the checks below apply to it all the same
             info = os.lstat(self.directory)
         if stat.S_ISLNK(info.st_mode) or not stat.S_ISDIR(info.st_mode):
             raise ConntrackModuleError(

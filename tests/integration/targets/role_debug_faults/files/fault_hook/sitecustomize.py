@@ -65,6 +65,7 @@ def hook(event, args):
         wait_for_go()
 
 
-# sys.argv: the program (or -c, the bootstrap's, and the program, its digest), --expect-sha256=..., then the command.
-if FAULT and any(word.endswith(".pyz") for word in sys.argv[:2]) and "enable" in sys.argv[1:5]:
+# sys.argv: the program (or -c, the bootstrap's, and the program, its digest), [--shipped-on-stdin=...],
+# --expect-sha256=..., [--install-to=...], then the command.
+if FAULT and any(word.endswith(".pyz") for word in sys.argv[:2]) and "enable" in sys.argv[1:8]:
     sys.addaudithook(hook)
