@@ -324,10 +324,8 @@ from ansible_collections.netfilter.conntrack.plugins.module_utils._errors import
 from ansible_collections.netfilter.conntrack.plugins.module_utils._netns import NETNS_RUN_DIR, InNetns, open_netns
 from ansible_collections.netfilter.conntrack.plugins.module_utils._nf_log import NONE, read_nf_log
 from ansible_collections.netfilter.conntrack.plugins.module_utils._sysctl import read_key
+from ansible_collections.netfilter.conntrack.plugins.module_utils._sysctl_keys import KEY_ALL_NETNS, KEY_LOG_INVALID
 from ansible_collections.netfilter.conntrack.plugins.module_utils._window_store import STATE_DIR, Store, snapshot_id
-
-LOG_INVALID_KEY = "net.netfilter.nf_conntrack_log_invalid"
-ALL_NETNS_KEY = "net.netfilter.nf_log_all_netns"
 
 
 def build_module() -> AnsibleModule:
@@ -393,7 +391,7 @@ def gather_here(params: dict, netns: str | None, inum: int | None, windows: dict
         load_module=None,
     )
     return namespace_summary(
-        facts, netns=netns, inum=inum, log_invalid=read_optional(LOG_INVALID_KEY), loggers=read_loggers(),
+        facts, netns=netns, inum=inum, log_invalid=read_optional(KEY_LOG_INVALID), loggers=read_loggers(),
         window=windows.get(snapshot_id(netns)), invalid_log=invalid_log, full_lists=params["full_lists"],
     )
 
@@ -430,7 +428,7 @@ def run(module: AnsibleModule) -> dict:
         finally:
             os.close(fd)
     summary = build_summary(now=now, kernel=os.uname().release, own=own, namespaces=namespaces,
-                            invalid_log=invalid_log, window=windows, nf_log_all_netns=read_optional(ALL_NETNS_KEY),
+                            invalid_log=invalid_log, window=windows, nf_log_all_netns=read_optional(KEY_ALL_NETNS),
                             truncated=left_out)
     result: dict = {"changed": False, "ansible_facts": {"conntrack_summary": summary}}
     if params["textfile_dir"]:
