@@ -26,20 +26,22 @@ CHILD_NAMESPACE_NOTE = (
 def build_report(host: str, status: dict[str, t.Any], lists: list[dict[str, t.Any]], invalid_log: dict[str, t.Any],
                  acting_in_netns: bool, plans: dict[str, dict[str, t.Any]] | None = None,
                  thresholds: dict[str, t.Any] | None = None, makeups: dict[str, dict[str, t.Any]] | None = None,
-                 captures: dict[str, t.Any] | None = None) -> dict[str, t.Any]:
+                 captures: dict[str, t.Any] | None = None,
+                 captured: dict[str, dict[str, t.Any]] | None = None) -> dict[str, t.Any]:
     """The per-host report from the program's status, one conntrack_lists_facts result per namespace of
     status["order"], the conntrack_invalid_log_facts summary and, with ``plans`` (conntrack_plan_facts per
     namespace id), the plan and the diagnosis (plan problems, counters reconciled with the log, table-full).
 
     ``verdicts`` names the known problems per namespace (_verdicts.evaluate) with ``thresholds`` (None: the
     defaults), the table make-up of each namespace (``makeups``, _table_makeup.read_makeup per namespace id) and,
-    where an exact capture of the invalid packets exists, its aggregate per namespace id (``captures``)."""
+    where an exact capture of the invalid packets exists, its aggregate per namespace id (``captures``) and its
+    ``events`` and ``events_lost`` (``captured``), which the diagnosis compares with the counters instead of the log."""
     windows = status.get("namespaces") or {}
     active = [window for window in windows.values() if window.get("active")]
     # nf_log_all_netns exists only in the initial namespace: None means the connection is in a child one.
     in_child = status.get("nf_log_all_netns") is None or acting_in_netns
     notes = [] if active else [NO_WINDOW_NOTE]
-    if in_child and (status.get("nf_log_all_netns") or "0") != "1" and invalid_log.get("total", 0) == 0:
+    if in_child and (status.get("nf_log_all_netns") or "0") != "1" and invalid_log.get("total", 0) == 0 and not captured:
         notes.append(CHILD_NAMESPACE_NOTE)
     notes += status.get("problems") or []
     codes: list[str] = []
@@ -63,7 +65,7 @@ def build_report(host: str, status: dict[str, t.Any], lists: list[dict[str, t.An
     }
     if plans is not None:
         report["plan"] = {label: {k: v for k, v in plan.items() if k != "probe"} for label, plan in plans.items()}
-        report["diagnosis"] = diagnose(plans, windows, invalid_log, dict(zip(plans, lists)))
+        report["diagnosis"] = diagnose(plans, windows, invalid_log, dict(zip(plans, lists)), captured)
     report["verdicts"] = {label: evaluate(namespace_evidence(report, label, (captures or {}).get(label)), thresholds)
                           for label in conntrack}
     return report

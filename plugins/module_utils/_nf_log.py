@@ -20,6 +20,8 @@ from ansible_collections.netfilter.conntrack.plugins.module_utils._sysctl_keys i
 
 NF_LOG_PROC = "/proc/net/netfilter/nf_log"
 NONE = "NONE"
+# The logger that sends to a netlink socket of the packet's namespace (the capture), not to the kernel log.
+NFNETLINK_LOG = "nfnetlink_log"
 
 _LOGGER_NAME_RE = re.compile(r"^[A-Za-z0-9_]{1,63}$")
 
@@ -203,5 +205,5 @@ def set_loggers(host, family: list | None, backend: str | None, all_netns: bool 
     return result
 
 
-__all__ = ("NF_LOG_PROC", "NONE", "FamilyLoggers", "find_registered", "parse_nf_log",
+__all__ = ("NFNETLINK_LOG", "NF_LOG_PROC", "NONE", "FamilyLoggers", "find_registered", "parse_nf_log",
            "read_nf_log", "set_all_netns", "set_backends", "set_loggers", "wanted_logger")

@@ -125,13 +125,25 @@ def _missing_line_causes(steps: dict[str, t.Any], lost_records: int | None, unat
     return found
 
 
+def _missing_event_causes(steps: dict[str, t.Any], events_lost: int | None) -> list[dict[str, str]]:
+    """What explains invalid packets counted but not captured through nfnetlink_log: the capture needs no
+    nf_log_all_netns and reads no ring buffer, so only log_invalid's protocol and the capture's own loss remain."""
+    found = [cause for cause in _missing_line_causes(steps, None, 0)
+             if cause["code"] in ("log_invalid_off", "protocol_outside_log_invalid")]
+    if events_lost:
+        found.append({"code": "capture_lost_events", "text": f"the capture lost {events_lost} event(s) (socket overruns"
+                                                             " or sequence gaps)"})
+    return found
+
+
 def reconcile(delta: dict[str, int] | None, logged: int | None, plan: dict[str, t.Any] | None,
               unattributed: int = 0, lost_records: int | None = None, table_full: int = 0,
-              ratelimit_suppressed: int = 0) -> dict[str, t.Any]:
+              ratelimit_suppressed: int = 0, capture: dict[str, t.Any] | None = None) -> dict[str, t.Any]:
     """Compare one namespace's statistics delta with the invalid-packet lines attributed to it; pure.
 
     ``logged`` is the number of lines attributed to the namespace (None when attribution was impossible);
-    ``unattributed`` the lines no selected namespace owns, which may belong to it.
+    ``unattributed`` the lines no selected namespace owns, which may belong to it. With ``capture`` (``events``
+    and ``events_lost`` of the namespace's nfnetlink_log capture) the evidence is the captured events instead.
     """
     delta = {k: v for k, v in (delta or {}).items() if isinstance(v, int)}
     steps = (plan or {}).get("steps") or {}
@@ -139,13 +151,15 @@ def reconcile(delta: dict[str, int] | None, logged: int | None, plan: dict[str, 
     explained = [{"counter": key, "delta": value, "text": _counter_text(key, value, delta)}
                  for key, value in sorted(delta.items()) if value > 0 and key in COUNTER_MEANINGS]
     invalid = delta.get("invalid", 0)
-    seen = logged or 0
+    seen = capture["events"] if capture else logged or 0
     if invalid > seen:
-        reasons = _missing_line_causes(steps, lost_records, unattributed)
+        reasons = (_missing_event_causes(steps, capture.get("events_lost")) if capture
+                   else _missing_line_causes(steps, lost_records, unattributed))
         if not reasons:
             reasons.append({"code": "unexplained", "text": "no setting explains it: some invalid verdicts are not logged by"
                                                            " design (for example a packet conntrack cannot parse at all)"})
-        verb = "no line was logged" if not seen else f"only {seen} line(s) were logged"
+        none, some = ("no event was captured", "event(s) were captured") if capture else ("no line was logged", "line(s) were logged")
+        verb = none if not seen else f"only {seen} {some}"
         findings.append({"code": "invalid_not_logged", "counted": invalid, "logged": seen,
                          "text": f"invalid rose by {invalid} but {verb}: " + "; ".join(r["text"] for r in reasons),
                          "causes": [r["code"] for r in reasons],
@@ -159,7 +173,8 @@ def reconcile(delta: dict[str, int] | None, logged: int | None, plan: dict[str, 
         findings.append({"code": "table_full_rate_limited",
                          "text": f"{table_full} table-full line(s) logged while net_ratelimit suppressed {ratelimit_suppressed}"
                                  " message(s): the drop counter, not the line count, says how many packets were lost"})
-    return {"counters": explained, "findings": findings, "logged": logged, "counted_invalid": invalid}
+    return {"counters": explained, "findings": findings, "logged": logged, "counted_invalid": invalid,
+            "evidence": "capture" if capture else "kernel log"}
 
 
 def _table_full_by_label(plans: dict[str, dict[str, t.Any]], by_netns: dict[str, int]) -> dict[str, int]:
@@ -184,8 +199,10 @@ def _table_full_by_label(plans: dict[str, dict[str, t.Any]], by_netns: dict[str,
 
 
 def _reconcile_windows(plans: dict[str, dict[str, t.Any]], windows: dict[str, dict[str, t.Any]], invalid_log: dict[str, t.Any],
-                       full_by_label: dict[str, int], suppressed: int) -> dict[str, dict[str, t.Any]]:
-    """:func:`reconcile` for each planned namespace with an active window, with the lines attributed to it."""
+                       full_by_label: dict[str, int], suppressed: int,
+                       captured: dict[str, dict[str, t.Any]]) -> dict[str, dict[str, t.Any]]:
+    """:func:`reconcile` for each planned namespace with an active window, with the lines attributed to it, or its
+    captured events where ``captured`` has them."""
     attribution = invalid_log.get("attribution") or {}
     by_namespace = attribution.get("by_namespace") or {}
     unattributed = (attribution.get("unattributed") or {}).get("count", 0)
@@ -203,17 +220,20 @@ def _reconcile_windows(plans: dict[str, dict[str, t.Any]], windows: dict[str, di
             logged, others = invalid_log.get("total", 0), 0
         reconciliation[label] = reconcile(window.get("stats_delta"), logged, plan, unattributed=others,
                                           lost_records=invalid_log.get("lost_records"),
-                                          table_full=full_by_label.get(label, 0), ratelimit_suppressed=suppressed)
+                                          table_full=full_by_label.get(label, 0), ratelimit_suppressed=suppressed,
+                                          capture=captured.get(label))
     return reconciliation
 
 
 def diagnose(plans: dict[str, dict[str, t.Any]], windows: dict[str, dict[str, t.Any]], invalid_log: dict[str, t.Any],
-             conntrack: dict[str, dict[str, t.Any]] | None = None) -> dict[str, t.Any]:
+             conntrack: dict[str, dict[str, t.Any]] | None = None,
+             captured: dict[str, dict[str, t.Any]] | None = None) -> dict[str, t.Any]:
     """The report's diagnosis of one host: plan problems, counters reconciled with the log, table-full events.
 
     ``plans`` and ``conntrack`` are keyed by namespace label (the window ids: init, netns-NAME, path-HASH),
     ``windows`` is the window program's status per id, ``invalid_log`` the conntrack_invalid_log_facts summary
-    read with the plans' interfaces.
+    read with the plans' interfaces, ``captured`` the namespaces captured through nfnetlink_log (``events``,
+    ``events_lost``), whose evidence is the capture rather than the log.
     """
     conntrack = conntrack or {}
     attribution = invalid_log.get("attribution") or {}
@@ -223,7 +243,7 @@ def diagnose(plans: dict[str, dict[str, t.Any]], windows: dict[str, dict[str, t.
     problems = [{"netns": label, "code": one["code"], "text": one["text"]}
                 for label, plan in plans.items() for one in plan.get("problems") or []]
     full_by_label = _table_full_by_label(plans, table_full.get("by_netns") or {})
-    reconciliation = _reconcile_windows(plans, windows, invalid_log, full_by_label, suppressed)
+    reconciliation = _reconcile_windows(plans, windows, invalid_log, full_by_label, suppressed, captured or {})
     usage = {label: facts.get("usage_percent") for label, facts in conntrack.items() if isinstance(facts, dict)}
     return {
         "plan_problems": problems,

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import typing as t
 
+from ansible_collections.netfilter.conntrack.plugins.module_utils._nf_log import NFNETLINK_LOG
 from ansible_collections.netfilter.conntrack.plugins.module_utils._kernel_release import (
     AUTOLOAD_SINCE,
     TCP_DEBUG_GONE,
@@ -176,6 +177,12 @@ def all_netns_step(plan: PlanInput) -> StepEntries:
     if plan.probe.get("initial"):
         return {"all_netns": {"needed": False, "value": all_netns, "effective": True, "decided_by": "probe",
                               "why": "this is the initial namespace: its lines always reach the kernel log"}}
+    bound = [((plan.probe.get("nf_log") or {}).get(family) or (plan.probe.get("nf_log") or {}).get(str(family)) or {}).get("bound")
+             for family in plan.families]
+    if bound and all(name == NFNETLINK_LOG for name in bound) and not plan.intended.get("bind"):
+        return {"all_netns": {"needed": False, "value": all_netns, "effective": True, "decided_by": "probe",
+                              "why": "the loggers are bound to nfnetlink_log: its events go to a netlink socket in this"
+                                     " namespace, and nf_log_all_netns only gates the kernel log"}}
     if all_netns is None:
         return {"all_netns": {"needed": True, "value": None, "effective": None, "decided_by": "unknown",
                               "why": "a child namespace, and nf_log_all_netns of the initial namespace could not be read"}}

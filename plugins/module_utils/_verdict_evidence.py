@@ -107,6 +107,9 @@ def namespace_evidence(report: dict[str, t.Any], label: str, capture: t.Any = No
     unnamed = sum(v for k, v in by_netns.items() if k not in labels and not k.startswith("netns inode"))
     attribution = _dict(_dict(invalid_log.get("attribution")).get("by_namespace"))
     logged = (_dict(attribution.get(label)).get("count") or 0) if attribution else (invalid_log.get("total") or 0)
+    reasons = reasons_from_aggregate(capture) if capture is not None else reasons_from_log(invalid_log, label, labels)
+    if capture is not None:  # every captured event is one invalid verdict logged, whatever the kernel log kept
+        logged = sum(one["count"] for one in reasons.values())
     return {
         "label": label,
         "window": window,
@@ -121,7 +124,7 @@ def namespace_evidence(report: dict[str, t.Any], label: str, capture: t.Any = No
         "by_protocol": _dict(_dict(facts.get("table")).get("by_protocol")),
         "makeup": facts.get("makeup") if isinstance(facts.get("makeup"), dict) else None,
         "discrepancy": _dict(facts.get("discrepancy")),
-        "reasons": reasons_from_aggregate(capture) if capture is not None else reasons_from_log(invalid_log, label, labels),
+        "reasons": reasons,
         "reasons_source": "capture" if capture is not None else "kernel log",
         "logged": logged,
         "table_full_lines": named,

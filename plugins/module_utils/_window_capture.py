@@ -51,12 +51,12 @@ from ansible_collections.netfilter.conntrack.plugins.module_utils._capture_aggre
 from ansible_collections.netfilter.conntrack.plugins.module_utils._capture_config import CaptureConfig, config_from_dict
 from ansible_collections.netfilter.conntrack.plugins.module_utils._errors import ConntrackModuleError
 from ansible_collections.netfilter.conntrack.plugins.module_utils._host import run_argv
+from ansible_collections.netfilter.conntrack.plugins.module_utils._nf_log import NFNETLINK_LOG
 from ansible_collections.netfilter.conntrack.plugins.module_utils._nflog import CONNTRACK_GROUP, GroupTaken, NflogError, NflogSocket
 
 NETLINK = "netlink"
 KERNEL_LOG = "kernel_log"
 AUTO = "auto"
-NFNETLINK_LOG = "nfnetlink_log"
 CAPTURE_UNIT_PREFIX = "netfilter-conntrack-capture"
 # The settings enable takes (one JSON argument); everything else of CaptureConfig is the program's to choose.
 REQUEST_KEYS = ("mode", "budgets", "samples_per_reason")

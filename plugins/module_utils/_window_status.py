@@ -163,8 +163,11 @@ class StatusCommands:
             interfaces={label: plan["interfaces"] for label, plan in plans.items()})
         capture, captured_reasons = self.capture_report()
         thresholds = thresholds_with(json.loads(args.verdict_thresholds)) if args.verdict_thresholds else None
+        captured = {label: {"events": one.get("events") or 0, "events_lost": (one.get("loss_detail") or {}).get("events_lost")}
+                    for label, one in ((capture or {}).get("namespaces") or {}).items() if label in captured_reasons}
         report = build_report(args.report_host, status, lists, invalid_log, acting_in_netns=bool(args.netns),
-                              plans=plans, captures=captured_reasons, thresholds=thresholds, makeups=makeups)
+                              plans=plans, captures=captured_reasons, thresholds=thresholds, makeups=makeups,
+                              captured=captured)
         if capture is not None:
             report["capture"] = dict(capture, collector=(status.get("capture") or {}).get("collector", "stopped"))
         result = {"changed": False, "report": report}

@@ -199,6 +199,38 @@ def test_reconcile(name, delta, logged, probed, finding_codes, causes):
         assert "does not apply" in result["findings"][0]["rate_limit"]
 
 
+NETLINK = {2: {"bound": "nfnetlink_log", "registered": ["nf_log_ipv4", "nfnetlink_log"]},
+           10: {"bound": "nfnetlink_log", "registered": ["nf_log_ipv6", "nfnetlink_log"]}}
+
+
+def test_a_child_bound_to_nfnetlink_log_needs_no_all_netns():
+    plan = build_plan(probe(all_netns="0", nf_log=NETLINK))
+    assert plan["steps"]["all_netns"]["needed"] is False
+    assert "child_without_all_netns" not in codes(plan)
+    assert "child_without_all_netns" in codes(build_plan(probe(all_netns="0")))
+
+
+CAPTURED = [
+    ("every verdict captured", {"invalid": 4}, {"events": 4, "events_lost": 0}, probe(all_netns="0", nf_log=NETLINK), []),
+    ("one packet judged twice", {"invalid": 4}, {"events": 8, "events_lost": 0}, probe(nf_log=NETLINK), []),
+    ("overruns lost some", {"invalid": 9}, {"events": 4, "events_lost": 5}, probe(nf_log=NETLINK), ["capture_lost_events"]),
+    ("tcp only", {"invalid": 9}, {"events": 4, "events_lost": 0}, probe(log_invalid="6", nf_log=NETLINK),
+     ["protocol_outside_log_invalid"]),
+    ("nothing explains", {"invalid": 2}, {"events": 0, "events_lost": 0}, probe(nf_log=NETLINK), ["unexplained"]),
+]
+
+
+@pytest.mark.parametrize("name, delta, capture, probed, causes", CAPTURED, ids=[one[0] for one in CAPTURED])
+def test_reconcile_with_a_capture_compares_its_events(name, delta, capture, probed, causes):
+    # The kernel log saw nothing (logged=0): with a capture that is expected and must not count.
+    result = reconcile(delta, 0, build_plan(probed), lost_records=7, unattributed=3, capture=capture)
+    assert result["evidence"] == "capture"
+    found = [one for one in result["findings"] if one["code"] == "invalid_not_logged"]
+    assert [one["causes"] for one in found] == ([causes] if causes else [])
+    if found:
+        assert "event(s) were captured" in found[0]["text"] or "no event was captured" in found[0]["text"]
+
+
 def test_counters_are_explained_and_the_dns_race_is_named():
     result = reconcile({"insert_failed": 4, "clash_resolve": 9, "drop": 0, "found": 3}, 0, build_plan(PROBE))
     texts = {one["counter"]: one["text"] for one in result["counters"]}

@@ -225,3 +225,11 @@ def test_table_full_from_real_lines_that_name_no_namespace(fixture, release):
     found = report["verdicts"]["netns-full"][0]
     assert found["id"] == "table_full" and found["confidence"] == "high"
     assert any("the kernel did not name a namespace for (before 6.17)" in line for line in found["evidence"])
+
+
+def test_a_capture_counts_as_logged_evidence():
+    # The kernel log has no line (a netlink capture keeps them out of it); the capture holds the 5 verdicts.
+    aggregate = {WINDOW_REASON: {"count": 5, "peers": {"10.1.1.1": 5}}}
+    evidence = namespace_evidence(report(delta={"invalid": 5}), "netns-a", capture=aggregate)
+    assert evidence["logged"] == 5 and evidence["reasons_source"] == "capture"
+    assert namespace_evidence(report(delta={"invalid": 5}), "netns-a")["logged"] == 0
