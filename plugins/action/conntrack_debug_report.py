@@ -47,6 +47,7 @@ class ActionModule(ActionBase):
         host = task_vars.get("inventory_hostname", "")
         argv = ["collect", f"--report-host={host}", f"--max-samples={args['max_samples']}",
                 f"--log-source={args['log_source']}"] + [f"--netns={name}" for name in args["netns"]]
+        argv += [f"--container={name}" for name in args["containers"]]
         if args["log_path"]:
             argv.append(f"--log-path={args['log_path']}")
         if args["local_facts"]:

@@ -49,6 +49,14 @@ options:
     type: list
     elements: str
     default: []
+  containers:
+    description:
+      - Containers or pods to report on, by name or id, resolved on the host by their runtime as
+        M(netfilter.conntrack.conntrack_debug_window) resolves its O(netfilter.conntrack.conntrack_debug_window#module:containers),
+        beside those of O(netns). The report names each by the runtime's whole name.
+    type: list
+    elements: str
+    default: []
   max_samples:
     description:
       - How many parsed invalid-packet records are returned as samples (0 or more).

@@ -64,6 +64,13 @@ def test_collect_is_one_program_run(monkeypatch, tmp_path):
         assert json.load(handle) == REPORT
 
 
+def test_collect_passes_containers_for_the_host_to_resolve(monkeypatch, tmp_path):
+    program = Program(0, {"changed": False, "report": REPORT})
+    run_collect(monkeypatch, program, netns=["blue"], containers=["web", "pod-a"], local_facts=False, report_dir=str(tmp_path))
+    assert program.calls == [["collect", "--report-host=h1", "--max-samples=10", "--log-source=auto", "--netns=blue",
+                              "--container=web", "--container=pod-a"]]
+
+
 def test_collect_in_check_mode_writes_no_file(monkeypatch, tmp_path):
     program = Program(0, {"changed": False, "report": REPORT})
     result = run_collect(monkeypatch, program, check_mode=True, local_facts=False, log_source="file",
