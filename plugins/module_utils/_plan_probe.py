@@ -20,13 +20,15 @@ import socket
 import struct
 import typing as t
 
-from ansible_collections.netfilter.conntrack.plugins.module_utils._dynamic_debug import locate_control_here, read_control
+from ansible_collections.netfilter.conntrack.plugins.module_utils._dynamic_debug import read_control
 from ansible_collections.netfilter.conntrack.plugins.module_utils._errors import ConntrackModuleError
-from ansible_collections.netfilter.conntrack.plugins.module_utils._nf_log import read_nf_log
+from ansible_collections.netfilter.conntrack.plugins.module_utils._host import Kernel
 from ansible_collections.netfilter.conntrack.plugins.module_utils._plan_steps import BLINDERS
+from ansible_collections.netfilter.conntrack.plugins.module_utils._sysctl_keys import KEY_ALL_NETNS, KEY_LOG_INVALID
 
 SIOCGIFHWADDR = 0x8927
-SYSCTL = "/proc/sys/net/netfilter/"
+# The directory of the netfilter keys: absent where netfilter's sysctls are not registered at all.
+NETFILTER_KEYS = "net.netfilter"
 _NFT_NOTRACK_RE = re.compile(r"\bnotrack\b|\bct state\b[^;\n]*\buntracked\b")
 _XT_NOTRACK_RE = re.compile(r"-j NOTRACK\b|-j CT --notrack\b")
 
@@ -72,18 +74,20 @@ def notrack_rules(run: t.Callable[[list[str]], tuple[int, str]], which: t.Callab
     return rules if seen_tool else None
 
 
-def read(path: str) -> str | None:
+def _sysctl(kernel: Kernel, key: str) -> str | None:
+    """The value of a key, None where it does not exist or cannot be read: a probe reports what it finds."""
     try:
-        with open(path, encoding="utf-8") as handle:
-            return handle.read().strip()
-    except OSError:
+        return kernel.sysctl_value(key)
+    except ConntrackModuleError:
         return None
 
 
-def dynamic_debug() -> dict:
-    path, reason = locate_control_here()
-    if path is None:
-        if reason == "no-dynamic-debug":
+def dynamic_debug(kernel: Kernel) -> dict:
+    """Whether the kernel has dynamic debug and how many conntrack sites it has; debugfs is never mounted here."""
+    try:
+        path, dummy = kernel.find_control()
+    except ConntrackModuleError as exc:
+        if exc.details.get("reason") == "no-dynamic-debug":
             return {"present": False, "reason": "this kernel has no dynamic debug (no control file)"}
         return {"present": None, "reason": "debugfs is not mounted, so the control file cannot be read (not mounted by a probe)"}
     try:
@@ -95,21 +99,29 @@ def dynamic_debug() -> dict:
             "tcp_sites": sum(1 for site in conntrack if site.filename.endswith("nf_conntrack_proto_tcp.c"))}
 
 
-def read_outside() -> tuple:
+def _namespace_inode(kernel: Kernel) -> int:
+    dummy, identity = kernel.open_namespace(None)
+    return identity["ino"]
+
+
+def read_outside(kernel: Kernel | None = None) -> tuple:
     """What probe needs from the caller's own namespace, read before it enters the one to plan for:
     nf_log_all_netns (it exists only in the initial namespace) and the caller's namespace inode."""
-    return read(SYSCTL + "nf_log_all_netns"), os.stat("/proc/self/ns/net").st_ino
+    kernel = kernel or Kernel()
+    return _sysctl(kernel, KEY_ALL_NETNS), _namespace_inode(kernel)
 
 
 def probe(host, netns: str | None, outside: tuple, ruleset: bool = True) -> dict:
-    """What build_plan needs, read inside the namespace the caller has entered; ``outside`` is read_outside()'s."""
+    """What build_plan needs, read through ``host.kernel`` inside the namespace the caller has entered;
+    ``outside`` is read_outside()'s."""
+    kernel = host.kernel
     all_netns, host_inum = outside
-    inum = os.stat("/proc/self/ns/net").st_ino
-    initial = os.path.exists(SYSCTL + "nf_log_all_netns") if os.path.isdir(SYSCTL) else None
+    inum = _namespace_inode(kernel)
+    initial = kernel.sysctl_exists(KEY_ALL_NETNS) if kernel.sysctl_exists(NETFILTER_KEYS) else None
     if initial is None:
         initial = inum == host_inum and all_netns is not None
     try:
-        nf_log = {family: {"bound": one.bound, "registered": list(one.registered)} for family, one in read_nf_log().items()}
+        nf_log = {family: {"bound": one.bound, "registered": list(one.registered)} for family, one in kernel.read_nf_log().items()}
     except ConntrackModuleError:
         nf_log = None
 
@@ -123,22 +135,21 @@ def probe(host, netns: str | None, outside: tuple, ruleset: bool = True) -> dict
         "inum": inum,
         "initial": initial,
         "all_netns": all_netns,
-        "log_invalid": read(SYSCTL + "nf_conntrack_log_invalid"),
+        "log_invalid": _sysctl(kernel, KEY_LOG_INVALID),
         "nf_log": None if nf_log is None else {family: nf_log[family] for family in (2, 10) if family in nf_log},
         "families": [2, 10],
-        "sysctls": {key: read(SYSCTL + key) for key in BLINDERS},
-        "dynamic_debug": dynamic_debug(),
+        "sysctls": {key: _sysctl(kernel, NETFILTER_KEYS + "." + key) for key in BLINDERS},
+        "dynamic_debug": dynamic_debug(kernel),
         "notrack_rules": notrack_rules(run, lambda name: host.which(name, ["/usr/sbin", "/sbin"])) if ruleset else None,
         "interfaces": interfaces(),
     }
 
 
 __all__ = (
-    "SYSCTL",
+    "NETFILTER_KEYS",
     "dynamic_debug",
     "interfaces",
     "notrack_rules",
     "probe",
-    "read",
     "read_outside",
 )

@@ -294,7 +294,7 @@ class EnableCommands:
             request = request_of(args)
             intended = intended_changes(None if request.protocol is None else str(request.protocol),
                                         request.backend.lower() == "auto", args.all_netns == "on")
-        plans, outside = {}, read_outside()
+        plans, outside = {}, read_outside(host.kernel)
         for spec in self.window_specs(args):
             try:
                 with self.entered(spec, None):

@@ -138,7 +138,7 @@ class StatusCommands:
         report built from them, written to the local facts file with --facts-dest (not with --check)."""
         host = self.host.for_run(check_mode=args.check)
         status = self.cmd_status(args)
-        lists, plans, outside = [], {}, read_outside()
+        lists, plans, outside = [], {}, read_outside(host.kernel)
 
         def load(name: str) -> bool:
             if args.check:

@@ -144,9 +144,10 @@ from ansible_collections.netfilter.conntrack.plugins.module_utils._plan import i
 def run_module(module: AnsibleModule) -> dict:
     params = module.params
     intended = intended_changes(params["log_invalid"], params["bind"], params["all_netns"])
-    outside = read_outside()
+    host = ModuleHost(module)
+    outside = read_outside(host.kernel)
     enter_netns(params["netns"])
-    probed = probe(ModuleHost(module), params["netns"], outside, ruleset=params["ruleset"])
+    probed = probe(host, params["netns"], outside, ruleset=params["ruleset"])
     return {"changed": False, "ansible_facts": {"conntrack_plan": plan_from(probed, intended)}}
 
 

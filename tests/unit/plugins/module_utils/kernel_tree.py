@@ -55,7 +55,11 @@ class TreeKernel(Kernel):
         self.netns_sysctls = netns_sysctls or {}
         self.trees = {THIS_NETNS: str(host_tree)}
         self.identities = {THIS_NETNS: 1}
+        # The namespace the caller is in: /proc/self/ns/net names it, whichever was entered.
+        self.current = THIS_NETNS
         self.refuse: dict[str, str] = {}
+        # Named namespaces deleted since: opening them fails as _netns.open_netns does.
+        self.gone: set[str] = set()
         self.sysctl_writes: list[tuple[str, str]] = []
         self.control_writes: list[str] = []
 
@@ -84,28 +88,35 @@ class TreeKernel(Kernel):
         self.save_sites(sites)
 
     def open_namespace(self, spec: str | None) -> tuple[int | None, dict]:
-        path = THIS_NETNS if spec in (None, "") else f"/run/netns/{spec}"
+        if spec in (None, ""):
+            return None, {"spec": None, "path": THIS_NETNS, "dev": 1, "ino": self.identities[self.current]}
+        path = f"/run/netns/{spec}"
+        if spec in self.gone:
+            raise ConntrackModuleError(f"network namespace {path} does not exist", reason="vanished")
         if path not in self.trees:
             tree = self.root / f"proc_sys-{spec}"
             write_sysctls(tree, self.netns_sysctls)
             self.trees[path] = str(tree)
             self.identities[path] = 1000 + len(self.identities)
-        return None, {"spec": spec or None, "path": path, "dev": 1, "ino": self.identities[path]}
+        return None, {"spec": spec, "path": path, "dev": 1, "ino": self.identities[path]}
 
     @contextlib.contextmanager
     def entered(self, fd: int | None, path: str | None):
-        before = self.proc_sys
+        before = self.proc_sys, self.current
         # A snapshot of release 0.2.0 records no path for the initial namespace.
-        self.proc_sys = self.trees[path or THIS_NETNS]
+        self.current = path or THIS_NETNS
+        self.proc_sys = self.trees[self.current]
         try:
             yield
         finally:
-            self.proc_sys = before
+            self.proc_sys, self.current = before
 
     # ------------------------------------------------------------------ what a test reads and changes by hand
 
     def tree(self, spec: str | None = None) -> str:
         """The /proc/sys tree of a namespace (None: the host's), made on first use."""
+        if spec is None:
+            return self.trees[THIS_NETNS]
         _fd, identity = self.open_namespace(spec)
         return self.trees[identity["path"]]
 

@@ -512,13 +512,6 @@ def test_revert_of_a_format1_snapshot(program, proc_sys, kernel):
 
 # --- enable: snapshot, the modules' functions, confirm and plan in one run ---------------------------------------
 
-@pytest.fixture
-def applying(monkeypatch):
-    """The plan's probe (which reads the kernel's tables over netlink, not through the host) reads nothing real."""
-    monkeypatch.setattr(we, "probe", lambda host, spec, outside: {"netns": spec})
-    monkeypatch.setattr(we, "plan_from", lambda probed, intended: {"probe": probed, "intended": intended})
-
-
 def raising(error):
     def fail(*_args):
         raise error
@@ -531,7 +524,7 @@ def enable_args(*sites, extra=()):
     return wp.parser().parse_args(argv + ["--dyndbg-site=" + json.dumps(site) for site in sites] + list(extra))
 
 
-def test_enable_applies_and_confirms_in_one_run(program, proc_sys, kernel, applying):
+def test_enable_applies_and_confirms_in_one_run(program, proc_sys, kernel):
     result = program.cmd_enable(enable_args({"func": "tcp_new"}, extra=["--diff"]))
     assert not result.get("failed"), result
     assert [(step["step"], step["changed"]) for step in result["steps"]] == [
@@ -540,12 +533,15 @@ def test_enable_applies_and_confirms_in_one_run(program, proc_sys, kernel, apply
     assert (sysctl(proc_sys, LOG_INVALID), sysctl(proc_sys, NF_LOG_4)) == ("6", "nf_log_ipv4")
     assert {flags for (name, _line, _fmt), flags in kernel.site_flags().items() if name == TCP and _line in (780, 827)} == {"p"}
     assert program.store.load("init", program.command)["confirmed"] is True
-    assert result["plan"] == {"init": {"probe": {"netns": None}, "intended": {}}}
+    probed = result["plan"]["init"]["probe"]
+    assert (probed["netns"], probed["inum"], probed["initial"]) == (None, 1, True), "the host's tree, after the steps:"
+    assert (probed["log_invalid"], probed["all_netns"], probed["nf_log"][10]["bound"]) == ("6", "0", "nf_log_ipv6")
+    assert probed["dynamic_debug"]["tcp_sites"] > 0
     assert result["diff"][0] == {"before": f"{LOG_INVALID} = 0 (none)\n", "after": f"{LOG_INVALID} = 6 (tcp)\n"}
     assert result["namespaces"]["init"]["original"][LOG_INVALID] == "0"
 
 
-def test_enable_keeps_the_snapshot_warning_beside_its_own(program, proc_sys, kernel, applying):
+def test_enable_keeps_the_snapshot_warning_beside_its_own(program, proc_sys, kernel):
     """The re-armed revert is said even when the steps warn too (here: a site entry that matches nothing)."""
     argv = ["enable", "--duration=900", "--log-invalid=tcp", "--backend=auto", "--family=ipv4", "--family=ipv6",
             "--dyndbg-site=" + json.dumps({"func": "no_such_function", "require_match": False})]
@@ -565,7 +561,7 @@ FAILURES = [
 
 
 @pytest.mark.parametrize("what, refused, step", FAILURES, ids=[f[0] for f in FAILURES])
-def test_a_failing_step_rolls_back_exactly_the_snapshotted_ids(program, proc_sys, kernel, applying, what, refused,
+def test_a_failing_step_rolls_back_exactly_the_snapshotted_ids(program, proc_sys, kernel, what, refused,
                                                                step):
     """Whatever was applied before the failure is restored, and the window is gone at once (not kept as expired)."""
     kernel.refuse[refused] = "the kernel said no"
@@ -579,7 +575,7 @@ def test_a_failing_step_rolls_back_exactly_the_snapshotted_ids(program, proc_sys
     assert program.store.ids() == [] and result["steps"][-1]["step"] == step
 
 
-def test_a_failing_confirm_rolls_back(program, proc_sys, applying, monkeypatch):
+def test_a_failing_confirm_rolls_back(program, proc_sys, monkeypatch):
     """Someone reverted the window while enable applied: confirm says so and what enable wrote is undone."""
     real = nl.set_loggers
 
@@ -595,7 +591,7 @@ def test_a_failing_confirm_rolls_back(program, proc_sys, applying, monkeypatch):
     assert program.store.ids() == []
 
 
-def test_a_confirm_that_raises_still_rolls_back(program, proc_sys, applying, monkeypatch):
+def test_a_confirm_that_raises_still_rolls_back(program, proc_sys, monkeypatch):
     monkeypatch.setattr(program, "cmd_confirm", raising(ConntrackModuleError("the lock is held by another run")))
     result = program.cmd_enable(enable_args())
     assert result["failed_step"] == "Confirm the window is applied"
@@ -604,7 +600,7 @@ def test_a_confirm_that_raises_still_rolls_back(program, proc_sys, applying, mon
     assert sysctl(proc_sys, LOG_INVALID) == "0"
 
 
-def test_enable_in_a_namespace_rolls_back_its_window_and_the_shared_record_only(program, proc_sys, applying,
+def test_enable_in_a_namespace_rolls_back_its_window_and_the_shared_record_only(program, proc_sys,
                                                                                 namespaces, kernel):
     """With netns and all_netns, nf_log_all_netns goes to the shared record (no host window is opened); a failure
     reverts this enable's window and releases its hold, and leaves the other windows alone."""
@@ -636,7 +632,7 @@ def without_nf_conntrack(kernel, program):
     program.host.modules["nf_conntrack"] = load
 
 
-def test_a_module_load_takes_the_snapshot_again_before_the_sites(program, kernel, applying):
+def test_a_module_load_takes_the_snapshot_again_before_the_sites(program, kernel):
     """conntrack_log_invalid loaded nf_conntrack: its sites exist only now, so they are recorded before any write."""
     without_nf_conntrack(kernel, program)
     result = program.cmd_enable(enable_args({"func": "tcp_new"}))
@@ -647,7 +643,7 @@ def test_a_module_load_takes_the_snapshot_again_before_the_sites(program, kernel
     assert kernel.control_writes == ["func tcp_new +p"]
 
 
-def test_a_failing_second_snapshot_rolls_back_the_first(program, kernel, applying, monkeypatch):
+def test_a_failing_second_snapshot_rolls_back_the_first(program, kernel, monkeypatch):
     without_nf_conntrack(kernel, program)
     real = program.cmd_snapshot
     calls = []
@@ -664,39 +660,50 @@ def test_a_failing_second_snapshot_rolls_back_the_first(program, kernel, applyin
     assert kernel.control_writes == [] and program.store.ids() == []
 
 
-def test_a_site_that_matches_nothing_warns(program, kernel, applying):
+def test_a_site_that_matches_nothing_warns(program, kernel):
     result = program.cmd_enable(enable_args({"func": "nope", "require_match": False}))
     assert result["steps"][-1]["matched"] == 0
     assert "matches no site on this kernel" in result["warnings"][0]
 
 
-def test_sites_skipped_with_a_warning_without_dynamic_debug(program, kernel, applying):
+def test_sites_skipped_with_a_warning_without_dynamic_debug(program, kernel):
     os.unlink(kernel.control_path)
     result = program.cmd_enable(enable_args({"func": "tcp_new"}))
     assert [step["step"] for step in result["steps"]] == ["Log invalid packets", "Bind the loggers"]
     assert result["warnings"] == ["this kernel has no dynamic debug: dynamic_debug_sites were skipped"]
 
 
-def test_check_mode_predicts_and_changes_nothing(program, proc_sys, kernel, applying):
+def test_check_mode_predicts_and_changes_nothing(program, proc_sys, kernel):
     result = program.cmd_enable(enable_args({"func": "tcp_new"}, extra=["--check"]))
     assert result["changed"] is True and not result.get("failed")
     assert [step["step"] for step in result["steps"]] == ["Log invalid packets", "Bind the loggers"]
-    assert result["plan"]["init"]["intended"] == {"log_invalid": "6", "bind": True}
+    plan = result["plan"]["init"]
+    assert plan["probe"]["log_invalid"] == "0", "the tree kernel is unchanged"
+    assert (plan["steps"]["log_invalid"]["value"], plan["steps"]["logger"]["bound"]["ipv4"]) == ("6", "nf_log_ipv4"), (
+        "the plan judges what enable would set")
     assert (sysctl(proc_sys, LOG_INVALID), sysctl(proc_sys, NF_LOG_4)) == ("0", "NONE")
     assert program.store.ids() == [] and kernel.control_writes == []
 
 
-def test_check_mode_reports_a_step_that_would_fail(program, applying):
+def test_check_mode_reports_a_step_that_would_fail(program):
     result = program.cmd_enable(enable_args(extra=["--check", "--backend=nf_log_ipv6"]))
     assert result["failed_step"] == "Bind the loggers" and "serves family ipv6, not ipv4" in result["msg"]
     assert "rollback" not in result
 
 
-def test_a_plan_that_cannot_be_made_is_a_warning(program, applying, monkeypatch):
-    monkeypatch.setattr(we, "probe", raising(ConntrackModuleError("gone")))
-    result = program.cmd_enable(enable_args())
+def test_a_plan_that_cannot_be_made_is_a_warning(program, kernel, monkeypatch):
+    """The namespace was deleted once the window was confirmed: its plan cannot be made, the enable stands."""
+    confirm = program.cmd_confirm
+
+    def confirm_then_delete(a):
+        answer = confirm(a)
+        kernel.gone.add("blue")
+        return answer
+
+    monkeypatch.setattr(program, "cmd_confirm", confirm_then_delete)
+    result = program.cmd_enable(enable_args(extra=["--netns=blue"]))
     assert not result.get("failed") and result["plan"] == {}
-    assert result["warnings"] == ["no plan for this namespace: gone"]
+    assert result["warnings"] == ["no plan for blue: network namespace /run/netns/blue does not exist"]
 
 
 # --- status ---------------------------------------------------------------------------------------------------
@@ -775,17 +782,11 @@ def test_write_file_creates_parents_and_is_idempotent(tmp_path, umask_077):
 
 
 INVALID_LOG = os.path.join(REPO, "tests", "unit", "plugins", "module_utils", "fixtures", "invalid_log")
-PLAN_PROBES = os.path.join(REPO, "tests", "unit", "plugins", "module_utils", "fixtures", "plan")
 
 
 @pytest.fixture
 def collecting(monkeypatch):
-    """collect against the 6.1 guest's recorded probe and a fake ctnetlink dump; returns what gather was asked."""
-    with open(os.path.join(PLAN_PROBES, "probes-6.1.0-57-amd64.json"), encoding="utf-8") as handle:
-        probed = json.load(handle)["on"]
-    interfaces = [{"name": "mx-r", "ifindex": 2, "mac": "ca:f4:e6:d3:63:03"}]
-    monkeypatch.setattr(wt, "probe", lambda host, spec, outside: dict(probed, netns=spec, interfaces=interfaces))
-    monkeypatch.setattr(wt, "read_outside", lambda: ("0", 4026531840))
+    """collect with a fake ctnetlink dump (the plan's probe reads the tree kernel); returns what gather was asked."""
     gathered = []
 
     def gather(netns, load_module):
@@ -815,7 +816,8 @@ def test_collect_builds_the_report_and_writes_the_facts_file_in_one_run(program,
     assert list(report["plan"]) == ["init"] and "probe" not in report["plan"]["init"]
     assert "diagnosis" in report
     assert collecting == [(None, True)], "the initial namespace, with ctnetlink loaded when missing"
-    assert program.host.commands == [["/sbin/modprobe", "--", "nf_conntrack_netlink"]]
+    assert [argv for argv in program.host.commands if argv[0] == "/sbin/modprobe"] == [
+        ["/sbin/modprobe", "--", "nf_conntrack_netlink"]]
     assert result["changed"] is True and result["facts_file"] == {"dest": str(fact), "written": True}
     assert json.loads(fact.read_text()) == report
     assert fact.read_text() == json.dumps(report, sort_keys=True, indent=1) + "\n"
@@ -827,7 +829,7 @@ def test_collect_builds_the_report_and_writes_the_facts_file_in_one_run(program,
 def test_collect_in_check_mode_loads_nothing_and_writes_nothing(program, collecting, tmp_path):
     fact = tmp_path / "netfilter_conntrack.fact"
     result = program.cmd_collect(collect_args(f"--facts-dest={fact}", "--check"))
-    assert collecting == [(None, False)] and program.host.commands == []
+    assert collecting == [(None, False)] and not [argv for argv in program.host.commands if argv[0] == "/sbin/modprobe"]
     assert result["changed"] is False and result["facts_file"] == {"dest": str(fact), "written": False}
     assert not fact.exists()
 
@@ -859,7 +861,8 @@ def test_collect_enters_each_namespace(program, kernel, collecting):
     assert sorted(kernel.trees) == ["/proc/self/ns/net", "/run/netns/blue", "/run/netns/red"]
     assert [netns for netns, dummy in collecting] == ["/run/netns/blue", "/run/netns/red"]
     assert list(report["plan"]) == ["netns-blue", "netns-red"]
-    # Both namespaces own an interface named mx-r: the lines cannot be told apart, and the report says so.
+    # Both namespaces' probes list the same interfaces (the tree kernel enters no real namespace, so both are the
+    # test process's own): no line can be told apart, and the report says so.
     attribution = report["invalid_log"]["attribution"]
     assert attribution["unattributed"]["count"] == 5
     assert {label: one["count"] for label, one in attribution["by_namespace"].items()} == {"netns-blue": 0, "netns-red": 0}
@@ -1103,7 +1106,7 @@ def test_an_expired_window_whose_enabler_died_is_due_at_once(program, proc_sys):
     assert program.due_windows()[0] == ["init"]
 
 
-def test_enable_records_its_own_process_as_enabler(program, applying):
+def test_enable_records_its_own_process_as_enabler(program):
     program.cmd_enable(enable_args())
     assert program.store.load("init")["enabler"] == {"pid": os.getpid(), "start": wr.process_start(os.getpid())}
 
