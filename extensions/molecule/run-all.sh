@@ -86,6 +86,9 @@ for scenario in "${SCENARIOS[@]}"; do
     if [[ -f "$LOGS/$scenario.result" ]]; then cat "$LOGS/$scenario.result"; else printf '%-16s %s\n' "$scenario" "not run"; fi
     grep -q ' passed ' "$LOGS/$scenario.result" 2>/dev/null || failed+=("$scenario")
 done
-# Never leave a container behind, even after a failure in destroy.
-podman ps -a --filter label=owner=molecule --format '{{.Names}}' | grep -E '^nfct-' | xargs -r podman rm -f -t 0 >/dev/null || true
+# Never leave a container behind, even after a failure in destroy: the platforms of the scenarios run here, and
+# only those (another run of this script on the machine may be using the others).
+for scenario in "${SCENARIOS[@]}"; do
+    sed -n 's/^  - name: \(nfct-[A-Za-z0-9_.-]*\)$/\1/p' "$HERE/$scenario/molecule.yml"
+done | xargs -r podman rm -f -t 0 >/dev/null 2>&1 || true
 [[ ${#failed[@]} -eq 0 ]] || { echo "failed: ${failed[*]}" >&2; exit 1; }
