@@ -104,6 +104,9 @@ def section(work, args):
     add("- Date: %s; the whole benchmark took %s s (containers up in %s s); load average %s at the start, %s at the end."
         % (meta.get("date", "?"), meta.get("bench_seconds", "?"), meta.get("containers_up_seconds", "?"),
            meta.get("load_start", "?"), meta.get("load_end", "?")))
+    if meta.get("memory_containers_mib"):
+        add("- Memory: the booted containers held %s MiB (used memory after they were up, less before; %s)."
+            % tuple(meta["memory_containers_mib"].split(" ", 1)))
     add("- The benchmark saturates the two CPUs itself (forks, `podman` commands, the containers' Python), and other")
     add("  jobs may share them: absolute times are only indicative, compare the ratios, measured back to back in the")
     add("  same run (each pair alternates which side runs first).")
@@ -257,6 +260,7 @@ def section(work, args):
                 human(len(report.encode())), human(per_host(base, "remote_bytes")) if base else "?"))
         add("")
     lines.extend(transport_lines(times, stats, meta, args))
+    lines.extend(fresh_lines(times, args))
     lines.append(END)
     return "\n".join(lines) + "\n", ratios
 
@@ -316,7 +320,52 @@ def transport_lines(times, stats, meta, args):
             "%.1f / %s / %s" % (role["phases"][p], "%.1f" % base["phases"][p] if base else "–", pings[i])
             for i, p in enumerate(PHASES))))
     add("")
+    out += beyond_floor_lines(times, rows, args)
     return out
+
+
+def beyond_floor_lines(times, rows, args):
+    """What the role costs beyond the transport floor, in ms per host, for each phase and the cycle."""
+    rows = [row for row in rows if row[4]]
+    if not rows:
+        return []
+    out = ["Beyond the floor, in ms per host: (role phase − its ping) / hosts, and the cycle's sum; a negative figure",
+           "is a phase cheaper than a ping.", "",
+           "| transport | hosts | enable | collect | revert | cycle |", "|:--|--:|--:|--:|--:|--:|"]
+    for transport, size, role, _base, _flo in rows:
+        pre = "" if transport == "podman" else transport + "-"
+        beyond = [(role["phases"][p] - times["%sfloor-n%d-f%d-ping%d" % (pre, size, args.forks, i + 1)]) * 1000 / size
+                  for i, p in enumerate(PHASES)]
+        out.append("| %s | %d | %s | %.0f |" % (transport, size, " | ".join("%.0f" % ms for ms in beyond), sum(beyond)))
+    out.append("")
+    return out
+
+
+def fresh_lines(times, args):
+    """Enable on hosts without the program against enable on hosts with it (phase fresh), per transport."""
+    out = []
+    for transport in args.transports:
+        pre = "" if transport == "podman" else transport + "-"
+        size = args.sizes[0]
+        pairs = []
+        for round_n in range(1, 10):
+            fresh = times.get("%sfresh-n%d-r%d-enable-fresh" % (pre, size, round_n))
+            installed = times.get("%sfresh-n%d-r%d-enable-installed" % (pre, size, round_n))
+            if fresh and installed:
+                pairs.append((fresh, installed))
+        if pairs:
+            out.append("| %s | %d | %s | %s | %s | **%.2f** |" % (
+                transport, size, ", ".join("%.1f s" % f for f, _i in pairs), ", ".join("%.1f s" % i for _f, i in pairs),
+                ", ".join("%.2f" % (f / i) for f, i in pairs), statistics.median(f / i for f, i in pairs)))
+    if not out:
+        return []
+    return ["### Enable on hosts without the program", "",
+            "The same enable (`netfilter.conntrack.enable`) on hosts from which the program was removed just before",
+            "(*fresh*) and on hosts with this version installed (*installed*), each followed by a revert, in alternating",
+            "order. Over ssh (pipelining on) the program goes with the command on stdin; over podman (no pipelining)",
+            "a fresh host answers \"stale\" and gets the program transferred and run again.", "",
+            "| transport | hosts | fresh | installed | fresh / installed, each round | median |",
+            "|:--|--:|--:|--:|--:|--:|"] + out + [""]
 
 
 def write(path, text):

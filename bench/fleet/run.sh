@@ -9,7 +9,10 @@
 # removes every container it created, on any exit.
 # Environment: NFCT_FLEET_SIZES ("10 25 50"), NFCT_FLEET_FORKS (25), NFCT_FLEET_LOW_FORKS (5),
 # NFCT_FLEET_LOW_FORKS_SIZE (the first size; NFCT_FLEET_LOW_FORKS=0 skips that pair), NFCT_FLEET_PHASES
-# ("scale floor idem pipe payload", or a subset),
+# ("scale floor idem pipe payload", or a subset; "fresh" adds enable on hosts without the program against enable on
+# hosts with it, at the first size over each transport, NFCT_FLEET_FRESH_ROUNDS rounds, default 2),
+# NFCT_FLEET_SIDES (what the scale phase runs at each size: "role base", or "role" to leave the plain-way
+# baseline out of a large run; the floor comes with the phase floor),
 # NFCT_VENV (controller venv, created with ansible-core 2.19 + ansible when missing), NFCT_FLEET_KEEP=1 keeps
 # the work directory (ansible logs, per-run JSON, value dumps).
 # Transports (issue 18): NFCT_FLEET_TRANSPORTS ("podman", or "podman ssh"). With ssh, the containers run sshd
@@ -32,6 +35,8 @@ LOW_FORKS="${NFCT_FLEET_LOW_FORKS:-5}"
 MAX="${SIZES[-1]}"
 PHASES=" ${NFCT_FLEET_PHASES:-scale floor idem pipe payload} "
 read -r -a TRANSPORTS <<<"${NFCT_FLEET_TRANSPORTS:-podman}"
+read -r -a SIDES <<<"${NFCT_FLEET_SIDES:-role base}"
+FRESH_ROUNDS="${NFCT_FLEET_FRESH_ROUNDS:-2}"
 transport() { [[ " ${TRANSPORTS[*]} " == *" $1 "* ]]; }
 phase() { [[ "$PHASES" == *" $1 "* ]]; }
 IMAGE="${NFCT_MOLECULE_IMAGE:-localhost/netfilter-conntrack-debian:bookworm}"
@@ -42,6 +47,7 @@ export CONTAINERS_CONF="${CONTAINERS_CONF:-$ROOT/extensions/molecule/containers.
 log() { printf '[fleet %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 elapsed() { awk "BEGIN{printf \"%.1f\", $(date +%s.%N) - $1}"; }
 LOAD_START="$(cut -d' ' -f1-3 /proc/loadavg)"
+MEM_USED_START="$(free -m | awk '/^Mem:/{print $3}')"
 BENCH_T0=$(date +%s)
 
 # ---------------------------------------------------------------- controller
@@ -143,6 +149,8 @@ if transport ssh; then
 fi
 for ((i = 1; i <= MAX; i++)); do name "$i"; echo; done | xargs -P 4 -I{} bash -c 'prepare_one {}'
 log "$MAX containers up in $(elapsed "$T0") s"
+# What the containers hold once booted: the memory that bounds the fleet size on this machine.
+echo "memory_containers_mib $(($(free -m | awk '/^Mem:/{print $3}') - MEM_USED_START)) for $MAX containers, $(free -m | awk '/^Mem:/{print $2}') MiB in all" >>"$WORK/meta.txt"
 # The same hosts over ssh: the containers' addresses on podman's network, root with the run's key.
 if transport ssh; then
     {
@@ -236,7 +244,7 @@ order=0
 # Per size and transport, the role, the baseline and (phase floor) the transport floor, rotating which goes first
 # (issue 18 added the floor and the ssh transport to the role/baseline pairs).
 rotate() {  # SIZE TRANSPORT
-    local size="$1" t="$2" sides=(role base) k i side
+    local size="$1" t="$2" sides=("${SIDES[@]}") k i side
     phase floor && sides+=(floor)
     k=$((order++ % ${#sides[@]}))
     for ((i = 0; i < ${#sides[@]}; i++)); do
@@ -257,6 +265,35 @@ fi
 if phase scale && ((LOW_FORKS > 0)); then  # NFCT_FLEET_LOW_FORKS=0 leaves the low-forks pair out
     role_cycle "role-n$LOW_SIZE-f$LOW_FORKS" "$LOW_FORKS" "n$LOW_SIZE"
     base_cycle "base-n$LOW_SIZE-f$LOW_FORKS" "$LOW_FORKS" "n$LOW_SIZE"
+fi
+
+# ---------------------------------------------------------------- 1b. enable on fresh hosts against installed ones
+# The program removed from the first size's hosts before the "fresh" enable; the "installed" enable finds the copy
+# the previous enable installed. Each is followed by a revert; which goes first alternates from round to round.
+remove_program() {  # SIZE
+    local i
+    for ((i = 1; i <= $1; i++)); do
+        podman exec "$(name "$i")" rm -f /usr/local/libexec/netfilter-conntrack/conntrack-debug-window.pyz
+    done
+}
+fresh_pair() {  # LABEL-PREFIX SIZE ROUND
+    local prefix="$1" size="$2" round="$3" kind
+    for kind in $( ((round % 2)) && echo "fresh installed" || echo "installed fresh"); do
+        [[ "$kind" == fresh ]] && remove_program "$size"
+        run "$prefix-r$round-enable-$kind" "$FORKS" "n$size" netfilter.conntrack.enable
+        run "$prefix-r$round-revert-$kind" "$FORKS" "n$size" netfilter.conntrack.revert
+    done
+}
+if phase fresh; then
+    for t in "${TRANSPORTS[@]}"; do
+        for ((round = 1; round <= FRESH_ROUNDS; round++)); do
+            if [[ "$t" == ssh ]]; then
+                ssh_env "ssh-fresh-r$round" fresh_pair "ssh-fresh-n${SIZES[0]}" "${SIZES[0]}" "$round"
+            else
+                fresh_pair "fresh-n${SIZES[0]}" "${SIZES[0]}" "$round"
+            fi
+        done
+    done
 fi
 
 # ---------------------------------------------------------------- 2. idempotent second enable
@@ -305,7 +342,7 @@ fi
     echo "podman $(podman --version | awk '{print $3}'), runtime runc; image $IMAGE"
     transport ssh && echo "ssh $(ssh -V 2>&1 | cut -d, -f1) on the controller, $(podman exec "$(name 1)" sh -c 'sshd -V 2>&1 | head -1; dpkg-query -W -f "openssh-server \${Version}" openssh-server' | tail -1) in the containers"
     read -r -a phase_words <<<"$PHASES"
-    echo "reproduce NFCT_FLEET_SIZES=\"${SIZES[*]}\" NFCT_FLEET_TRANSPORTS=\"${TRANSPORTS[*]}\" NFCT_FLEET_PHASES=\"${phase_words[*]}\" NFCT_FLEET_FORKS=$FORKS NFCT_FLEET_LOW_FORKS=$LOW_FORKS bench/fleet/run.sh"
+    echo "reproduce NFCT_FLEET_SIZES=\"${SIZES[*]}\" NFCT_FLEET_TRANSPORTS=\"${TRANSPORTS[*]}\" NFCT_FLEET_PHASES=\"${phase_words[*]}\" NFCT_FLEET_SIDES=\"${SIDES[*]}\" NFCT_FLEET_FORKS=$FORKS NFCT_FLEET_LOW_FORKS=$LOW_FORKS bench/fleet/run.sh"
     echo "date $(date -u '+%Y-%m-%d %H:%M UTC')"
     echo "load_start $LOAD_START"
     echo "load_end $(cut -d' ' -f1-3 /proc/loadavg)"
