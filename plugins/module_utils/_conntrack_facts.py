@@ -42,10 +42,8 @@ from ansible_collections.netfilter.conntrack.plugins.module_utils._errors import
 from ansible_collections.netfilter.conntrack.plugins.module_utils._kernel_release import UNCONFIRMED_GONE, parse_release
 from ansible_collections.netfilter.conntrack.plugins.module_utils._names import family_name, protocol_name
 from ansible_collections.netfilter.conntrack.plugins.module_utils._sysctl import key_path, read_key
+from ansible_collections.netfilter.conntrack.plugins.module_utils._sysctl_keys import KEY_BUCKETS, KEY_COUNT, KEY_MAX
 
-COUNT_KEY = "net.netfilter.nf_conntrack_count"
-MAX_KEY = "net.netfilter.nf_conntrack_max"
-BUCKETS_KEY = "net.netfilter.nf_conntrack_buckets"
 NFQUEUE_PROC = "/proc/net/netfilter/nfnetlink_queue"
 CTNETLINK_MODULE = "nf_conntrack_netlink"
 LISTS = ("table", "unconfirmed", "dying", "expect")
@@ -203,9 +201,9 @@ def _list_facts(result: t.Any, include_entries: bool, note: str | None = None) -
 def _read_counts(facts: dict[str, t.Any], read: t.Callable[[str], str]) -> int | None:
     """nf_conntrack_count, _max and _buckets into ``facts``; None when nf_conntrack is not loaded here."""
     try:
-        count = int(read(COUNT_KEY))
+        count = int(read(KEY_COUNT))
     except ConntrackModuleError as exc:
-        if not os.path.exists(key_path(COUNT_KEY)):
+        if not os.path.exists(key_path(KEY_COUNT)):
             facts.update(loaded=False, count=0, max=None, buckets=None, usage_percent=None)
             facts["discrepancy"] = {
                 "value": None,
@@ -217,13 +215,13 @@ def _read_counts(facts: dict[str, t.Any], read: t.Callable[[str], str]) -> int |
             return None
         raise exc
     except ValueError as exc:
-        raise ConntrackModuleError(f"{COUNT_KEY} is not a number: {exc}") from exc
+        raise ConntrackModuleError(f"{KEY_COUNT} is not a number: {exc}") from exc
     facts["loaded"] = True
     facts["count"] = count
-    facts["max"] = _optional_int_key(MAX_KEY, read)
-    facts["buckets"] = _optional_int_key(BUCKETS_KEY, read)
+    facts["max"] = _optional_int_key(KEY_MAX, read)
+    facts["buckets"] = _optional_int_key(KEY_BUCKETS, read)
     facts["usage_percent"] = usage_percent(count, facts["max"])
-    facts["sources"].update(count=f"sysctl {COUNT_KEY}", max=f"sysctl {MAX_KEY}", buckets=f"sysctl {BUCKETS_KEY}")
+    facts["sources"].update(count=f"sysctl {KEY_COUNT}", max=f"sysctl {KEY_MAX}", buckets=f"sysctl {KEY_BUCKETS}")
     return count
 
 
@@ -248,7 +246,7 @@ def _dump_lists(gatherer: Gatherer, dumps: _Dumps, facts: dict[str, t.Any], read
         )
         facts["table"] = _list_facts(result, dumps.include_entries)
         sources["table"] = SOURCE_TABLE
-        between = _optional_int_key(COUNT_KEY, read)
+        between = _optional_int_key(KEY_COUNT, read)
         if between is not None:
             facts["count_samples"].append(between)
     if "unconfirmed" in dumps.lists:
@@ -283,7 +281,7 @@ def _diagnose_after_dumps(facts: dict[str, t.Any], limits: dict[str, t.Any], rea
     dump by chance: before blaming a holder of unconfirmed entries, the count is read :data:`CONFIRM_READS`
     more times and the discrepancy diagnosed again.
     """
-    after = _optional_int_key(COUNT_KEY, read)
+    after = _optional_int_key(KEY_COUNT, read)
     if after is not None:
         facts["count_samples"].append(after)
     facts["count_after"] = after if after is not None else facts["count"]
@@ -296,7 +294,7 @@ def _diagnose_after_dumps(facts: dict[str, t.Any], limits: dict[str, t.Any], rea
         return
     for dummy in range(CONFIRM_READS):
         sleep(CONFIRM_INTERVAL)
-        again = _optional_int_key(COUNT_KEY, read)
+        again = _optional_int_key(KEY_COUNT, read)
         if again is not None:
             facts["count_samples"].append(again)
     facts["discrepancy"] = diagnose(facts, limits, nfqueue)
@@ -369,9 +367,6 @@ def _optional_list(gatherer: Gatherer, what: str, msg: int, dumps: _Dumps, note:
 
 
 __all__ = (
-    "COUNT_KEY",
-    "MAX_KEY",
-    "BUCKETS_KEY",
     "NFQUEUE_PROC",
     "CTNETLINK_MODULE",
     "LISTS",

@@ -20,12 +20,13 @@ import os
 import typing as t
 
 from ansible_collections.netfilter.conntrack.plugins.module_utils._atomic_file import read_regular_file, write_file_atomically
+from ansible_collections.netfilter.conntrack.plugins.module_utils._conntrack_stats import DROP_COUNTERS
 from ansible_collections.netfilter.conntrack.plugins.module_utils._errors import ConntrackModuleError
 from ansible_collections.netfilter.conntrack.plugins.module_utils._kernel_release import parse_release
 
 SUMMARY_FORMAT = 1
-# Statistics counters that mean "a packet was dropped or a connection could not be tracked".
-DROP_COUNTERS = ("drop", "early_drop", "insert_failed")
+# The summary's drops in name order (_conntrack_stats keeps the reports' table order): the order its JSON always had.
+SUMMARY_DROPS = tuple(sorted(DROP_COUNTERS))
 # Findings of conntrack_lists_facts that are a count-versus-list discrepancy (table_near_max is pressure, not one).
 DISCREPANCY_CODES = ("unconfirmed_held_by_nfqueue", "unlisted_entries", "dying_entries_pinned")
 # Invalid-log summary keys never copied into the summary (unbounded by default or per-packet detail).
@@ -133,7 +134,7 @@ def namespace_summary(
         "buckets": facts.get("buckets"),
         "usage_percent": facts.get("usage_percent"),
         "stats": stats,
-        "drops": {name: int(stats.get(name) or 0) for name in DROP_COUNTERS},
+        "drops": {name: int(stats.get(name) or 0) for name in SUMMARY_DROPS},
         "lists": lists,
         "discrepancy": {
             "value": discrepancy.get("value"),
@@ -193,7 +194,7 @@ def build_summary(
     everything = [own] + list(namespaces.values())
     ok = [one for one in everything if not one.get("error")]
     usages = [one["usage_percent"] for one in ok if isinstance(one.get("usage_percent"), (int, float))]
-    drops = {name: sum(one["drops"][name] for one in ok) for name in DROP_COUNTERS}
+    drops = {name: sum(one["drops"][name] for one in ok) for name in SUMMARY_DROPS}
     full = [one["table_full_events"] for one in ok if one.get("table_full_events") is not None]
     full_events = max(full) if full else None
     invalid_total = invalid_log.get("total") if not invalid_log.get("error") else None
@@ -351,6 +352,6 @@ def write_textfile(directory: str, text: str, check_mode: bool = False) -> dict[
     return result
 
 
-__all__ = ("DISCREPANCY_CODES", "DROP_COUNTERS", "FACTS_ARGUMENT_SPEC", "LOGGER_FAMILIES", "LOG_SOURCES", "SUMMARY_FORMAT", "TEXTFILE_NAME", "build_summary",
+__all__ = ("DISCREPANCY_CODES", "FACTS_ARGUMENT_SPEC", "LOGGER_FAMILIES", "LOG_SOURCES", "SUMMARY_DROPS", "SUMMARY_FORMAT", "TEXTFILE_NAME", "build_summary",
            "failed_namespace", "kernel_series", "namespace_summary", "render_textfile", "table_full_events", "trim_invalid_log",
            "unreadable_name_label", "write_textfile")

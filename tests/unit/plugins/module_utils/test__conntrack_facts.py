@@ -18,6 +18,7 @@ from ansible_collections.netfilter.conntrack.plugins.module_utils._ctnetlink imp
     NetlinkError,
 )
 from ansible_collections.netfilter.conntrack.plugins.module_utils._errors import ConntrackModuleError
+from ansible_collections.netfilter.conntrack.plugins.module_utils._sysctl_keys import KEY_BUCKETS, KEY_COUNT, KEY_MAX
 
 TEST_KERNEL_VERSION = [
     ("6.18.44-fc-v782", (6, 18)),
@@ -230,7 +231,7 @@ def reader(values: dict[str, str]) -> t.Callable[[str], str]:
     return read
 
 
-SYSCTLS = {cf.COUNT_KEY: "12", cf.MAX_KEY: "262144", cf.BUCKETS_KEY: "65536"}
+SYSCTLS = {KEY_COUNT: "12", KEY_MAX: "262144", KEY_BUCKETS: "65536"}
 
 
 def run_gather(answers: dict[t.Any, t.Any], release: str = "6.18.44", **kwargs: t.Any) -> tuple[dict[str, t.Any], t.Any]:
@@ -246,7 +247,7 @@ def test_gather_summary_only_reads_three_sysctls() -> None:
         raise AssertionError("summary_only must not open a socket")
 
     facts, loaded = cf.gather(summary_only=True, kernel_release="6.18.44", read=read, open_socket=no_socket)
-    assert read.keys == [cf.COUNT_KEY, cf.MAX_KEY, cf.BUCKETS_KEY]  # type: ignore[attr-defined]
+    assert read.keys == [KEY_COUNT, KEY_MAX, KEY_BUCKETS]  # type: ignore[attr-defined]
     assert loaded is None
     assert facts["count"] == 12 and facts["max"] == 262144 and facts["buckets"] == 65536
     assert facts["usage_percent"] == 0.0
@@ -352,7 +353,7 @@ class CountSequence:
         self.reads = 0
 
     def __call__(self, key: str) -> str:
-        if key != cf.COUNT_KEY:
+        if key != KEY_COUNT:
             return SYSCTLS[key]
         self.reads += 1
         return str(self.counts.pop(0) if len(self.counts) > 1 else self.counts[0])
