@@ -132,10 +132,9 @@ options:
         counts carry on, and the time it was not observing is reported as loss.
       - Its aggregate and pcapng files (0600) stay after revert in the state directory's path with C(-capture)
         appended (C(/run/netfilter-conntrack-capture), tmpfs), where collect reads them and the report names them.
-      - The role C(netfilter.conntrack.debug) defaults to V(auto).
     type: str
     choices: [auto, netlink, kernel_log]
-    default: kernel_log
+    default: auto
     version_added: 0.3.0
   capture_budget:
     description:

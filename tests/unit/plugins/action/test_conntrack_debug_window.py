@@ -131,7 +131,7 @@ def test_enable_is_one_program_run_and_no_module(host):
     assert len(host.calls) == 1
     assert sent_request(host) == ({"duration": 900, "protocol": "tcp", "families": ["ipv4", "ipv6"], "backend": "auto",
                                    "all_netns": False, "netns": [], "containers": [], "dynamic_debug_sites": [],
-                                   "capture": {"mode": "kernel_log", "budgets": {}, "samples_per_reason": 20}}, [])
+                                   "capture": {"mode": "auto", "budgets": {}, "samples_per_reason": 20}}, [])
     assert result["changed"] is True and not result.get("failed")
     assert [step["step"] for step in result["steps"]] == ["Log invalid packets"]
     assert result["plan"] == {"init": {"problems": []}}
