@@ -19,6 +19,7 @@ import re
 import time
 import typing as t
 
+from ansible_collections.netfilter.conntrack.plugins.module_utils._conntrack_stats import DROP_COUNTERS, REPORT_COUNTERS
 from ansible_collections.netfilter.conntrack.plugins.module_utils._verdicts import DEFAULT_THRESHOLDS
 from ansible_collections.netfilter.conntrack.plugins.plugin_utils._fleet_capture import (
     attention_reasons, capture_summary, captured_events, evidence_lines, evidence_summary, host_evidence)
@@ -30,7 +31,7 @@ __all__ = ["AMBER_MEANING", "COUNTERS", "FAILED", "MAX_HOSTS", "RED_MEANING", "S
            "render_table", "table_rows", "usage_text", "utc_text", "window_text"]
 
 # The ctnetlink counters (stats_delta keys) the tables show; the HTML page shows every counter.
-COUNTERS = ("invalid", "drop", "insert_failed", "early_drop")
+COUNTERS = REPORT_COUNTERS
 RED_MEANING = ("Red: the table was full (table-full events) or drop, insert_failed or early_drop rose since enable:"
                " packets were lost.")
 AMBER_MEANING = "Amber: the plan found a blinder, or the count and the lists disagree."
@@ -166,8 +167,11 @@ def _host_rows(report: dict) -> list[dict]:
             lines = (_int(invalid_log.get("total")) or 0) if label == labels[0] else None
         codes = [finding.get("code") for finding in as_list(as_dict(facts.get("discrepancy")).get("findings"))
                  if isinstance(finding, dict)]
+        container = as_dict(window.get("container"))
         rows.append({
-            "netns": label,
+            "label": label,
+            # A container's or pod's window is shown by the runtime's whole name, not by its namespace's id.
+            "netns": str(container.get("display_name") or label),
             "lines": lines,
             "deltas": {name: (_int(delta.get(name)) if isinstance(delta, dict) else None) for name in COUNTERS},
             "all_deltas": {str(k): _int(v) for k, v in delta.items()} if isinstance(delta, dict) else {},
@@ -195,7 +199,7 @@ def _attention(host: dict) -> tuple[tuple, list[str]]:
     if full:
         why.append(f"table full {full}x")
     drops = 0
-    for name in ("drop", "insert_failed", "early_drop"):
+    for name in DROP_COUNTERS:
         total = sum(row["deltas"][name] or 0 for row in host["rows"])
         drops += total
         if total:
@@ -235,7 +239,7 @@ def _host_entry(report: dict, redactor: Redactor) -> dict:
         "peers": host_peers,
         "peers_distinct": _int(invalid_log.get("peers_distinct")) or len(host_peers),
         "rows": rows,
-        "evidence": host_evidence(report, [row["netns"] for row in rows]),
+        "evidence": host_evidence(report, [row["label"] for row in rows]),
         "capture": capture_summary(report),
         "discrepancy": [str(code) for code in as_list(report.get("discrepancy"))],
         "plan_problems": [{"netns": str(p.get("netns")), "code": str(p.get("code")), "text": str(p.get("text"))}

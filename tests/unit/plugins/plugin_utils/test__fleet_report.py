@@ -253,6 +253,16 @@ def test_model_of_the_demo_report():
     assert any("[fd00:198::1]:40006 > [fd00:198::2]:8080" in sample["line"] for sample in host["samples"])
 
 
+def test_a_container_window_is_shown_by_its_runtime_name():
+    report = demo_report()
+    label = "netns-nfct-demo-rcv"
+    report["windows"][label]["container"] = {"display_name": "podman pod web-frontend-canary", "runtime": "podman"}
+    host = fr.build_model([report], version="0.3.0")["hosts"][0]
+    assert [(row["label"], row["netns"]) for row in host["rows"]] == [
+        ("init", "init"), (label, "podman pod web-frontend-canary")]
+    assert any("podman pod web-frontend-canary" in line for line in fr.render_table(fr.build_model([report])))
+
+
 def test_fleet_rollup_at_fifty_hosts():
     model = fr.build_model(fleet(49), failed=["db-01"], version="0.3.0")
     assert len(model["hosts"]) == 50
