@@ -78,8 +78,11 @@ options:
         C(redacted), C(verdicts) (hosts grouped by verdict id), C(verdict_groups), C(verdict_items) (each verdict
         with its C(host)), C(quiet) (hosts where nothing was found, with what was C(checked)), C(unreadable),
         C(attention), C(host_headers), C(host_rows), C(reasons), C(peers), C(plan_problems), C(findings),
-        C(table_full), C(samples) and C(notes). Values are not escaped by themselves: pass each through the filter
-        C(md), as the collection's template does."
+        C(table_full), C(samples), C(notes), and the evidence part: C(evidence_headers), C(evidence_rows),
+        C(evidence_captured) and C(evidence_kernel_log) (whether any host captured through netlink, or read the
+        kernel log), C(events_meaning), C(kernel_log_meaning), C(fetch_note), C(budget_lines) and
+        C(collector_lines). Values are not escaped by themselves: pass each through the filter C(md), as the
+        collection's template does."
       - Read on the controller; the environment has C(StrictUndefined), C(trim_blocks) and C(lstrip_blocks).
     type: path
   template_html:
