@@ -262,7 +262,26 @@ def section(work, args):
     lines.extend(transport_lines(times, stats, meta, args))
     lines.extend(fresh_lines(times, args))
     lines.append(END)
-    return "\n".join(lines) + "\n", ratios
+    return "\n".join(without_empty_tables(lines)) + "\n", ratios
+
+
+def without_empty_tables(lines):
+    """The lines less each "### " subsection whose tables have no row (a run without the baseline, NFCT_FLEET_SIDES)."""
+    blocks, current = [], []
+    for line in lines:
+        if line.startswith("### ") or line == END:
+            blocks.append(current)
+            current = []
+        current.append(line)
+    blocks.append(current)
+    kept = []
+    for block in blocks:
+        separators = [i for i, line in enumerate(block) if line.startswith(("|--", "|:--"))]
+        rows = [line for line in block if line.startswith("| ")]
+        if separators and len(rows) <= len(separators):
+            continue
+        kept.extend(block)
+    return kept
 
 
 def floor(times, prefix):
