@@ -180,7 +180,8 @@ def install_then_run(argv: list[str]) -> None:
     sys.path[:] = [dest if entry == program else entry for entry in sys.path]
     sys.argv = [dest] + [word for word in argv[1:] if word not in words]
     runpy.run_path(dest, run_name="__main__")
-    sys.exit(0)
+    # The installed copy's __main__ exits with the command's status; the command must never run a second time here.
+    raise SystemExit(0)
 
 
 __all__ = ("compile_program", "install", "install_then_run", "make_dirs", "program_version", "source_sha256",
