@@ -28,6 +28,7 @@ from ansible_collections.netfilter.conntrack.plugins.module_utils._plan import p
 from ansible_collections.netfilter.conntrack.plugins.module_utils._sysctl_keys import KEY_ALL_NETNS
 from ansible_collections.netfilter.conntrack.plugins.module_utils._table_makeup import read_makeup
 from ansible_collections.netfilter.conntrack.plugins.module_utils._verdicts import thresholds_with
+from ansible_collections.netfilter.conntrack.plugins.module_utils._window_capture import NETLINK
 from ansible_collections.netfilter.conntrack.plugins.module_utils._window_store import (
     SHARED_ID,
     boot_now,
@@ -162,6 +163,11 @@ class StatusCommands:
             since_monotonic=start, max_samples=args.max_samples,
             interfaces={label: plan["interfaces"] for label, plan in plans.items()})
         capture, captured_reasons = self.capture_report()
+        # The capture files outlive their windows: an earlier window's capture is not the evidence of a window now
+        # open that writes to the kernel log.
+        logging_now = {label for label, one in (status.get("namespaces") or {}).items()
+                       if one.get("active") and (one.get("capture") or {}).get("path") != NETLINK}
+        captured_reasons = {label: reasons for label, reasons in captured_reasons.items() if label not in logging_now}
         thresholds = thresholds_with(json.loads(args.verdict_thresholds)) if args.verdict_thresholds else None
         captured = {label: {"events": one.get("events") or 0, "events_lost": (one.get("loss_detail") or {}).get("events_lost")}
                     for label, one in ((capture or {}).get("namespaces") or {}).items() if label in captured_reasons}

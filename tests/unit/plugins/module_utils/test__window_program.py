@@ -848,6 +848,21 @@ def test_collect_reads_the_log_since_the_window_opened(program, collecting, proc
     assert "facts_file" not in result
 
 
+def test_collect_takes_no_earlier_capture_for_a_kernel_log_window(program, collecting, proc_sys):
+    # An earlier window's capture of the same namespace stays on disk after its revert.
+    from ansible_collections.netfilter.conntrack.plugins.module_utils._capture_aggregate import SCHEMA
+    os.makedirs(program.capture_directory, exist_ok=True)
+    with open(program.capture_file("aggregate.json"), "w", encoding="utf-8") as handle:
+        json.dump({"schema": SCHEMA, "namespaces": [{"label": "init", "status": "capturing", "events": 7,
+                                                     "by_reason": {"invalid tcp flag combination": 7}}]}, handle)
+    before = program.cmd_collect(collect_args())["report"]
+    assert before["diagnosis"]["reconciliation"]["init"]["findings"][0]["code"] == "no_window"
+    program.cmd_snapshot(args("snapshot", "--duration=900", "--log-invalid=tcp", "--no-schedule"))
+    report = program.cmd_collect(collect_args())["report"]
+    assert report["diagnosis"]["reconciliation"]["init"]["evidence"] == "kernel log"
+    assert report["capture"]["namespaces"]["init"]["events"] == 7, "still shown, as the last capture"
+
+
 def test_collect_warns_of_a_dead_automatic_revert(program, collecting, proc_sys):
     program.cmd_snapshot(args("snapshot", "--duration=900", "--log-invalid=tcp"))
     program.scheduler.dead.add("init")
