@@ -57,6 +57,7 @@ class CleanupCommands:
             if not dry_run:
                 os.rmdir(self.store.directory)
             removed.append(self.store.directory)
+        self.remove_capture_files(removed, dry_run)
         for path in args.path or []:
             remove_file(path, removed, dry_run)
         for program in args.program_path or []:
@@ -68,6 +69,21 @@ class CleanupCommands:
         verb = "would remove" if dry_run else "removed"
         return {"changed": bool(removed), "removed": removed, "kept": KEPT, "check_mode": dry_run,
                 "msg": f"{verb} {len(removed)} file(s) and directories; kept the kernel modules"}
+
+    def remove_capture_files(self, removed: list[str], dry_run: bool) -> None:
+        """The last capture's aggregate and pcapng files, which stay after their windows for collect to read."""
+        directory = self.capture_directory
+        try:
+            info = os.lstat(directory)
+        except FileNotFoundError:
+            return
+        if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid():
+            raise ConntrackModuleError(f"{directory} is not the capture directory the collection made: remove it by hand")
+        for name in sorted(os.listdir(directory)):
+            remove_file(os.path.join(directory, name), removed, dry_run)
+        if not dry_run:
+            os.rmdir(directory)
+        removed.append(directory)
 
 
 __all__ = ("KEPT", "CleanupCommands")

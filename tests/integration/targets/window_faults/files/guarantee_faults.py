@@ -263,7 +263,8 @@ def case_planted_program_is_not_run(state):
 
 def case_cleanup_leaves_no_file_of_the_collection(state):
     """enable, collect (the local facts file), revert, cleanup through the action: the program, its directory, the
-    facts file and the state directory are gone; while a window is open cleanup refuses and removes nothing."""
+    facts file, the state directory and the capture's files are gone; while a window is open cleanup refuses and
+    removes nothing."""
     ns = ns_add("cleanup")
     program_dir = os.path.join(WORK, "cleanup-libexec", "netfilter-conntrack")
     facts = os.path.join(WORK, "cleanup-facts.d", "netfilter_conntrack.fact")
@@ -277,9 +278,11 @@ def case_cleanup_leaves_no_file_of_the_collection(state):
         assert os.path.exists(facts) and os.listdir(program_dir), "cleanup removed something while a window was open"
         result = action(state, {"state": "reverted", "netns": [ns], "program_dir": program_dir})
         assert not result.get("failed") and ns_get(ns) == "0", result
+        captured = state + "-capture"  # the module's default capture: its files stay after revert, for collect
+        assert os.listdir(captured), "the window's capture left no file to clean up"
         cleaned = action(state, {"state": "absent", "facts_path": facts, "program_dir": program_dir})
         assert not cleaned.get("failed") and cleaned["changed"], cleaned
-        left = [path for path in (program_dir, facts, state) if os.path.exists(path)]
+        left = [path for path in (program_dir, facts, state, captured) if os.path.exists(path)]
         assert left == [], f"left on the host: {left}"
         again = action(state, {"state": "absent", "facts_path": facts, "program_dir": program_dir})
         assert not again.get("failed") and not again["changed"], again
