@@ -28,7 +28,8 @@ description:
     host-wide values (C(nf_log_all_netns), the dynamic-debug sites) are restored with the last window that holds
     them; a window of another namespace, or of the host itself, is never ended by this one.
   - With O(state=absent), removes what the collection left on the host once no window is open (the state
-    directory, O(facts_path), and the program in O(program_dir) with the directory when it is then empty). Kernel
+    directory, the last capture's files, O(facts_path), and the program in O(program_dir) with the directory when
+    it is then empty). Kernel
     modules that a window loaded are never unloaded. It refuses while any window is open.
   - With O(state=enabled), the snapshot, the settings (the same code as M(netfilter.conntrack.conntrack_log_invalid),
     M(netfilter.conntrack.nf_log_backend) and M(netfilter.conntrack.dynamic_debug_site)), the confirmation and the
@@ -61,7 +62,7 @@ options:
   state:
     description:
       - V(enabled) opens (or extends) the debug window; V(reverted) closes it; V(absent) removes the program, the
-        local facts file and the state directory from the host (no window may be open).
+        local facts file, the state directory and the last capture's files from the host (no window may be open).
     type: str
     choices: [enabled, reverted, absent]
     default: enabled
