@@ -29,6 +29,7 @@ from ansible_collections.netfilter.conntrack.plugins.module_utils._sysctl_keys i
 from ansible_collections.netfilter.conntrack.plugins.module_utils._table_makeup import read_makeup
 from ansible_collections.netfilter.conntrack.plugins.module_utils._verdicts import thresholds_with
 from ansible_collections.netfilter.conntrack.plugins.module_utils._window_capture import NETLINK
+from ansible_collections.netfilter.conntrack.plugins.module_utils._window_install import make_dirs
 from ansible_collections.netfilter.conntrack.plugins.module_utils._window_store import (
     SHARED_ID,
     boot_now,
@@ -188,17 +189,6 @@ class StatusCommands:
         if warnings:
             result["warnings"] = warnings
         return result
-
-
-def make_dirs(directory: str) -> None:
-    """Create missing parents with the usual 0755 of system directories, whatever the umask."""
-    missing = []
-    while directory and not os.path.isdir(directory):
-        missing.append(directory)
-        directory = os.path.dirname(directory)
-    for path in reversed(missing):
-        os.mkdir(path)
-        os.chmod(path, 0o755)
 
 
 def write_file(dest: str, payload: bytes, mode: int) -> dict:
