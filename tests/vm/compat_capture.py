@@ -124,7 +124,7 @@ def capture_cell(directory, name):
             f"{by_reason.get(FLAGS_REASON)}), loss {namespace.get('loss')}; {pcap_note}; kernel-log lines 0; "
             f"nf_log.2 during {opened.get('nf_log.2')}, restored to {after.get('nf_log.2')}")
     if case.get("enable_retried_after"):
-        note += "; enable run twice, the first one failed: " + str(case["enable_retried_after"]).split(". Rolled back")[0]
+        note += "; enable run twice, the first one failed: " + str(case["enable_retried_after"]).split(". Rolled back", maxsplit=1)[0]
     return (FAIL, "; ".join(problems) + " — " + note) if problems else (PASS, note)
 
 

@@ -743,8 +743,8 @@ def render(results_dirs):
     out.append("")
     out.append("## What the netlink capture needs per kernel")
     out.append("")
-    out.append("From the `conntrack_debug_capture: netlink` window of `playbooks/capture.yml` (else its `auto` window where that one took the netlink path; a child namespace, "
-               "`nf_log_all_netns` at 0 in the initial namespace throughout):")
+    out.append("From the `conntrack_debug_capture: netlink` window of `playbooks/capture.yml` (else its `auto` window where that "
+               "one took the netlink path; a child namespace, `nf_log_all_netns` at 0 in the initial namespace throughout):")
     out.append("")
     for k in kernels:
         out.append(f"- `{k.label}`: {capture_needs(k.directory)}")
