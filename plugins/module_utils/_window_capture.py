@@ -61,6 +61,9 @@ CAPTURE_UNIT_PREFIX = "netfilter-conntrack-capture"
 # The settings enable takes (one JSON argument); everything else of CaptureConfig is the program's to choose.
 REQUEST_KEYS = ("mode", "budgets", "samples_per_reason")
 START_TIMEOUT_SECONDS = 15.0
+# A collector still starting (its process or unit alive) is waited for this long: a slow or loaded host is no reason
+# to roll the window back.
+START_LIMIT_SECONDS = 120.0
 STOP_TIMEOUT_SECONDS = 5.0
 
 
@@ -242,13 +245,16 @@ class CaptureCommands:
             how = {"kind": "systemd-service", "unit": unit + ".service"}
         else:
             how = {"kind": "detached-process", "pid": self.scheduler.spawn_detached(["capture"])}
-        until = time.monotonic() + START_TIMEOUT_SECONDS
-        while time.monotonic() < until:
+        started = time.monotonic()
+        while True:
             _config, aggregate, liveness = self.collector_state()
             if liveness == "running" and how.get("pid") in (None, aggregate["pid"]):
                 return dict(how, state="running", pid=aggregate["pid"],
                             namespaces={one["label"]: one["status"] for one in aggregate["namespaces"]})
-            time.sleep(0.05)
+            waited = time.monotonic() - started
+            if waited >= START_LIMIT_SECONDS or waited >= START_TIMEOUT_SECONDS and not self.collector_starting(how):
+                break
+            time.sleep(0.05 if waited < 1 else 0.2)
         # Not left behind capturing for windows that enable now rolls back.
         if "unit" in how:
             run_argv(["systemctl", "stop", how["unit"]])
@@ -257,8 +263,14 @@ class CaptureCommands:
                 os.kill(how["pid"], signal.SIGTERM)
             except ProcessLookupError:
                 pass
-        raise ConntrackModuleError(f"the capture collector did not start within {START_TIMEOUT_SECONDS:g} s"
+        raise ConntrackModuleError(f"the capture collector did not start within {time.monotonic() - started:.0f} s"
                                    f" ({self.command} --state-dir={self.store.directory} capture runs it by hand)")
+
+    def collector_starting(self, how: dict) -> bool:
+        """Whether the collector just started is still alive (its unit active, or its process there)."""
+        if "unit" in how:
+            return self.scheduler.unit_active(how["unit"])
+        return process_start_ticks(how["pid"]) is not None
 
     def stop_collector(self, config: dict | None, aggregate: dict | None, liveness: str,
                        keep_session: bool = False) -> list[str]:

@@ -142,3 +142,53 @@ def test_capture_report_from_the_aggregate(tmp_path):
     assert section["namespaces"]["netns-b"]["status"] == "group_taken" and "netns-b" not in reasons
     assert section["directory"] == str(tmp_path / "state-capture")
     json.dumps(section)
+
+
+class StartingCapture(Capture):
+    """start_collector on a clock that moves 1 s per look; the collector says it runs after ``ready_after`` s."""
+
+    def __init__(self, directory, ready_after, alive):
+        super().__init__(directory)
+        self.clock, self.ready_after, self.alive = 0.0, ready_after, alive
+        self.killed = []
+        self.command = "conntrack-debug-window.pyz"
+
+        class Scheduler:
+            @staticmethod
+            def _use_systemd():
+                return False
+
+            @staticmethod
+            def spawn_detached(command):
+                return 4242
+
+        self.scheduler = Scheduler()
+
+    def collector_state(self):
+        self.clock += 1.0
+        if self.clock >= self.ready_after:
+            return None, {"pid": 4242, "namespaces": [{"label": "netns-a", "status": "capturing"}]}, "running"
+        return None, None, "stopped"
+
+    def collector_starting(self, how):
+        return self.alive
+
+
+@pytest.mark.parametrize("ready_after, alive, started", [
+    (3, True, True),
+    (40, True, True),     # a loaded host: alive and still starting after 15 s
+    (40, False, False),   # died: given up once 15 s are over
+    (500, True, False),   # never ready: given up at the limit
+])
+def test_start_collector_waits_while_the_collector_is_alive(monkeypatch, tmp_path, ready_after, alive, started):
+    capture = StartingCapture(str(tmp_path / "state"), ready_after, alive)
+    monkeypatch.setattr(wc.time, "monotonic", lambda: capture.clock)
+    monkeypatch.setattr(wc.time, "sleep", lambda seconds: None)
+    monkeypatch.setattr(wc.os, "kill", lambda pid, sig: capture.killed.append(pid))
+    if started:
+        assert capture.start_collector()["state"] == "running" and capture.killed == []
+    else:
+        with pytest.raises(ConntrackModuleError, match="did not start within"):
+            capture.start_collector()
+        assert capture.killed == [4242]
+        assert capture.clock <= (wc.START_LIMIT_SECONDS if alive else wc.START_TIMEOUT_SECONDS) + 1
