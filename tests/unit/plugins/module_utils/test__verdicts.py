@@ -233,3 +233,13 @@ def test_a_capture_counts_as_logged_evidence():
     evidence = namespace_evidence(report(delta={"invalid": 5}), "netns-a", capture=aggregate)
     assert evidence["logged"] == 5 and evidence["reasons_source"] == "capture"
     assert namespace_evidence(report(delta={"invalid": 5}), "netns-a")["logged"] == 0
+
+
+def test_invalid_rising_without_lines_to_read_is_not_nothing_wrong_with_confidence():
+    # 5.10 logs some window lines without IN=/OUT=: the namespace's invalid counter rose and no line is its own.
+    unread = evaluate(namespace_evidence(report(delta={"invalid": 10}), "netns-a"))[0]
+    assert unread["id"] == "nothing_wrong" and unread["confidence"] == "low"
+    assert any("conntrack_debug_capture: netlink" in line for line in unread["evidence"])
+    read = evaluate(namespace_evidence(report(delta={"invalid": 10}, by_reason={"invalid tcp flag combination": 10}),
+                                       "netns-a"))[0]
+    assert read["confidence"] == "medium" and not any("netlink" in line for line in read["evidence"])
