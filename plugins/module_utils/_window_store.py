@@ -323,19 +323,29 @@ class Lock:
         self._fd: int | None = None
 
     def __enter__(self) -> Lock:
-        self._store.ensure()
-        path = os.path.join(self._store.directory, "lock")
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-        info = os.fstat(fd)
-        if info.st_uid != os.geteuid() or not stat.S_ISREG(info.st_mode):
-            os.close(fd)
-            raise ConntrackModuleError(f"{path} is not a regular file owned by this user: refusing to use it")
         deadline = time.monotonic() + self._timeout
+        while True:
+            self._store.ensure()
+            path = os.path.join(self._store.directory, "lock")
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+            info = os.fstat(fd)
+            if info.st_uid != os.geteuid() or not stat.S_ISREG(info.st_mode):
+                os.close(fd)
+                raise ConntrackModuleError(f"{path} is not a regular file owned by this user: refusing to use it")
+            deadline = self._wait(fd, path, deadline)
+            if self._names(path, info):
+                self._fd = fd
+                return self
+            # The holder found the directory empty and removed it with its lock file while this one waited:
+            # that flock guards nothing any more, so the directory is made again and its new lock taken.
+            os.close(fd)
+
+    def _wait(self, fd: int, path: str, deadline: float) -> float:
+        """flock fd, waiting until deadline (extended while keep_waiting says so); returns the deadline."""
         while True:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                self._fd = fd
-                return self
+                return deadline
             except BlockingIOError:
                 if time.monotonic() >= deadline and self._keep_waiting is not None and self._keep_waiting():
                     deadline = time.monotonic() + self._timeout
@@ -344,6 +354,15 @@ class Lock:
                     raise Busy(f"another conntrack debug operation holds {path} for more than {self._timeout:.0f}s:"
                                " retry when it has finished") from None
                 self._sleep(0.1)
+
+    @staticmethod
+    def _names(path: str, info: os.stat_result) -> bool:
+        """Whether path is still the file that was locked."""
+        try:
+            now = os.lstat(path)
+        except FileNotFoundError:
+            return False
+        return (now.st_dev, now.st_ino) == (info.st_dev, info.st_ino)
 
     def __exit__(self, *exc_info: object) -> None:
         if self._fd is not None:

@@ -446,6 +446,30 @@ def test_lock_is_exclusive_and_released(store):
         pass
 
 
+def test_a_lock_waited_for_while_its_holder_removed_the_directory_is_taken_again(store, holder):
+    """The holder empties the state directory and removes it with its lock file (remove_if_empty) while another
+    process waits on that file: the waiter must not go on under a lock that guards nothing, in a directory gone."""
+    taken = []
+
+    def sleep(_seconds):
+        if not taken:  # the holder finishes: removes the empty directory, then lets go of its flock
+            store.remove_if_empty()
+            os.close(holder["fd"])
+            holder["fd"] = None
+        taken.append(1)
+
+    with ws.Lock(store, 5.0, sleep=sleep):
+        lock = os.path.join(store.directory, "lock")
+        assert os.path.isfile(lock), "the directory and its lock were made again"
+        fd = os.open(lock, os.O_RDWR)
+        try:
+            with pytest.raises(BlockingIOError):
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        finally:
+            os.close(fd)
+        ws.write_atomically(os.path.join(store.directory, "shared.json"), b"{}", 0o600)
+
+
 def test_lock_timeout_raises_busy(store, holder):
     sleeps = []
     before = open_fds()
