@@ -13,7 +13,7 @@
 # each release X.Y.Z is then the commit that added X.Y.Z to changelogs/changelog.yaml (what
 # antsibull-changelog release commits). A shallow clone is deepened from its origin first, since neither
 # tags nor the changelog's history reach past its depth.
-# NFCT_UPGRADE_FROM=TAG overrides the choice.
+# NFCT_UPGRADE_FROM=TAG or VERSION (a release of the changelog) overrides the choice.
 # Copyright (c) 2026, netfilter.conntrack contributors
 # SPDX-License-Identifier: GPL-3.0-or-later
 set -euo pipefail
@@ -42,18 +42,24 @@ release_commits() {
 }
 
 previous_release() {
-    if [[ -n "${NFCT_UPGRADE_FROM:-}" ]]; then
-        git -C "$ROOT" rev-parse --verify --quiet "refs/tags/$NFCT_UPGRADE_FROM" >/dev/null ||
-            { echo "NFCT_UPGRADE_FROM=$NFCT_UPGRADE_FROM is not a tag" >&2; return 1; }
-        echo "$NFCT_UPGRADE_FROM $(git -C "$ROOT" rev-parse "$NFCT_UPGRADE_FROM^{commit}")"
-        return
-    fi
     if [[ "$(git -C "$ROOT" rev-parse --is-shallow-repository)" == true ]]; then
         echo "shallow clone: fetching the full history and tags from origin" >&2
         git -C "$ROOT" fetch --quiet --unshallow --tags origin ||
             { echo "cannot deepen this shallow clone: the previous release is not in it" >&2; return 1; }
     fi
     local head_version version commit
+    if [[ -n "${NFCT_UPGRADE_FROM:-}" ]]; then
+        if git -C "$ROOT" rev-parse --verify --quiet "refs/tags/$NFCT_UPGRADE_FROM" >/dev/null; then
+            echo "$NFCT_UPGRADE_FROM $(git -C "$ROOT" rev-parse "$NFCT_UPGRADE_FROM^{commit}")"
+            return
+        fi
+        while read -r version commit; do
+            [[ "$version" == "${NFCT_UPGRADE_FROM#v}" || "$version" == "$NFCT_UPGRADE_FROM" ]] &&
+                { echo "$version $commit"; return; }
+        done < <(release_commits)
+        echo "NFCT_UPGRADE_FROM=$NFCT_UPGRADE_FROM is neither a tag nor a release in changelogs/changelog.yaml" >&2
+        return 1
+    fi
     head_version="$(version_at HEAD)"
     while read -r version commit; do
         git -C "$ROOT" merge-base --is-ancestor "$commit" HEAD || continue

@@ -29,7 +29,8 @@
 # Durations: the cases that this tree reverts use a 600 s window. The two that wait for the automatic revert
 # use a short one that must outlast the old enable and this tree's step: 20 s, or four times the longest
 # step seen so far in the run when that is more (a loaded machine). NFCT_UPGRADE_DURATION fixes it.
-# Environment: NFCT_UPGRADE_DURATION (seconds), NFCT_UPGRADE_FROM (a tag, default: found),
+# Environment: NFCT_UPGRADE_DURATION (seconds), NFCT_UPGRADE_FROM (a tag or a released version; default 0.2.0,
+# whose formats and program layout the cases below expect: format-1 snapshots, the host snapshot, the old program),
 # NFCT_UPGRADE_KEEP=1 keeps the work directory (logs, results).
 # Copyright (c) 2026, netfilter.conntrack contributors
 # SPDX-License-Identifier: GPL-3.0-or-later
@@ -358,6 +359,7 @@ case_extend-auto() {
 # ------------------------------------------------------------------------------------------- main
 
 started=$SECONDS
+export NFCT_UPGRADE_FROM="${NFCT_UPGRADE_FROM:-0.2.0}"
 FROM="$("$HERE/collections.sh" old "$WORK/old")"
 TO="$("$HERE/collections.sh" current "$WORK/new")"
 log "previous release $FROM (git archive $FROM), current tree $TO; built and installed in $((SECONDS - started)) s"
