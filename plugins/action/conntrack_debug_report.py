@@ -21,7 +21,8 @@ from ansible_collections.netfilter.conntrack.plugins.plugin_utils._window_app im
 
 
 class ActionModule(ActionBase):
-    TRANSFERS_FILES = True
+    # No temporary directory up front: collect never installs, and WindowApp makes one only to transfer the program.
+    TRANSFERS_FILES = False
     _supports_check_mode = True
 
     def run(self, tmp: t.Any = None, task_vars: dict[str, t.Any] | None = None) -> dict[str, t.Any]:

@@ -41,11 +41,13 @@ def rollback_outcome(failure: dict[str, t.Any], rc: int, rollback: dict[str, t.A
 
 
 class ActionModule(ActionBase):
-    TRANSFERS_FILES = True
+    # No temporary directory up front: over a pipelining connection the program goes on stdin, and WindowApp
+    # makes the directory itself only when it has to transfer the program.
+    TRANSFERS_FILES = False
     _supports_check_mode = True
 
     def run(self, tmp: t.Any = None, task_vars: dict[str, t.Any] | None = None) -> dict[str, t.Any]:
-        super().run(tmp, task_vars)
+        result = super().run(tmp, task_vars)
         del tmp
         task_vars = task_vars or {}
         _validation, args = self.validate_argument_spec(
@@ -55,10 +57,12 @@ class ActionModule(ActionBase):
         self._vars = task_vars
         try:
             if args["state"] == "reverted":
-                return self._revert(args)
-            if args["state"] == "absent":
-                return self._cleanup(args)
-            return self._enable(args)
+                result.update(self._revert(args))
+            elif args["state"] == "absent":
+                result.update(self._cleanup(args))
+            else:
+                result.update(self._enable(args))
+            return result
         finally:
             self._remove_tmp_path(self._connection._shell.tmpdir)
 
