@@ -41,7 +41,8 @@ import zlib
 
 from ansible.errors import AnsibleActionFail
 
-PROGRAM_NAME = "conntrack-debug-window"
+from ansible_collections.netfilter.conntrack.plugins.module_utils._window_store import PROGRAM_NAME
+
 PROGRAM_FILE = PROGRAM_NAME + ".pyz"
 DEFAULT_PROGRAM_DIR = "/usr/local/libexec/netfilter-conntrack"
 ENTRY_MODULE = "_window_program"
@@ -72,10 +73,11 @@ def top_level_source(path: str, names: tuple[str, ...]) -> str:
 INSTALLING = "not this version; installing the copy sent with the command"
 # Runs as root on the host before the program: argv is PROGRAM SHA256 [--shipped-on-stdin=install|run] ARGS...;
 # see the module docstring.
-BOOTSTRAP = f"import hashlib, importlib.util, json, os, runpy, stat, sys\nINSTALLING = {INSTALLING!r}\n" + top_level_source(
+BOOTSTRAP = (f"import hashlib, importlib.util, json, os, runpy, stat, sys\nINSTALLING = {INSTALLING!r}\n"
+             f"PROGRAM_NAME = {PROGRAM_NAME!r}\n") + top_level_source(
     os.path.join(MODULE_UTILS_DIR, "_window_install.py"), VERSION_CHECK) + r"""
 def stop(code, **fields):
-    fields.update(changed=False, failed=True, program_version="conntrack-debug-window")
+    fields.update(changed=False, failed=True, program_version=PROGRAM_NAME)
     sys.stdout.write(json.dumps(fields) + "\n")
     sys.exit(code)
 def run(path, *options):
