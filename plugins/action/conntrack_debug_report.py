@@ -59,9 +59,10 @@ class ActionModule(ActionBase):
             argv.append("--check")
         rc, answer = program.run(argv)
         if rc != 0:
-            raise AnsibleActionFail(f"collecting on the host failed: {answer.get('msg')}", result={"program": answer})
+            raise AnsibleActionFail(f"collecting on the host failed: {answer.get('msg')}",
+                                    result=dict(answer, program=program.description()))
         report = answer["report"]
-        result: dict[str, t.Any] = {"changed": bool(answer.get("changed")),
+        result: dict[str, t.Any] = {"changed": bool(answer.get("changed")), "program": program.description(),
                                     "ansible_facts": {"conntrack_debug_report": report}}
         if answer.get("warnings"):
             result["warnings"] = answer["warnings"]

@@ -95,7 +95,8 @@ class ActionModule(ActionBase):
         program = WindowApp(self, self._vars, args["program_dir"], install=not check_mode)
         rc, answer = program.run(self._enable_argv(request))
         if rc != 0 and "failed_step" not in answer:
-            raise AnsibleActionFail(f"Refusing to enable: {answer.get('msg')}", result={"program": answer})
+            raise AnsibleActionFail(f"Refusing to enable: {answer.get('msg')}",
+                                    result=dict(answer, program=program.description()))
         if rc != 0:
             failure = answer["step_failure"]
             if check_mode:
@@ -106,12 +107,11 @@ class ActionModule(ActionBase):
             raise AnsibleActionFail(f"enable failed at '{answer['failed_step']}': {step_message(failure)}. "
                                     f"{rollback_outcome(failure, rb_rc, rollback)}",
                                     result={"rollback": rollback, "steps": answer.get("steps")})
-        result = dict(answer)
+        result = dict(answer, program=program.description())
         if check_mode:
             result["msg"] = "check mode: no snapshot was taken and no revert scheduled; dynamic-debug sites not predicted"
             return result
         result["changed"] = bool(answer.get("changed")) or program.installed
-        result["program"] = {"path": program.path, "installed": program.installed, "interpreter": program.interpreter}
         return result
 
     # ------------------------------------------------------------------ revert
@@ -135,9 +135,10 @@ class ActionModule(ActionBase):
             # is changed, not even an overdue window of another namespace.
             ids.append("--check")
         rc, reverted = program.run(["revert"] + ids)
+        result = dict(reverted, program=program.description())
         if rc != 0:
-            raise AnsibleActionFail(reverted.get("msg") or "revert failed", result=reverted)
-        return reverted
+            raise AnsibleActionFail(reverted.get("msg") or "revert failed", result=result)
+        return result
 
     # ------------------------------------------------------------------ cleanup
 
@@ -147,6 +148,7 @@ class ActionModule(ActionBase):
         if self._task.check_mode:
             argv.append("--check")
         rc, cleaned = program.run(argv)
+        result = dict(cleaned, program=program.description())
         if rc != 0:
-            raise AnsibleActionFail(cleaned.get("msg") or "cleanup failed", result=cleaned)
-        return cleaned
+            raise AnsibleActionFail(cleaned.get("msg") or "cleanup failed", result=result)
+        return result

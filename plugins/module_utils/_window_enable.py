@@ -149,8 +149,7 @@ class EnableCommands:
         args.capture_paths = {}
         queries = [(site.parsed.query, site.parsed.op, site.parsed.flags) for site in request.sites]
         control = self.control() if queries else None
-        result = {"changed": False, "namespaces": {}, "dynamic_debug": bool(control),
-                  "state_dir": self.store.directory, "program": self.program}
+        result = {"changed": False, "namespaces": {}, "dynamic_debug": bool(control), "state_dir": self.store.directory}
         created = []
         with self.store.lock(self.lock_timeout):
             self.migrate_legacy()

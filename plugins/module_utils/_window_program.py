@@ -41,6 +41,7 @@ Before any command, ``--install-to PATH`` copies the program to PATH and runs th
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
 import sys
@@ -57,7 +58,7 @@ from ansible_collections.netfilter.conntrack.plugins.module_utils._window_instal
 from ansible_collections.netfilter.conntrack.plugins.module_utils._window_revert import RevertCommands
 from ansible_collections.netfilter.conntrack.plugins.module_utils._window_scheduler import PARTNER, WATCHER, Scheduler
 from ansible_collections.netfilter.conntrack.plugins.module_utils._window_shared import SharedValues
-from ansible_collections.netfilter.conntrack.plugins.module_utils._window_status import StatusCommands, make_dirs
+from ansible_collections.netfilter.conntrack.plugins.module_utils._window_status import ConntrackTables, StatusCommands, make_dirs
 from ansible_collections.netfilter.conntrack.plugins.module_utils._window_store import LOCK_TIMEOUT, PROGRAM_NAME, STATE_DIR, Store
 
 # A window this far past its deadline with no live timer, watcher or sweep is reverted by the next command that
@@ -67,10 +68,11 @@ OVERDUE_GRACE_SECONDS = 30
 
 class Program(EnableCommands, RevertCommands, StatusCommands, SharedValues, CaptureCommands, CleanupCommands):
     """The commands, bound to one state directory, to the path this program is installed at, and to a host: every
-    command reaches the kernel through ``host.kernel``, and each run that applies gets ``host.for_run``."""
+    command reaches the kernel through ``host.kernel`` (collect reads the conntrack tables through ``tables``), and
+    each run that applies gets ``host.for_run``."""
 
     def __init__(self, store: Store, program: str, host: ProcessHost | None = None, lock_timeout: float = LOCK_TIMEOUT,
-                 overdue_grace: float = OVERDUE_GRACE_SECONDS) -> None:
+                 overdue_grace: float = OVERDUE_GRACE_SECONDS, tables: ConntrackTables | None = None) -> None:
         self.store = store
         self.lock_timeout = lock_timeout
         self.overdue_grace = overdue_grace
@@ -79,6 +81,7 @@ class Program(EnableCommands, RevertCommands, StatusCommands, SharedValues, Capt
         self.command = f"{sys.executable} {program}"
         self.host = host or ProcessHost()
         self.kernel = self.host.kernel
+        self.tables = tables or ConntrackTables()
         self.scheduler = Scheduler(store, program)
 
     # ------------------------------------------------------------------ values
@@ -181,25 +184,35 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
-def emit(result: dict, code: int = 0) -> int:
-    result["program_version"] = PROGRAM_NAME
+def emit(result: dict, code: int, version: str) -> int:
+    """Print an answer: program_name marks it as this program's, program_version is the SHA-256 of the shipped program
+    that runs (the controller's check of what it installed)."""
+    result.update(program_name=PROGRAM_NAME, program_version=version)
     sys.stdout.write(json.dumps(result, sort_keys=True) + "\n")
     sys.stdout.flush()
     return code
 
 
+def os_error_message(exc: OSError) -> str:
+    message = f"{exc.filename}: {exc.strerror or exc}" if exc.filename else str(exc.strerror or exc)
+    if exc.errno in (errno.EACCES, errno.EPERM) and os.geteuid() != 0:
+        message += f" (running as uid {os.geteuid()}: the program needs root)"
+    return message
+
+
 def main(argv: list[str] | None = None, program: str | None = None) -> int:
     program = os.path.abspath(program or sys.argv[0])
     args = parser().parse_args(argv)
-    if args.expect_sha256 and args.expect_sha256.lower() != source_sha256(program):
+    version = source_sha256(program)
+    if args.expect_sha256 and args.expect_sha256.lower() != version:
         return emit({"changed": False, "failed": True, "stale_program": True,
-                     "msg": f"{program} is not the expected version (SHA-256 {args.expect_sha256})"}, 3)
+                     "msg": f"{program} is not the expected version (SHA-256 {args.expect_sha256})"}, 3, version)
     os.umask(0o077)
     if args.install_to:
         # The command runs as the installed copy: the automatic revert it arms names that path, not this one.
         program, failure = install(program, os.path.abspath(args.install_to))
         if failure:
-            return emit(failure, 1)
+            return emit(failure, 1, version)
     # The environment (inherited by the detached watcher) shortens the waits for the fault tests.
     runner = Program(Store(args.state_dir), program,
                      lock_timeout=float(os.environ.get("CONNTRACK_DEBUG_LOCK_TIMEOUT", LOCK_TIMEOUT)),
@@ -212,10 +225,10 @@ def main(argv: list[str] | None = None, program: str | None = None) -> int:
             args.netns = (args.netns or []) + list(found)
         result = command(args)
     except ConntrackModuleError as exc:
-        return emit({"changed": False, "failed": True, "msg": exc.msg}, 1)
+        return emit({"changed": False, "failed": True, "msg": exc.msg}, 1, version)
     except OSError as exc:
-        return emit({"changed": False, "failed": True, "msg": f"{exc.filename or ''} {exc.strerror or exc}".strip()}, 1)
-    return emit(result, 1 if result.get("failed") else 0)
+        return emit({"changed": False, "failed": True, "msg": os_error_message(exc)}, 1, version)
+    return emit(result, 1 if result.get("failed") else 0, version)
 
 
 __all__ = ("OVERDUE_GRACE_SECONDS", "PROGRAM_NAME", "Program", "main", "make_dirs", "parser", "unsafe_directory")

@@ -42,6 +42,20 @@ from ansible_collections.netfilter.conntrack.plugins.module_utils._window_store 
 FACTS_FILE_MODE = 0o600
 
 
+class ConntrackTables:
+    """What collect reads of the conntrack tables of the namespace it has entered, over ctnetlink: the facts
+    (counts, lists, statistics) and the table's make-up. The unit tests give the program their own."""
+
+    @staticmethod
+    def gather(netns: str | None, load_module) -> dict:
+        facts, _unused = gather(netns=netns, load_module=load_module)
+        return facts
+
+    @staticmethod
+    def makeup() -> dict:
+        return read_makeup()
+
+
 class StatusCommands:
     """status and collect (mixed into Program)."""
 
@@ -151,12 +165,12 @@ class StatusCommands:
         makeups = {}
         for spec in args.netns or [None]:
             with self.entered(spec, None) as identity:
-                facts, _unused = gather(netns=identity["path"] if spec else None, load_module=load)
+                facts = self.tables.gather(identity["path"] if spec else None, load)
                 plans[snapshot_id(spec)] = plan_from(probe(host, spec, outside), {})
                 if facts.get("loaded"):
                     # What the table is made of (unreplied share, protocols, ports, timeouts): the table-full and
                     # stale-UDP verdicts read it.
-                    makeups[snapshot_id(spec)] = read_makeup()
+                    makeups[snapshot_id(spec)] = self.tables.makeup()
             lists.append(facts)
         start = since_monotonic(status)
         invalid_log = read_invalid_log(
@@ -206,4 +220,4 @@ def write_file(dest: str, payload: bytes, mode: int) -> dict:
     return {"changed": True, "dest": dest}
 
 
-__all__ = ("FACTS_FILE_MODE", "StatusCommands", "make_dirs", "write_file")
+__all__ = ("ConntrackTables", "FACTS_FILE_MODE", "StatusCommands", "make_dirs", "write_file")

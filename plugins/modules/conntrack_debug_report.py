@@ -156,6 +156,14 @@ ansible_facts:
           or more; without a window no counter-based verdict fires."
       type: dict
       returned: always
+program:
+  description: The host program that ran (its path, version, whether this run installed it, and the interpreter), as in
+    the results of M(netfilter.conntrack.conntrack_debug_window).
+  returned: always
+  type: dict
+  version_added: 0.3.0
+  sample: {path: /usr/local/libexec/netfilter-conntrack/conntrack-debug-window.pyz, installed: false,
+           version: 0d6c1b0ab3c54d5e2d4d1f4a2fba0c4bfa0e7f5e6b9a1c3d2e4f5a6b7c8d9e0f, interpreter: /usr/bin/python3}
 facts_file:
   description: The local facts file and whether this run wrote it.
   returned: when O(local_facts=true)

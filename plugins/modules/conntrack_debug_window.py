@@ -307,11 +307,15 @@ plan:
     netns-pod-a:
       problems: [{code: child_without_all_netns, text: "log_invalid on in a child namespace but net.netfilter.nf_log_all_netns=0 on the host"}]
 program:
-  description: The path of the host program, whether this run installed it, and the interpreter it ran with.
-  returned: state=enabled, not in check mode
+  description:
+    - The host program that ran, the same in every result of this action (a failure's too) - its path, its version
+      (the SHA-256 of the program the controller ships), whether this run installed it, and the interpreter it ran
+      with.
+    - The program's own answer names itself in C(program_name) and C(program_version) (that same SHA-256).
+  returned: always
   type: dict
   sample: {path: /usr/local/libexec/netfilter-conntrack/conntrack-debug-window.pyz, installed: false,
-           interpreter: /usr/bin/python3}
+           version: 0d6c1b0ab3c54d5e2d4d1f4a2fba0c4bfa0e7f5e6b9a1c3d2e4f5a6b7c8d9e0f, interpreter: /usr/bin/python3}
 capture:
   description:
     - In check mode, the capture path each namespace would take (C(path) and C(why), keyed by window id), chosen as a

@@ -77,7 +77,7 @@ BOOTSTRAP = (f"import hashlib, importlib.util, json, os, runpy, stat, sys\nINSTA
              f"PROGRAM_NAME = {PROGRAM_NAME!r}\n") + top_level_source(
     os.path.join(MODULE_UTILS_DIR, "_window_install.py"), VERSION_CHECK) + r"""
 def stop(code, **fields):
-    fields.update(changed=False, failed=True, program_version=PROGRAM_NAME)
+    fields.update(changed=False, failed=True, program_name=PROGRAM_NAME, program_version=digest)
     sys.stdout.write(json.dumps(fields) + "\n")
     sys.exit(code)
 def run(path, *options):
@@ -335,14 +335,14 @@ class WindowApp:
     def _output(res: dict[str, t.Any]) -> str:
         return (res.get("stderr") or res.get("stdout") or "").strip()[-400:]
 
-    @staticmethod
-    def _answer(res: dict[str, t.Any]) -> dict[str, t.Any] | None:
-        """The program's JSON when this version of the program gave it; None for anything else."""
+    def _answer(self, res: dict[str, t.Any]) -> dict[str, t.Any] | None:
+        """The program's JSON when this version of the program (or its bootstrap) gave it; None for anything else."""
         try:
             data = json.loads(res.get("stdout") or "")
         except ValueError:
             return None
-        if not isinstance(data, dict) or data.get("program_version") != PROGRAM_NAME:
+        if not isinstance(data, dict) or (data.get("program_name"), data.get("program_version")) != (PROGRAM_NAME,
+                                                                                                      self._sha256):
             return None
         return data
 

@@ -24,16 +24,16 @@ from ansible_collections.netfilter.conntrack.plugins.action import conntrack_deb
 from ansible_collections.netfilter.conntrack.plugins.action.conntrack_debug_window import ActionModule, rollback_outcome
 
 ROLLED_BACK = "Rolled back: the host is as it was before debugging started."
+VERSION = "5" * 64
 
 
 def snapshot_answer(*idents, dynamic_debug=True, window="w-1"):
     return {"changed": True, "window": window, "deadline": 1795767300.0, "dynamic_debug": dynamic_debug,
-            "program_version": "conntrack-debug-window",
             "namespaces": {ident: {"created": True, "original": {}, "dyndbg": []} for ident in idents}}
 
 
 def reverted(*idents, left=None):
-    return {"changed": True, "program_version": "conntrack-debug-window", "msg": "reverted",
+    return {"changed": True, "msg": "reverted",
             "namespaces": {ident: {"changed": True, "restored": {"k": {}}, "left": (left or {}).get(ident, {})}
                            for ident in idents}}
 
@@ -52,6 +52,8 @@ class Host:
         app.path = program_dir + "/conntrack-debug-window.pyz"
         app.installed = False
         app.interpreter = "/usr/bin/python3"
+        app.description.side_effect = lambda: {"path": app.path, "version": VERSION, "installed": app.installed,
+                                               "interpreter": app.interpreter}
         app.run.side_effect = self.run_program
         return app
 
@@ -62,7 +64,7 @@ class Host:
             raise AssertionError(f"unexpected program command {argv}")
         answer = answers.pop(0) if isinstance(answers, list) else answers
         rc, data = answer
-        return rc, dict(data, program_version="conntrack-debug-window")
+        return rc, dict(data, program_name="conntrack-debug-window", program_version=VERSION)
 
     def program_calls(self, command=None):
         return [argv for kind, *rest in self.calls if kind == "program" for argv in rest
@@ -137,7 +139,7 @@ def test_enable_is_one_program_run_and_no_module(host):
     assert result["plan"] == {"init": {"problems": []}}
     assert result["warnings"] == ["w"] and result["diff"] == [{"before": "a", "after": "b"}]
     assert result["program"] == {"path": "/usr/local/libexec/netfilter-conntrack/conntrack-debug-window.pyz",
-                                 "installed": False, "interpreter": "/usr/bin/python3"}
+                                 "version": VERSION, "installed": False, "interpreter": "/usr/bin/python3"}
 
 
 def test_enable_passes_namespaces_all_netns_sites_and_diff(host):
@@ -235,7 +237,7 @@ def test_check_mode_enable_predicts_with_the_program_and_installs_nothing(host):
     assert host.program_calls("enable")[0][-1] == "--check"
     assert result["changed"] is True and result["plan"] == {"init": {"problems": []}}
     assert result["msg"].startswith("check mode: no snapshot was taken")
-    assert "program" not in result
+    assert result["program"]["installed"] is False and result["program"]["version"] == VERSION
 
 
 def test_check_mode_enable_reports_a_step_that_would_fail(host):

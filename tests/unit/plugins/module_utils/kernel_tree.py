@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import pathlib
+import typing as t
 
 from ansible_collections.netfilter.conntrack.plugins.module_utils import _dynamic_debug as dd
 from ansible_collections.netfilter.conntrack.plugins.module_utils import _dynamic_debug_model as ddm
@@ -36,7 +37,8 @@ class TreeKernel(Kernel):
     ``sys_module/`` with a directory for each of ``loaded``.
 
     ``netns_sysctls`` are the values a named namespace's tree starts with. ``refuse`` maps a sysctl key, or
-    ``"control"``, to the error the kernel answers a write with.
+    ``"control"``, to the error the kernel answers a write with. ``before_sysctl_write``, when set, is called with
+    the key and value before each /proc/sys write: someone else acting at that moment.
     """
 
     def __init__(self, root: pathlib.Path, sysctls: dict, netns_sysctls: dict | None = None, nf_log: str | None = None,
@@ -62,10 +64,13 @@ class TreeKernel(Kernel):
         self.gone: set[str] = set()
         self.sysctl_writes: list[tuple[str, str]] = []
         self.control_writes: list[str] = []
+        self.before_sysctl_write: t.Callable[[str, str], None] | None = None
 
     # ------------------------------------------------------------------ the kernel's behaviour
 
     def sysctl_write(self, key: str, value: str) -> None:
+        if self.before_sysctl_write is not None:
+            self.before_sysctl_write(key, value)
         self.sysctl_writes.append((key, value))
         if key in self.refuse:
             raise ConntrackModuleError(self.refuse[key], key=key)

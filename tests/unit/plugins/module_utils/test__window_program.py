@@ -14,6 +14,7 @@ the dynamic_debug_site module itself, over the same tree. Snapshots use --no-sch
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
@@ -28,14 +29,12 @@ import types
 import pytest
 
 from ansible_collections.netfilter.conntrack.plugins.module_utils import _dynamic_debug as dd
-from ansible_collections.netfilter.conntrack.plugins.module_utils import _nf_log as nl
-from ansible_collections.netfilter.conntrack.plugins.module_utils import _window_enable as we
 from ansible_collections.netfilter.conntrack.plugins.module_utils import _window_program as wp
 from ansible_collections.netfilter.conntrack.plugins.module_utils import _window_revert as wr
 from ansible_collections.netfilter.conntrack.plugins.module_utils import _window_status as wt
 from ansible_collections.netfilter.conntrack.plugins.module_utils._errors import ConntrackModuleError
 from ansible_collections.netfilter.conntrack.plugins.module_utils._host import Kernel
-from ansible_collections.netfilter.conntrack.plugins.module_utils._sysctl_keys import KEY_ALL_NETNS, KEY_COUNT, KEY_LOG_INVALID, logger_key
+from ansible_collections.netfilter.conntrack.plugins.module_utils._sysctl_keys import KEY_ALL_NETNS, KEY_COUNT, KEY_LOG_INVALID, KEY_LOGGER_PREFIX, logger_key
 from ansible_collections.netfilter.conntrack.plugins.module_utils._window_store import Store, checksum
 from ansible_collections.netfilter.conntrack.plugins.modules import dynamic_debug_site
 from ansible_collections.netfilter.conntrack.tests.unit.plugins.module_utils.kernel_tree import TreeHost, TreeKernel
@@ -575,16 +574,18 @@ def test_a_failing_step_rolls_back_exactly_the_snapshotted_ids(program, proc_sys
     assert program.store.ids() == [] and result["steps"][-1]["step"] == step
 
 
-def test_a_failing_confirm_rolls_back(program, proc_sys, monkeypatch):
+def test_a_failing_confirm_rolls_back(program, proc_sys, kernel):
     """Someone reverted the window while enable applied: confirm says so and what enable wrote is undone."""
-    real = nl.set_loggers
+    reverted = []
 
-    def revert_meanwhile(*args, **kwargs):
-        program.cmd_revert(wp.parser().parse_args(["revert", "--id=init"]))
-        return real(*args, **kwargs)
+    def revert_before_the_first_logger_write(key, value):
+        if key.startswith(KEY_LOGGER_PREFIX) and not reverted:
+            reverted.append(key)
+            program.cmd_revert(wp.parser().parse_args(["revert", "--id=init"]))
 
-    monkeypatch.setattr(we, "set_loggers", revert_meanwhile)
+    kernel.before_sysctl_write = revert_before_the_first_logger_write
     result = program.cmd_enable(enable_args())
+    assert reverted, "enable bound a logger"
     assert result["failed_step"] == "Confirm the window is applied"
     assert result["step_failure"]["namespaces"]["init"]["expired"] is True
     assert (sysctl(proc_sys, LOG_INVALID), sysctl(proc_sys, NF_LOG_4)) == ("0", "NONE")
@@ -784,17 +785,27 @@ def test_write_file_creates_parents_and_is_idempotent(tmp_path, umask_077):
 INVALID_LOG = os.path.join(REPO, "tests", "unit", "plugins", "module_utils", "fixtures", "invalid_log")
 
 
+class RecordedTables:
+    """collect's view of the conntrack tables: one fixed answer, and which namespaces were read, each with whether
+    ctnetlink was loaded for it."""
+
+    def __init__(self) -> None:
+        self.gathered: list[tuple[str | None, bool]] = []
+
+    def gather(self, netns, load_module):
+        self.gathered.append((netns, load_module("nf_conntrack_netlink")))
+        return {"netns": netns, "count": 2, "discrepancy": {"findings": [{"code": "dying_entries_pinned"}]}}
+
+    @staticmethod
+    def makeup():
+        raise AssertionError("the answer says nothing of nf_conntrack being loaded: no make-up is read")
+
+
 @pytest.fixture
-def collecting(monkeypatch):
-    """collect with a fake ctnetlink dump (the plan's probe reads the tree kernel); returns what gather was asked."""
-    gathered = []
-
-    def gather(netns, load_module):
-        gathered.append((netns, load_module("nf_conntrack_netlink")))
-        return {"netns": netns, "count": 2, "discrepancy": {"findings": [{"code": "dying_entries_pinned"}]}}, None
-
-    monkeypatch.setattr(wt, "gather", gather)
-    return gathered
+def collecting(program):
+    """collect with recorded conntrack tables (the plan's probe reads the tree kernel); returns what was read."""
+    program.tables = RecordedTables()
+    return program.tables.gathered
 
 
 def collect_args(*extra):
@@ -1344,3 +1355,15 @@ def test_the_watcher_does_not_exit_past_a_window_opened_as_it_decides_to(program
     assert opened, "the watcher looked for windows without the lock"
     assert sysctl(proc_sys, LOG_INVALID) == "0", "the window opened meanwhile is reverted at its deadline"
     assert program.store.ids() == []
+
+
+@pytest.mark.parametrize("exc, as_root, expected", [
+    (PermissionError(errno.EACCES, "Permission denied", "/run/netfilter-conntrack"), False,
+     "/run/netfilter-conntrack: Permission denied (running as uid 65534: the program needs root)"),
+    (PermissionError(errno.EACCES, "Permission denied", "/run/netfilter-conntrack"), True,
+     "/run/netfilter-conntrack: Permission denied"),
+    (OSError(errno.ENOSPC, "No space left on device"), False, "No space left on device"),
+], ids=["refused as a user", "refused as root", "no file named"])
+def test_an_os_error_names_its_file_and_says_when_root_is_needed(monkeypatch, exc, as_root, expected):
+    monkeypatch.setattr(wp.os, "geteuid", lambda: 0 if as_root else 65534)
+    assert wp.os_error_message(exc) == expected

@@ -113,7 +113,7 @@ def app(fresh_build, tmp_path):
 def test_the_built_app_answers_status(app, tmp_path, isolated):
     rc, answer, stderr = run_app(app, f"--state-dir={tmp_path / 'state'}", "status", isolated=isolated)
     assert rc == 0, stderr
-    assert answer["program_version"] == wa.PROGRAM_NAME
+    assert (answer["program_name"], answer["program_version"]) == (wa.PROGRAM_NAME, wa.app_sha256())
     assert answer["order"] == ["init"] and answer["namespaces"] == {"init": {"active": False, "netns": None}}
     assert not (tmp_path / "state").exists(), "status creates no state directory"
 
@@ -124,14 +124,14 @@ def test_expect_sha256(app, tmp_path):
     assert rc == 3
     assert answer["stale_program"] is True and answer["failed"] is True
     rc, answer, _stderr = run_app(app, f"--expect-sha256={wa.app_sha256().upper()}", state, "status")
-    assert rc == 0 and answer["program_version"] == wa.PROGRAM_NAME
+    assert rc == 0 and answer["program_version"] == wa.app_sha256()
 
 
 def test_the_app_installs_itself_then_runs_the_command_as_the_installed_copy(app, tmp_path):
     dest = tmp_path / "libexec" / "netfilter-conntrack" / wa.PROGRAM_FILE
     state = f"--state-dir={tmp_path / 'state'}"
     rc, answer, _stderr = run_app(app, state, f"--install-to={dest}", "status")
-    assert rc == 0 and answer["program_version"] == wa.PROGRAM_NAME and "failed" not in answer
+    assert rc == 0 and answer["program_version"] == wa.app_sha256() and "failed" not in answer
     assert wi.source_sha256(str(dest)) == wa.app_sha256(), "compiled from this version"
     assert oct(dest.stat().st_mode & 0o777) == "0o700"
     rc, answer, _stderr = run_app(dest, state, f"--expect-sha256={wa.app_sha256()}", "status")
@@ -270,7 +270,9 @@ def test_host_interpreter_unknown(shape, shebang):
 
 # --- WindowApp.run --------------------------------------------------------------------------------------------
 
-ANSWER = {"changed": False, "program_version": wa.PROGRAM_NAME, "order": ["init"]}
+# How the program and its bootstrap sign an answer: their name, and the version the controller ships.
+IDENTITY = {"program_name": wa.PROGRAM_NAME, "program_version": wa.app_sha256()}
+ANSWER = {"changed": False, **IDENTITY, "order": ["init"]}
 
 
 def result(rc=0, stdout="", stderr=""):
@@ -314,7 +316,7 @@ INSTALL_TO = f"--install-to={INSTALLED}"
 
 def stale(why):
     """The bootstrap's answer for a copy it will not run: missing, not a regular file, not root's, another version."""
-    return result(3, {"changed": False, "failed": True, "stale_program": True, "program_version": wa.PROGRAM_NAME,
+    return result(3, {"changed": False, "failed": True, "stale_program": True, **IDENTITY,
                       "msg": why})
 
 
@@ -358,7 +360,7 @@ def test_with_pipelining_an_installed_copy_of_this_version_is_not_reported_insta
 
 
 def test_with_pipelining_a_failed_install_fails_the_action(fresh_build):
-    host = Host(result(1, {"failed": True, "install_failed": True, "program_version": wa.PROGRAM_NAME,
+    host = Host(result(1, {"failed": True, "install_failed": True, **IDENTITY,
                            "msg": f"cannot install {INSTALLED}: Read-only file system"}), pipelining=True)
     app = wa.WindowApp(host.action, {}, "/usr/local/libexec/netfilter-conntrack", install=True)
     with pytest.raises(AnsibleActionFail, match=f"^cannot install {INSTALLED}: Read-only file system"):
@@ -370,7 +372,11 @@ NOT_RETRIED = [
     ("answers nothing, like /bin/true", result(0, ""), "exit status 0.:"),
     ("release 0.2.0's program (another name)", result(0, {"changed": False}), "exit status 0.:"),
     ("not JSON", result(0, "hello"), "exit status 0.: hello"),
-    ("stale without the bootstrap's exit status", result(0, {"stale_program": True, "program_version": wa.PROGRAM_NAME}),
+    ("stale without the bootstrap's exit status", result(0, {"stale_program": True, **IDENTITY}),
+     "exit status 0.:"),
+    ("another version's answer", result(0, {"changed": False, "program_name": wa.PROGRAM_NAME,
+                                            "program_version": "0" * 64}), "exit status 0.:"),
+    ("an answer signed with the name alone", result(0, {"changed": False, "program_version": wa.PROGRAM_NAME}),
      "exit status 0.:"),
 ]
 
@@ -386,7 +392,7 @@ def test_only_stale_is_retried(fresh_build, first, message):
 
 
 def test_an_unsafe_program_directory_is_refused_not_replaced(fresh_build):
-    refusal = result(4, {"changed": False, "failed": True, "unsafe_program": True, "program_version": wa.PROGRAM_NAME,
+    refusal = result(4, {"changed": False, "failed": True, "unsafe_program": True, **IDENTITY,
                          "msg": f"refusing to run {INSTALLED} as uid 0: /usr/local/libexec is writable by group or"
                                 " others (mode 0777); use a directory that only root can write"})
     host = Host(refusal)
@@ -420,7 +426,7 @@ def test_without_install_a_temporary_copy_runs(fresh_build):
 
 def test_a_failed_install_fails_the_action(fresh_build):
     host = Host(stale(f"{INSTALLED} is not installed"),
-                result(1, {"failed": True, "install_failed": True, "program_version": wa.PROGRAM_NAME,
+                result(1, {"failed": True, "install_failed": True, **IDENTITY,
                            "msg": f"cannot install {INSTALLED}: Read-only file system"}))
     app = wa.WindowApp(host.action, {}, "/usr/local/libexec/netfilter-conntrack", install=True)
     with pytest.raises(AnsibleActionFail, match=f"^cannot install {INSTALLED}: Read-only file system .run by"
@@ -438,7 +444,7 @@ def test_a_program_that_never_answers_fails_the_action(fresh_build):
 
 
 def test_a_failing_command_keeps_its_exit_status_and_gets_a_message(fresh_build):
-    host = Host(result(1, {"failed": True, "program_version": wa.PROGRAM_NAME}, "details on stderr"))
+    host = Host(result(1, {"failed": True, **IDENTITY}, "details on stderr"))
     app = wa.WindowApp(host.action, {}, "/usr/local/libexec/netfilter-conntrack", install=True)
     rc, answer = app.run(["revert"])
     assert rc == 1 and answer["msg"] == "details on stderr"

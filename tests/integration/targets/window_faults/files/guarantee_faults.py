@@ -223,7 +223,9 @@ def case_one_watcher_pair_for_many_namespaces(state):
 
 PLANTED = """import json, sys
 open(sys.argv[0] + ".ran", "w").close()
-print(json.dumps({"changed": False, "program_version": "conntrack-debug-window", "namespaces": {}}))
+expected = [word.split("=", 1)[1] for word in sys.argv if word.startswith("--expect-sha256=")]
+print(json.dumps({"changed": False, "program_name": "conntrack-debug-window", "program_version": expected[0],
+                  "namespaces": {}}))
 """
 
 
