@@ -97,7 +97,7 @@ def section(work, args):
     add("containers of the Molecule image, measured by `bench/fleet/run.sh` in one run.")
     add("")
     add("- Reproduce (as root): `NFCT_FLEET_SIZES=\"%s\" NFCT_FLEET_FORKS=%d NFCT_FLEET_LOW_FORKS=%d NFCT_FLEET_LOW_FORKS_SIZE=%d"
-        " bench/fleet/run.sh`; the defaults are the issue's 10, 25 and 50 hosts, forks 25 and 5." % (
+        " bench/fleet/run.sh`; the defaults are 10, 25 and 50 hosts, forks 25 and 5." % (
             " ".join(str(n) for n in sizes), forks, low, low_size))
     add("- Machine: %s." % meta.get("machine", "?"))
     add("- Controller: %s; podman %s." % (meta.get("controller", "?"), meta.get("podman", "?")))
@@ -173,16 +173,20 @@ def section(work, args):
     add("| side | phase | task | runs on | seconds | share |")
     add("|:--|:--|:--|:--|--:|--:|")
     for side, prefix in (("role", "role"), ("baseline", "base")):
-        tasks = []
+        # The same task runs once per batch of a rolled-out play (canary, then serial batches): one row, summed.
+        grouped = {}
         for phase in PHASES:
             label = "%s-n%d-f%d-%s" % (prefix, big, forks, phase)
             for task in stats.get(label, {}).get("tasks", []):
-                tasks.append((task["seconds"], phase, task))
-        total = sum(item[0] for item in tasks) or 1
-        for seconds, phase, task in sorted(tasks, key=lambda item: -item[0])[:8]:
-            name = task["name"].replace("netfilter.conntrack.debug : ", "").replace("|", "\\|")
-            add("| %s | %s | %s (`%s`) | %s | %.1f | %.0f%% |" % (
-                side, phase, name, task["action"], "host" if task["remote"] else "controller", seconds,
+                key = (phase, task["name"], task["action"], task["remote"])
+                seconds, runs = grouped.get(key, (0.0, 0))
+                grouped[key] = (seconds + task["seconds"], runs + 1)
+        total = sum(seconds for seconds, _runs in grouped.values()) or 1
+        for (phase, name, action, remote), (seconds, runs) in sorted(grouped.items(), key=lambda item: -item[1][0])[:8]:
+            name = name.replace("netfilter.conntrack.debug : ", "").replace("|", "\\|")
+            batches = " (%d batches)" % runs if runs > 1 else ""
+            add("| %s | %s | %s (`%s`)%s | %s | %.1f | %.0f%% |" % (
+                side, phase, name, action, batches, "host" if remote else "controller", seconds,
                 100 * seconds / total))
     add("")
 
@@ -293,7 +297,7 @@ def floor(times, prefix):
 
 
 def transport_lines(times, stats, meta, args):
-    """Issue 14's floor ratio and issue 18's ssh transport: role, baseline and floor per transport and size."""
+    """The floor ratio over each transport: role, baseline and floor per transport and size."""
     rows = []
     for transport in args.transports:
         pre = "" if transport == "podman" else transport + "-"

@@ -203,6 +203,9 @@ def verdict_cell(directory, namespace, expected, absent, exactly):
     note = f"{namespace}: {', '.join(ids) or 'none'}" + (f" ({one.get('confidence')}; {numbers})" if one else "")
     invalid = (((evidence.get("windows") or {}).get(f"netns-{namespace}") or {}).get("stats_delta") or {}).get("invalid")
     note += f"; invalid +{invalid}"
+    captured = ((evidence.get("capture") or {}).get("namespaces") or {}).get(f"netns-{namespace}")
+    note += (f"; read from the netlink capture ({captured.get('events')} events)" if captured
+             else "; read from the kernel log")
     unattributed = _unattributed(directory) if expected == "tcp_out_of_window" else {}
     if unattributed.get("count"):
         note += f"; {unattributed['count']} kernel-log line(s) of the window not attributed to a namespace: " + \
