@@ -341,8 +341,8 @@ class WindowApp:
             data = json.loads(res.get("stdout") or "")
         except ValueError:
             return None
-        if not isinstance(data, dict) or (data.get("program_name"), data.get("program_version")) != (PROGRAM_NAME,
-                                                                                                      self._sha256):
+        signed = (data.get("program_name"), data.get("program_version")) if isinstance(data, dict) else None
+        if signed != (PROGRAM_NAME, self._sha256):
             return None
         return data
 
