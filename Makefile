@@ -17,7 +17,7 @@ export PATH := $(CACHE)/pybin:$(VENV)/bin:$(PATH)
 export ANSIBLE_COLLECTIONS_PATH := $(TREE)
 export ANSIBLE_FORCE_COLOR := 0
 
-.PHONY: setup tree demo test mitogen-test units units-new sanity sanity-new lint integration integration-ends ee-test docs docs-lint ee-check changelog-lint build-test molecule molecule-image upgrade-test vm-test vm-matrix vm-sites
+.PHONY: setup tree demo test mitogen-test units units-new sanity sanity-new lint integration integration-host integration-isolated integration-ends ee-test docs docs-lint ee-check changelog-lint build-test molecule molecule-host molecule-isolated molecule-image upgrade-test vm-test vm-matrix vm-sites
 
 setup:
 	.ci/setup
@@ -39,12 +39,13 @@ demo: setup tree
 
 # `make test` runs every stage below through .ci/stages, which prints a table of their times at the end (also when
 # one fails), and the log of each failed stage. HOST_STAGES change state of this machine that the others read
-# (the init namespace's nf_log_all_netns, the kernel log, /run/netfilter-conntrack, podman containers): they run
-# one after another. CHECK_STAGES share no host state with them or with each other; CHECK_JOBS lanes run them
-# beside the host lane, taking the longest first.
-HOST_STAGES := integration integration-ends upgrade-test molecule
+# (the init namespace's nf_log_all_netns and the global nf_conntrack_max, the kernel log, /run/netfilter-conntrack):
+# they run one after another. CHECK_STAGES share no host state with them or with each other (the isolated
+# integration targets and Molecule scenarios keep to their own namespaces, containers and scratch paths);
+# CHECK_JOBS lanes run them beside the host lane, taking the longest first.
+HOST_STAGES := integration-host integration-ends upgrade-test molecule-host
 MATRIX_ENDS := $(lastword $(MATRIX)) $(firstword $(MATRIX))
-CHECK_STAGES := molecule-image $(addprefix sanity-,$(MATRIX_ENDS)) $(addprefix units-,$(MATRIX)) \
+CHECK_STAGES := molecule-image molecule-isolated integration-isolated $(addprefix sanity-,$(MATRIX_ENDS)) $(addprefix units-,$(MATRIX)) \
 	$(addprefix sanity-,$(filter-out $(MATRIX_ENDS),$(MATRIX))) lint docs-lint build-test ee-check changelog-lint
 CHECK_JOBS ?= 2
 test:
@@ -114,6 +115,15 @@ build-test: tree
 integration: tree
 	.ci/integration $(COLLECTION) $(TARGETS)
 
+# make test splits them: the targets with the alias `isolated` touch no state that other tests share, so they run
+# in a copy of their own beside the host lane (integration-isolated); the others change the host (integration-host).
+integration-host: tree
+	.ci/integration $(COLLECTION) --not-isolated
+integration-isolated:
+	$(call stage_tree,integration-isolated)
+	export ANSIBLE_COLLECTIONS_PATH=$(TREE)-integration-isolated && \
+	  .ci/integration $(call stage_collection,integration-isolated) --isolated
+
 # The role's namespace target on the oldest and the newest ansible-core of the matrix.
 integration-ends: tree
 	for series in $(firstword $(MATRIX)) $(lastword $(MATRIX)); do \
@@ -156,6 +166,13 @@ upgrade-test:
 # or those named in SCENARIOS (make molecule SCENARIOS=full_cycle), NFCT_MOLECULE_JOBS at a time (default 2).
 molecule:
 	extensions/molecule/run-all.sh $(SCENARIOS)
+
+# make test splits them: the scenarios that write state of the host (full_cycle) in the host lane, the others,
+# each in containers of its own, beside it.
+molecule-host:
+	extensions/molecule/run-all.sh --host-state
+molecule-isolated:
+	extensions/molecule/run-all.sh --no-host-state
 
 # That image (debootstrap, a few minutes the first time on a machine, then nothing): a stage of its own so that
 # make test builds it beside the host stages, before molecule needs it.

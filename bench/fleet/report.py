@@ -344,6 +344,30 @@ def transport_lines(times, stats, meta, args):
             for i, p in enumerate(PHASES))))
     add("")
     out += beyond_floor_lines(times, rows, args)
+    out += one_batch_lines(times, stats, rows, args)
+    return out
+
+
+def one_batch_lines(times, stats, rows, args):
+    """The role's cycle with enable in one batch (side batch) against the floor and the default rollout."""
+    found = []
+    for transport, size, role, _base, flo in rows:
+        pre = "" if transport == "podman" else transport + "-"
+        batch = cycle(times, stats, "%sbatch-n%d-f%d" % (pre, size, args.forks))
+        if batch and flo:
+            found.append((transport, size, role, batch, flo))
+    if not found:
+        return []
+    out = ["The same cycle with enable in one batch (`-e conntrack_debug_canary=0 -e conntrack_debug_serial=100%`),",
+           "as the floor's ping runs, against the enable playbook's default rollout (a canary, then batches of 10 %),",
+           "both in the same rotation:", "",
+           "| transport | hosts | one batch | its enable | default rollout | its enable | one batch / floor |",
+           "|:--|--:|--:|--:|--:|--:|--:|"]
+    for transport, size, role, batch, flo in found:
+        out.append("| %s | %d | %.1f s | %.1f s | %.1f s | %.1f s | **%.2f** |" % (
+            transport, size, batch["seconds"], batch["phases"]["enable"], role["seconds"], role["phases"]["enable"],
+            batch["seconds"] / flo))
+    out.append("")
     return out
 
 

@@ -12,7 +12,8 @@
 # ("scale floor idem pipe payload", or a subset; "fresh" adds enable on hosts without the program against enable on
 # hosts with it, at the first size over each transport, NFCT_FLEET_FRESH_ROUNDS rounds, default 2),
 # NFCT_FLEET_SIDES (what the scale phase runs at each size: "role base", or "role" to leave the plain-way
-# baseline out of a large run; the floor comes with the phase floor),
+# baseline out of a large run; "batch" adds the role's cycle with enable in one batch instead of the enable
+# playbook's canary and 10 % batches; the floor comes with the phase floor),
 # NFCT_VENV (controller venv, created with ansible-core 2.19 + ansible when missing), NFCT_FLEET_KEEP=1 keeps
 # the work directory (ansible logs, per-run JSON, value dumps).
 # Transports (issue 18): NFCT_FLEET_TRANSPORTS ("podman", or "podman ssh"). With ssh, the containers run sshd
@@ -195,10 +196,16 @@ run() {
     printf '%s\t%s\n' "$label" "$(awk "BEGIN{print $t1 - $t0}")" >>"$WORK/times.tsv"
     log "$label: $(awk "BEGIN{printf \"%.1f\", $t1 - $t0}") s"
 }
-role_cycle() {  # PREFIX FORKS LIMIT
-    run "$1-enable" "$2" "$3" netfilter.conntrack.enable
-    run "$1-collect" "$2" "$3" netfilter.conntrack.collect
-    run "$1-revert" "$2" "$3" netfilter.conntrack.revert
+role_cycle() {  # PREFIX FORKS LIMIT [ENABLE-ARGUMENTS...]
+    local prefix="$1" forks="$2" limit="$3"
+    shift 3
+    run "$prefix-enable" "$forks" "$limit" netfilter.conntrack.enable "$@"
+    run "$prefix-collect" "$forks" "$limit" netfilter.conntrack.collect
+    run "$prefix-revert" "$forks" "$limit" netfilter.conntrack.revert
+}
+# The role's cycle with enable in one batch, as the floor's ping: no canary, no serial batches (the side "batch").
+batch_cycle() {  # PREFIX FORKS LIMIT
+    role_cycle "$@" -e conntrack_debug_canary=0 -e conntrack_debug_serial=100%
 }
 base_cycle() {  # PREFIX FORKS LIMIT
     local phase
