@@ -7,6 +7,7 @@ runner that installs it when the host's copy does not answer as this version."""
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
 import os
@@ -57,6 +58,46 @@ def test_module_closure():
         imported |= imports_of(name)
     assert imported <= set(closure), "closed under import"
     assert set(closure) - imported == {wa.ENTRY_MODULE}, "nothing that is not imported"
+
+
+PKG = "ansible_collections.netfilter.conntrack.plugins.module_utils"
+
+
+@pytest.mark.parametrize("source, expected", [
+    (f"from {PKG}._a import b\n", ["_a"]),
+    (f"from {PKG}._a.b import c\n", ["_a"]),
+    (f"def f():\n    from {PKG}._lazy import g\n", ["_lazy"]),
+    (f"from {PKG}._a import (\n    b,\n    c,\n)\n", ["_a"]),
+    (f"from {PKG} import _a, _b as bee\n", ["_a", "_b"]),
+    (f"from {PKG} import (\n    _a,  # why\n    _b,\n)\n", ["_a", "_b"]),
+    (f"import {PKG}._a\n", ["_a"]),
+    (f"import os, {PKG}._a.b as ab\n", ["_a"]),
+    (f"# from {PKG}._commented import x\n", []),
+    (f"x = '{PKG}._mentioned'\n", []),
+    (f"from ansible_collections.netfilter.conntrack.plugins.module_utils_other._a import b\n", []),
+    ("from ansible.module_utils.basic import AnsibleModule\nimport os\n", []),
+])
+def test_imported_module_utils(source, expected):
+    assert sorted(wa.imported_module_utils(source)) == expected
+
+
+def test_imported_module_utils_agrees_with_the_syntax_tree():
+    """For every module_utils file, the text scan finds what walking its syntax tree finds."""
+    for name in sorted(os.listdir(wa.MODULE_UTILS_DIR)):
+        if not name.endswith(".py"):
+            continue
+        with open(os.path.join(wa.MODULE_UTILS_DIR, name), encoding="utf-8") as handle:
+            source = handle.read()
+        by_tree = set()
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(PKG + "."):
+                by_tree.add(node.module[len(PKG) + 1:].split(".")[0])
+            elif isinstance(node, ast.ImportFrom) and node.module == PKG:
+                by_tree.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.Import):
+                by_tree.update(alias.name[len(PKG) + 1:].split(".")[0] for alias in node.names
+                               if alias.name.startswith(PKG + "."))
+        assert set(wa.imported_module_utils(source)) == by_tree, name
 
 
 def test_build_is_reproducible(fresh_build, tmp_path, monkeypatch):
