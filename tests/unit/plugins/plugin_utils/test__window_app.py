@@ -74,7 +74,7 @@ PKG = "ansible_collections.netfilter.conntrack.plugins.module_utils"
     (f"import os, {PKG}._a.b as ab\n", ["_a"]),
     (f"# from {PKG}._commented import x\n", []),
     (f"x = '{PKG}._mentioned'\n", []),
-    (f"from ansible_collections.netfilter.conntrack.plugins.module_utils_other._a import b\n", []),
+    ("from ansible_collections.netfilter.conntrack.plugins.module_utils_other._a import b\n", []),
     ("from ansible.module_utils.basic import AnsibleModule\nimport os\n", []),
 ])
 def test_imported_module_utils(source, expected):
