@@ -38,7 +38,7 @@ import signal
 import time
 import uuid
 
-from ansible_collections.netfilter.conntrack.plugins.module_utils._capture import run_collector
+from ansible_collections.netfilter.conntrack.plugins.module_utils._capture import TICK, run_collector
 from ansible_collections.netfilter.conntrack.plugins.module_utils._capture_aggregate import (
     COUNTED,
     TABLES,
@@ -131,6 +131,10 @@ def read_config(path: str) -> dict | None:
 def capture_dir(state_dir: str) -> str:
     """Beside the state directory (which goes once no window is left): the aggregate and pcapng files stay."""
     return os.path.abspath(state_dir).rstrip("/") + "-capture"
+
+
+# How long a collect waits for a running collector's next aggregate: its once-a-second write and a loaded host's delay.
+FRESH_AGGREGATE_WAIT_SECONDS = 3.0
 
 
 class CaptureCommands:
@@ -337,9 +341,26 @@ class CaptureCommands:
         return {"collector": liveness if wanted else "stopped", "windows": sorted(wanted),
                 "directory": self.capture_directory, "session": (config or aggregate or {}).get("window_id")}
 
-    def capture_report(self) -> tuple[dict | None, dict]:
-        """(the report's capture section, {namespace id: reasons} for the verdicts) from the aggregate."""
-        aggregate = read_aggregate(self.capture_file("aggregate.json"))
+    def fresh_aggregate(self, since: float) -> dict | None:
+        """The aggregate as a running collector writes it after ``since`` (epoch seconds), or as it is.
+
+        A collector writes its aggregate once a second: packets logged just before a collect would be counted only
+        by the next write. So a collect waits for the first write that began a full poll after it started, at most
+        FRESH_AGGREGATE_WAIT_SECONDS; a collector that is not running is not waited for.
+        """
+        deadline = time.monotonic() + FRESH_AGGREGATE_WAIT_SECONDS
+        while True:
+            aggregate = read_aggregate(self.capture_file("aggregate.json"))
+            if (collector_liveness(aggregate) != "running" or float(aggregate.get("heartbeat") or 0) >= since + TICK
+                    or time.monotonic() >= deadline):
+                return aggregate
+            time.sleep(TICK / 2)
+
+    def capture_report(self, since: float | None = None) -> tuple[dict | None, dict]:
+        """(the report's capture section, {namespace id: reasons} for the verdicts) from the aggregate, written after
+        ``since`` when a collector is running (see fresh_aggregate)."""
+        aggregate = (read_aggregate(self.capture_file("aggregate.json")) if since is None
+                     else self.fresh_aggregate(since))
         if aggregate is None:
             return None, {}
         namespaces, reasons = {}, {}

@@ -177,7 +177,7 @@ class StatusCommands:
             host, source=args.log_source, log_path=args.log_path, since="boot" if start is None else None,
             since_monotonic=start, max_samples=args.max_samples,
             interfaces={label: plan["interfaces"] for label, plan in plans.items()})
-        capture, captured_reasons = self.capture_report()
+        capture, captured_reasons = self.capture_report(since=time.time())
         # The capture files outlive their windows: an earlier window's capture is not the evidence of a window now
         # open that writes to the kernel log.
         logging_now = {label for label, one in (status.get("namespaces") or {}).items()

@@ -6,11 +6,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import threading
+import time
 
 import pytest
 
 from ansible_collections.netfilter.conntrack.plugins.module_utils import _window_capture as wc
-from ansible_collections.netfilter.conntrack.plugins.module_utils._capture_aggregate import SCHEMA, write_json_atomic
+from ansible_collections.netfilter.conntrack.plugins.module_utils._capture_aggregate import (
+    SCHEMA,
+    process_start_ticks,
+    write_json_atomic,
+)
 from ansible_collections.netfilter.conntrack.plugins.module_utils._errors import ConntrackModuleError
 from ansible_collections.netfilter.conntrack.tests.unit.plugins.module_utils.kernel_tree import TreeHost, TreeKernel
 
@@ -142,6 +149,50 @@ def test_capture_report_from_the_aggregate(tmp_path):
     assert section["namespaces"]["netns-b"]["status"] == "group_taken" and "netns-b" not in reasons
     assert section["directory"] == str(tmp_path / "state-capture")
     json.dumps(section)
+
+
+def running_aggregate(heartbeat, events):
+    """The aggregate of a collector that runs: this test's own process stands for it (its pid and start time)."""
+    return aggregate(state="running", stopped_by=None, budget_exceeded=None, events=events, heartbeat=heartbeat,
+                     pid=os.getpid(), pid_start_ticks=process_start_ticks(os.getpid()))
+
+
+def test_capture_report_waits_for_the_running_collectors_next_write(tmp_path):
+    """Packets logged just before collect are in the aggregate the collector writes next, not in the one on disk."""
+    program = Capture(str(tmp_path / "state"))
+    (tmp_path / "state-capture").mkdir()
+    path = str(tmp_path / "state-capture" / "aggregate.json")
+    since = time.time()
+    write_json_atomic(path, running_aggregate(since - 0.5, 0))
+    writer = threading.Timer(0.3, lambda: write_json_atomic(path, running_aggregate(time.time(), 3)))
+    writer.start()
+    try:
+        section, _reasons = program.capture_report(since=since)
+    finally:
+        writer.join()
+    assert section["events"] == 3 and section["state"] == "running"
+
+
+def test_capture_report_does_not_wait_for_a_collector_that_is_not_running(tmp_path, monkeypatch):
+    program = Capture(str(tmp_path / "state"))
+    (tmp_path / "state-capture").mkdir()
+    path = str(tmp_path / "state-capture" / "aggregate.json")
+    monkeypatch.setattr(wc, "FRESH_AGGREGATE_WAIT_SECONDS", 60.0)
+    for written in (aggregate(), dict(running_aggregate(time.time() - 0.5, 1), pid_start_ticks=-1)):
+        write_json_atomic(path, written)
+        started = time.monotonic()
+        section, _reasons = program.capture_report(since=time.time())
+        assert time.monotonic() - started < 5 and section["events"] == written["events"]
+
+
+def test_capture_report_waits_no_longer_than_its_bound(tmp_path, monkeypatch):
+    program = Capture(str(tmp_path / "state"))
+    (tmp_path / "state-capture").mkdir()
+    monkeypatch.setattr(wc, "FRESH_AGGREGATE_WAIT_SECONDS", 0.3)
+    write_json_atomic(str(tmp_path / "state-capture" / "aggregate.json"), running_aggregate(time.time() - 0.5, 2))
+    started = time.monotonic()
+    section, _reasons = program.capture_report(since=time.time())
+    assert 0.3 <= time.monotonic() - started < 5 and section["events"] == 2
 
 
 class StartingCapture(Capture):
