@@ -356,11 +356,10 @@ class CaptureCommands:
                 return aggregate
             time.sleep(TICK / 2)
 
-    def capture_report(self, since: float | None = None) -> tuple[dict | None, dict]:
+    def capture_report(self, since: float) -> tuple[dict | None, dict]:
         """(the report's capture section, {namespace id: reasons} for the verdicts) from the aggregate, written after
         ``since`` when a collector is running (see fresh_aggregate)."""
-        aggregate = (read_aggregate(self.capture_file("aggregate.json")) if since is None
-                     else self.fresh_aggregate(since))
+        aggregate = self.fresh_aggregate(since)
         if aggregate is None:
             return None, {}
         namespaces, reasons = {}, {}

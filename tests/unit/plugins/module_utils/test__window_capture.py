@@ -137,10 +137,10 @@ def aggregate(**changes):
 def test_capture_report_from_the_aggregate(tmp_path):
     state = tmp_path / "state"
     program = Capture(str(state))
-    assert program.capture_report() == (None, {})
+    assert program.capture_report(since=time.time()) == (None, {})
     (tmp_path / "state-capture").mkdir()
     write_json_atomic(str(tmp_path / "state-capture" / "aggregate.json"), aggregate())
-    section, reasons = program.capture_report()
+    section, reasons = program.capture_report(since=time.time())
     assert reasons == {"netns-a": {"invalid tcp flag combination": 7}}
     assert section["ended_by_budget"] and section["budget_exceeded"]["name"] == "max_packets"
     one = section["namespaces"]["netns-a"]
