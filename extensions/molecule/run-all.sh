@@ -103,4 +103,12 @@ done
 for scenario in "${SCENARIOS[@]}"; do
     sed -n 's/^  - name: \(nfct-[A-Za-z0-9_.-]*\)$/\1/p' "$HERE/$scenario/molecule.yml"
 done | xargs -r podman rm -f -t 0 >/dev/null 2>&1 || true
-[[ ${#failed[@]} -eq 0 ]] || { echo "failed: ${failed[*]}" >&2; exit 1; }
+[[ ${#failed[@]} -eq 0 ]] && exit 0
+# The logs were printed whole above, which a CI tail cuts: repeat where each failed scenario failed, last.
+for scenario in "${failed[@]}"; do
+    echo "--- where $scenario failed (the first failing task and Molecule's error, from its log above) ---"
+    grep -n -B 2 -A 12 -m 1 -E '^(fatal|failed): \[' "$LOGS/$scenario.log" 2>/dev/null | cut -c1-400 || true
+    grep -n -m 3 -E '^(CRITICAL|ERROR) ' "$LOGS/$scenario.log" 2>/dev/null | cut -c1-400 || true
+done
+echo "failed: ${failed[*]}" >&2
+exit 1
