@@ -77,8 +77,24 @@ scenario() {
   fi
 }
 
+# one_line_each NAME HOST...: the enable report printed exactly one line for each HOST in the log of scenario NAME
+# (once per batch, a line per host that ran enable: a canary is not repeated in the rollout's first batch).
+one_line_each() {
+  local name=$1 host count
+  shift
+  for host in "$@"; do
+    count=$(grep -cE "^ +\"$host: (on until|check mode)" "$scratch/$name.log" || true)
+    if [ "$count" != 1 ]; then
+      echo "$name: $count report lines for $host (expected 1)"
+      cat "$scratch/$name.log"
+      return 1
+    fi
+  done
+}
+
 # Defaults (canary 1, serial 10%, max_fail_percentage 0): all healthy hosts are reached.
 scenario defaults none 0 "h1 h2 h3 h4 h5"
+one_line_each defaults h1 h2 h3 h4 h5
 # The canary (h1) fails: nothing else is touched.
 scenario canary-fails h1 2 ""
 # h3 fails in the batches of one: the rollout stops there (h1 the canary, h2 before it).
@@ -90,6 +106,14 @@ scenario batch-fails-threshold h3 2 "h1 h2 h4 h5" -e conntrack_debug_serial=2 -e
 scenario limit-canary-fails h2 2 "" --limit h2,h3,h4,h5
 # Two canaries, then the rest at once.
 scenario two-canaries none 0 "h1 h2 h3 h4 h5" -e conntrack_debug_canary=2 -e conntrack_debug_serial=100%
+one_line_each two-canaries h1 h2 h3 h4 h5
+# No canary: everything in one batch, and the canary play matches no host.
+scenario no-canary none 0 "h1 h2 h3 h4 h5" -e conntrack_debug_canary=0 -e conntrack_debug_serial=100%
+one_line_each no-canary h1 h2 h3 h4 h5
+if ! grep -q "skipping: no hosts matched" "$scratch/no-canary.log"; then
+  echo "no-canary: the canary play ran on some host"; cat "$scratch/no-canary.log"; exit 1
+fi
 # --check --diff: the dry run the README recommends changes nothing anywhere.
 scenario dry-run none 0 "" --check --diff
+one_line_each dry-run h1 h2 h3 h4 h5
 echo "rollout: every scenario behaved as expected"

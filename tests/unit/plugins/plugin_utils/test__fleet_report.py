@@ -17,10 +17,12 @@ import xml.dom.minidom
 
 import html5lib
 import pytest
+from ansible.errors import AnsibleFilterError
 
 from ansible_collections.netfilter.conntrack.plugins.filter.conntrack_fleet_report import (
     collection_version, conntrack_fleet_report)
 from ansible_collections.netfilter.conntrack.plugins.filter.conntrack_window_line import conntrack_window_line
+from ansible_collections.netfilter.conntrack.plugins.filter.conntrack_window_lines import conntrack_window_lines
 from ansible_collections.netfilter.conntrack.plugins.plugin_utils import _fleet_pages as pages
 from ansible_collections.netfilter.conntrack.plugins.plugin_utils import _fleet_report as fr
 from ansible_collections.netfilter.conntrack.plugins.plugin_utils._fleet_templates import md
@@ -349,6 +351,18 @@ WINDOW_CASES = [
 def test_window_line(result, expected):
     assert conntrack_window_line(result) == expected
     assert conntrack_window_line(result, "web-01") == "web-01: " + expected
+
+
+def test_window_lines_one_per_host_that_ran_the_task_in_the_order_given():
+    enabled = {"deadline": 1764652321, "namespaces": {}, "steps": []}
+    hostvars = {"web-02": {"conntrack_debug_enabled": {"failed": True, "msg": "boom"}},
+                "web-01": {"conntrack_debug_enabled": enabled},
+                "web-03": {"other": 1}}
+    assert conntrack_window_lines(["web-02", "web-03", "web-01"], hostvars, "conntrack_debug_enabled") == [
+        "web-02: FAILED: boom", conntrack_window_line(enabled, "web-01")]
+    assert conntrack_window_lines([], hostvars, "conntrack_debug_enabled") == []
+    with pytest.raises(AnsibleFilterError):
+        conntrack_window_lines("web-01", hostvars, "conntrack_debug_enabled")
 
 
 def test_fleet_summary_json_groups_hosts_like_the_table():
