@@ -74,6 +74,10 @@ from ansible_collections.netfilter.conntrack.plugins.module_utils._nflog import 
 from ansible_collections.netfilter.conntrack.plugins.module_utils._pcapng import PcapngWriter
 
 TICK = 0.1
+# Asks a running collector to write its aggregate within about two ticks (collect sends it; see
+# _window_capture.fresh_aggregate). A collector announces it in its aggregate's flush_signal: one without the handler
+# (run_collector's handle_signals=False) would be ended by it.
+FLUSH_SIGNAL = signal.SIGUSR1
 DRAIN_PER_TICK = 4096  # datagrams per socket between two budget checks
 CLASSIFY_CACHE = 4096
 _SAFE_LABEL_RE = re.compile(r"[^A-Za-z0-9_.-]")
@@ -164,6 +168,10 @@ class _Collector:
         self.sources: list[_Source] = []
         self.kmsg: KmsgWatch | None = None
         self.stop_requested = False
+        # The monotonic time of the last SIGUSR1 not yet answered: collect asks for a write instead of waiting for the
+        # next one of flush_interval (see FLUSH_SIGNAL).
+        self.flush_requested_at: float | None = None
+        self.answers_flush_signal = False
         self.restarts = 0
 
     def resume(self, previous: dict[str, t.Any] | None) -> None:
@@ -217,6 +225,7 @@ class _Collector:
             "stopped_by": self.stopped_by,
             "pid": self.pid,
             "pid_start_ticks": self.pid_start_ticks,
+            "flush_signal": FLUSH_SIGNAL.name if self.answers_flush_signal else None,
             "started": self.started,
             "started_utc": utc(self.started),
             "heartbeat": now,
@@ -252,11 +261,17 @@ def _resource_usage() -> int | None:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
-def _install_stop_signals(collector: _Collector) -> dict[int, t.Any]:
+def _install_signals(collector: _Collector) -> dict[int, t.Any]:
     def request_stop(_signum: int, _frame: t.Any) -> None:
         collector.stop_requested = True
 
-    return {signum: signal.signal(signum, request_stop) for signum in (signal.SIGTERM, signal.SIGINT)}
+    def request_flush(_signum: int, _frame: t.Any) -> None:
+        collector.flush_requested_at = time.monotonic()
+
+    previous = {signum: signal.signal(signum, request_stop) for signum in (signal.SIGTERM, signal.SIGINT)}
+    previous[FLUSH_SIGNAL] = signal.signal(FLUSH_SIGNAL, request_flush)
+    collector.answers_flush_signal = True
+    return previous
 
 
 def _loop(collector: _Collector, on_budget_exceeded: t.Callable[[dict[str, t.Any]], t.Any] | None) -> None:
@@ -290,6 +305,10 @@ def _loop(collector: _Collector, on_budget_exceeded: t.Callable[[dict[str, t.Any
         if config.deadline is not None and now >= config.deadline:
             collector.stopped_by = "deadline"
             return
+        if collector.flush_requested_at is not None:
+            # A full poll after the request, so that what was queued when it came is counted in the write.
+            next_flush = min(next_flush, collector.flush_requested_at + TICK)
+            collector.flush_requested_at = None
         if time.monotonic() >= next_flush:
             collector.flush()
             next_flush = time.monotonic() + config.flush_interval
@@ -308,7 +327,7 @@ def run_collector(
     """
     config.check()
     collector = _Collector(config)
-    previous = _install_stop_signals(collector) if handle_signals else {}
+    previous = _install_signals(collector) if handle_signals else {}
     try:
         collector.sources = [_open_source(config, label, netns) for label, netns in config.namespaces]
         collector.resume(read_aggregate(config.aggregate_path))

@@ -38,7 +38,7 @@ import signal
 import time
 import uuid
 
-from ansible_collections.netfilter.conntrack.plugins.module_utils._capture import TICK, run_collector
+from ansible_collections.netfilter.conntrack.plugins.module_utils._capture import FLUSH_SIGNAL, TICK, run_collector
 from ansible_collections.netfilter.conntrack.plugins.module_utils._capture_aggregate import (
     COUNTED,
     TABLES,
@@ -346,15 +346,22 @@ class CaptureCommands:
 
         A collector writes its aggregate once a second: packets logged just before a collect would be counted only
         by the next write. So a collect waits for the first write that began a full poll after it started, at most
-        FRESH_AGGREGATE_WAIT_SECONDS; a collector that is not running is not waited for.
+        FRESH_AGGREGATE_WAIT_SECONDS; a collector that is not running is not waited for. A collector that announces
+        a flush signal is sent it, and writes within about two ticks instead of up to a second.
         """
         deadline = time.monotonic() + FRESH_AGGREGATE_WAIT_SECONDS
+        aggregate = read_aggregate(self.capture_file("aggregate.json"))
+        if collector_liveness(aggregate) == "running" and aggregate.get("flush_signal") == FLUSH_SIGNAL.name:
+            try:
+                os.kill(aggregate["pid"], FLUSH_SIGNAL)
+            except ProcessLookupError:
+                pass  # it ended since: the loop below reads its last aggregate
         while True:
-            aggregate = read_aggregate(self.capture_file("aggregate.json"))
             if (collector_liveness(aggregate) != "running" or float(aggregate.get("heartbeat") or 0) >= since + TICK
                     or time.monotonic() >= deadline):
                 return aggregate
             time.sleep(TICK / 2)
+            aggregate = read_aggregate(self.capture_file("aggregate.json"))
 
     def capture_report(self, since: float) -> tuple[dict | None, dict]:
         """(the report's capture section, {namespace id: reasons} for the verdicts) from the aggregate, written after

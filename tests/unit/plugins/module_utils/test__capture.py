@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import threading
+import time
 
 import pytest
 
@@ -210,3 +213,39 @@ def test_collector_resumes_only_a_dead_collector_of_the_same_window(previous, wi
     collector = capture._Collector(capture.CaptureConfig(namespaces=[], aggregate_path="/nonexistent", window_id=window_id))
     collector.resume(previous)
     assert collector.restarts == restarts
+
+
+def test_collector_writes_its_aggregate_soon_after_the_flush_signal(tmp_path):
+    """collect's SIGUSR1 brings a write within about two ticks, where the periodic one would come a minute later."""
+    config = capture.CaptureConfig(namespaces=[], aggregate_path=str(tmp_path / "aggregate.json"), flush_interval=60.0)
+    collector = capture._Collector(config)
+    writes = []
+    original_flush = collector.flush
+
+    def timed_flush():
+        writes.append(time.monotonic())
+        return original_flush()
+
+    collector.flush = timed_flush
+    previous = capture._install_signals(collector)
+    ask = threading.Timer(0.3, os.kill, (os.getpid(), capture.FLUSH_SIGNAL))
+    stop = threading.Timer(1.2, setattr, (collector, "stop_requested", True))
+    started = time.monotonic()
+    try:
+        ask.start()
+        stop.start()
+        capture._loop(collector, None)
+    finally:
+        ask.join()
+        stop.join()
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    after_start = [round(moment - started, 2) for moment in writes]
+    # the loop's first write, then the one asked for: a full tick after the signal, well before the stop
+    assert len(after_start) == 2 and after_start[0] < 0.2 and 0.3 + capture.TICK <= after_start[1] < 0.9, after_start
+    assert aggregate.read_aggregate(config.aggregate_path)["flush_signal"] == "SIGUSR1"
+
+
+def test_a_collector_without_the_handler_does_not_announce_the_flush_signal(tmp_path):
+    config = capture.CaptureConfig(namespaces=[], aggregate_path=str(tmp_path / "aggregate.json"))
+    assert capture._Collector(config).aggregate()["flush_signal"] is None

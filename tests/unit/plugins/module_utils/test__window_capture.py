@@ -7,12 +7,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import threading
 import time
 
 import pytest
 
 from ansible_collections.netfilter.conntrack.plugins.module_utils import _window_capture as wc
+from ansible_collections.netfilter.conntrack.plugins.module_utils._capture import FLUSH_SIGNAL, TICK
 from ansible_collections.netfilter.conntrack.plugins.module_utils._capture_aggregate import (
     SCHEMA,
     process_start_ticks,
@@ -171,6 +173,31 @@ def test_capture_report_waits_for_the_running_collectors_next_write(tmp_path):
     finally:
         writer.join()
     assert section["events"] == 3 and section["state"] == "running"
+
+
+def test_capture_report_asks_a_collector_that_announces_the_flush_signal(tmp_path):
+    """The signal brings the write at once; without it collect would wait for the next periodic one (here none)."""
+    program = Capture(str(tmp_path / "state"))
+    (tmp_path / "state-capture").mkdir()
+    path = str(tmp_path / "state-capture" / "aggregate.json")
+    since = time.time()
+    write_json_atomic(path, dict(running_aggregate(since - 0.5, 0), flush_signal=FLUSH_SIGNAL.name))
+    asked = []
+
+    def answer(_signum, _frame):
+        asked.append(time.monotonic())
+        # the collector's write a tick after the request
+        threading.Timer(TICK, lambda: write_json_atomic(
+            path, dict(running_aggregate(time.time(), 5), flush_signal=FLUSH_SIGNAL.name))).start()
+
+    previous = signal.signal(FLUSH_SIGNAL, answer)
+    started = time.monotonic()
+    try:
+        section, _reasons = program.capture_report(since=since)
+    finally:
+        signal.signal(FLUSH_SIGNAL, previous)
+    assert len(asked) == 1 and section["events"] == 5
+    assert time.monotonic() - started < wc.FRESH_AGGREGATE_WAIT_SECONDS
 
 
 def test_capture_report_does_not_wait_for_a_collector_that_is_not_running(tmp_path, monkeypatch):
