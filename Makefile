@@ -49,7 +49,7 @@ CHECK_STAGES := molecule-image molecule-isolated integration-isolated $(addprefi
 	$(addprefix sanity-,$(filter-out $(MATRIX_ENDS),$(MATRIX))) lint docs-lint build-test ee-check changelog-lint
 CHECK_JOBS ?= 2
 test:
-	.ci/stages -j $(CHECK_JOBS) -f "setup tree" -s "$(HOST_STAGES)" $(CHECK_STAGES)
+	.ci/stages -j $(CHECK_JOBS) -c .ci/host-state -f "setup tree" -s "$(HOST_STAGES)" $(CHECK_STAGES)
 
 # units-<series> and sanity-<series> for every series of the matrix; units-new and sanity-new are the newest.
 units: $(addprefix units-,$(MATRIX))
