@@ -12,11 +12,16 @@ import json
 import typing as t
 
 from ansible.errors import AnsibleActionFail
+from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.netfilter.conntrack.plugins.module_utils._verdicts import thresholds_with
 from ansible_collections.netfilter.conntrack.plugins.plugin_utils._argspecs import REPORT_ARGUMENT_SPEC
 from ansible_collections.netfilter.conntrack.plugins.plugin_utils._controller_file import report_path, write_controller_file
+from ansible_collections.netfilter.conntrack.plugins.plugin_utils._role_arguments import (
+    REPORT_ENTRY_POINT,
+    validate_role_variables,
+)
 from ansible_collections.netfilter.conntrack.plugins.plugin_utils._window_app import WindowApp
 
 
@@ -29,6 +34,8 @@ class ActionModule(ActionBase):
         result = super().run(tmp, task_vars)
         del tmp
         task_vars = task_vars or {}
+        if boolean(self._task.args.get("validate_role_variables", False), strict=False):
+            validate_role_variables(self, task_vars, REPORT_ENTRY_POINT)
         _validation, args = self.validate_argument_spec(argument_spec=REPORT_ARGUMENT_SPEC,
                                                         required_if=[("log_source", "file", ["log_path"])])
         if args["max_samples"] < 0:

@@ -9,6 +9,7 @@ import json
 import typing as t
 
 from ansible.errors import AnsibleActionFail
+from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.netfilter.conntrack.plugins.module_utils._errors import ConntrackModuleError
@@ -19,6 +20,10 @@ from ansible_collections.netfilter.conntrack.plugins.module_utils._window_reques
     parse_window_request,
 )
 from ansible_collections.netfilter.conntrack.plugins.plugin_utils._argspecs import WINDOW_ARGUMENT_SPEC
+from ansible_collections.netfilter.conntrack.plugins.plugin_utils._role_arguments import (
+    WINDOW_ENTRY_POINTS,
+    validate_role_variables,
+)
 from ansible_collections.netfilter.conntrack.plugins.plugin_utils._window_app import WindowApp
 
 
@@ -50,6 +55,11 @@ class ActionModule(ActionBase):
         result = super().run(tmp, task_vars)
         del tmp
         task_vars = task_vars or {}
+        # Before this action's own options, which the role's tasks template from those variables: a bad value is
+        # then reported under the variable's name, as the role's validation task would.
+        entry_point = WINDOW_ENTRY_POINTS.get(str(self._task.args.get("state")))
+        if entry_point and boolean(self._task.args.get("validate_role_variables", False), strict=False):
+            validate_role_variables(self, task_vars, entry_point)
         _validation, args = self.validate_argument_spec(
             argument_spec=WINDOW_ARGUMENT_SPEC,
             required_if=[("state", "enabled", ["duration"])],

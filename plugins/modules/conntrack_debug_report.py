@@ -103,6 +103,15 @@ options:
       - Directory of the revert program on the host. Without it there (no enable yet), a temporary copy answers.
     type: path
     default: /usr/local/libexec/netfilter-conntrack
+  validate_role_variables:
+    description:
+      - First validate the variables of the P(netfilter.conntrack.debug#role) role's entry point V(collect) against
+        the role's own argument spec, with ansible-core's C(validate_argument_spec) action, with the same rules and
+        messages as the role's validation task. The role's tasks set it, so that the collection's playbooks can
+        include the role with C(rolespec_validate=false) and validate in this task instead of in one more task per
+        host.
+    type: bool
+    default: false
 notes:
   - Needs root on the host, like the fact modules whose code the host program runs.
   - The fact modules do not run as modules in this task, so C(module_defaults) set for them do not apply; set this

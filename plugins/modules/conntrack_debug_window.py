@@ -203,6 +203,15 @@ options:
         writes).
     type: path
     default: /etc/ansible/facts.d/netfilter_conntrack.fact
+  validate_role_variables:
+    description:
+      - First validate the variables of the P(netfilter.conntrack.debug#role) role's entry point that runs this task
+        (V(enable) for O(state=enabled), V(revert) for V(reverted), V(cleanup) for V(absent)) against the role's
+        own argument spec, with ansible-core's C(validate_argument_spec) action, with the same rules and messages as the
+        role's validation task. The role's tasks set it, so that the collection's playbooks can include the role
+        with C(rolespec_validate=false) and validate in this task instead of in one more task per host.
+    type: bool
+    default: false
 notes:
   - Needs root on the host, like the modules it runs.
   - The host program runs with the interpreter Ansible uses for modules on that host (C(ansible_python_interpreter)

@@ -113,6 +113,19 @@ one_line_each no-canary h1 h2 h3 h4 h5
 if ! grep -q "skipping: no hosts matched" "$scratch/no-canary.log"; then
   echo "no-canary: the canary play ran on some host"; cat "$scratch/no-canary.log"; exit 1
 fi
+# Bad variables are refused before anything is touched, naming the variable, by the window task's validation of the
+# role's variables (the playbook skips the role's own validation task): a value of the action's options, and one the
+# action never receives (conntrack_debug_install_tools, used by a task after the window).
+refused_naming() {
+  local name=$1 variable=$2
+  if ! grep -q "Validation of arguments failed" "$scratch/$name.log" || ! grep -q "$variable" "$scratch/$name.log"; then
+    echo "$name: not refused by the role's validation naming $variable"; cat "$scratch/$name.log"; exit 1
+  fi
+}
+scenario bad-duration none 2 "" -e conntrack_debug_duration=soon
+refused_naming bad-duration conntrack_debug_duration
+scenario bad-install-tools none 2 "" -e conntrack_debug_install_tools=maybe
+refused_naming bad-install-tools conntrack_debug_install_tools
 # --check --diff: the dry run the README recommends changes nothing anywhere.
 scenario dry-run none 0 "" --check --diff
 one_line_each dry-run h1 h2 h3 h4 h5
