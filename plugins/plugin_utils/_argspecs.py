@@ -43,12 +43,12 @@ def options_spec(options: dict[str, t.Any] | None) -> dict[str, dict[str, t.Any]
 
 # Every task on every host imports this module in a worker process of its own: libyaml's loader reads the three
 # DOCUMENTATION strings in about 2 ms of CPU, the pure-Python one in about 25.
-_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def argument_spec_from_documentation(documentation: str) -> dict[str, dict[str, t.Any]]:
     """The argument spec of a module's DOCUMENTATION (YAML) string."""
-    doc = yaml.load(documentation, Loader=_SAFE_LOADER) or {}
+    doc = yaml.load(documentation, Loader=SAFE_LOADER) or {}
     return options_spec(doc.get("options"))
 
 
@@ -57,5 +57,5 @@ REPORT_ARGUMENT_SPEC = argument_spec_from_documentation(conntrack_debug_report.D
 FLEET_FILES_ARGUMENT_SPEC = argument_spec_from_documentation(conntrack_fleet_files.DOCUMENTATION)
 DEFAULT_FACTS_PATH = REPORT_ARGUMENT_SPEC["facts_path"]["default"]
 
-__all__ = ("DEFAULT_FACTS_PATH", "FLEET_FILES_ARGUMENT_SPEC", "REPORT_ARGUMENT_SPEC", "SPEC_KEYS", "WINDOW_ARGUMENT_SPEC",
-           "argument_spec_from_documentation", "option_spec", "options_spec")
+__all__ = ("DEFAULT_FACTS_PATH", "FLEET_FILES_ARGUMENT_SPEC", "REPORT_ARGUMENT_SPEC", "SAFE_LOADER", "SPEC_KEYS",
+           "WINDOW_ARGUMENT_SPEC", "argument_spec_from_documentation", "option_spec", "options_spec")

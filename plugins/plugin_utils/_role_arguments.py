@@ -24,19 +24,20 @@ import typing as t
 import yaml
 from ansible.errors import AnsibleActionFail
 
+from ansible_collections.netfilter.conntrack.plugins.plugin_utils._argspecs import SAFE_LOADER
+
 ROLE_NAME = "netfilter.conntrack.debug"
 ROLE_ARGUMENT_SPECS = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, os.pardir, "roles", "debug",
                                    "meta", "argument_specs.yml")
 # The window action's state names the entry point that runs it; the report action serves collect only.
 WINDOW_ENTRY_POINTS = {"enabled": "enable", "reverted": "revert", "absent": "cleanup"}
 REPORT_ENTRY_POINT = "collect"
-_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 @functools.lru_cache(maxsize=None)
 def _entry_point_options(entry_point: str) -> dict[str, t.Any]:
     with open(ROLE_ARGUMENT_SPECS, encoding="utf-8") as handle:
-        specs = yaml.load(handle, Loader=_SAFE_LOADER)["argument_specs"]
+        specs = yaml.load(handle, Loader=SAFE_LOADER)["argument_specs"]
     return specs[entry_point].get("options") or {}
 
 
