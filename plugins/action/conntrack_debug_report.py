@@ -9,6 +9,7 @@ controller's copy."""
 from __future__ import annotations
 
 import json
+import os
 import typing as t
 
 from ansible.errors import AnsibleActionFail
@@ -17,7 +18,12 @@ from ansible.plugins.action import ActionBase
 
 from ansible_collections.netfilter.conntrack.plugins.module_utils._verdicts import thresholds_with
 from ansible_collections.netfilter.conntrack.plugins.plugin_utils._argspecs import REPORT_ARGUMENT_SPEC
-from ansible_collections.netfilter.conntrack.plugins.plugin_utils._controller_file import report_path, write_controller_file
+from ansible_collections.netfilter.conntrack.plugins.plugin_utils._builtin_actions import run_builtin_action
+from ansible_collections.netfilter.conntrack.plugins.plugin_utils._controller_file import (
+    report_path,
+    safe_file_name,
+    write_controller_file,
+)
 from ansible_collections.netfilter.conntrack.plugins.plugin_utils._role_arguments import (
     REPORT_ENTRY_POINT,
     validate_role_variables,
@@ -37,7 +43,8 @@ class ActionModule(ActionBase):
         if boolean(self._task.args.get("validate_role_variables", False), strict=False):
             validate_role_variables(self, task_vars, REPORT_ENTRY_POINT)
         _validation, args = self.validate_argument_spec(argument_spec=REPORT_ARGUMENT_SPEC,
-                                                        required_if=[("log_source", "file", ["log_path"])])
+                                                        required_if=[("log_source", "file", ["log_path"]),
+                                                                     ("fetch_captures", True, ["report_dir"])])
         if args["max_samples"] < 0:
             raise AnsibleActionFail(f"max_samples must be 0 or more (got {args['max_samples']})")
         try:
@@ -83,4 +90,29 @@ class ActionModule(ActionBase):
                 raise AnsibleActionFail(f"no report file for host {host!r}: {exc}") from exc
             write_controller_file(path, json.dumps(report, indent=4, sort_keys=True))
             result["report_file"] = path
+            if args["fetch_captures"]:
+                result["capture_files"], copied = self._fetch_captures(report, args["report_dir"], host, task_vars)
+                result["changed"] = result["changed"] or copied
         return result
+
+    def _fetch_captures(self, report: dict[str, t.Any], report_dir: str, host: str,
+                        task_vars: dict[str, t.Any]) -> tuple[dict[str, str], bool]:
+        """Each window's pcapng file, to REPORT_DIR/captures/HOST/WINDOW-ID.pcapng (see fetch_captures), and
+        whether any of them was new or different."""
+        fetched, changed = {}, False
+        namespaces = ((report.get("capture") or {}).get("namespaces")) or {}
+        for window_id, capture in sorted(namespaces.items()):
+            if not capture.get("pcapng"):
+                continue
+            try:
+                dest = report_path(os.path.join(report_dir, "captures", safe_file_name(host)), window_id, ".pcapng")
+            except ValueError as exc:
+                raise AnsibleActionFail(f"no capture file for host {host!r}, window {window_id!r}: {exc}") from exc
+            copied = run_builtin_action(self, "ansible.builtin.fetch",
+                                        {"src": capture["pcapng"], "dest": dest, "flat": True}, task_vars)
+            if copied.get("failed"):
+                raise AnsibleActionFail(f"bringing {capture['pcapng']} (window {window_id}) to {dest} failed:"
+                                        f" {copied.get('msg')}", result={"capture_files": fetched})
+            fetched[window_id] = dest
+            changed = changed or bool(copied.get("changed"))
+        return fetched, changed

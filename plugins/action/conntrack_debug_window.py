@@ -20,11 +20,16 @@ from ansible_collections.netfilter.conntrack.plugins.module_utils._window_reques
     parse_window_request,
 )
 from ansible_collections.netfilter.conntrack.plugins.plugin_utils._argspecs import WINDOW_ARGUMENT_SPEC
+from ansible_collections.netfilter.conntrack.plugins.plugin_utils._builtin_actions import run_builtin_action
 from ansible_collections.netfilter.conntrack.plugins.plugin_utils._role_arguments import (
     WINDOW_ENTRY_POINTS,
     validate_role_variables,
 )
 from ansible_collections.netfilter.conntrack.plugins.plugin_utils._window_app import WindowApp
+
+
+# The package the role's enable has installed since 0.1.0 (Debian's name; conntrack-tools elsewhere).
+TOOLS_PACKAGE = "conntrack"
 
 
 def step_message(result: dict[str, t.Any]) -> str:
@@ -64,6 +69,9 @@ class ActionModule(ActionBase):
             argument_spec=WINDOW_ARGUMENT_SPEC,
             required_if=[("state", "enabled", ["duration"])],
         )
+        if args["install_tools"] and args["state"] != "enabled":
+            raise AnsibleActionFail("install_tools installs conntrack-tools with state=enabled only"
+                                    f" (state={args['state']})")
         self._vars = task_vars
         try:
             if args["state"] == "reverted":
@@ -120,9 +128,24 @@ class ActionModule(ActionBase):
         result = dict(answer, program=program.description())
         if check_mode:
             result["msg"] = "check mode: no snapshot was taken and no revert scheduled; dynamic-debug sites not predicted"
-            return result
-        result["changed"] = bool(answer.get("changed")) or program.installed
+        else:
+            result["changed"] = bool(answer.get("changed")) or program.installed
+        if args["install_tools"]:
+            self._install_tools(result)
         return result
+
+    def _install_tools(self, result: dict[str, t.Any]) -> None:
+        """conntrack-tools, once the window is open (see install_tools); a failure fails the task, window kept."""
+        installed = run_builtin_action(self, "ansible.builtin.package", {"name": TOOLS_PACKAGE, "state": "present"},
+                                       self._vars)
+        result["tools"] = {"name": TOOLS_PACKAGE, "changed": bool(installed.get("changed"))}
+        if installed.get("failed"):
+            result["tools"]["msg"] = installed.get("msg")
+            state = ("check mode" if self._task.check_mode else
+                     "the window is open (it reverts by itself at its deadline, or run revert)")
+            raise AnsibleActionFail(f"{state}, but installing {TOOLS_PACKAGE} failed: {installed.get('msg')}",
+                                    result=result)
+        result["changed"] = bool(result.get("changed")) or result["tools"]["changed"]
 
     # ------------------------------------------------------------------ revert
 

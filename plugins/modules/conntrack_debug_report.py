@@ -86,6 +86,16 @@ options:
       - Directory on the controller for C(<inventory_hostname>.json) (created with mode 0750). Not written when
         omitted.
     type: path
+  fetch_captures:
+    description:
+      - Also bring each pcapng file of the netlink capture (C(capture.namespaces.<window id>.pcapng) in the report)
+        to C(<report_dir>/captures/<inventory_hostname>/<window id>.pcapng) on the controller, with ansible-core's
+        M(ansible.builtin.fetch) action over the same connection. The host and window names are made safe as file
+        names as for the report file. Returned as RV(capture_files). Nothing is fetched in check mode.
+      - Needs O(report_dir).
+    type: bool
+    default: false
+    version_added: 0.4.0
   log_source:
     description:
       - Where the kernel log is read, as O(netfilter.conntrack.conntrack_invalid_log_facts#module:source) of
@@ -182,4 +192,10 @@ report_file:
   description: The report written on the controller.
   returned: when O(report_dir) is set, not in check mode
   type: str
+capture_files:
+  description: With O(fetch_captures), the pcapng file brought to the controller for each window id.
+  returned: when O(fetch_captures=true), not in check mode
+  type: dict
+  version_added: 0.4.0
+  sample: {init: /srv/reports/captures/web-1/init.pcapng}
 """

@@ -203,6 +203,17 @@ options:
         writes).
     type: path
     default: /etc/ansible/facts.d/netfilter_conntrack.fact
+  install_tools:
+    description:
+      - With O(state=enabled), once the window is open, also install conntrack-tools (the C(conntrack) package) with
+        ansible-core's M(ansible.builtin.package) action, over the same connection and in the same check mode, so
+        that C(conntrack -L) and C(conntrack -S) work on the host during the window. Its result is returned as
+        RV(tools); when the install fails, the task fails and the window stays open until its deadline or a
+        revert.
+      - Refused with any other O(state).
+    type: bool
+    default: false
+    version_added: 0.4.0
   validate_role_variables:
     description:
       - First validate the variables of the P(netfilter.conntrack.debug#role) role's entry point that runs this task
@@ -366,6 +377,14 @@ kept:
   type: list
   elements: str
   version_added: 0.3.0
+tools:
+  description:
+    - With O(install_tools), the result of M(ansible.builtin.package) for the C(conntrack) package (C(changed) when it
+      was installed by this run; in check mode, when it would be).
+  returned: state=enabled, with install_tools
+  type: dict
+  version_added: 0.4.0
+  sample: {changed: true, name: conntrack}
 rollback:
   description: What the rollback restored after a failed step.
   returned: when a step of O(state=enabled) failed

@@ -25,6 +25,7 @@ import yaml
 from ansible.errors import AnsibleActionFail
 
 from ansible_collections.netfilter.conntrack.plugins.plugin_utils._argspecs import SAFE_LOADER
+from ansible_collections.netfilter.conntrack.plugins.plugin_utils._builtin_actions import run_builtin_action
 
 ROLE_NAME = "netfilter.conntrack.debug"
 ROLE_ARGUMENT_SPECS = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, os.pardir, "roles", "debug",
@@ -48,15 +49,10 @@ def entry_point_options(entry_point: str) -> dict[str, t.Any]:
 
 def validate_role_variables(action: t.Any, task_vars: dict[str, t.Any], entry_point: str) -> None:
     """Fail as the role's own validation task would, when the variables of ``entry_point`` do not pass."""
-    task = action._task.copy()
-    task.args = {"argument_spec": entry_point_options(entry_point),
-                 "validate_args_context": {"type": "role", "name": ROLE_NAME, "argument_spec_name": entry_point,
-                                           "checked_by": action._task.action}}
-    validator = action._shared_loader_obj.action_loader.get(
-        "ansible.builtin.validate_argument_spec", task=task, connection=action._connection,
-        play_context=action._play_context, loader=action._loader, templar=action._templar,
-        shared_loader_obj=action._shared_loader_obj)
-    result = validator.run(task_vars=task_vars)
+    result = run_builtin_action(action, "ansible.builtin.validate_argument_spec", {
+        "argument_spec": entry_point_options(entry_point),
+        "validate_args_context": {"type": "role", "name": ROLE_NAME, "argument_spec_name": entry_point,
+                                  "checked_by": action._task.action}}, task_vars)
     if result.get("failed"):
         raise AnsibleActionFail(f"{ROLE_NAME}, entry point {entry_point}: {result.get('msg')}",
                                 result={"argument_errors": result.get("argument_errors"),

@@ -56,6 +56,10 @@ def _enable_line(result: dict, namespaces: dict) -> str:
     recorded = sum(len(_list(_dict(one).get("recorded"))) for one in namespaces.values())
     if namespaces:
         parts.append(f"{recorded} original value(s) recorded in {len(namespaces)} snapshot(s)")
+    tools = _dict(result.get("tools"))
+    if tools:
+        done = "installed" if result.get("deadline") is not None else "would be installed"
+        parts.append(f"{tools.get('name')} " + (done if tools.get("changed") else "already installed"))
     return "; ".join(parts)
 
 

@@ -33,7 +33,7 @@ class Program:
         return app
 
 
-def run_collect(monkeypatch, program, check_mode=False, **task_args):
+def run_collect(monkeypatch, program, check_mode=False, inventory_hostname="h1", **task_args):
     monkeypatch.setattr(report_action, "WindowApp", program.window_app)
     task = MagicMock()
     task.args = dict({"facts_path": "/etc/ansible/facts.d/netfilter_conntrack.fact"}, **task_args)
@@ -46,7 +46,7 @@ def run_collect(monkeypatch, program, check_mode=False, **task_args):
                                         templar=None, shared_loader_obj=None)
     action._execute_module = MagicMock(side_effect=AssertionError("collect runs no module"))
     action._remove_tmp_path = MagicMock()
-    result = action.run(task_vars={"inventory_hostname": "h1"})
+    result = action.run(task_vars={"inventory_hostname": inventory_hostname})
     action._remove_tmp_path.assert_called_once()
     return result
 
@@ -90,6 +90,7 @@ def test_a_failed_collect_fails_the_task(monkeypatch):
     ({"max_samples": -1}, "max_samples must be 0 or more"),
     ({"log_source": "file"}, "log_source is file but all of the following are missing: log_path"),
     ({"verdict_thresholds": {"no_such": 1}}, "unknown verdict threshold 'no_such'"),
+    ({"fetch_captures": True}, "fetch_captures is True but all of the following are missing: report_dir"),
     ({"verdict_thresholds": {"rising_min_delta": -2}}, "verdict threshold rising_min_delta must be a number of 0 or more"),
 ])
 def test_options_the_module_refuses_are_refused(monkeypatch, task_args, error):
@@ -104,3 +105,73 @@ def test_verdict_thresholds_go_to_the_program_as_json(monkeypatch):
     run_collect(monkeypatch, program, local_facts=False, verdict_thresholds={"table_usage_percent": 80, "rising_min_delta": 2})
     assert program.calls == [["collect", "--report-host=h1", "--max-samples=10", "--log-source=auto",
                               '--verdict-thresholds={"rising_min_delta": 2, "table_usage_percent": 80}']]
+
+
+# --- fetch_captures: ansible.builtin.fetch, run by the action for each window's pcapng -----------------------------
+
+CAPTURED = dict(REPORT, capture={"namespaces": {
+    "init": {"pcapng": "/run/netfilter-conntrack-capture/init.pcapng", "events": 3},
+    "netns-blue": {"pcapng": "/run/netfilter-conntrack-capture/netns-blue.pcapng", "events": 1},
+    "netns-red": {"pcapng": None, "events": 0}}})
+
+
+@pytest.fixture
+def fetch(monkeypatch):
+    """ansible.builtin.fetch as run_builtin_action runs it: records the calls, answers from a list."""
+    calls, answers = [], []
+
+    def run_builtin_action(action, name, args, task_vars):
+        calls.append((name, args))
+        return answers.pop(0) if answers else {"changed": True}
+    monkeypatch.setattr(report_action, "run_builtin_action", run_builtin_action)
+    return calls, answers
+
+
+def test_fetch_captures_brings_each_pcapng_under_the_host_directory(monkeypatch, tmp_path, fetch):
+    calls, answers = fetch
+    answers.extend([{"changed": False}, {"changed": True}])
+    program = Program(0, {"changed": False, "report": CAPTURED})
+    result = run_collect(monkeypatch, program, local_facts=False, report_dir=str(tmp_path), fetch_captures=True)
+    expected = {"init": f"{tmp_path}/captures/h1/init.pcapng", "netns-blue": f"{tmp_path}/captures/h1/netns-blue.pcapng"}
+    assert calls == [("ansible.builtin.fetch", {"src": "/run/netfilter-conntrack-capture/init.pcapng",
+                                                "dest": expected["init"], "flat": True}),
+                     ("ansible.builtin.fetch", {"src": "/run/netfilter-conntrack-capture/netns-blue.pcapng",
+                                                "dest": expected["netns-blue"], "flat": True})]
+    assert result["capture_files"] == expected and result["changed"] is True
+
+
+def test_fetched_captures_stay_inside_the_report_directory(monkeypatch, tmp_path, fetch):
+    calls, _answers = fetch
+    program = Program(0, {"changed": False, "report": CAPTURED})
+    run_collect(monkeypatch, program, local_facts=False, report_dir=str(tmp_path), fetch_captures=True,
+                inventory_hostname="../x")
+    assert [args["dest"] for _name, args in calls] == [f"{tmp_path}/captures/%2E.%2Fx/init.pcapng",
+                                                       f"{tmp_path}/captures/%2E.%2Fx/netns-blue.pcapng"]
+
+
+def test_unchanged_captures_leave_the_task_unchanged(monkeypatch, tmp_path, fetch):
+    _calls, answers = fetch
+    answers.extend([{"changed": False}, {"changed": False}])
+    program = Program(0, {"changed": False, "report": CAPTURED})
+    (tmp_path / "h1.json").write_text(json.dumps(CAPTURED, indent=4, sort_keys=True), encoding="utf-8")
+    result = run_collect(monkeypatch, program, local_facts=False, report_dir=str(tmp_path), fetch_captures=True)
+    assert result["changed"] is False and len(result["capture_files"]) == 2
+
+
+def test_a_failed_fetch_fails_the_task_naming_the_file(monkeypatch, tmp_path, fetch):
+    _calls, answers = fetch
+    answers.extend([{"changed": True}, {"failed": True, "msg": "file not found"}])
+    program = Program(0, {"changed": False, "report": CAPTURED})
+    with pytest.raises(AnsibleActionFail) as exc:
+        run_collect(monkeypatch, program, local_facts=False, report_dir=str(tmp_path), fetch_captures=True)
+    assert exc.value.message == (f"bringing /run/netfilter-conntrack-capture/netns-blue.pcapng (window netns-blue) to"
+                                 f" {tmp_path}/captures/h1/netns-blue.pcapng failed: file not found")
+    assert exc.value.result["capture_files"] == {"init": f"{tmp_path}/captures/h1/init.pcapng"}
+
+
+def test_nothing_is_fetched_in_check_mode(monkeypatch, tmp_path, fetch):
+    calls, _answers = fetch
+    program = Program(0, {"changed": False, "report": CAPTURED})
+    result = run_collect(monkeypatch, program, check_mode=True, local_facts=False, report_dir=str(tmp_path),
+                         fetch_captures=True)
+    assert calls == [] and "capture_files" not in result

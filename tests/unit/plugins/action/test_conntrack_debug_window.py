@@ -368,3 +368,60 @@ def test_duration_is_required_to_enable(host):
     with pytest.raises(AnsibleActionFail, match="state is enabled but all of the following are missing: duration"):
         run_action(host)
     assert host.calls == []
+
+
+# --- install_tools: ansible.builtin.package, run by the action once the window is open --------------------------
+
+
+@pytest.fixture
+def package(monkeypatch):
+    """ansible.builtin.package as run_builtin_action runs it: records the calls, answers what the test sets."""
+    calls, answer = [], {"changed": True}
+
+    def run_builtin_action(action, name, args, task_vars):
+        calls.append((name, args, action._task.check_mode))
+        return dict(answer)
+    monkeypatch.setattr(action_module, "run_builtin_action", run_builtin_action)
+    return calls, answer
+
+
+def test_install_tools_runs_the_package_action_after_the_window(host, package):
+    calls, _answer = package
+    host.program = {"enable": (0, dict(enabled_answer("init"), changed=False))}
+    result = run_action(host, duration=900, install_tools=True)
+    assert calls == [("ansible.builtin.package", {"name": "conntrack", "state": "present"}, False)]
+    assert result["tools"] == {"name": "conntrack", "changed": True}
+    assert result["changed"] is True, "the install alone changes the host"
+
+
+def test_install_tools_in_check_mode_asks_the_package_action_in_check_mode(host, package):
+    calls, answer = package
+    answer["changed"] = False
+    host.program = {"enable": (0, {"changed": False, "steps": [], "plan": {"init": {"problems": []}}})}
+    result = run_action(host, check_mode=True, duration=900, install_tools=True)
+    assert calls == [("ansible.builtin.package", {"name": "conntrack", "state": "present"}, True)]
+    assert result["tools"] == {"name": "conntrack", "changed": False} and result["changed"] is False
+
+
+def test_a_failed_install_fails_the_task_and_says_the_window_is_open(host, package):
+    _calls, answer = package
+    answer.update(failed=True, msg="No package matching 'conntrack' is available")
+    host.program = {"enable": (0, enabled_answer("init"))}
+    message, result = failing_action(host, duration=900, install_tools=True)
+    assert message == ("the window is open (it reverts by itself at its deadline, or run revert), but installing"
+                       " conntrack failed: No package matching 'conntrack' is available")
+    assert result["deadline"] == 1795767300.0 and result["tools"]["msg"].startswith("No package")
+
+
+def test_no_install_without_install_tools(host, package):
+    calls, _answer = package
+    host.program = {"enable": (0, enabled_answer("init"))}
+    assert "tools" not in run_action(host, duration=900)
+    assert calls == []
+
+
+@pytest.mark.parametrize("state", ["reverted", "absent"])
+def test_install_tools_is_refused_outside_enable(host, package, state):
+    message, _result = failing_action(host, state=state, install_tools=True)
+    assert message == f"install_tools installs conntrack-tools with state=enabled only (state={state})"
+    assert host.calls == [] and package[0] == []
