@@ -74,6 +74,10 @@ from ansible_collections.netfilter.conntrack.plugins.module_utils._nflog import 
 from ansible_collections.netfilter.conntrack.plugins.module_utils._pcapng import PcapngWriter
 
 TICK = 0.1
+# The longest the loop sleeps with nothing to read: it wakes for a datagram, a kernel-log line, a signal (through
+# signal.set_wakeup_fd) or the next aggregate write, and at least this often for a deadline or a stop set by
+# another thread. An idle collector used to wake every TICK: about 1 % of a CPU per host for the whole window.
+IDLE_WAIT = 1.0
 # Asks a running collector to write its aggregate within about two ticks (collect sends it; see
 # _window_capture.fresh_aggregate). A collector announces it in its aggregate's flush_signal: one without the handler
 # (run_collector's handle_signals=False) would be ended by it.
@@ -81,6 +85,7 @@ FLUSH_SIGNAL = signal.SIGUSR1
 DRAIN_PER_TICK = 4096  # datagrams per socket between two budget checks
 CLASSIFY_CACHE = 4096
 _SAFE_LABEL_RE = re.compile(r"[^A-Za-z0-9_.-]")
+_WAKEUP = -1  # the key of the previous wakeup fd in what _install_signals returns (no signal number is negative)
 
 
 class _Source:
@@ -172,6 +177,8 @@ class _Collector:
         # next one of flush_interval (see FLUSH_SIGNAL).
         self.flush_requested_at: float | None = None
         self.answers_flush_signal = False
+        # The read end of the pipe signal.set_wakeup_fd writes to, so that a signal ends the loop's poll at once.
+        self.wakeup_fd: int | None = None
         self.restarts = 0
 
     def resume(self, previous: dict[str, t.Any] | None) -> None:
@@ -262,6 +269,8 @@ def _resource_usage() -> int | None:
 
 
 def _install_signals(collector: _Collector) -> dict[int, t.Any]:
+    """SIGTERM and SIGINT stop the loop, FLUSH_SIGNAL asks for a write; each wakes the loop's poll at once.
+    Returns what _restore_signals puts back."""
     def request_stop(_signum: int, _frame: t.Any) -> None:
         collector.stop_requested = True
 
@@ -271,7 +280,33 @@ def _install_signals(collector: _Collector) -> dict[int, t.Any]:
     previous = {signum: signal.signal(signum, request_stop) for signum in (signal.SIGTERM, signal.SIGINT)}
     previous[FLUSH_SIGNAL] = signal.signal(FLUSH_SIGNAL, request_flush)
     collector.answers_flush_signal = True
+    read_end, write_end = os.pipe()
+    for end in (read_end, write_end):
+        os.set_blocking(end, False)
+    collector.wakeup_fd = read_end
+    previous[_WAKEUP] = (signal.set_wakeup_fd(write_end, warn_on_full_buffer=False), write_end)
     return previous
+
+
+def _restore_signals(collector: _Collector, previous: dict[int, t.Any]) -> None:
+    for signum, handler in previous.items():
+        if signum != _WAKEUP:
+            signal.signal(signum, handler)
+    if _WAKEUP in previous:
+        earlier_fd, write_end = previous[_WAKEUP]
+        signal.set_wakeup_fd(earlier_fd)
+        os.close(write_end)
+    if collector.wakeup_fd is not None:
+        os.close(collector.wakeup_fd)
+        collector.wakeup_fd = None
+
+
+def _drain(fd: int) -> None:
+    try:
+        while os.read(fd, 512):
+            pass
+    except BlockingIOError:
+        pass
 
 
 def _loop(collector: _Collector, on_budget_exceeded: t.Callable[[dict[str, t.Any]], t.Any] | None) -> None:
@@ -283,14 +318,21 @@ def _loop(collector: _Collector, on_budget_exceeded: t.Callable[[dict[str, t.Any
         if source.sock is not None:
             poller.register(source.sock.fileno(), select.POLLIN)
             by_fd[source.sock.fileno()] = source
+    for fd in (collector.wakeup_fd, collector.kmsg.fd if collector.kmsg is not None else None):
+        if fd is not None:
+            poller.register(fd, select.POLLIN)
     next_flush = time.monotonic()
     # The rates' first point, before any event is read: a burst that is already queued when the loop starts would
     # otherwise be the baseline, and never count as a rate.
     watch.check(time.time(), collector.events(), collector.kmsg.lines if collector.kmsg else None)
     while not collector.stop_requested:
-        for fd, _event in poller.poll(TICK * 1000):
-            limit = config.budgets.max_packets
-            collector.handle(by_fd[fd], None if limit is None else max(limit + 1 - collector.events(), 0))
+        wait = min(max(next_flush - time.monotonic(), 0.0), IDLE_WAIT)
+        for fd, _event in poller.poll(wait * 1000):
+            if fd in by_fd:
+                limit = config.budgets.max_packets
+                collector.handle(by_fd[fd], None if limit is None else max(limit + 1 - collector.events(), 0))
+            elif fd == collector.wakeup_fd:
+                _drain(fd)
         if collector.kmsg is not None:
             collector.kmsg.poll()
         now = time.time()
@@ -346,5 +388,4 @@ def run_collector(
             source.close()
         if collector.kmsg is not None:
             collector.kmsg.close()
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+        _restore_signals(collector, previous)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import signal
 import threading
 import time
@@ -238,8 +239,7 @@ def test_collector_writes_its_aggregate_soon_after_the_flush_signal(tmp_path):
     finally:
         ask.join()
         stop.join()
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+        capture._restore_signals(collector, previous)
     after_start = [round(moment - started, 2) for moment in writes]
     # the loop's first write, then the one asked for: a full tick after the signal, well before the stop
     assert len(after_start) == 2 and after_start[0] < 0.2 and 0.3 + capture.TICK <= after_start[1] < 0.9, after_start
@@ -249,3 +249,48 @@ def test_collector_writes_its_aggregate_soon_after_the_flush_signal(tmp_path):
 def test_a_collector_without_the_handler_does_not_announce_the_flush_signal(tmp_path):
     config = capture.CaptureConfig(namespaces=[], aggregate_path=str(tmp_path / "aggregate.json"))
     assert capture._Collector(config).aggregate()["flush_signal"] is None
+
+
+def test_an_idle_collector_sleeps_until_its_next_write(tmp_path, monkeypatch):
+    """Nothing to read: one poll per aggregate write (once a second), not one per TICK."""
+    config = capture.CaptureConfig(namespaces=[], aggregate_path=str(tmp_path / "aggregate.json"))
+    collector = capture._Collector(config)
+    waits = []
+    real_poll = select.poll
+
+    class RecordingPoll:
+        def __init__(self):
+            self.poller = real_poll()
+
+        def register(self, fd, events):
+            self.poller.register(fd, events)
+
+        def poll(self, timeout):
+            waits.append(timeout)
+            return self.poller.poll(timeout)
+
+    monkeypatch.setattr(capture.select, "poll", RecordingPoll)
+    stop = threading.Timer(2.5, setattr, (collector, "stop_requested", True))
+    stop.start()
+    try:
+        capture._loop(collector, None)
+    finally:
+        stop.join()
+    assert 3 <= len(waits) <= 5, waits
+    assert all(wait <= capture.IDLE_WAIT * 1000 for wait in waits)
+
+
+def test_a_stop_signal_ends_the_poll_at_once(tmp_path):
+    config = capture.CaptureConfig(namespaces=[], aggregate_path=str(tmp_path / "aggregate.json"), flush_interval=60.0)
+    collector = capture._Collector(config)
+    previous = capture._install_signals(collector)
+    stop = threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGTERM))
+    started = time.monotonic()
+    try:
+        stop.start()
+        capture._loop(collector, None)
+    finally:
+        stop.join()
+        capture._restore_signals(collector, previous)
+    assert collector.stopped_by == "signal" and time.monotonic() - started < 0.3 + capture.TICK
+    assert signal.getsignal(signal.SIGTERM) == previous[signal.SIGTERM] and collector.wakeup_fd is None
