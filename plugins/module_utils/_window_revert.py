@@ -181,7 +181,7 @@ class RevertCommands:
         data["expired"] = True
         data["deadline_boot"] = boot_now() + SWEEP_SECONDS
         data["deadline"] = time.time() + SWEEP_SECONDS
-        data["scheduler"] = self.scheduler.arm(ident, data["deadline_boot"], retry=scheduled)
+        data["scheduler"] = self.scheduler.arm(ident, data["deadline_boot"], retry=scheduled, expired=True)
         self.store.save(data)
         return {"changed": bool(report["restored"]), **report, "netns": data["netns"]["spec"], "expired": True,
                 "msg": f"reverted {len(report['restored'])} value(s) before enable confirmed; the snapshot stays"

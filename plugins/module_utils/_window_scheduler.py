@@ -43,7 +43,10 @@ from ansible_collections.netfilter.conntrack.plugins.module_utils._window_store 
 
 UNIT_PREFIX = "netfilter-conntrack-revert-"
 SWEEP_UNIT_PREFIX = "netfilter-conntrack-sweep"
-# How late the sweep reverts a window whose own timer was lost, at most.
+# How late the sweep reverts a window whose own timer was lost, at most. The sweep first runs this long after the
+# earliest deadline of the state directory's windows (at once for a window reverted before its enable confirmed),
+# then every period until no window is left: a run every period for the whole window cost each host about 75 ms of
+# CPU (a Python start) every 10 s, which on a machine of 100 containers took most of a CPU.
 SWEEP_PERIOD_SECONDS = 10
 WATCHER = "watcher"
 PARTNER = "watcher-partner"
@@ -56,6 +59,21 @@ def unit_name(ident: str) -> str:
 
 def systemd_booted() -> bool:
     return os.path.isdir("/run/systemd/system") and shutil.which("systemd-run") is not None
+
+
+_TIMESPAN_UNITS = {"y": 31557600.0, "month": 2629800.0, "w": 604800.0, "d": 86400.0, "h": 3600.0, "min": 60.0,
+                   "s": 1.0, "ms": 1e-3, "us": 1e-6}
+_TIMESPAN_RE = re.compile(r"(\d+(?:\.\d+)?)(y|month|w|d|h|min|ms|us|s)(?![a-z])")
+
+
+def timespan_seconds(text: str) -> float | None:
+    """Seconds in a time span as ``systemctl show`` prints one (``19h 29min 22.979033s``), or None for anything
+    else (empty, ``infinity``)."""
+    text = text.strip()
+    parts = _TIMESPAN_RE.findall(text)
+    if not parts or _TIMESPAN_RE.sub("", text).strip():
+        return None
+    return sum(float(number) * _TIMESPAN_UNITS[unit] for number, unit in parts)
 
 
 def process_argv(pid: int) -> list[bytes] | None:
@@ -93,10 +111,11 @@ class Scheduler:
 
     # ------------------------------------------------------------------ arming
 
-    def arm(self, ident: str, deadline_boot: float, retry: bool = False) -> dict:
+    def arm(self, ident: str, deadline_boot: float, retry: bool = False, expired: bool = False) -> dict:
         """Arrange for the revert of ident at deadline_boot (CLOCK_BOOTTIME), replacing an earlier arrangement.
 
-        A retry (from inside the running revert unit) needs a unit name of its own: the current one is busy.
+        A retry (from inside the running revert unit) needs a unit name of its own: the current one is busy. An
+        expired window (reverted before its enable confirmed) is the sweep's to remove once that enable is gone.
         """
         delay = max(1, int(round(deadline_boot - time.clock_gettime(time.CLOCK_BOOTTIME))))
         if self._use_systemd():
@@ -106,7 +125,7 @@ class Scheduler:
                 run_argv(["systemctl", "reset-failed", unit + ".timer", unit + ".service"])
             self._systemd_run(["--unit=" + unit, self.elapse_option(delay), "--timer-property=AccuracySec=1s"],
                               self.revert_command(ident))
-            self.ensure_sweep()
+            self.ensure_sweep(0 if expired else min([delay] + self._other_deadlines_in(ident)))
             return {"kind": "systemd-timer", "unit": unit + ".timer", "in_seconds": delay,
                     "interpreter": self._interpreter}
         legacy = self.legacy_watcher_pid(ident)
@@ -139,14 +158,44 @@ class Scheduler:
         if proc.returncode != 0:
             raise ConntrackModuleError(f"systemd-run could not schedule the automatic revert: {proc.stderr.strip()}")
 
-    def ensure_sweep(self) -> None:
-        """The periodic sweep timer of this state directory, started unless it is already waiting."""
-        if self.unit_active(self.sweep_unit + ".timer"):
-            return
-        run_argv(["systemctl", "reset-failed", self.sweep_unit + ".timer", self.sweep_unit + ".service"])
-        self._systemd_run(["--unit=" + self.sweep_unit, f"--on-active={SWEEP_PERIOD_SECONDS}s",
+    def ensure_sweep(self, earliest_in: float) -> None:
+        """The sweep timer of this state directory, due SWEEP_PERIOD_SECONDS after the earliest deadline (in
+        ``earliest_in`` seconds), then every period. A waiting sweep that comes later than that, or more than a
+        period earlier, is armed again; a running one is left to run."""
+        due_in = max(0, math.ceil(earliest_in)) + SWEEP_PERIOD_SECONDS
+        timer, service = self.sweep_unit + ".timer", self.sweep_unit + ".service"
+        if self.unit_active(timer):
+            next_in = self._next_elapse_in(timer)
+            if next_in is None or due_in - SWEEP_PERIOD_SECONDS <= next_in <= due_in or self.unit_active(service):
+                return
+            run_argv(["systemctl", "stop", timer])
+        run_argv(["systemctl", "reset-failed", timer, service])
+        self._systemd_run(["--unit=" + self.sweep_unit, self.elapse_option(due_in),
                            f"--on-unit-active={SWEEP_PERIOD_SECONDS}s", "--timer-property=AccuracySec=1s"],
                           self._base_argv() + ["sweep"])
+
+    @staticmethod
+    def _next_elapse_in(timer: str) -> float | None:
+        """Seconds until the timer next elapses, or None when systemd does not say (it is elapsing now)."""
+        proc = run_argv(["systemctl", "show", "--property=NextElapseUSecMonotonic", "--value", timer])
+        elapse = timespan_seconds(proc.stdout) if proc.returncode == 0 else None
+        if not elapse:
+            return None
+        return elapse - time.clock_gettime(time.CLOCK_MONOTONIC)
+
+    def _other_deadlines_in(self, ident: str) -> list[float]:
+        """Seconds until the deadline of each other window; 0 for one expired or unreadable (the sweep's at once)."""
+        now, found = time.clock_gettime(time.CLOCK_BOOTTIME), []
+        for other in self._store.windows():
+            if other == ident:
+                continue
+            try:
+                data = self._store.load(other)
+                if data is not None:
+                    found.append(0.0 if data.get("expired") else float(data["deadline_boot"]) - now)
+            except (ConntrackModuleError, OSError, KeyError, TypeError, ValueError):
+                found.append(0.0)
+        return found
 
     def ensure_watchers(self, own_slot: str | None = None) -> int:
         """Start the watcher and its partner where they are not running; returns the watcher's pid."""
@@ -282,4 +331,4 @@ def _kill(pid: int) -> bool:
 
 
 __all__ = ("PARTNER", "SWEEP_PERIOD_SECONDS", "UNIT_PREFIX", "WATCHER", "Scheduler", "process_argv", "systemd_booted",
-           "unit_name")
+           "timespan_seconds", "unit_name")

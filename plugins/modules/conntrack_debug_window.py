@@ -233,7 +233,8 @@ notes:
   - Deadlines are kept on C(CLOCK_BOOTTIME), so a step of the wall clock (NTP at boot, a resumed VM) neither ends a
     window early nor keeps it on.
   - Where systemd is PID 1 each window's revert is a transient timer that a C(daemon-reload) does not re-arm, and a
-    periodic sweep timer reverts any window whose own timer was lost; elsewhere one watcher process and its
+    sweep timer reverts any window whose own timer was lost, at most 10 s after its deadline (it first runs 10 s after
+    the earliest deadline, then every 10 s while a window is left); elsewhere one watcher process and its
     partner serve every window of the host, each restarting the other. A window past its deadline with neither is
     reverted by the next collect, enable or revert.
 seealso:

@@ -68,9 +68,11 @@ class FakeScheduler:
         self.calls = []
         self.dead = set()   # ids whose timer or watcher was stopped or killed behind the program's back
         self.backstop_alive = False
+        self.expired_arms = []   # ids armed as expired: the sweep's at once
 
-    def arm(self, ident, deadline_boot, retry=False):
+    def arm(self, ident, deadline_boot, retry=False, expired=False):
         self.armed.append((ident, retry))
+        self.expired_arms += [ident] if expired else []
         self.calls.append(("arm", ident))
         self.dead.discard(ident)
         return {"kind": "fake", "in_seconds": 1, "deadline_boot": deadline_boot}
@@ -406,6 +408,7 @@ def test_revert_of_an_unconfirmed_window_expires_it_then_removes_it(program, pro
     assert "the snapshot stays until enable's confirm" in first["msg"]
     kept = program.store.load("init")
     assert kept["expired"] is True and program.scheduler.armed == [("init", False)], "the last sweep is armed"
+    assert program.scheduler.expired_arms == ["init"], "the sweep runs from now on, not from the 600 s deadline"
     second = program.cmd_revert(args("revert", "--id=init"))["namespaces"]["init"]
     assert second["changed"] is False and not second.get("expired")
     assert program.store.ids() == []

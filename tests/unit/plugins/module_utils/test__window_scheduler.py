@@ -64,6 +64,7 @@ class Systemd:
         self.active = set(active)
         self.calls = []
         self.userspace_started_us = ""   # systemctl show's UserspaceTimestampMonotonic; empty: not known
+        self.next_elapse = {}   # timer: CLOCK_MONOTONIC seconds of its next elapse (systemd-run --on-active= sets it)
 
     def run(self, argv):
         self.calls.append(argv)
@@ -72,6 +73,12 @@ class Systemd:
         if argv[0] == "systemd-run":
             unit = next(arg[len("--unit="):] for arg in argv if arg.startswith("--unit="))
             self.active.add(unit + ".timer")
+            delay = next((int(arg[len("--on-active="):-1]) for arg in argv if arg.startswith("--on-active=")), None)
+            if delay is not None:
+                self.next_elapse[unit + ".timer"] = time.clock_gettime(time.CLOCK_MONOTONIC) + delay
+        if argv[:3] == ["systemctl", "show", "--property=NextElapseUSecMonotonic"]:
+            elapse = self.next_elapse.get(argv[4])   # printed as systemd 252 prints it
+            return Completed(0, (timespan(elapse) if elapse else "0") + "\n", "")
         if argv[:2] == ["systemctl", "show"]:
             assert argv[2:] == ["--property=UserspaceTimestampMonotonic", "--value"], argv
             return Completed(0, self.userspace_started_us + "\n", "")
@@ -93,12 +100,40 @@ def systemd(monkeypatch):
     return fake
 
 
+def timespan(seconds):
+    """A time span as systemctl show prints one: 19h 29min 22.979033s."""
+    hours, rest = divmod(seconds, 3600)
+    minutes, rest = divmod(rest, 60)
+    return " ".join(part for part in (f"{int(hours)}h" if hours else "", f"{int(minutes)}min" if minutes else "",
+                                      f"{rest:.6f}s") if part)
+
+
+@pytest.mark.parametrize("text, seconds", [
+    ("19h 29min 22.979033s", 70162.979033),
+    ("1d 2h", 93600.0),
+    ("5min 3s", 303.0),
+    ("500ms", 0.5),
+    ("2w 1us", 1209600.000001),
+    ("1month", 2629800.0),
+    ("1y 1month", 31557600.0 + 2629800.0),
+    ("0", None),
+    ("", None),
+    ("infinity", None),
+    ("5 min", None),
+    ("12min later", None),
+])
+def test_timespan_seconds(text, seconds):
+    found = sched.timespan_seconds(text + "\n")
+    assert found == seconds if seconds is None else abs(found - seconds) < 1e-6
+
+
 def boottime():
     return time.clock_gettime(time.CLOCK_BOOTTIME)
 
 
 def test_arm_starts_the_windows_timer_and_one_sweep(tmp_path, systemd, monkeypatch):
     store = Store(str(tmp_path / "state"))
+    store.ensure()
     scheduler = sched.Scheduler(store, "/p.pyz", interpreter="/usr/bin/python3", use_systemd=lambda: True)
     monkeypatch.setattr(sched.time, "time", lambda: 0.0)   # the wall clock plays no part in the delay
     armed = scheduler.arm("netns-a", boottime() + 300)
@@ -109,13 +144,71 @@ def test_arm_starts_the_windows_timer_and_one_sweep(tmp_path, systemd, monkeypat
     assert window == ["systemd-run", "--quiet", "--collect", "--unit=netfilter-conntrack-revert-netns-a",
                       "--on-active=300s", "--timer-property=AccuracySec=1s", "/usr/bin/python3", "/p.pyz",
                       f"--state-dir={store.directory}", "revert", "--id", "netns-a", "--scheduled"]
-    assert sweep[3:] == [f"--unit={scheduler.sweep_unit}", "--on-active=10s", "--on-unit-active=10s",
+    # The sweep first runs a period after the deadline, not every period from now on.
+    assert sweep[3:] == [f"--unit={scheduler.sweep_unit}", "--on-active=310s", "--on-unit-active=10s",
                          "--timer-property=AccuracySec=1s", "/usr/bin/python3", "/p.pyz",
                          f"--state-dir={store.directory}", "sweep"]
-    scheduler.arm("init", boottime() + 60)
-    assert len(systemd.runs()) == 3, "a second window starts its own timer, and no second sweep"
+    store.save({"id": "netns-a", "deadline_boot": boottime() + 300})
+    scheduler.arm("netns-b", boottime() + 400)
+    assert len(systemd.runs()) == 3, "a window with a later deadline starts its own timer, and no second sweep"
     assert scheduler.backstop() == {"kind": "systemd-sweep-timer", "unit": scheduler.sweep_unit + ".timer",
                                     "period_seconds": 10, "alive": True}
+
+
+def sweeps(systemd, scheduler):
+    return [argv for argv in systemd.runs() if f"--unit={scheduler.sweep_unit}" in argv]
+
+
+def test_a_window_with_an_earlier_deadline_brings_the_sweep_forward(tmp_path, systemd):
+    store = Store(str(tmp_path / "state"))
+    store.ensure()
+    scheduler = sched.Scheduler(store, "/p.pyz", use_systemd=lambda: True)
+    scheduler.arm("netns-a", boottime() + 300)
+    store.save({"id": "netns-a", "deadline_boot": boottime() + 300})
+    scheduler.arm("netns-b", boottime() + 60)
+    first, second = sweeps(systemd, scheduler)
+    assert "--on-active=310s" in first and "--on-active=70s" in second
+    assert ["systemctl", "stop", scheduler.sweep_unit + ".timer"] in systemd.calls
+
+
+def test_an_extended_window_moves_the_sweep_later_unless_another_window_needs_it(tmp_path, systemd):
+    store = Store(str(tmp_path / "state"))
+    store.ensure()
+    scheduler = sched.Scheduler(store, "/p.pyz", use_systemd=lambda: True)
+    scheduler.arm("init", boottime() + 60)
+    scheduler.arm("init", boottime() + 900)
+    assert ["--on-active=70s" in argv for argv in sweeps(systemd, scheduler)] == [True, False]
+    assert "--on-active=910s" in sweeps(systemd, scheduler)[1], "a sweep every period until 900 s cost the host"
+    store.save({"id": "netns-a", "deadline_boot": boottime() + 100})
+    scheduler.arm("init", boottime() + 1800)
+    assert "--on-active=110s" in sweeps(systemd, scheduler)[2], "netns-a's deadline comes first"
+
+
+@pytest.mark.parametrize("other", [{"expired": True, "deadline_boot": 1e9}, {"deadline_boot": "damaged"}])
+def test_an_expired_or_unreadable_window_keeps_the_sweep_coming_at_once(tmp_path, systemd, other):
+    store = Store(str(tmp_path / "state"))
+    store.ensure()
+    scheduler = sched.Scheduler(store, "/p.pyz", use_systemd=lambda: True)
+    store.save(dict(other, id="netns-a"))
+    scheduler.arm("init", boottime() + 900)
+    assert "--on-active=10s" in sweeps(systemd, scheduler)[0]
+
+
+def test_an_expired_window_brings_the_sweep_to_one_period_from_now(tmp_path, systemd):
+    scheduler = sched.Scheduler(Store(str(tmp_path / "state")), "/p.pyz", use_systemd=lambda: True)
+    scheduler.arm("init", boottime() + 900)
+    scheduler.arm("init", boottime() + 600, expired=True)
+    assert ["--on-active=910s" in argv or "--on-active=10s" in argv for argv in sweeps(systemd, scheduler)] == [True, True]
+    assert "--on-active=10s" in sweeps(systemd, scheduler)[1]
+
+
+def test_a_running_sweep_is_not_armed_again(tmp_path, systemd):
+    """Its service runs now (a sweep reverting from inside it arms a retry): a new unit of the same name would fail."""
+    scheduler = sched.Scheduler(Store(str(tmp_path / "state")), "/p.pyz", use_systemd=lambda: True)
+    scheduler.arm("init", boottime() + 900)
+    systemd.active.add(scheduler.sweep_unit + ".service")
+    scheduler.arm("init", boottime() + 60, retry=True)
+    assert len(sweeps(systemd, scheduler)) == 1
 
 
 def test_the_timer_elapses_at_a_time_since_the_manager_started(tmp_path, systemd, monkeypatch):
