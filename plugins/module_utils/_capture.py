@@ -85,7 +85,6 @@ FLUSH_SIGNAL = signal.SIGUSR1
 DRAIN_PER_TICK = 4096  # datagrams per socket between two budget checks
 CLASSIFY_CACHE = 4096
 _SAFE_LABEL_RE = re.compile(r"[^A-Za-z0-9_.-]")
-_WAKEUP = -1  # the key of the previous wakeup fd in what _install_signals returns (no signal number is negative)
 
 
 class _Source:
@@ -177,8 +176,11 @@ class _Collector:
         # next one of flush_interval (see FLUSH_SIGNAL).
         self.flush_requested_at: float | None = None
         self.answers_flush_signal = False
-        # The read end of the pipe signal.set_wakeup_fd writes to, so that a signal ends the loop's poll at once.
+        # The pipe signal.set_wakeup_fd writes to, so that a signal ends the loop's poll at once (the loop polls the
+        # read end), and the wakeup fd it replaced.
         self.wakeup_fd: int | None = None
+        self.wakeup_write_fd: int | None = None
+        self.earlier_wakeup_fd = -1
         self.restarts = 0
 
     def resume(self, previous: dict[str, t.Any] | None) -> None:
@@ -283,22 +285,19 @@ def _install_signals(collector: _Collector) -> dict[int, t.Any]:
     read_end, write_end = os.pipe()
     for end in (read_end, write_end):
         os.set_blocking(end, False)
-    collector.wakeup_fd = read_end
-    previous[_WAKEUP] = (signal.set_wakeup_fd(write_end, warn_on_full_buffer=False), write_end)
+    collector.wakeup_fd, collector.wakeup_write_fd = read_end, write_end
+    collector.earlier_wakeup_fd = signal.set_wakeup_fd(write_end, warn_on_full_buffer=False)
     return previous
 
 
 def _restore_signals(collector: _Collector, previous: dict[int, t.Any]) -> None:
     for signum, handler in previous.items():
-        if signum != _WAKEUP:
-            signal.signal(signum, handler)
-    if _WAKEUP in previous:
-        earlier_fd, write_end = previous[_WAKEUP]
-        signal.set_wakeup_fd(earlier_fd)
-        os.close(write_end)
+        signal.signal(signum, handler)
     if collector.wakeup_fd is not None:
-        os.close(collector.wakeup_fd)
-        collector.wakeup_fd = None
+        signal.set_wakeup_fd(collector.earlier_wakeup_fd)
+        for end in (collector.wakeup_fd, collector.wakeup_write_fd):
+            os.close(end)
+        collector.wakeup_fd = collector.wakeup_write_fd = None
 
 
 def _drain(fd: int) -> None:

@@ -39,7 +39,12 @@ import typing as t
 
 from ansible_collections.netfilter.conntrack.plugins.module_utils._errors import ConntrackModuleError
 from ansible_collections.netfilter.conntrack.plugins.module_utils._host import run_argv
-from ansible_collections.netfilter.conntrack.plugins.module_utils._window_store import STATE_DIR, Store
+from ansible_collections.netfilter.conntrack.plugins.module_utils._window_store import (
+    STATE_DIR,
+    Store,
+    boot_now,
+    remaining_seconds,
+)
 
 UNIT_PREFIX = "netfilter-conntrack-revert-"
 SWEEP_UNIT_PREFIX = "netfilter-conntrack-sweep"
@@ -185,14 +190,14 @@ class Scheduler:
 
     def _other_deadlines_in(self, ident: str) -> list[float]:
         """Seconds until the deadline of each other window; 0 for one expired or unreadable (the sweep's at once)."""
-        now, found = time.clock_gettime(time.CLOCK_BOOTTIME), []
+        now, found = boot_now(), []
         for other in self._store.windows():
             if other == ident:
                 continue
             try:
                 data = self._store.load(other)
                 if data is not None:
-                    found.append(0.0 if data.get("expired") else float(data["deadline_boot"]) - now)
+                    found.append(0.0 if data.get("expired") else remaining_seconds(data, now))
             except (ConntrackModuleError, OSError, KeyError, TypeError, ValueError):
                 found.append(0.0)
         return found
