@@ -243,9 +243,8 @@ class CaptureCommands:
         """Start the collector and wait until its aggregate says it captures (or why it does not)."""
         if self.scheduler._use_systemd():
             unit = self.collector_unit()
-            run_argv(["systemctl", "reset-failed", unit + ".service"])
-            self.scheduler._systemd_run(["--unit=" + unit, "--property=Restart=on-failure",
-                                         "--property=RestartSec=1"], self.scheduler._base_argv() + ["capture"])
+            self.scheduler._systemd_run(["--unit=" + unit, "--property=Restart=on-failure", "--property=RestartSec=1"],
+                                        self.scheduler._base_argv() + ["capture"], reset_on_failure=[unit + ".service"])
             how = {"kind": "systemd-service", "unit": unit + ".service"}
         else:
             how = {"kind": "detached-process", "pid": self.scheduler.spawn_detached(["capture"])}
@@ -341,21 +340,33 @@ class CaptureCommands:
         return {"collector": liveness if wanted else "stopped", "windows": sorted(wanted),
                 "directory": self.capture_directory, "session": (config or aggregate or {}).get("window_id")}
 
-    def fresh_aggregate(self, since: float) -> dict | None:
-        """The aggregate as a running collector writes it after ``since`` (epoch seconds), or as it is.
+    def ask_for_write(self) -> float:
+        """Ask a running collector that announces the flush signal to write its aggregate now, and return the time
+        (epoch seconds) after which its write counts as fresh (see fresh_aggregate).
 
-        A collector writes its aggregate once a second: packets logged just before a collect would be counted only
-        by the next write. So a collect waits for the first write that began a full poll after it started, at most
-        FRESH_AGGREGATE_WAIT_SECONDS; a collector that is not running is not waited for. A collector that announces
-        a flush signal is sent it, and writes within about two ticks instead of up to a second.
+        Collect asks first and reads the aggregate last: the collector writes while collect reads the lists and the
+        log, instead of collect waiting about two ticks for it at the end.
         """
-        deadline = time.monotonic() + FRESH_AGGREGATE_WAIT_SECONDS
+        since = time.time()
         aggregate = read_aggregate(self.capture_file("aggregate.json"))
         if collector_liveness(aggregate) == "running" and aggregate.get("flush_signal") == FLUSH_SIGNAL.name:
             try:
                 os.kill(aggregate["pid"], FLUSH_SIGNAL)
             except ProcessLookupError:
-                pass  # it ended since: the loop below reads its last aggregate
+                pass  # it ended since: fresh_aggregate reads its last aggregate
+        return since
+
+    def fresh_aggregate(self, since: float) -> dict | None:
+        """The aggregate as a running collector writes it after ``since`` (epoch seconds, from ask_for_write), or as
+        it is.
+
+        A collector writes its aggregate once a second: packets logged just before a collect would be counted only
+        by the next write. So a collect waits for the first write that began a full poll after it started, at most
+        FRESH_AGGREGATE_WAIT_SECONDS; a collector that is not running is not waited for. One asked for a write
+        (ask_for_write) writes within about two ticks instead of up to a second.
+        """
+        deadline = time.monotonic() + FRESH_AGGREGATE_WAIT_SECONDS
+        aggregate = read_aggregate(self.capture_file("aggregate.json"))
         while True:
             if (collector_liveness(aggregate) != "running" or float(aggregate.get("heartbeat") or 0) >= since + TICK
                     or time.monotonic() >= deadline):

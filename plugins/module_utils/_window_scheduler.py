@@ -27,6 +27,7 @@ cancels the automatic revert that an older release armed for it.
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import math
 import os
@@ -55,6 +56,8 @@ SWEEP_UNIT_PREFIX = "netfilter-conntrack-sweep"
 SWEEP_PERIOD_SECONDS = 10
 WATCHER = "watcher"
 PARTNER = "watcher-partner"
+# The states in which ``systemctl is-active`` answers yes.
+ACTIVE_STATES = ("active", "reloading")
 
 
 def unit_name(ident: str) -> str:
@@ -81,6 +84,26 @@ def timespan_seconds(text: str) -> float | None:
     return sum(float(number) * _TIMESPAN_UNITS[unit] for number, unit in parts)
 
 
+def unit_states(*patterns: str) -> dict[str, str]:
+    """The active state (active, inactive, failed...) of each loaded unit that matches one of the names or patterns,
+    from one ``systemctl list-units`` call; a unit that is not loaded is not in it.
+
+    Each systemctl call costs a host about 10 ms of CPU and a round trip to PID 1: arming a window asks once what
+    is there instead of stopping and resetting units that, on most hosts, were never loaded.
+    """
+    if not shutil.which("systemctl"):
+        return {}
+    proc = run_argv(["systemctl", "list-units", "--all", "--full", "--plain", "--no-legend", *patterns])
+    states = {}
+    for line in proc.stdout.splitlines() if proc.returncode == 0 else []:
+        fields = line.split()
+        if fields and fields[0] in ("\u25cf", "*"):
+            fields = fields[1:]
+        if len(fields) >= 3:
+            states[fields[0]] = fields[2]
+    return states
+
+
 def process_argv(pid: int) -> list[bytes] | None:
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as handle:
@@ -98,6 +121,7 @@ class Scheduler:
         self._program = program
         self._interpreter = interpreter
         self._use_systemd = use_systemd
+        self._manager_started_at: float | None = None
 
     # ------------------------------------------------------------------ names and commands
 
@@ -125,12 +149,14 @@ class Scheduler:
         delay = max(1, int(round(deadline_boot - time.clock_gettime(time.CLOCK_BOOTTIME))))
         if self._use_systemd():
             unit = unit_name(ident) + (f"-retry{int(time.time())}" if retry else "")
-            if not retry:
+            own = [] if retry else [unit + ".timer", unit + ".service", unit + "-retry*.timer"]
+            states = unit_states(*own, self.sweep_unit + ".timer", self.sweep_unit + ".service")
+            if any(fnmatch.fnmatchcase(name, pattern) for name in states for pattern in own):
                 run_argv(["systemctl", "stop", unit + ".timer", unit + "-retry*.timer"])
                 run_argv(["systemctl", "reset-failed", unit + ".timer", unit + ".service"])
             self._systemd_run(["--unit=" + unit, self.elapse_option(delay), "--timer-property=AccuracySec=1s"],
                               self.revert_command(ident))
-            self.ensure_sweep(0 if expired else min([delay] + self._other_deadlines_in(ident)))
+            self.ensure_sweep(0 if expired else min([delay] + self._other_deadlines_in(ident)), states)
             return {"kind": "systemd-timer", "unit": unit + ".timer", "in_seconds": delay,
                     "interpreter": self._interpreter}
         legacy = self.legacy_watcher_pid(ident)
@@ -141,40 +167,55 @@ class Scheduler:
         self._store.write_pid(ident, pid)
         return {"kind": "detached-process", "pid": pid, "in_seconds": delay, "interpreter": self._interpreter}
 
-    @staticmethod
-    def elapse_option(delay: int) -> str:
+    def elapse_option(self, delay: int) -> str:
         """When the timer elapses, as a time since the service manager started (OnStartupSec=).
 
         A relative OnActiveSec= timer is armed again by a ``daemon-reload`` (systemd 252 does: its countdown restarts,
         systemd issue 31914); a time since the manager's start is absolute and survives it. In a container that
         start is the container's, which OnBootSec= would not account for.
         """
-        proc = run_argv(["systemctl", "show", "--property=UserspaceTimestampMonotonic", "--value"])
-        try:
-            started = int(proc.stdout.strip()) / 1e6
-        except ValueError:
-            started = 0.0
-        if proc.returncode != 0 or started <= 0:
+        started = self._manager_started()
+        if started <= 0:
             return f"--on-active={delay}s"
         return f"--on-startup={math.ceil(time.clock_gettime(time.CLOCK_MONOTONIC) + delay - started)}s"
 
-    def _systemd_run(self, options: list[str], argv: list[str]) -> None:
-        proc = run_argv(["systemd-run", "--quiet", "--collect"] + options + argv)
+    def _manager_started(self) -> float:
+        """CLOCK_MONOTONIC seconds at which the service manager started, 0 when systemd does not say; asked once
+        per process (a window's timer and the sweep are armed together)."""
+        if self._manager_started_at is None:
+            proc = run_argv(["systemctl", "show", "--property=UserspaceTimestampMonotonic", "--value"])
+            try:
+                started = int(proc.stdout.strip()) / 1e6 if proc.returncode == 0 else 0.0
+            except ValueError:
+                started = 0.0
+            self._manager_started_at = max(0.0, started)
+        return self._manager_started_at
+
+    def _systemd_run(self, options: list[str], argv: list[str], reset_on_failure: t.Sequence[str] = ()) -> None:
+        """A transient unit; with reset_on_failure, a failed unit of those names (kept loaded until it is reset)
+        is reset and the unit started again, a call most hosts never need."""
+        command = ["systemd-run", "--quiet", "--collect"] + options + argv
+        proc = run_argv(command)
+        if proc.returncode != 0 and reset_on_failure:
+            run_argv(["systemctl", "reset-failed", *reset_on_failure])
+            proc = run_argv(command)
         if proc.returncode != 0:
             raise ConntrackModuleError(f"systemd-run could not schedule the automatic revert: {proc.stderr.strip()}")
 
-    def ensure_sweep(self, earliest_in: float) -> None:
+    def ensure_sweep(self, earliest_in: float, states: dict[str, str]) -> None:
         """The sweep timer of this state directory, due SWEEP_PERIOD_SECONDS after the earliest deadline (in
         ``earliest_in`` seconds), then every period. A waiting sweep that comes later than that, or more than a
-        period earlier, is armed again; a running one is left to run."""
+        period earlier, is armed again; a running one is left to run. ``states`` has its units' (unit_states)."""
         due_in = max(0, math.ceil(earliest_in)) + SWEEP_PERIOD_SECONDS
         timer, service = self.sweep_unit + ".timer", self.sweep_unit + ".service"
-        if self.unit_active(timer):
+        if states.get(timer) in ACTIVE_STATES:
             next_in = self._next_elapse_in(timer)
-            if next_in is None or due_in - SWEEP_PERIOD_SECONDS <= next_in <= due_in or self.unit_active(service):
+            if (next_in is None or due_in - SWEEP_PERIOD_SECONDS <= next_in <= due_in
+                    or states.get(service) in ACTIVE_STATES):
                 return
             run_argv(["systemctl", "stop", timer])
-        run_argv(["systemctl", "reset-failed", timer, service])
+        if timer in states or service in states:
+            run_argv(["systemctl", "reset-failed", timer, service])
         self._systemd_run(["--unit=" + self.sweep_unit, self.elapse_option(due_in),
                            f"--on-unit-active={SWEEP_PERIOD_SECONDS}s", "--timer-property=AccuracySec=1s"],
                           self._base_argv() + ["sweep"])
@@ -224,10 +265,8 @@ class Scheduler:
             return False
         if scheduler.get("kind") == "systemd-timer":
             base = scheduler["unit"][:-len(".timer")]
-            units = [scheduler["unit"], base + ".service"] + [line.split()[0] for line in run_argv(
-                ["systemctl", "list-units", "--all", "--plain", "--no-legend", unit_name(ident) + "-retry*.timer"]
-            ).stdout.splitlines() if line.strip()]
-            return any(self.unit_active(unit) for unit in units)
+            states = unit_states(scheduler["unit"], base + ".service", unit_name(ident) + "-retry*.timer")
+            return any(state in ACTIVE_STATES for state in states.values())
         return any(pid is not None for pid in (self.watcher_pid(WATCHER), self.watcher_pid(PARTNER),
                                                self.legacy_watcher_pid(ident)))
 
@@ -335,5 +374,5 @@ def _kill(pid: int) -> bool:
         return False
 
 
-__all__ = ("PARTNER", "SWEEP_PERIOD_SECONDS", "UNIT_PREFIX", "WATCHER", "Scheduler", "process_argv", "systemd_booted",
-           "timespan_seconds", "unit_name")
+__all__ = ("ACTIVE_STATES", "PARTNER", "SWEEP_PERIOD_SECONDS", "UNIT_PREFIX", "WATCHER", "Scheduler", "process_argv",
+           "systemd_booted", "timespan_seconds", "unit_name", "unit_states")

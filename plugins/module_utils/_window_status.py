@@ -153,6 +153,7 @@ class StatusCommands:
         conntrack lists and the plan of every namespace, and the invalid-packet log since the earliest enable; the
         report built from them, written to the local facts file with --facts-dest (not with --check)."""
         host = self.host.for_run(check_mode=args.check)
+        capture_since = self.ask_for_write()
         status = self.cmd_status(args)
         lists, plans, outside = [], {}, read_outside(host.kernel)
 
@@ -177,7 +178,7 @@ class StatusCommands:
             host, source=args.log_source, log_path=args.log_path, since="boot" if start is None else None,
             since_monotonic=start, max_samples=args.max_samples,
             interfaces={label: plan["interfaces"] for label, plan in plans.items()})
-        capture, captured_reasons = self.capture_report(since=time.time())
+        capture, captured_reasons = self.capture_report(since=capture_since)
         # The capture files outlive their windows: an earlier window's capture is not the evidence of a window now
         # open that writes to the kernel log.
         logging_now = {label for label, one in (status.get("namespaces") or {}).items()

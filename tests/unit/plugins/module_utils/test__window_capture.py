@@ -175,13 +175,12 @@ def test_capture_report_waits_for_the_running_collectors_next_write(tmp_path):
     assert section["events"] == 3 and section["state"] == "running"
 
 
-def test_capture_report_asks_a_collector_that_announces_the_flush_signal(tmp_path):
+def test_collect_asks_a_collector_that_announces_the_flush_signal(tmp_path):
     """The signal brings the write at once; without it collect would wait for the next periodic one (here none)."""
     program = Capture(str(tmp_path / "state"))
     (tmp_path / "state-capture").mkdir()
     path = str(tmp_path / "state-capture" / "aggregate.json")
-    since = time.time()
-    write_json_atomic(path, dict(running_aggregate(since - 0.5, 0), flush_signal=FLUSH_SIGNAL.name))
+    write_json_atomic(path, dict(running_aggregate(time.time() - 0.5, 0), flush_signal=FLUSH_SIGNAL.name))
     asked = []
 
     def answer(_signum, _frame):
@@ -193,11 +192,33 @@ def test_capture_report_asks_a_collector_that_announces_the_flush_signal(tmp_pat
     previous = signal.signal(FLUSH_SIGNAL, answer)
     started = time.monotonic()
     try:
+        since = program.ask_for_write()
         section, _reasons = program.capture_report(since=since)
     finally:
         signal.signal(FLUSH_SIGNAL, previous)
     assert len(asked) == 1 and section["events"] == 5
     assert time.monotonic() - started < wc.FRESH_AGGREGATE_WAIT_SECONDS
+
+
+def test_the_collectors_write_happens_while_collect_reads_the_rest(tmp_path):
+    """Asked at the start, the collector has written by the time collect reads the aggregate: no wait at the end."""
+    program = Capture(str(tmp_path / "state"))
+    (tmp_path / "state-capture").mkdir()
+    path = str(tmp_path / "state-capture" / "aggregate.json")
+    write_json_atomic(path, dict(running_aggregate(time.time() - 0.5, 0), flush_signal=FLUSH_SIGNAL.name))
+
+    def answer(_signum, _frame):
+        write_json_atomic(path, dict(running_aggregate(time.time() + TICK, 4), flush_signal=FLUSH_SIGNAL.name))
+
+    previous = signal.signal(FLUSH_SIGNAL, answer)
+    try:
+        since = program.ask_for_write()
+        time.sleep(2 * TICK)   # collect reads the lists, the plans and the log meanwhile
+        started = time.monotonic()
+        section, _reasons = program.capture_report(since=since)
+    finally:
+        signal.signal(FLUSH_SIGNAL, previous)
+    assert section["events"] == 4 and time.monotonic() - started < TICK / 2
 
 
 def test_capture_report_does_not_wait_for_a_collector_that_is_not_running(tmp_path, monkeypatch):
