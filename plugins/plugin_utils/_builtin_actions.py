@@ -22,7 +22,8 @@ def run_builtin_action(action: t.Any, name: str, args: dict[str, t.Any],
                        task_vars: dict[str, t.Any]) -> dict[str, t.Any]:
     """The result of the action ``name`` (for example ``ansible.builtin.fetch``) run with ``args`` on the host and
     connection of ``action``, the calling action plugin."""
-    task = action._task.copy()
+    # Its parent blocks (module_defaults, the role) come along; their other tasks, which cost a copy each, do not.
+    task = action._task.copy(exclude_tasks=True)
     task.args = args
     other = action._shared_loader_obj.action_loader.get(
         name, task=task, connection=action._connection, play_context=action._play_context, loader=action._loader,

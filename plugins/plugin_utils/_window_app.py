@@ -215,6 +215,12 @@ def app_on_stdin() -> bytes:
     return zlib.compress(build_app(), 1)
 
 
+# Built here, in the controller's main process, which imports the window and report actions before it forks a worker
+# for each host and task: every worker inherits the program instead of reading, zipping and compressing its
+# module_utils again (about 30 ms of CPU per host and task, more than the rest of the action).
+app_on_stdin()
+
+
 def mitogen_interpreter(action: t.Any, task_vars: dict[str, t.Any]) -> list[str] | None:
     """Under a Mitogen strategy, the interpreter Mitogen runs this host's tasks with; None under any other.
 
