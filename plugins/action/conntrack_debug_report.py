@@ -58,7 +58,7 @@ class ActionModule(ActionBase):
             self._remove_tmp_path(self._connection._shell.tmpdir)
 
     def _collect(self, args: dict[str, t.Any], task_vars: dict[str, t.Any]) -> dict[str, t.Any]:
-        program = WindowApp(self, task_vars, args["program_dir"], install=False)
+        program = WindowApp(self, task_vars, args["program_dir"], install=False, send_with_command=False)
         host = task_vars.get("inventory_hostname", "")
         argv = ["collect", f"--report-host={host}", f"--max-samples={args['max_samples']}",
                 f"--log-source={args['log_source']}"] + [f"--netns={name}" for name in args["netns"]]

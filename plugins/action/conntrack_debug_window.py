@@ -162,7 +162,7 @@ class ActionModule(ActionBase):
             # naming the host's window here would end a window of its own that is open beside these.
             ids = ([f"--netns={name}" for name in args["netns"]] + [f"--container={name}" for name in args["containers"]]
                    or ["--id=init"])
-        program = WindowApp(self, self._vars, args["program_dir"], install=False)
+        program = WindowApp(self, self._vars, args["program_dir"], install=False, send_with_command=False)
         if self._task.check_mode:
             # The program's own check mode: what a real revert would restore, for exactly these windows; nothing
             # is changed, not even an overdue window of another namespace.
@@ -176,7 +176,7 @@ class ActionModule(ActionBase):
     # ------------------------------------------------------------------ cleanup
 
     def _cleanup(self, args: dict[str, t.Any]) -> dict[str, t.Any]:
-        program = WindowApp(self, self._vars, args["program_dir"], install=False)
+        program = WindowApp(self, self._vars, args["program_dir"], install=False, send_with_command=False)
         argv = ["cleanup", f"--path={args['facts_path']}", f"--program-path={program.path}"]
         if self._task.check_mode:
             argv.append("--check")

@@ -211,7 +211,7 @@ def app_sha256() -> str:
 
 @functools.lru_cache(maxsize=1)
 def app_on_stdin() -> bytes:
-    """The program as sent with a command: compressed (a third of its size), quickly, since every run sends it."""
+    """The program as sent with a command: compressed (a third of its size), quickly, since every enable sends it."""
     return zlib.compress(build_app(), 1)
 
 
@@ -252,16 +252,19 @@ def host_interpreter(action: t.Any, task_vars: dict[str, t.Any]) -> list[str]:
 class WindowApp:
     """Runs the host's copy of the program for one action, installing it first when it is missing or stale."""
 
-    def __init__(self, action: t.Any, task_vars: dict[str, t.Any], program_dir: str, install: bool) -> None:
+    def __init__(self, action: t.Any, task_vars: dict[str, t.Any], program_dir: str, install: bool,
+                 send_with_command: bool = True) -> None:
         self._action = action
         self.path = os.path.join(program_dir, PROGRAM_FILE)
         self._install = install
         self._sha256 = app_sha256()
         self._interpreter = host_interpreter(action, task_vars)
         # Where the command's stdin reaches the host (a pipelining connection, as for AnsiballZ), the controller's copy
-        # goes with every command: a host without this version then costs the same one round trip as one with it.
-        # Elsewhere (podman, requiretty, Mitogen) a "stale" answer is followed by a transfer and a second run.
-        self._send_with_command = (mitogen_interpreter(action, task_vars) is None
+        # goes with the command: a host without this version then costs the same one round trip as one with it.
+        # Elsewhere (podman, requiretty, Mitogen), and for the commands that follow an enable (send_with_command
+        # false: the copy is there, and 177 KB with every command cost more than the rare second run), a "stale"
+        # answer is followed by a transfer and a second run.
+        self._send_with_command = (send_with_command and mitogen_interpreter(action, task_vars) is None
                                    and bool(action._is_pipelining_enabled("new")))
         self.installed = False
         self._temporary: str | None = None

@@ -26,8 +26,9 @@ class Program:
     def __init__(self, rc, answer):
         self.rc, self.answer, self.calls = rc, answer, []
 
-    def window_app(self, action, task_vars, program_dir, install):
+    def window_app(self, action, task_vars, program_dir, install, send_with_command=True):
         assert install is False, "collect never installs the program"
+        assert send_with_command is False, "the copy enable installed runs; 177 KB with every collect cost more"
         app = MagicMock()
         app.run.side_effect = lambda argv: self.calls.append(list(argv)) or (self.rc, dict(self.answer))
         return app

@@ -46,8 +46,8 @@ class Host:
         self.program = program or {}
         self.app_args = []
 
-    def window_app(self, action, task_vars, program_dir, install):
-        self.app_args.append({"program_dir": program_dir, "install": install})
+    def window_app(self, action, task_vars, program_dir, install, send_with_command=True):
+        self.app_args.append({"program_dir": program_dir, "install": install, "send_with_command": send_with_command})
         app = MagicMock()
         app.path = program_dir + "/conntrack-debug-window.pyz"
         app.installed = False
@@ -129,7 +129,7 @@ def failed_answer(step, failure, rollback=None, steps=()):
 def test_enable_is_one_program_run_and_no_module(host):
     host.program = {"enable": (0, enabled_answer("init", warnings=["w"], diff=[{"before": "a", "after": "b"}]))}
     result = run_action(host, duration=900, protocol="tcp")
-    assert host.app_args == [{"program_dir": "/usr/local/libexec/netfilter-conntrack", "install": True}]
+    assert host.app_args == [{"program_dir": "/usr/local/libexec/netfilter-conntrack", "install": True, "send_with_command": True}]
     assert len(host.calls) == 1
     assert sent_request(host) == ({"duration": 900, "protocol": "tcp", "families": ["ipv4", "ipv6"], "backend": "auto",
                                    "all_netns": False, "netns": [], "containers": [], "dynamic_debug_sites": [],
@@ -233,7 +233,7 @@ def test_rollback_outcome_says_rolled_back_only_when_nothing_is_left(failure, rc
 def test_check_mode_enable_predicts_with_the_program_and_installs_nothing(host):
     host.program = {"enable": (0, {"changed": True, "steps": [], "plan": {"init": {"problems": []}}})}
     result = run_action(host, check_mode=True, duration=900, dynamic_debug_sites=[{"func": "tcp_new"}])
-    assert host.app_args == [{"program_dir": "/usr/local/libexec/netfilter-conntrack", "install": False}]
+    assert host.app_args == [{"program_dir": "/usr/local/libexec/netfilter-conntrack", "install": False, "send_with_command": True}]
     assert host.program_calls("enable")[0][-1] == "--check"
     assert result["changed"] is True and result["plan"] == {"init": {"problems": []}}
     assert result["msg"].startswith("check mode: no snapshot was taken")
@@ -256,7 +256,7 @@ def test_check_mode_revert_runs_the_programs_own_check_mode(host):
     result = run_action(host, check_mode=True, state="reverted", netns=["a", "b"])
     assert host.program_calls() == [["revert", "--netns=a", "--netns=b", "--check"]]
     assert host.program_calls("status") == [], "no status: a status run may revert an overdue window"
-    assert host.app_args == [{"program_dir": "/usr/local/libexec/netfilter-conntrack", "install": False}]
+    assert host.app_args == [{"program_dir": "/usr/local/libexec/netfilter-conntrack", "install": False, "send_with_command": False}]
     assert result["changed"] is True and result["namespaces"] == answer["namespaces"]
     assert result["msg"] == "check mode: would revert netns-b; nothing was changed"
 

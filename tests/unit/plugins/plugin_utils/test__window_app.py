@@ -394,6 +394,19 @@ def test_with_pipelining_the_controllers_copy_goes_with_the_command(fresh_build,
     host.action._is_pipelining_enabled.assert_called_once_with("new")
 
 
+def test_after_enable_the_copy_is_not_sent_with_the_command_and_a_stale_one_is_bypassed(fresh_build):
+    """Collect, revert and cleanup run the copy enable installed; only a host without it pays a second run."""
+    host = Host(result(0, ANSWER), pipelining=True)
+    app = wa.WindowApp(host.action, {}, "/usr/local/libexec/netfilter-conntrack", install=False, send_with_command=False)
+    assert app.run(["status"]) == (0, ANSWER)
+    assert host.programs() == [(INSTALLED, ["status"])] and host.stdin == [None]
+    host = Host(stale(f"{INSTALLED} is not installed"), result(0, ANSWER), pipelining=True)
+    app = wa.WindowApp(host.action, {}, "/usr/local/libexec/netfilter-conntrack", install=False, send_with_command=False)
+    assert app.run(["status"]) == (0, ANSWER)
+    assert host.programs() == [(INSTALLED, ["status"]), (TEMPORARY, ["status"])] and host.stdin == [None, None]
+    assert app.installed is False and host.transferred == {TEMPORARY: wa.build_app()}
+
+
 def test_with_pipelining_an_installed_copy_of_this_version_is_not_reported_installed(fresh_build):
     host = Host(result(0, ANSWER), pipelining=True)
     app = wa.WindowApp(host.action, {}, "/usr/local/libexec/netfilter-conntrack", install=True)
