@@ -317,6 +317,10 @@ def transport_lines(times, stats, meta, args):
     add("above. *ssh*: the same containers running Debian's `sshd`, reached with `ansible.builtin.ssh` as root with")
     add("a key, ControlPersist (ansible's default `ssh_args`, one ControlPath directory per cycle, so each cycle")
     add("opens its masters once and reuses them across its three runs) and pipelining on.")
+    if "mitogen" in args.transports:
+        add("*mitogen*: the same ssh connections under Mitogen's `mitogen_linear` strategy, which keeps one interpreter")
+        add("per host for the whole run; its floor is the same 3 × ping under Mitogen (%s)."
+            % meta.get("mitogen", "version not recorded"))
     if meta.get("ssh"):
         add("Versions: %s." % meta["ssh"])
     if meta.get("reproduce"):
@@ -345,6 +349,28 @@ def transport_lines(times, stats, meta, args):
     add("")
     out += beyond_floor_lines(times, rows, args)
     out += one_batch_lines(times, stats, rows, args)
+    out += mitogen_lines(times, stats, rows, args)
+    return out
+
+
+def mitogen_lines(times, stats, rows, args):
+    """The cycle under Mitogen against the ssh floor: the plain transport it replaces."""
+    found = []
+    for transport, size, role, _base, flo in rows:
+        ssh_floor = floor(times, "ssh-floor-n%d-f%d" % (size, args.forks))
+        batch = cycle(times, stats, "mitogen-batch-n%d-f%d" % (size, args.forks))
+        if transport == "mitogen" and ssh_floor:
+            found.append((size, role, batch, flo, ssh_floor))
+    if not found:
+        return []
+    out = ["Under Mitogen against the ssh floor (3 × ping over plain ssh, same run):", "",
+           "| hosts | Mitogen floor | ssh floor | default rollout / ssh floor | one batch / ssh floor |",
+           "|:--|--:|--:|--:|--:|"]
+    for size, role, batch, flo, ssh_floor in found:
+        out.append("| %d | %s | %.1f s | **%.2f** | %s |" % (
+            size, "%.1f s" % flo if flo else "–", ssh_floor, role["seconds"] / ssh_floor,
+            "**%.2f**" % (batch["seconds"] / ssh_floor) if batch else "–"))
+    out.append("")
     return out
 
 

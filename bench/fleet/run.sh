@@ -20,7 +20,9 @@
 # (Debian's openssh-server, bench/fleet/build-sshd-image.sh) and the scale phase runs again on the same containers
 # over the ssh connection (ControlPersist and pipelining on, a key made for the run, root login). The phase
 # "floor" adds the transport floor of issue 14 at each size and transport: 3 x `ansible all -m ping`, same hosts,
-# connection and forks, in the same rotation as the role and baseline cycles.
+# connection and forks, in the same rotation as the role and baseline cycles. "mitogen" runs the same over ssh under
+# Mitogen's mitogen_linear strategy (tests/mitogen/venv.sh: mitogen 0.3.54 with ansible-core 2.19), its floor being
+# 3 x ping under Mitogen too.
 # Copyright (c) 2026, netfilter.conntrack contributors
 # SPDX-License-Identifier: GPL-3.0-or-later
 set -euo pipefail
@@ -59,9 +61,14 @@ if [[ ! -x "$VENV/bin/ansible-playbook" ]]; then
 fi
 export PATH="$VENV/bin:$PATH"
 "$ROOT/extensions/molecule/build-image.sh"
-if transport ssh; then
+over_ssh() { transport ssh || transport mitogen; }
+if over_ssh; then
     "$HERE/build-sshd-image.sh"
     IMAGE="${NFCT_SSHD_IMAGE:-localhost/netfilter-conntrack-debian-sshd:bookworm}"
+fi
+if transport mitogen; then
+    # shellcheck source=tests/mitogen/venv.sh
+    source "$ROOT/tests/mitogen/venv.sh"
 fi
 
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/nfct-fleet.XXXXXX")"
@@ -144,7 +151,7 @@ prepare_one() {
 }
 export -f prepare_one
 export WORK
-if transport ssh; then
+if over_ssh; then
     mkdir -p "$WORK/ssh" "$WORK/cp"
     ssh-keygen -q -t ed25519 -N '' -C "nfct-fleet-bench-$RUN_ID" -f "$WORK/ssh/id"
 fi
@@ -153,7 +160,7 @@ log "$MAX containers up in $(elapsed "$T0") s"
 # What the containers hold once booted: the memory that bounds the fleet size on this machine.
 echo "memory_containers_mib $(($(free -m | awk '/^Mem:/{print $3}') - MEM_USED_START)) for $MAX containers, $(free -m | awk '/^Mem:/{print $2}') MiB in all" >>"$WORK/meta.txt"
 # The same hosts over ssh: the containers' addresses on podman's network, root with the run's key.
-if transport ssh; then
+if over_ssh; then
     {
         echo "all:"
         echo "  vars:"
@@ -223,6 +230,21 @@ ssh_env() {  # LABEL COMMAND...
     mkdir -p "$WORK/cp/$label"
     INVENTORY=inventory-ssh.yml ANSIBLE_PIPELINING=true ANSIBLE_SSH_CONTROL_PATH_DIR="$WORK/cp/$label" "$@"
 }
+# Under Mitogen: the same, with the Mitogen venv's ansible and the mitogen_linear strategy.
+mitogen_env() {  # LABEL COMMAND...
+    PATH="$MITOGEN_VENV/bin:$PATH" ANSIBLE_STRATEGY_PLUGINS="$MITOGEN_STRATEGY_DIR" ANSIBLE_STRATEGY=mitogen_linear \
+        ssh_env "$@"
+}
+# on TRANSPORT LABEL COMMAND...: COMMAND over the transport (podman: as it is).
+on() {
+    local t="$1"
+    shift
+    case "$t" in
+        ssh) ssh_env "$t-$1" "${@:2}" ;;
+        mitogen) mitogen_env "$t-$1" "${@:2}" ;;
+        *) "${@:2}" ;;
+    esac
+}
 # values TAG SIZE: every net.netfilter value (but the live entry count) of the first SIZE containers.
 values_one() {
     podman exec "$1" sysctl -a -r '^net\.netfilter\.' 2>/dev/null | grep -v '^net.netfilter.nf_conntrack_count ' | sort
@@ -248,6 +270,7 @@ values initial "$MAX"
 # Pairs run back to back, alternating which goes first, so that load from other jobs hits both alike.
 LOW_SIZE="${NFCT_FLEET_LOW_FORKS_SIZE:-${SIZES[0]}}"
 order=0
+prefix() { [[ "$1" == podman ]] || echo "$1-"; }  # TRANSPORT: the prefix of its run labels
 # Per size and transport, the role, the baseline and (phase floor) the transport floor, rotating which goes first
 # (issue 18 added the floor and the ssh transport to the role/baseline pairs).
 rotate() {  # SIZE TRANSPORT
@@ -256,11 +279,7 @@ rotate() {  # SIZE TRANSPORT
     k=$((order++ % ${#sides[@]}))
     for ((i = 0; i < ${#sides[@]}; i++)); do
         side="${sides[$(((i + k) % ${#sides[@]}))]}"
-        if [[ "$t" == ssh ]]; then
-            ssh_env "ssh-$side-n$size" "${side}_cycle" "ssh-$side-n$size-f$FORKS" "$FORKS" "n$size"
-        else
-            "${side}_cycle" "$side-n$size-f$FORKS" "$FORKS" "n$size"
-        fi
+        on "$t" "$side-n$size" "${side}_cycle" "$(prefix "$t")$side-n$size-f$FORKS" "$FORKS" "n$size"
     done
 }
 phase scale && for size in "${SIZES[@]}"; do
@@ -294,11 +313,7 @@ fresh_pair() {  # LABEL-PREFIX SIZE ROUND
 if phase fresh; then
     for t in "${TRANSPORTS[@]}"; do
         for ((round = 1; round <= FRESH_ROUNDS; round++)); do
-            if [[ "$t" == ssh ]]; then
-                ssh_env "ssh-fresh-r$round" fresh_pair "ssh-fresh-n${SIZES[0]}" "${SIZES[0]}" "$round"
-            else
-                fresh_pair "fresh-n${SIZES[0]}" "${SIZES[0]}" "$round"
-            fi
+            on "$t" "fresh-r$round" fresh_pair "$(prefix "$t")fresh-n${SIZES[0]}" "${SIZES[0]}" "$round"
         done
     done
 fi
@@ -347,7 +362,8 @@ fi
     echo "controller $("$VENV/bin/ansible" --version | head -1), $("$VENV/bin/python" --version)," \
         "ansible $("$VENV/bin/pip" show ansible 2>/dev/null | awk '/^Version/{print $2}')"
     echo "podman $(podman --version | awk '{print $3}'), runtime runc; image $IMAGE"
-    transport ssh && echo "ssh $(ssh -V 2>&1 | cut -d, -f1) on the controller, $(podman exec "$(name 1)" sh -c 'sshd -V 2>&1 | head -1; dpkg-query -W -f "openssh-server \${Version}" openssh-server' | tail -1) in the containers"
+    transport mitogen && echo "mitogen mitogen $MITOGEN_VERSION, $("$MITOGEN_VENV/bin/ansible" --version | head -1)"
+    over_ssh && echo "ssh $(ssh -V 2>&1 | cut -d, -f1) on the controller, $(podman exec "$(name 1)" sh -c 'sshd -V 2>&1 | head -1; dpkg-query -W -f "openssh-server \${Version}" openssh-server' | tail -1) in the containers"
     read -r -a phase_words <<<"$PHASES"
     echo "reproduce NFCT_FLEET_SIZES=\"${SIZES[*]}\" NFCT_FLEET_TRANSPORTS=\"${TRANSPORTS[*]}\" NFCT_FLEET_PHASES=\"${phase_words[*]}\" NFCT_FLEET_SIDES=\"${SIDES[*]}\" NFCT_FLEET_FORKS=$FORKS NFCT_FLEET_LOW_FORKS=$LOW_FORKS bench/fleet/run.sh"
     echo "date $(date -u '+%Y-%m-%d %H:%M UTC')"

@@ -21,10 +21,6 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
 WRITE=0
 [[ "${1:-}" == --write ]] && WRITE=1
-CACHE="${NFCT_CACHE_DIR:-$HOME/.cache/netfilter-conntrack}"
-VENV="$CACHE/venv-mitogen"
-MITOGEN_VERSION="${NFCT_MITOGEN_VERSION:-0.3.54}"
-CORE="${NFCT_MITOGEN_CORE:-2.19.*}"
 HOSTS="${NFCT_MITOGEN_HOSTS:-3}"
 ROUNDS="${NFCT_MITOGEN_ROUNDS:-3}"
 IMAGE="${NFCT_SSHD_IMAGE:-localhost/netfilter-conntrack-debian-sshd:bookworm}"
@@ -37,13 +33,11 @@ fail() { log "FAIL: $*"; exit 1; }
 T_START=$(date +%s)
 
 # ---------------------------------------------------------------- controller
-if ! "$VENV/bin/python" -c "import ansible_mitogen, mitogen; assert mitogen.__version__ == tuple(map(int, '$MITOGEN_VERSION'.split('.')))" 2>/dev/null; then
-    log "installing mitogen $MITOGEN_VERSION and ansible-core $CORE into $VENV"
-    python3 -m venv "$VENV"
-    "$VENV/bin/pip" install -q "mitogen==$MITOGEN_VERSION" "ansible-core==$CORE"
-fi
+# shellcheck source=tests/mitogen/venv.sh
+source "$HERE/venv.sh"
+VENV="$MITOGEN_VENV"
+STRATEGY_DIR="$MITOGEN_STRATEGY_DIR"
 export PATH="$VENV/bin:$PATH"
-STRATEGY_DIR="$("$VENV/bin/python" -c 'import os, ansible_mitogen.plugins.strategy as s; print(os.path.dirname(s.__file__))')"
 "$ROOT/bench/fleet/build-sshd-image.sh"
 
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/nfct-mitogen.XXXXXX")"
