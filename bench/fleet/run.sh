@@ -230,9 +230,11 @@ ssh_env() {  # LABEL COMMAND...
     mkdir -p "$WORK/cp/$label"
     INVENTORY=inventory-ssh.yml ANSIBLE_PIPELINING=true ANSIBLE_SSH_CONTROL_PATH_DIR="$WORK/cp/$label" "$@"
 }
-# Under Mitogen: the same, with the Mitogen venv's ansible and the mitogen_linear strategy.
+# Under Mitogen: the same, with the Mitogen venv's ansible and the mitogen_linear strategy; the baseline's
+# community.general comes from the controller venv's ansible package (the Mitogen venv has ansible-core alone).
 mitogen_env() {  # LABEL COMMAND...
     PATH="$MITOGEN_VENV/bin:$PATH" ANSIBLE_STRATEGY_PLUGINS="$MITOGEN_STRATEGY_DIR" ANSIBLE_STRATEGY=mitogen_linear \
+        ANSIBLE_COLLECTIONS_PATH="$WORK/collections:$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')" \
         ssh_env "$@"
 }
 # on TRANSPORT LABEL COMMAND...: COMMAND over the transport (podman: as it is).
