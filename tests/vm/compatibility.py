@@ -16,10 +16,12 @@ later, when the host's init namespace was free.
 from __future__ import annotations
 
 import argparse
+import atexit
 import functools
 import json
 import os
 import re
+import shutil
 import sys
 import tempfile
 
@@ -640,6 +642,9 @@ ROWS = [
 def log_parser():
     """The collection's own log parser (plugins/module_utils/_invalid_log.py), imported from this checkout."""
     tmp = tempfile.mkdtemp(prefix="nfct-compat-")
+    # Left behind, one of these per matrix run piled up in /tmp; the parser may import more of the collection lazily,
+    # so the link goes when this process ends, not right after the import.
+    atexit.register(shutil.rmtree, tmp, True)
     os.makedirs(os.path.join(tmp, "ansible_collections", "netfilter"))
     os.symlink(REPO, os.path.join(tmp, "ansible_collections", "netfilter", "conntrack"))
     sys.path.insert(0, tmp)
