@@ -69,6 +69,9 @@ fi
 if transport mitogen; then
     # shellcheck source=tests/mitogen/venv.sh
     source "$ROOT/tests/mitogen/venv.sh"
+    # The baseline's community.general under Mitogen: the controller venv's ansible package (the Mitogen venv has
+    # ansible-core alone).
+    CONTROLLER_PACKAGES="$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
 fi
 
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/nfct-fleet.XXXXXX")"
@@ -230,12 +233,10 @@ ssh_env() {  # LABEL COMMAND...
     mkdir -p "$WORK/cp/$label"
     INVENTORY=inventory-ssh.yml ANSIBLE_PIPELINING=true ANSIBLE_SSH_CONTROL_PATH_DIR="$WORK/cp/$label" "$@"
 }
-# Under Mitogen: the same, with the Mitogen venv's ansible and the mitogen_linear strategy; the baseline's
-# community.general comes from the controller venv's ansible package (the Mitogen venv has ansible-core alone).
+# Under Mitogen: the same, with the Mitogen venv's ansible and the mitogen_linear strategy.
 mitogen_env() {  # LABEL COMMAND...
     PATH="$MITOGEN_VENV/bin:$PATH" ANSIBLE_STRATEGY_PLUGINS="$MITOGEN_STRATEGY_DIR" ANSIBLE_STRATEGY=mitogen_linear \
-        ANSIBLE_COLLECTIONS_PATH="$WORK/collections:$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')" \
-        ssh_env "$@"
+        ANSIBLE_COLLECTIONS_PATH="$WORK/collections:$CONTROLLER_PACKAGES" ssh_env "$@"
 }
 # on TRANSPORT LABEL COMMAND...: COMMAND over the transport (podman: as it is).
 on() {

@@ -200,7 +200,9 @@ class Scheduler:
             run_argv(["systemctl", "reset-failed", *reset_on_failure])
             proc = run_argv(command)
         if proc.returncode != 0:
-            raise ConntrackModuleError(f"systemd-run could not schedule the automatic revert: {proc.stderr.strip()}")
+            # The collector's service starts this way too: the unit says which of them failed.
+            unit = next(option.split("=", 1)[1] for option in options if option.startswith("--unit="))
+            raise ConntrackModuleError(f"systemd-run could not start {unit}: {proc.stderr.strip()}")
 
     def ensure_sweep(self, earliest_in: float, states: dict[str, str]) -> None:
         """The sweep timer of this state directory, due SWEEP_PERIOD_SECONDS after the earliest deadline (in
